@@ -1,0 +1,1 @@
+//! Agent envelopes (agent <-> agent), carried end to end inside SMP message bodies.

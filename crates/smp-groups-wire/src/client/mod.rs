@@ -1,0 +1,1 @@
+//! The client text protocol (client <-> agent): `corrId SP entity SP command` lines.

@@ -1,0 +1,1 @@
+//! SMP (agent <-> relay), byte-exact with the reference implementation.

@@ -1,0 +1,110 @@
+//! `cargo xtask`: the project's automation, so that CI and developers run the
+//! same steps. Run `cargo xtask help` for the list.
+#![forbid(unsafe_code)]
+
+use std::process::{Command, ExitCode};
+
+const HELP: &str = "\
+cargo xtask <task>
+
+tasks:
+  ci            what CI runs: fmt --check, clippy -D warnings, the tests, a fuzz smoke run
+  test          the test suite (cargo nextest when installed, else cargo test)
+  fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
+  help          this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => test(),
+        Some("fuzz") => fuzz(args.get(1).map_or(Ok(60), |s| s.parse()).unwrap_or(60)),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed: {status}", args.join(" ")))
+    }
+}
+
+fn has_cargo_subcommand(name: &str) -> bool {
+    Command::new("cargo")
+        .args([name, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    )?;
+    test()?;
+    fuzz(10)
+}
+
+fn test() -> Result<(), String> {
+    if has_cargo_subcommand("nextest") {
+        run("cargo", &["nextest", "run", "--workspace", "--no-fail-fast"])?;
+        // nextest does not run doc tests
+        run("cargo", &["test", "--workspace", "--doc"])
+    } else {
+        run("cargo", &["test", "--workspace", "--no-fail-fast"])
+    }
+}
+
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let dir = std::path::Path::new("fuzz/fuzz_targets");
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "rs")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            out.push(stem.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn fuzz(secs: u64) -> Result<(), String> {
+    if !std::path::Path::new("fuzz/fuzz_targets").exists() {
+        eprintln!("xtask: no fuzz targets yet");
+        return Ok(());
+    }
+    if !has_cargo_subcommand("fuzz") {
+        return Err("cargo-fuzz is not installed: cargo install cargo-fuzz --locked".into());
+    }
+    let time = format!("-max_total_time={secs}");
+    for target in fuzz_targets()? {
+        run(
+            "cargo",
+            &["fuzz", "run", "-s", "none", &target, "--", &time],
+        )?;
+    }
+    Ok(())
+}
