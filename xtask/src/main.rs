@@ -55,21 +55,23 @@ fn has_cargo_subcommand(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Everything CI checks. The test run comes last so that its summary is the
+/// closing line of the output.
 fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
     )?;
-    test()?;
-    fuzz(10)
+    fuzz(10)?;
+    test()
 }
 
 fn test() -> Result<(), String> {
     if has_cargo_subcommand("nextest") {
-        run("cargo", &["nextest", "run", "--workspace", "--no-fail-fast"])?;
-        // nextest does not run doc tests
-        run("cargo", &["test", "--workspace", "--doc"])
+        // nextest does not run doc tests; run them first so nextest's summary closes.
+        run("cargo", &["test", "--workspace", "--doc"])?;
+        run("cargo", &["nextest", "run", "--workspace", "--no-fail-fast"])
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
     }
