@@ -1,1 +1,43 @@
 //! Agent envelopes (agent <-> agent), carried end to end inside SMP message bodies.
+//!
+//! Three layers, outermost first:
+//!
+//! * [`AgentEnvelope`]: what goes into an SMP message body: the agent version and
+//!   either a confirmation (ratchet keys in the clear, encrypted [`ConnInfo`]) or an
+//!   encrypted [`AgentMessage`].
+//! * [`AgentMessage`]: the plaintext: connection information, or a message with a
+//!   [`MsgHeader`] (sequential id and digest of the previous message on that
+//!   connection) and a body.
+//! * [`AMessage`]: the body, an ASCII tag and binary fields: `HELLO`, `A_MSG`,
+//!   `A_RCVD`, `FRAG`, and the group envelopes ([`GroupEnvelope`]) `GROUP`,
+//!   `INTRO`, `INV`, `FWD`, `OINV`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`, `DEL`,
+//!   `DELD`, `MSG`, `RCVD` and `G_CHECK` (whose fields are the RFC's text).
+//!
+//! Binary fields use the SMP primitive encodings; every variable-length field has a
+//! declared maximum, checked before its bytes are read. The full grammar with
+//! examples is in `docs/protocol-agent.md`.
+
+mod base64;
+mod bounded;
+mod envelope;
+mod fragment;
+mod gcheck;
+mod group;
+mod ids;
+mod message;
+
+pub use bounded::{Bounded, Tail};
+pub use envelope::{
+    AGENT_VERSION, AgentEnvelope, Encrypted, MAX_E2E_PARAMS_LEN, MAX_ENCRYPTED_LEN,
+};
+pub use fragment::{DEFAULT_MAX_FRAGMENTS, Fragment, FragmentBytes, MAX_FRAGMENT_LEN};
+pub use gcheck::{GCheck, GCheckEntry, GCheckStatus, MAX_GCHECK_ENTRIES};
+pub use group::{
+    Content, GroupEnvelope, GroupInfo, GroupInvitation, Invitation, MAX_CONTENT_LEN,
+    MAX_GROUP_INFO_LEN, MAX_INVITATION_LEN, MAX_PROFILE_LEN, MemberInfo, Profile,
+};
+pub use ids::{Digest, GroupId, MemberId};
+pub use message::{
+    AMessage, AgentMessage, ConnInfo, Limits, MAX_CONN_INFO_LEN, MAX_RECEIPTS, MAX_REPLY_QUEUE_LEN,
+    MAX_TAG_LEN, MsgHeader, Receipt,
+};

@@ -1,0 +1,294 @@
+//! Group envelopes: the group RFC's `GROUP`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`,
+//! `DEL`, `DELD`, the group message `MSG`, its receipt `RCVD`, the introduction
+//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, and `G_CHECK`.
+//!
+//! They travel as the body of an agent message on a group connection (the visible
+//! connection for `GROUP`, hidden per-member connections for the rest); see
+//! [`super::AMessage`] for the tag framing.
+
+use super::bounded::{Bounded, Tail};
+use super::gcheck::GCheck;
+use super::ids::{Digest, GroupId, MemberId, read_u64};
+use crate::{Decode, Encode, Error, Reader};
+
+/// The longest invitation to a connection (opaque to this layer).
+pub const MAX_INVITATION_LEN: usize = 2048;
+/// The longest group information (opaque to the agent, set by the client).
+pub const MAX_GROUP_INFO_LEN: usize = 8192;
+/// The longest member profile (opaque to the agent).
+pub const MAX_PROFILE_LEN: usize = 4096;
+/// The longest message content, after reassembly of fragments.
+pub const MAX_CONTENT_LEN: usize = 1 << 20;
+
+/// An invitation to a (hidden) connection, opaque here: the connection layer
+/// encodes and parses it.
+pub type Invitation = Bounded<MAX_INVITATION_LEN>;
+/// Group information, opaque to the agent.
+pub type GroupInfo = Bounded<MAX_GROUP_INFO_LEN>;
+/// A member profile, opaque to the agent.
+pub type Profile = Bounded<MAX_PROFILE_LEN>;
+/// Message content (the rest of the envelope).
+pub type Content = Tail<MAX_CONTENT_LEN>;
+
+/// What members learn about a member when it is introduced: its member id, its
+/// group signing key and its profile.
+///
+/// ```text
+/// memberInfo = memberId signingKey profile
+/// memberId   = 16OCTET
+/// signingKey = 32OCTET      ; Ed25519 public key for receipt signatures
+/// profile    = Large        ; at most MAX_PROFILE_LEN
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemberInfo {
+    /// The member's group-scoped id.
+    pub member_id: MemberId,
+    /// The member's group signing key (Ed25519 public key).
+    pub signing_key: [u8; 32],
+    /// The member's profile, opaque to the agent.
+    pub profile: Profile,
+}
+
+impl Encode for MemberInfo {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.member_id.encode(out);
+        out.extend_from_slice(&self.signing_key);
+        self.profile.encode(out);
+    }
+}
+
+impl<'a> Decode<'a> for MemberInfo {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Ok(Self {
+            member_id: MemberId::decode(r)?,
+            signing_key: r.array("signing key")?,
+            profile: Profile::read(r, "profile")?,
+        })
+    }
+}
+
+/// `GROUP`: an invitation to join a group, sent by the introducer over the
+/// connection it has with the invitee.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupInvitation {
+    /// The group.
+    pub group_id: GroupId,
+    /// The member id the introducer assigned to the invitee (`midB`).
+    pub member_id: MemberId,
+    /// The introducer: its member id, signing key and profile.
+    pub introducer: MemberInfo,
+    /// The invitation to the hidden connection with the introducer (`g:inv`).
+    pub invitation: Invitation,
+    /// The group information (`gInfo`).
+    pub group_info: GroupInfo,
+}
+
+/// A group envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum GroupEnvelope {
+    /// `GROUP`: invitation to join the group.
+    Group(GroupInvitation),
+    /// `INTRO`: the introducer tells an existing member about a new member.
+    Intro(MemberInfo),
+    /// `INV`: an existing member answers `INTRO` with an invitation for the new member.
+    Inv {
+        /// The new member the invitation is for.
+        member_id: MemberId,
+        /// The invitation to a hidden connection with the existing member.
+        invitation: Invitation,
+    },
+    /// `FWD`: the introducer forwards an existing member's invitation to the new member.
+    Fwd {
+        /// The existing member who made the invitation.
+        member: MemberInfo,
+        /// Its invitation.
+        invitation: Invitation,
+    },
+    /// `OINV`: an open invitation, handed out up front, that the receiver may give
+    /// to one member it adds later (the cheaper "open invitations" variant).
+    OpenInv {
+        /// The invitation.
+        invitation: Invitation,
+    },
+    /// `MEM`: the member is connected to all members.
+    Mem(MemberId),
+    /// `LEFT`: the sender left the group.
+    Left,
+    /// `OUT`: the receiver is removed from the group.
+    Out,
+    /// `REM`: remove the member from the group.
+    Rem(MemberId),
+    /// `REMD`: the member is removed.
+    Remd(MemberId),
+    /// `DEL`: the group is deleted.
+    Del,
+    /// `DELD`: the group deletion is confirmed.
+    Deld,
+    /// `MSG`: a group message.
+    Msg {
+        /// The sender's group-wide message id, the same for every member.
+        ext_msg_id: u64,
+        /// The message.
+        content: Content,
+    },
+    /// `RCVD`: receipt for a group message.
+    Rcvd {
+        /// The sender's group-wide id of the received message.
+        ext_msg_id: u64,
+        /// The hash the receiver computed.
+        digest: Digest,
+        /// Optional Ed25519 signature by the receiver's group signing key.
+        sig: Option<[u8; 64]>,
+    },
+    /// `G_CHECK`: the group integrity check, in the RFC's text syntax.
+    Check(GCheck),
+}
+
+impl GroupEnvelope {
+    /// The ASCII tag.
+    pub fn tag(&self) -> &'static [u8] {
+        match self {
+            Self::Group(_) => b"GROUP",
+            Self::Intro(_) => b"INTRO",
+            Self::Inv { .. } => b"INV",
+            Self::Fwd { .. } => b"FWD",
+            Self::OpenInv { .. } => b"OINV",
+            Self::Mem(_) => b"MEM",
+            Self::Left => b"LEFT",
+            Self::Out => b"OUT",
+            Self::Rem(_) => b"REM",
+            Self::Remd(_) => b"REMD",
+            Self::Del => b"DEL",
+            Self::Deld => b"DELD",
+            Self::Msg { .. } => b"MSG",
+            Self::Rcvd { .. } => b"RCVD",
+            Self::Check(_) => super::gcheck::GCHECK_TAG,
+        }
+    }
+
+    /// True for envelopes that have no fields after the tag.
+    pub(crate) fn is_bare(tag: &[u8]) -> bool {
+        matches!(tag, b"LEFT" | b"OUT" | b"DEL" | b"DELD")
+    }
+
+    /// Appends the fields that follow `tag SP` (nothing for bare tags).
+    pub(crate) fn encode_fields(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Group(g) => {
+                g.group_id.encode(out);
+                g.member_id.encode(out);
+                g.introducer.encode(out);
+                g.invitation.encode(out);
+                g.group_info.encode(out);
+            }
+            Self::Intro(info) => info.encode(out),
+            Self::Inv {
+                member_id,
+                invitation,
+            } => {
+                member_id.encode(out);
+                invitation.encode(out);
+            }
+            Self::Fwd { member, invitation } => {
+                member.encode(out);
+                invitation.encode(out);
+            }
+            Self::OpenInv { invitation } => invitation.encode(out),
+            Self::Mem(m) | Self::Rem(m) | Self::Remd(m) => m.encode(out),
+            Self::Left | Self::Out | Self::Del | Self::Deld => {}
+            Self::Msg {
+                ext_msg_id,
+                content,
+            } => {
+                out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                content.encode(out);
+            }
+            Self::Rcvd {
+                ext_msg_id,
+                digest,
+                sig,
+            } => {
+                out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                digest.encode(out);
+                match sig {
+                    None => out.push(b'0'),
+                    Some(s) => {
+                        out.push(b'1');
+                        out.extend_from_slice(s);
+                    }
+                }
+            }
+            Self::Check(c) => {
+                // G_CHECK is text: the tag and SP are written by the caller.
+                let text = c.to_bytes();
+                out.extend_from_slice(text.get(GCHECK_PREFIX_LEN..).unwrap_or(&[]));
+            }
+        }
+    }
+
+    /// Reads the fields after `tag SP`; `None` if `tag` is not a group tag.
+    pub(crate) fn read_fields(tag: &[u8], r: &mut Reader<'_>) -> Option<Result<Self, Error>> {
+        let read = |r: &mut Reader<'_>| -> Result<Self, Error> {
+            Ok(match tag {
+                b"GROUP" => Self::Group(GroupInvitation {
+                    group_id: GroupId::decode(r)?,
+                    member_id: MemberId::decode(r)?,
+                    introducer: MemberInfo::decode(r)?,
+                    invitation: Invitation::read(r, "invitation")?,
+                    group_info: GroupInfo::read(r, "group info")?,
+                }),
+                b"INTRO" => Self::Intro(MemberInfo::decode(r)?),
+                b"INV" => Self::Inv {
+                    member_id: MemberId::decode(r)?,
+                    invitation: Invitation::read(r, "invitation")?,
+                },
+                b"FWD" => Self::Fwd {
+                    member: MemberInfo::decode(r)?,
+                    invitation: Invitation::read(r, "invitation")?,
+                },
+                b"OINV" => Self::OpenInv {
+                    invitation: Invitation::read(r, "invitation")?,
+                },
+                b"MEM" => Self::Mem(MemberId::decode(r)?),
+                b"REM" => Self::Rem(MemberId::decode(r)?),
+                b"REMD" => Self::Remd(MemberId::decode(r)?),
+                b"LEFT" => Self::Left,
+                b"OUT" => Self::Out,
+                b"DEL" => Self::Del,
+                b"DELD" => Self::Deld,
+                b"MSG" => Self::Msg {
+                    ext_msg_id: read_u64(r, "extMsgId")?,
+                    content: Content::read(r, "message content")?,
+                },
+                b"RCVD" => Self::Rcvd {
+                    ext_msg_id: read_u64(r, "extMsgId")?,
+                    digest: Digest::decode(r)?,
+                    sig: r.maybe("signature", |r| r.array("signature"))?,
+                },
+                _ => Self::Check(GCheck::parse_entries(r.rest())?),
+            })
+        };
+        let known = matches!(
+            tag,
+            b"GROUP"
+                | b"INTRO"
+                | b"INV"
+                | b"FWD"
+                | b"OINV"
+                | b"MEM"
+                | b"REM"
+                | b"REMD"
+                | b"LEFT"
+                | b"OUT"
+                | b"DEL"
+                | b"DELD"
+                | b"MSG"
+                | b"RCVD"
+                | b"G_CHECK"
+        );
+        known.then(|| read(r))
+    }
+}
+
+/// `G_CHECK` plus the separating space.
+const GCHECK_PREFIX_LEN: usize = 8;

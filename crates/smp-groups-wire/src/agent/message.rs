@@ -1,0 +1,291 @@
+//! Agent messages: what an agent encrypts for its peer on one connection.
+//!
+//! ```text
+//! agentMessage = %s"I" connInfo                 ; sent once, by each side, on joining
+//!              / %s"M" header aMessage
+//! connInfo     = replyQueue info
+//! replyQueue   = "0" / "1" Large                ; the joining side's reply queue, opaque
+//! info         = Large                          ; opaque to this layer
+//! header       = sndMsgId prevMsgHash
+//! sndMsgId     = 8OCTET                         ; 1, 2, 3, ... per connection and direction
+//! prevMsgHash  = 32OCTET                        ; digest of the previous message, zeros for the first
+//! aMessage     = tag [SP fields]                ; tag: 1 to 8 of A-Z, "_"
+//! ```
+
+use super::bounded::Bounded;
+use super::fragment::{DEFAULT_MAX_FRAGMENTS, Fragment};
+use super::group::{Content, GroupEnvelope};
+use super::ids::{Digest, read_u64};
+use crate::{Decode, Encode, Error, Reader};
+
+/// The longest opaque reply-queue description in a confirmation.
+pub const MAX_REPLY_QUEUE_LEN: usize = 1024;
+/// The longest opaque connection information in a confirmation.
+pub const MAX_CONN_INFO_LEN: usize = 8192;
+/// The most receipts one `A_RCVD` carries.
+pub const MAX_RECEIPTS: usize = 16;
+/// The longest envelope tag.
+pub const MAX_TAG_LEN: usize = 8;
+
+/// Limits a receiver applies while decoding; [`Limits::default`] uses the
+/// declared default constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most fragments one message may have.
+    pub max_fragments: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+        }
+    }
+}
+
+/// The header of every message on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MsgHeader {
+    /// The sender's sequential id of this message on this connection.
+    pub snd_msg_id: u64,
+    /// The digest of the previous message the sender sent on this connection
+    /// ([`Digest::ZERO`] before the first).
+    pub prev_msg_hash: Digest,
+}
+
+impl Encode for MsgHeader {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.snd_msg_id.to_be_bytes());
+        self.prev_msg_hash.encode(out);
+    }
+}
+
+impl<'a> Decode<'a> for MsgHeader {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Ok(Self {
+            snd_msg_id: read_u64(r, "sndMsgId")?,
+            prev_msg_hash: Digest::decode(r)?,
+        })
+    }
+}
+
+/// The joining side's confirmation content (and the initiating side's reply):
+/// where to reach it and what it tells about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnInfo {
+    /// The sender's reply queue, opaque here (present in the joining side's
+    /// confirmation, absent in the reply).
+    pub reply_queue: Option<Bounded<MAX_REPLY_QUEUE_LEN>>,
+    /// Information for the peer (for group connections, an encoded
+    /// [`super::MemberInfo`]).
+    pub info: Bounded<MAX_CONN_INFO_LEN>,
+}
+
+/// A receipt for one message on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// The sender's `sndMsgId` of the received message.
+    pub msg_id: u64,
+    /// The digest the receiver computed over it.
+    pub digest: Digest,
+}
+
+/// The body of a message on a connection, after its header.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AMessage {
+    /// `HELLO`: the connection is secured, sent once by each side.
+    Hello,
+    /// `A_MSG`: a user message on a pairwise connection.
+    UserMsg(Content),
+    /// `A_RCVD`: receipts for messages received on this connection (1 to
+    /// [`MAX_RECEIPTS`]).
+    Receipts(Vec<Receipt>),
+    /// `FRAG`: a piece of a larger message; the joined pieces are the encoding of
+    /// an [`AMessage`].
+    Fragment(Fragment),
+    /// A group envelope.
+    Group(GroupEnvelope),
+}
+
+impl AMessage {
+    /// The ASCII tag.
+    pub fn tag(&self) -> &'static [u8] {
+        match self {
+            Self::Hello => b"HELLO",
+            Self::UserMsg(_) => b"A_MSG",
+            Self::Receipts(_) => b"A_RCVD",
+            Self::Fragment(_) => b"FRAG",
+            Self::Group(g) => g.tag(),
+        }
+    }
+
+    /// Reads one message body with the receiver's `limits`.
+    pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
+        let (tag, has_fields) = read_tag(r)?;
+        let bare = matches!(tag, b"HELLO") || GroupEnvelope::is_bare(tag);
+        let msg = match tag {
+            b"HELLO" => Self::Hello,
+            b"A_MSG" => Self::UserMsg(Content::read(r, "message content")?),
+            b"A_RCVD" => {
+                let receipts = r.list("receipts", MAX_RECEIPTS, |r| {
+                    Ok(Receipt {
+                        msg_id: read_u64(r, "receipt msgId")?,
+                        digest: Digest::decode(r)?,
+                    })
+                })?;
+                if receipts.is_empty() {
+                    return Err(Error::invalid(
+                        "receipts",
+                        "at least one receipt is required",
+                    ));
+                }
+                Self::Receipts(receipts)
+            }
+            b"FRAG" => Self::Fragment(Fragment::read(r, limits.max_fragments)?),
+            _ => match GroupEnvelope::read_fields(tag, r) {
+                Some(g) => Self::Group(g?),
+                None => return Err(Error::unknown_tag("envelope tag", tag)),
+            },
+        };
+        if bare && has_fields {
+            // A bare tag followed by SP: the SP and everything after it are extra.
+            return Err(Error::TrailingBytes {
+                what: "envelope",
+                count: r.left() + 1,
+            });
+        }
+        if !bare && !has_fields {
+            return Err(Error::Truncated {
+                what: "envelope fields",
+                needed: 1,
+                available: 0,
+            });
+        }
+        Ok(msg)
+    }
+}
+
+/// Reads `tag [SP]`: the tag, and whether a space (and so fields) follows.
+fn read_tag<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], bool), Error> {
+    let rest = r.peek_rest();
+    let window = rest.get(..=MAX_TAG_LEN).unwrap_or(rest);
+    let (len, has_fields) = match window.iter().position(|&b| b == b' ') {
+        Some(i) => (i, true),
+        None if rest.len() <= MAX_TAG_LEN => (rest.len(), false),
+        None => return Err(Error::unknown_tag("envelope tag", window)),
+    };
+    let tag = r.take(len, "envelope tag")?;
+    if tag.is_empty() {
+        return Err(Error::Truncated {
+            what: "envelope tag",
+            needed: 1,
+            available: 0,
+        });
+    }
+    if has_fields {
+        r.take(1, "envelope tag separator")?;
+    }
+    Ok((tag, has_fields))
+}
+
+impl Encode for AMessage {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.tag());
+        match self {
+            Self::Hello => {}
+            Self::UserMsg(c) => {
+                out.push(b' ');
+                c.encode(out);
+            }
+            Self::Receipts(rs) => {
+                out.push(b' ');
+                // At most MAX_RECEIPTS are decoded; a longer list encodes a count the
+                // receiver rejects.
+                out.push(u8::try_from(rs.len()).unwrap_or(u8::MAX));
+                for rc in rs {
+                    out.extend_from_slice(&rc.msg_id.to_be_bytes());
+                    rc.digest.encode(out);
+                }
+            }
+            Self::Fragment(f) => {
+                out.push(b' ');
+                f.encode(out);
+            }
+            Self::Group(g) => {
+                if !GroupEnvelope::is_bare(g.tag()) {
+                    out.push(b' ');
+                    g.encode_fields(out);
+                }
+            }
+        }
+    }
+}
+
+impl<'a> Decode<'a> for AMessage {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Self::read(r, &Limits::default())
+    }
+}
+
+/// What an agent encrypts for its peer: connection information once, then
+/// messages with a header.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AgentMessage {
+    /// `I`: connection information (inside a confirmation).
+    ConnInfo(ConnInfo),
+    /// `M`: a message with its header.
+    Message {
+        /// Sequential id and previous-message digest.
+        header: MsgHeader,
+        /// The message.
+        body: AMessage,
+    },
+}
+
+impl AgentMessage {
+    /// Reads one agent message that must use up all of `bytes`, with `limits`.
+    pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let msg = Self::read(&mut r, limits)?;
+        r.expect_end("agent message")?;
+        Ok(msg)
+    }
+
+    /// Reads one agent message with `limits`.
+    pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
+        match r.u8("agent message tag")? {
+            b'I' => Ok(Self::ConnInfo(ConnInfo {
+                reply_queue: r.maybe("reply queue", |r| Bounded::read(r, "reply queue"))?,
+                info: Bounded::read(r, "connection info")?,
+            })),
+            b'M' => Ok(Self::Message {
+                header: MsgHeader::decode(r)?,
+                body: AMessage::read(r, limits)?,
+            }),
+            other => Err(Error::unknown_tag("agent message tag", &[other])),
+        }
+    }
+}
+
+impl Encode for AgentMessage {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::ConnInfo(ci) => {
+                out.push(b'I');
+                ci.reply_queue.encode(out);
+                ci.info.encode(out);
+            }
+            Self::Message { header, body } => {
+                out.push(b'M');
+                header.encode(out);
+                body.encode(out);
+            }
+        }
+    }
+}
+
+impl<'a> Decode<'a> for AgentMessage {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Self::read(r, &Limits::default())
+    }
+}
