@@ -65,6 +65,18 @@ pub enum CryptoError {
         /// The configured bound.
         max: u32,
     },
+    /// The ratchet cannot send yet: the responder must first receive a message.
+    #[error("ratchet: cannot send before the first message from the peer arrives")]
+    NotReady,
+    /// A ratchet message or state has a version this crate does not speak.
+    #[error("ratchet: unsupported version {0}")]
+    UnsupportedVersion(u16),
+    /// A ratchet configuration value is out of range.
+    #[error("ratchet configuration: {0}")]
+    BadConfig(&'static str),
+    /// A message counter would overflow (2^32 messages in one chain).
+    #[error("ratchet: message counter exhausted")]
+    CounterExhausted,
     /// Saved ratchet state could not be decoded.
     #[error("ratchet state: {0}")]
     State(String),

@@ -19,6 +19,7 @@ pub mod ed25519;
 mod error;
 mod hash;
 pub mod nacl;
+pub mod ratchet;
 pub mod rng;
 pub mod sbc;
 mod serde_bytes;

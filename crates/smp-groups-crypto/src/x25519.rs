@@ -44,6 +44,21 @@ impl SecretKey {
         let pk = x25519_dalek::PublicKey::from(peer.0);
         SharedSecret(Zeroizing::new(self.0.diffie_hellman(&pk).to_bytes()))
     }
+
+    /// Like [`diffie_hellman`](Self::diffie_hellman), but rejects a peer key of small
+    /// order (whose shared secret would be all zeros regardless of our key).
+    pub fn diffie_hellman_checked(&self, peer: &PublicKey) -> Result<SharedSecret, CryptoError> {
+        let pk = x25519_dalek::PublicKey::from(peer.0);
+        let s = self.0.diffie_hellman(&pk);
+        if s.was_contributory() {
+            Ok(SharedSecret(Zeroizing::new(s.to_bytes())))
+        } else {
+            Err(CryptoError::InvalidKey {
+                what: "X25519",
+                reason: "public key of small order",
+            })
+        }
+    }
 }
 
 impl std::fmt::Debug for SecretKey {
