@@ -31,6 +31,7 @@ pub use envelope::{
     AGENT_VERSION, AgentEnvelope, Encrypted, MAX_E2E_PARAMS_LEN, MAX_ENCRYPTED_LEN,
 };
 pub use fragment::{DEFAULT_MAX_FRAGMENTS, Fragment, FragmentBytes, MAX_FRAGMENT_LEN};
+pub(crate) use gcheck::parse_u64 as parse_decimal;
 pub use gcheck::{GCheck, GCheckEntry, GCheckStatus, MAX_GCHECK_ENTRIES};
 pub use group::{
     Content, GroupEnvelope, GroupInfo, GroupInvitation, Invitation, MAX_CONTENT_LEN,

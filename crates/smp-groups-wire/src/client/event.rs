@@ -1,0 +1,609 @@
+//! Responses and events the agent sends to its client.
+
+use super::command::kind_name;
+use super::error::{ErrorCode, LineError};
+use super::token::{Alias, CorrId, Cursor, Entity, EntityKind, InvitationText, MAX_DETAIL_LEN};
+use super::writer::LineWriter;
+
+/// The delivery status in `RCVD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RcvdStatus {
+    /// `ok`: delivered, and the receiver's hash (and signature, if any) match.
+    Ok,
+    /// `bad_hash`: the receiver reported a different hash of the message.
+    BadHash,
+    /// `bad_sig`: the receipt's signature did not verify.
+    BadSig,
+}
+
+impl RcvdStatus {
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::BadHash => "bad_hash",
+            Self::BadSig => "bad_sig",
+        }
+    }
+
+    fn parse(t: &[u8]) -> Result<Self, LineError> {
+        match t {
+            b"ok" => Ok(Self::Ok),
+            b"bad_hash" => Ok(Self::BadHash),
+            b"bad_sig" => Ok(Self::BadSig),
+            _ => Err(LineError::syntax("status must be ok, bad_hash or bad_sig")),
+        }
+    }
+}
+
+/// The kind of integrity violation in `VIOLATION`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// `hash`: members hold different content for the same message id of the
+    /// sender (equivocation).
+    Hash,
+    /// `gap`: messages from the sender are missing and were not reconciled by the
+    /// next integrity check.
+    Gap,
+    /// `sig`: a signature by the member did not verify.
+    Sig,
+}
+
+impl ViolationKind {
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hash => "hash",
+            Self::Gap => "gap",
+            Self::Sig => "sig",
+        }
+    }
+
+    fn parse(t: &[u8]) -> Result<Self, LineError> {
+        match t {
+            b"hash" => Ok(Self::Hash),
+            b"gap" => Ok(Self::Gap),
+            b"sig" => Ok(Self::Sig),
+            _ => Err(LineError::syntax("violation must be hash, gap or sig")),
+        }
+    }
+}
+
+/// A membership change waiting for the client's `ALLOW` or `DENY`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Approval {
+    /// `ADD C:by info`: member `by` introduces a new member described by `info`
+    /// (its profile).
+    Add {
+        /// The member making the change.
+        by: Alias,
+        /// The new member's profile.
+        info: Vec<u8>,
+    },
+    /// `REM C:by C:member`: member `by` removes `member`.
+    Remove {
+        /// The member making the change.
+        by: Alias,
+        /// The member being removed.
+        member: Alias,
+    },
+}
+
+/// A response or event from the agent to the client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AgentEvent {
+    /// `OK`: the command succeeded (the entity carries an alias the agent picked).
+    Ok {
+        /// The entity.
+        entity: Entity,
+    },
+    /// `ERR CODE [detail]`: the command failed or the line was rejected.
+    Error {
+        /// The entity, or [`Entity::None`] if it could not be read.
+        entity: Entity,
+        /// The code.
+        code: ErrorCode,
+        /// A human-readable detail (printable, no CR or LF; the encoder replaces
+        /// control characters with `?`).
+        detail: Option<String>,
+    },
+    /// `C:a INV invitation`: the invitation for a new connection.
+    Inv {
+        /// The connection.
+        conn: Alias,
+        /// The invitation for the other side's `JOIN`.
+        invitation: InvitationText,
+    },
+    /// `C:a CON`: the connection is established.
+    Con {
+        /// The connection.
+        conn: Alias,
+    },
+    /// `C:a SENT id`: the message was sent.
+    Sent {
+        /// The connection.
+        conn: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+    },
+    /// `C:a MSG id msg`: a message was received.
+    Msg {
+        /// The connection.
+        conn: Alias,
+        /// The agent's id of the message, for `ACK`.
+        msg_id: u64,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `C:a RCVD id status`: the peer received message `id`.
+    Rcvd {
+        /// The connection.
+        conn: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+        /// The delivery status.
+        status: RcvdStatus,
+    },
+    /// `C:a REQ g:inv gInfo`: the peer invites us to a group.
+    Req {
+        /// The connection the invitation came on.
+        conn: Alias,
+        /// The invitation's alias, for `JOIN`.
+        invitation: Alias,
+        /// Group information.
+        info: Vec<u8>,
+    },
+    /// `G:g CON C:a`: connected to a member.
+    GroupCon {
+        /// The group.
+        group: Alias,
+        /// The member.
+        member: Alias,
+    },
+    /// `G:g MEM [C:a]`: the member (or we, without an alias) is connected to all members.
+    GroupMem {
+        /// The group.
+        group: Alias,
+        /// The member, or `None` for ourselves.
+        member: Option<Alias>,
+    },
+    /// `G:g SENT C:a id`: a group message was sent to one member.
+    GroupSentTo {
+        /// The group.
+        group: Alias,
+        /// The member.
+        member: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+    },
+    /// `G:g SENT id`: a group message was sent to all members.
+    GroupSent {
+        /// The group.
+        group: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+    },
+    /// `G:g MSG C:a id msg`: a group message from a member.
+    GroupMsg {
+        /// The group.
+        group: Alias,
+        /// The sender.
+        member: Alias,
+        /// The agent's id of the message, for `ACK`.
+        msg_id: u64,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g RCVD [C:a] id status`: a member (or, without an alias, every member)
+    /// received our group message.
+    GroupRcvd {
+        /// The group.
+        group: Alias,
+        /// The member, or `None` for all.
+        member: Option<Alias>,
+        /// The agent's id of the message.
+        msg_id: u64,
+        /// The delivery status.
+        status: RcvdStatus,
+    },
+    /// `G:g LEFT [C:a]`: the member left (or, without an alias, we left).
+    Left {
+        /// The group.
+        group: Alias,
+        /// The member, or `None` for ourselves.
+        member: Option<Alias>,
+    },
+    /// `G:g REMD C:a [C:b]`: member `a` was removed by `b` (or by us).
+    Removed {
+        /// The group.
+        group: Alias,
+        /// The removed member.
+        member: Alias,
+        /// Who removed it, or `None` for ourselves.
+        by: Option<Alias>,
+    },
+    /// `G:g OUT C:a`: we were removed by member `a`.
+    Out {
+        /// The group.
+        group: Alias,
+        /// Who removed us.
+        by: Alias,
+    },
+    /// `G:g EMPTY`: every other member left.
+    Empty {
+        /// The group.
+        group: Alias,
+    },
+    /// `G:g DELD [C:a]`: the group was deleted by member `a` (or, confirmed, by us).
+    Deleted {
+        /// The group.
+        group: Alias,
+        /// Who deleted it, or `None` for ourselves.
+        by: Option<Alias>,
+    },
+    /// `G:g APPROVE reqId change`: a membership change needs the client's decision.
+    Approve {
+        /// The group.
+        group: Alias,
+        /// The request, for `ALLOW` / `DENY`.
+        req_id: u64,
+        /// The change.
+        change: Approval,
+    },
+    /// `G:g VIOLATION C:a kind id [C:b]`: an integrity violation by member `a` at
+    /// its message `id`, found by us or reported by member `b`.
+    Violation {
+        /// The group.
+        group: Alias,
+        /// The member at fault.
+        member: Alias,
+        /// What was violated.
+        kind: ViolationKind,
+        /// The member's group-wide message id concerned.
+        msg_id: u64,
+        /// The member who reported it, or `None` if we found it.
+        reporter: Option<Alias>,
+    },
+}
+
+impl AgentEvent {
+    /// The entity the event is about.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Self::Ok { entity } | Self::Error { entity, .. } => entity.clone(),
+            Self::Inv { conn, .. }
+            | Self::Con { conn }
+            | Self::Sent { conn, .. }
+            | Self::Msg { conn, .. }
+            | Self::Rcvd { conn, .. }
+            | Self::Req { conn, .. } => Entity::Conn(Some(conn.clone())),
+            Self::GroupCon { group, .. }
+            | Self::GroupMem { group, .. }
+            | Self::GroupSentTo { group, .. }
+            | Self::GroupSent { group, .. }
+            | Self::GroupMsg { group, .. }
+            | Self::GroupRcvd { group, .. }
+            | Self::Left { group, .. }
+            | Self::Removed { group, .. }
+            | Self::Out { group, .. }
+            | Self::Empty { group }
+            | Self::Deleted { group, .. }
+            | Self::Approve { group, .. }
+            | Self::Violation { group, .. } => Entity::Group(Some(group.clone())),
+        }
+    }
+
+    /// The event word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Ok { .. } => "OK",
+            Self::Error { .. } => "ERR",
+            Self::Inv { .. } => "INV",
+            Self::Con { .. } | Self::GroupCon { .. } => "CON",
+            Self::Sent { .. } | Self::GroupSentTo { .. } | Self::GroupSent { .. } => "SENT",
+            Self::Msg { .. } | Self::GroupMsg { .. } => "MSG",
+            Self::Rcvd { .. } | Self::GroupRcvd { .. } => "RCVD",
+            Self::Req { .. } => "REQ",
+            Self::GroupMem { .. } => "MEM",
+            Self::Left { .. } => "LEFT",
+            Self::Removed { .. } => "REMD",
+            Self::Out { .. } => "OUT",
+            Self::Empty { .. } => "EMPTY",
+            Self::Deleted { .. } => "DELD",
+            Self::Approve { .. } => "APPROVE",
+            Self::Violation { .. } => "VIOLATION",
+        }
+    }
+
+    /// How many tokens precede the payload of an event, if it has one. `args` is
+    /// the line after the word, for events whose shape depends on an argument.
+    pub(crate) fn payload_index(kind: EntityKind, word: &[u8], args: &[u8]) -> Option<usize> {
+        match (kind, word) {
+            (EntityKind::Conn, b"MSG" | b"REQ") => Some(1),
+            (EntityKind::Group, b"MSG") => Some(2),
+            (EntityKind::Group, b"APPROVE") => {
+                let mut c = Cursor::new(args, None);
+                c.token();
+                (c.token() == b"ADD").then_some(3)
+            }
+            _ => None,
+        }
+    }
+
+    /// Appends the transmission with `corr_id`, CRLF and block included.
+    pub fn write(&self, corr_id: &CorrId, out: &mut Vec<u8>) {
+        let w = LineWriter::start(out, corr_id, &self.entity(), self.word());
+        let w = match self {
+            Self::Ok { .. } | Self::Con { .. } | Self::Empty { .. } => w,
+            Self::Error { code, detail, .. } => {
+                let w = w.word(code.as_str());
+                match detail {
+                    Some(d) => w.word(&sanitize(d)),
+                    None => w,
+                }
+            }
+            Self::Inv { invitation, .. } => w.word(invitation.as_str()),
+            Self::Sent { msg_id, .. } | Self::GroupSent { msg_id, .. } => w.number(*msg_id),
+            Self::Msg { msg_id, body, .. } => w.number(*msg_id).payload(body),
+            Self::Rcvd { msg_id, status, .. } => w.number(*msg_id).word(status.as_str()),
+            Self::Req {
+                invitation, info, ..
+            } => w
+                .entity(&Entity::Invitation(invitation.clone()))
+                .payload(info),
+            Self::GroupCon { member, .. } => w.conn(member),
+            Self::GroupMem { member, .. } | Self::Left { member, .. } => {
+                w.opt_conn(member.as_ref())
+            }
+            Self::GroupSentTo { member, msg_id, .. } => w.conn(member).number(*msg_id),
+            Self::GroupMsg {
+                member,
+                msg_id,
+                body,
+                ..
+            } => w.conn(member).number(*msg_id).payload(body),
+            Self::GroupRcvd {
+                member,
+                msg_id,
+                status,
+                ..
+            } => w
+                .opt_conn(member.as_ref())
+                .number(*msg_id)
+                .word(status.as_str()),
+            Self::Removed { member, by, .. } => w.conn(member).opt_conn(by.as_ref()),
+            Self::Out { by, .. } => w.conn(by),
+            Self::Deleted { by, .. } => w.opt_conn(by.as_ref()),
+            Self::Approve { req_id, change, .. } => {
+                let w = w.number(*req_id);
+                match change {
+                    Approval::Add { by, info } => w.word("ADD").conn(by).payload(info),
+                    Approval::Remove { by, member } => w.word("REM").conn(by).conn(member),
+                }
+            }
+            Self::Violation {
+                member,
+                kind,
+                msg_id,
+                reporter,
+                ..
+            } => w
+                .conn(member)
+                .word(kind.as_str())
+                .number(*msg_id)
+                .opt_conn(reporter.as_ref()),
+        };
+        w.finish();
+    }
+
+    /// Parses the event after `corrId SP entity SP`, given the entity.
+    pub(crate) fn parse_body(entity: &Entity, c: &mut Cursor<'_>) -> Result<Self, LineError> {
+        let word = c.token();
+        let unknown = || {
+            LineError::new(
+                ErrorCode::UnknownCommand,
+                format!(
+                    "{} is not an event for {}",
+                    String::from_utf8_lossy(word),
+                    kind_name(entity.kind())
+                ),
+            )
+        };
+        match word {
+            b"OK" => {
+                c.end()?;
+                return Ok(Self::Ok {
+                    entity: entity.clone(),
+                });
+            }
+            b"ERR" => {
+                let code = c.required("error code")?;
+                let code = ErrorCode::parse(code)
+                    .ok_or_else(|| LineError::syntax("unknown error code"))?;
+                let detail = c.rest();
+                if detail.len() > MAX_DETAIL_LEN {
+                    return Err(LineError::new(ErrorCode::Large, "error detail too long"));
+                }
+                if detail.iter().any(|b| !(0x20..0x7f).contains(b)) {
+                    return Err(LineError::syntax("error detail must be printable ASCII"));
+                }
+                let detail =
+                    (!detail.is_empty()).then(|| String::from_utf8_lossy(detail).into_owned());
+                return Ok(Self::Error {
+                    entity: entity.clone(),
+                    code,
+                    detail,
+                });
+            }
+            _ => {}
+        }
+        let need = |a: &Option<Alias>| {
+            a.clone()
+                .ok_or_else(|| LineError::syntax("this event needs an alias"))
+        };
+        let ev = match entity {
+            Entity::Conn(conn) => {
+                let conn = need(conn)?;
+                match word {
+                    b"INV" => Self::Inv {
+                        conn,
+                        invitation: InvitationText::new(c.required("invitation")?)?,
+                    },
+                    b"CON" => Self::Con { conn },
+                    b"SENT" => Self::Sent {
+                        conn,
+                        msg_id: c.number("message id")?,
+                    },
+                    b"MSG" => Self::Msg {
+                        conn,
+                        msg_id: c.number("message id")?,
+                        body: c.payload()?,
+                    },
+                    b"RCVD" => Self::Rcvd {
+                        conn,
+                        msg_id: c.number("message id")?,
+                        status: RcvdStatus::parse(c.required("status")?)?,
+                    },
+                    b"REQ" => Self::Req {
+                        conn,
+                        invitation: c.invitation()?,
+                        info: c.payload()?,
+                    },
+                    _ => return Err(unknown()),
+                }
+            }
+            Entity::Group(group) => {
+                let group = need(group)?;
+                Self::parse_group(group, word, c).ok_or_else(unknown)??
+            }
+            Entity::Invitation(_) | Entity::None => return Err(unknown()),
+        };
+        c.end()?;
+        Ok(ev)
+    }
+
+    fn parse_group(
+        group: Alias,
+        word: &[u8],
+        c: &mut Cursor<'_>,
+    ) -> Option<Result<Self, LineError>> {
+        let parse = |c: &mut Cursor<'_>| -> Result<Self, LineError> {
+            Ok(match word {
+                b"CON" => Self::GroupCon {
+                    group,
+                    member: c.conn()?,
+                },
+                b"MEM" => Self::GroupMem {
+                    group,
+                    member: c.opt_conn()?,
+                },
+                b"SENT" => {
+                    // `SENT C:a id` or `SENT id`.
+                    let mut probe = c.clone();
+                    if probe.token().starts_with(b"C:") {
+                        Self::GroupSentTo {
+                            group,
+                            member: c.conn()?,
+                            msg_id: c.number("message id")?,
+                        }
+                    } else {
+                        Self::GroupSent {
+                            group,
+                            msg_id: c.number("message id")?,
+                        }
+                    }
+                }
+                b"MSG" => Self::GroupMsg {
+                    group,
+                    member: c.conn()?,
+                    msg_id: c.number("message id")?,
+                    body: c.payload()?,
+                },
+                b"RCVD" => {
+                    let mut probe = c.clone();
+                    let member = if probe.token().starts_with(b"C:") {
+                        Some(c.conn()?)
+                    } else {
+                        None
+                    };
+                    Self::GroupRcvd {
+                        group,
+                        member,
+                        msg_id: c.number("message id")?,
+                        status: RcvdStatus::parse(c.required("status")?)?,
+                    }
+                }
+                b"LEFT" => Self::Left {
+                    group,
+                    member: c.opt_conn()?,
+                },
+                b"REMD" => Self::Removed {
+                    group,
+                    member: c.conn()?,
+                    by: c.opt_conn()?,
+                },
+                b"OUT" => Self::Out {
+                    group,
+                    by: c.conn()?,
+                },
+                b"EMPTY" => Self::Empty { group },
+                b"DELD" => Self::Deleted {
+                    group,
+                    by: c.opt_conn()?,
+                },
+                b"APPROVE" => {
+                    let req_id = c.number("request id")?;
+                    let change = match c.required("change")? {
+                        b"ADD" => Approval::Add {
+                            by: c.conn()?,
+                            info: c.payload()?,
+                        },
+                        b"REM" => Approval::Remove {
+                            by: c.conn()?,
+                            member: c.conn()?,
+                        },
+                        _ => return Err(LineError::syntax("change must be ADD or REM")),
+                    };
+                    Self::Approve {
+                        group,
+                        req_id,
+                        change,
+                    }
+                }
+                _ => Self::Violation {
+                    group,
+                    member: c.conn()?,
+                    kind: ViolationKind::parse(c.required("violation")?)?,
+                    msg_id: c.number("message id")?,
+                    reporter: c.opt_conn()?,
+                },
+            })
+        };
+        let known = matches!(
+            word,
+            b"CON"
+                | b"MEM"
+                | b"SENT"
+                | b"MSG"
+                | b"RCVD"
+                | b"LEFT"
+                | b"REMD"
+                | b"OUT"
+                | b"EMPTY"
+                | b"DELD"
+                | b"APPROVE"
+                | b"VIOLATION"
+        );
+        known.then(|| parse(c))
+    }
+}
+
+/// Replaces anything but printable ASCII with `?` and bounds the length, so a
+/// detail never breaks the line.
+fn sanitize(detail: &str) -> String {
+    detail
+        .chars()
+        .take(MAX_DETAIL_LEN)
+        .map(|ch| if (' '..='~').contains(&ch) { ch } else { '?' })
+        .collect()
+}
