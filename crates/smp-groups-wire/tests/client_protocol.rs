@@ -1,0 +1,221 @@
+//! Client protocol: every command and event round-trips, known lines parse to the
+//! expected values, and malformed lines give the exact error.
+
+#[path = "client_strategies.rs"]
+mod strategies;
+
+use proptest::prelude::*;
+use smp_groups_wire::client::{
+    AgentEvent, Alias, ClientCommand, CorrId, Entity, ErrorCode, LineDecoder, LineError,
+    Transmission,
+};
+
+fn alias(s: &str) -> Alias {
+    Alias::new(s).expect("valid alias")
+}
+
+/// Decodes one complete transmission from `bytes` with a fresh decoder.
+fn decode<T: smp_groups_wire::client::LineMessage>(
+    bytes: &[u8],
+) -> Result<Transmission<T>, LineError> {
+    let mut d = LineDecoder::<T>::default();
+    d.push(bytes);
+    let r = d.next().expect("a complete transmission");
+    assert!(d.next().is_none(), "exactly one transmission");
+    r
+}
+
+fn cmd(line: &str) -> Result<ClientCommand, LineError> {
+    decode::<ClientCommand>(line.as_bytes()).map(|t| t.msg)
+}
+
+fn err(line: &str) -> (ErrorCode, String) {
+    let e = decode::<ClientCommand>(line.as_bytes()).expect_err("rejected");
+    (e.code, e.detail)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn command_round_trip(t in strategies::command_tx()) {
+        let bytes = t.to_bytes();
+        prop_assert!(bytes.ends_with(b"\r\n"));
+        prop_assert_eq!(decode::<ClientCommand>(&bytes), Ok(t));
+    }
+
+    #[test]
+    fn event_round_trip(t in strategies::event_tx()) {
+        prop_assert_eq!(decode::<AgentEvent>(&t.to_bytes()), Ok(t));
+    }
+
+    #[test]
+    fn arbitrary_lines_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Transmission::<ClientCommand>::parse(&line, None);
+        let _ = Transmission::<AgentEvent>::parse(&line, Some(&line));
+        if let Ok(t) = Transmission::<ClientCommand>::parse(&line, None) {
+            prop_assert_eq!(decode::<ClientCommand>(&t.to_bytes()), Ok(t));
+        }
+    }
+
+    #[test]
+    fn mutated_lines_never_panic(t in strategies::command_tx(), at in any::<prop::sample::Index>(), b in any::<u8>()) {
+        let mut bytes = t.to_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] = b;
+        let mut d = LineDecoder::<ClientCommand>::default();
+        d.push(&bytes);
+        while let Some(r) = d.next() {
+            if let Ok(t) = r {
+                prop_assert_eq!(decode::<ClientCommand>(&t.to_bytes()), Ok(t));
+            }
+        }
+    }
+}
+
+#[test]
+fn seed_commands_parse() {
+    assert_eq!(
+        cmd("1 C:bob NEW\r\n"),
+        Ok(ClientCommand::NewConn {
+            conn: Some(alias("bob"))
+        })
+    );
+    assert_eq!(
+        cmd("1 C: NEW\r\n"),
+        Ok(ClientCommand::NewConn { conn: None })
+    );
+    assert_eq!(
+        cmd("2 G: NEW :team chat\r\n"),
+        Ok(ClientCommand::NewGroup {
+            group: None,
+            info: b"team chat".to_vec()
+        })
+    );
+    assert_eq!(
+        cmd("3 C:bob INTRO G:team 5\r\nhello\r\n"),
+        Ok(ClientCommand::Intro {
+            conn: alias("bob"),
+            group: alias("team"),
+            info: b"hello".to_vec()
+        })
+    );
+    assert_eq!(
+        cmd("4 G:team JOIN g:inv1\r\n"),
+        Ok(ClientCommand::JoinGroup {
+            group: Some(alias("team")),
+            invitation: alias("inv1")
+        })
+    );
+    assert_eq!(
+        cmd("5 G:team SEND :hi all\r\n"),
+        Ok(ClientCommand::GroupSend {
+            group: alias("team"),
+            body: b"hi all".to_vec()
+        })
+    );
+    assert_eq!(
+        cmd("6 G:team REM C:bob\r\n"),
+        Ok(ClientCommand::Remove {
+            group: alias("team"),
+            member: alias("bob")
+        })
+    );
+    assert_eq!(
+        cmd("7 G:team ALLOW 12\r\n"),
+        Ok(ClientCommand::Allow {
+            group: alias("team"),
+            req_id: 12
+        })
+    );
+}
+
+#[test]
+fn events_known_lines() {
+    let e = |t: Transmission<AgentEvent>| String::from_utf8(t.to_bytes()).expect("ASCII");
+    let ev = |msg| Transmission::new(CorrId::empty(), msg);
+    assert_eq!(
+        e(ev(AgentEvent::GroupMsg {
+            group: alias("team"),
+            member: alias("bob"),
+            msg_id: 3,
+            body: b"hi".to_vec()
+        })),
+        " G:team MSG C:bob 3 :hi\r\n"
+    );
+    assert_eq!(
+        e(ev(AgentEvent::GroupSent {
+            group: alias("team"),
+            msg_id: 3
+        })),
+        " G:team SENT 3\r\n"
+    );
+    assert_eq!(
+        e(ev(AgentEvent::Removed {
+            group: alias("team"),
+            member: alias("bob"),
+            by: Some(alias("alice"))
+        })),
+        " G:team REMD C:bob C:alice\r\n"
+    );
+    assert_eq!(
+        e(ev(AgentEvent::Msg {
+            conn: alias("bob"),
+            msg_id: 1,
+            body: b"a\nb".to_vec()
+        })),
+        " C:bob MSG 1 3\r\na\nb\r\n"
+    );
+    assert_eq!(
+        e(Transmission::new(
+            CorrId::new("9").expect("valid"),
+            AgentEvent::Error {
+                entity: Entity::Conn(Some(alias("x"))),
+                code: ErrorCode::UnknownEntity,
+                detail: Some("no such\r\nconnection".into())
+            }
+        )),
+        "9 C:x ERR UNKNOWN_ENTITY no such??connection\r\n"
+    );
+}
+
+#[test]
+fn error_codes() {
+    assert_eq!(err("1 C:a FLY\r\n").0, ErrorCode::UnknownCommand);
+    assert_eq!(err("1 g:inv SEND :x\r\n").0, ErrorCode::UnknownCommand);
+    assert_eq!(err("1 C:a LEAVE\r\n").0, ErrorCode::UnknownCommand);
+    assert_eq!(err("1 X:a NEW\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("1 C:a ACK 01\r\n").0, ErrorCode::Syntax);
+    assert_eq!(
+        err("1 C:a ACK 18446744073709551616\r\n").0,
+        ErrorCode::Syntax
+    );
+    assert_eq!(
+        err("1 C:a ACK\r\n"),
+        (ErrorCode::Syntax, "missing message id".into())
+    );
+    assert_eq!(
+        err("1 C:a DEL now\r\n"),
+        (ErrorCode::Syntax, "unexpected 3 trailing bytes".into())
+    );
+    assert_eq!(err("1 C: SEND :x\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("1 C:a SEND x\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("1 C:a\r\n").0, ErrorCode::UnknownCommand);
+    assert_eq!(err("justone\r\n").0, ErrorCode::Syntax);
+    let long_alias = format!("1 C:{} NEW\r\n", "a".repeat(65));
+    assert_eq!(err(&long_alias).0, ErrorCode::Large);
+    let long_corr = format!("{} C:a NEW\r\n", "c".repeat(33));
+    assert_eq!(err(&long_corr).0, ErrorCode::Large);
+}
+
+#[test]
+fn errors_carry_corr_id_and_entity() {
+    let e = decode::<ClientCommand>(b"42 G:team FLY\r\n").expect_err("unknown");
+    assert_eq!(e.corr_id, CorrId::new("42").expect("valid"));
+    assert_eq!(e.entity, Entity::Group(Some(alias("team"))));
+    let reply = Transmission::<AgentEvent>::from(e);
+    assert_eq!(
+        reply.to_bytes(),
+        b"42 G:team ERR UNKNOWN_COMMAND FLY is not a command for a group\r\n".to_vec()
+    );
+}

@@ -1,0 +1,208 @@
+//! proptest strategies for client protocol values, shared by the client tests.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use smp_groups_wire::client::{
+    AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, InvitationText,
+    RcvdStatus, Transmission, ViolationKind,
+};
+
+/// Valid aliases, 1 to 64 printable characters.
+pub fn alias() -> impl Strategy<Value = Alias> {
+    "[!-~]{1,64}".prop_map(|s| Alias::new(s).expect("valid alias"))
+}
+
+/// Valid corrIds, possibly empty.
+pub fn corr_id() -> impl Strategy<Value = CorrId> {
+    "[!-~]{0,32}".prop_map(|s| CorrId::new(s).expect("valid corrId"))
+}
+
+/// Valid invitation texts.
+pub fn invitation_text() -> impl Strategy<Value = InvitationText> {
+    "[!-~]{1,300}".prop_map(|s| InvitationText::new(s).expect("valid invitation"))
+}
+
+/// Payloads of every shape: short text (inline), text with CR/LF and binary
+/// (length-prefixed), long (length-prefixed), and empty.
+pub fn payload() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[ -~]{0,80}".prop_map(String::into_bytes),
+        vec(any::<u8>(), 0..200),
+        vec(any::<u8>(), 1000..1100),
+        Just(b"line1\r\nline2".to_vec()),
+    ]
+}
+
+/// An alias or none.
+pub fn opt_alias() -> impl Strategy<Value = Option<Alias>> {
+    proptest::option::of(alias())
+}
+
+/// Any entity.
+pub fn entity() -> impl Strategy<Value = Entity> {
+    prop_oneof![
+        Just(Entity::None),
+        opt_alias().prop_map(Entity::Conn),
+        opt_alias().prop_map(Entity::Group),
+        alias().prop_map(Entity::Invitation),
+    ]
+}
+
+/// Every client command.
+pub fn command() -> impl Strategy<Value = ClientCommand> {
+    prop_oneof![
+        opt_alias().prop_map(|conn| ClientCommand::NewConn { conn }),
+        (opt_alias(), invitation_text())
+            .prop_map(|(conn, invitation)| ClientCommand::Join { conn, invitation }),
+        (alias(), payload()).prop_map(|(conn, body)| ClientCommand::Send { conn, body }),
+        (alias(), any::<u64>()).prop_map(|(conn, msg_id)| ClientCommand::Ack { conn, msg_id }),
+        alias().prop_map(|conn| ClientCommand::DelConn { conn }),
+        (alias(), alias(), payload()).prop_map(|(conn, group, info)| ClientCommand::Intro {
+            conn,
+            group,
+            info
+        }),
+        (opt_alias(), payload()).prop_map(|(group, info)| ClientCommand::NewGroup { group, info }),
+        (opt_alias(), alias())
+            .prop_map(|(group, invitation)| ClientCommand::JoinGroup { group, invitation }),
+        (alias(), payload()).prop_map(|(group, body)| ClientCommand::GroupSend { group, body }),
+        (alias(), any::<u64>())
+            .prop_map(|(group, msg_id)| ClientCommand::GroupAck { group, msg_id }),
+        alias().prop_map(|group| ClientCommand::Leave { group }),
+        (alias(), alias()).prop_map(|(group, member)| ClientCommand::Remove { group, member }),
+        alias().prop_map(|group| ClientCommand::DelGroup { group }),
+        (alias(), any::<u64>()).prop_map(|(group, req_id)| ClientCommand::Allow { group, req_id }),
+        (alias(), any::<u64>()).prop_map(|(group, req_id)| ClientCommand::Deny { group, req_id }),
+    ]
+}
+
+fn status() -> impl Strategy<Value = RcvdStatus> {
+    prop_oneof![
+        Just(RcvdStatus::Ok),
+        Just(RcvdStatus::BadHash),
+        Just(RcvdStatus::BadSig)
+    ]
+}
+
+fn code() -> impl Strategy<Value = ErrorCode> {
+    proptest::sample::select(&ErrorCode::ALL[..])
+}
+
+/// Every agent event.
+pub fn event() -> impl Strategy<Value = AgentEvent> {
+    let conn_events = prop_oneof![
+        entity().prop_map(|entity| AgentEvent::Ok { entity }),
+        (entity(), code(), proptest::option::of("[ -~]{0,40}[!-~]")).prop_map(
+            |(entity, code, detail)| AgentEvent::Error {
+                entity,
+                code,
+                detail
+            }
+        ),
+        (alias(), invitation_text())
+            .prop_map(|(conn, invitation)| AgentEvent::Inv { conn, invitation }),
+        alias().prop_map(|conn| AgentEvent::Con { conn }),
+        (alias(), any::<u64>()).prop_map(|(conn, msg_id)| AgentEvent::Sent { conn, msg_id }),
+        (alias(), any::<u64>(), payload()).prop_map(|(conn, msg_id, body)| AgentEvent::Msg {
+            conn,
+            msg_id,
+            body
+        }),
+        (alias(), any::<u64>(), status()).prop_map(|(conn, msg_id, status)| AgentEvent::Rcvd {
+            conn,
+            msg_id,
+            status
+        }),
+        (alias(), alias(), payload()).prop_map(|(conn, invitation, info)| AgentEvent::Req {
+            conn,
+            invitation,
+            info
+        }),
+    ];
+    let group_events = prop_oneof![
+        (alias(), alias()).prop_map(|(group, member)| AgentEvent::GroupCon { group, member }),
+        (alias(), opt_alias()).prop_map(|(group, member)| AgentEvent::GroupMem { group, member }),
+        (alias(), alias(), any::<u64>()).prop_map(|(group, member, msg_id)| {
+            AgentEvent::GroupSentTo {
+                group,
+                member,
+                msg_id,
+            }
+        }),
+        (alias(), any::<u64>()).prop_map(|(group, msg_id)| AgentEvent::GroupSent { group, msg_id }),
+        (alias(), alias(), any::<u64>(), payload()).prop_map(|(group, member, msg_id, body)| {
+            AgentEvent::GroupMsg {
+                group,
+                member,
+                msg_id,
+                body,
+            }
+        }),
+        (alias(), opt_alias(), any::<u64>(), status()).prop_map(
+            |(group, member, msg_id, status)| {
+                AgentEvent::GroupRcvd {
+                    group,
+                    member,
+                    msg_id,
+                    status,
+                }
+            }
+        ),
+        (alias(), opt_alias()).prop_map(|(group, member)| AgentEvent::Left { group, member }),
+        (alias(), alias(), opt_alias()).prop_map(|(group, member, by)| AgentEvent::Removed {
+            group,
+            member,
+            by
+        }),
+        (alias(), alias()).prop_map(|(group, by)| AgentEvent::Out { group, by }),
+        alias().prop_map(|group| AgentEvent::Empty { group }),
+        (alias(), opt_alias()).prop_map(|(group, by)| AgentEvent::Deleted { group, by }),
+        (alias(), any::<u64>(), alias(), payload()).prop_map(|(group, req_id, by, info)| {
+            AgentEvent::Approve {
+                group,
+                req_id,
+                change: Approval::Add { by, info },
+            }
+        }),
+        (alias(), any::<u64>(), alias(), alias()).prop_map(|(group, req_id, by, member)| {
+            AgentEvent::Approve {
+                group,
+                req_id,
+                change: Approval::Remove { by, member },
+            }
+        }),
+        (
+            alias(),
+            alias(),
+            prop_oneof![
+                Just(ViolationKind::Hash),
+                Just(ViolationKind::Gap),
+                Just(ViolationKind::Sig)
+            ],
+            any::<u64>(),
+            opt_alias()
+        )
+            .prop_map(
+                |(group, member, kind, msg_id, reporter)| AgentEvent::Violation {
+                    group,
+                    member,
+                    kind,
+                    msg_id,
+                    reporter
+                }
+            ),
+    ];
+    prop_oneof![conn_events, group_events]
+}
+
+/// Commands with corrIds.
+pub fn command_tx() -> impl Strategy<Value = Transmission<ClientCommand>> {
+    (corr_id(), command()).prop_map(|(c, m)| Transmission::new(c, m))
+}
+
+/// Events with corrIds.
+pub fn event_tx() -> impl Strategy<Value = Transmission<AgentEvent>> {
+    (corr_id(), event()).prop_map(|(c, m)| Transmission::new(c, m))
+}
