@@ -114,6 +114,7 @@ pub fn decode_array<const N: usize>(text: &str, what: &'static str) -> Result<[u
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -9,12 +9,11 @@
 //! ```
 
 use super::keys::AuthPublicKey;
-use super::new_queue::NewQueue;
 use super::version::{SmpDecode, SmpEncode, Version, limits};
 use crate::{Decode, Encode, Error, Reader, ShortBytes};
 
 pub use super::new_queue::{
-    BasicAuth, NewNtfCreds, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
+    BasicAuth, NewNtfCreds, NewQueue, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
 };
 
 /// Splits `bytes` into the tag (up to the first space) and the parameters (from

@@ -155,6 +155,7 @@ impl<'a> Decode<'a> for AuthPublicKey {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::decode_all;
@@ -190,6 +191,6 @@ mod tests {
     }
 
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        b.iter().fold(String::new(), |s, x| s + &format!("{x:02x}"))
     }
 }

@@ -42,5 +42,7 @@ pub use message::{ClientMessage, ClientMsgEnvelope, PrivHeader, RcvMsgBody};
 pub use queue_uri::SmpQueueUri;
 pub use response::{QueueIds, ServerMsg};
 pub use server::{Host, KeyHash, Port, ProtocolServer};
-pub use transmission::{Transmission, TransmissionAuth, encode_for_auth, encode_to_send};
+pub use transmission::{
+    Transmission, TransmissionAuth, decode_auth, encode_auth, encode_for_auth, encode_to_send,
+};
 pub use version::{SmpDecode, SmpEncode, Version, VersionRange, limits};

@@ -195,6 +195,7 @@ impl std::str::FromStr for SmpQueueUri {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::smp::server::{KeyHash, Port};

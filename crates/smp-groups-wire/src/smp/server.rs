@@ -283,6 +283,7 @@ impl<'a> Decode<'a> for ProtocolServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::decode_all;

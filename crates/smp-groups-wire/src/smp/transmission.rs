@@ -105,6 +105,31 @@ pub fn encode_auth(
     Ok(())
 }
 
+/// The authorization, the service signature, and the bytes after them.
+pub type AuthParts<'a> = (TransmissionAuth, Option<[u8; 64]>, &'a [u8]);
+
+/// Reads the authorization part written by [`encode_auth`], returning it and
+/// the rest of the transmission (the bytes sent after it).
+pub fn decode_auth(v: Version, bytes: &[u8]) -> Result<AuthParts<'_>, Error> {
+    v.check_supported("transmission")?;
+    let mut r = Reader::new(bytes);
+    let auth = TransmissionAuth::from_bytes(r.short_bytes("transmission authorization")?)?;
+    let service_sig = if v >= Version::SERVICE_CERTS && !auth.is_none() {
+        r.maybe("service signature", |r| {
+            let s = r.short_bytes("service signature")?;
+            s.try_into().map_err(|_| {
+                Error::invalid(
+                    "service signature",
+                    format!("{} bytes, expected 64", s.len()),
+                )
+            })
+        })?
+    } else {
+        None
+    };
+    Ok((auth, service_sig, r.rest()))
+}
+
 /// `short(corrId) || short(entityId) || command`: what is sent after the
 /// authorization from v7 (vector kind `smp.transmission`).
 pub fn encode_to_send(corr_id: &[u8], entity_id: &[u8], command: &[u8]) -> Result<Vec<u8>, Error> {
@@ -161,22 +186,8 @@ impl Transmission {
 
     /// Decodes a whole transmission at version `v`.
     pub fn decode(v: Version, bytes: &[u8]) -> Result<Self, Error> {
-        v.check_supported("transmission")?;
-        let mut r = Reader::new(bytes);
-        let auth = TransmissionAuth::from_bytes(r.short_bytes("transmission authorization")?)?;
-        let service_sig = if v >= Version::SERVICE_CERTS && !auth.is_none() {
-            r.maybe("service signature", |r| {
-                let s = r.short_bytes("service signature")?;
-                s.try_into().map_err(|_| {
-                    Error::invalid(
-                        "service signature",
-                        format!("{} bytes, expected 64", s.len()),
-                    )
-                })
-            })?
-        } else {
-            None
-        };
+        let (auth, service_sig, rest) = decode_auth(v, bytes)?;
+        let mut r = Reader::new(rest);
         let session_id = if v < Version::AUTH_CMDS {
             Some(ShortBytes::decode(&mut r)?)
         } else {

@@ -162,6 +162,7 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
