@@ -90,6 +90,20 @@ impl RatchetConfig {
     }
 }
 
+/// A ratchet key pair with its public key computed once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct KeyPair {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl KeyPair {
+    fn new(secret: SecretKey) -> Self {
+        let public = secret.public_key();
+        Self { secret, public }
+    }
+}
+
 /// One symmetric chain: its key, its header key, the next message number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Chain {
@@ -109,7 +123,7 @@ pub struct Ratchet {
     root: Key32,
     /// Our current ratchet key pair; `None` between receiving a new peer key and
     /// our next send (which creates a fresh pair).
-    dhs: Option<SecretKey>,
+    dhs: Option<KeyPair>,
     /// The peer's current ratchet public key.
     dhr: Option<PublicKey>,
     /// The sending chain; `None` until the next send performs the DH step.
@@ -176,7 +190,7 @@ impl Ratchet {
             config,
             assoc: a.ad,
             root: a.out.root.clone(),
-            dhs: Some(own.k2.clone()),
+            dhs: Some(KeyPair::new(own.k2.clone())),
             dhr: None,
             send: None,
             recv: None,
@@ -239,7 +253,7 @@ impl Ratchet {
         };
         let (ck, mk, header_nonce) = kdf_chain(&send.ck);
         let header = Header {
-            dh: dhs.public_key(),
+            dh: dhs.public,
             pn: self.pn,
             n: send.n,
         };
@@ -265,8 +279,8 @@ impl Ratchet {
     /// a new peer key arrived (so decryption needs no randomness).
     fn send_step(&mut self, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), CryptoError> {
         let dhr = self.dhr.ok_or(CryptoError::NotReady)?;
-        let dhs = SecretKey::generate(rng);
-        let dh = dhs.diffie_hellman_checked(&dhr)?;
+        let dhs = KeyPair::new(SecretKey::generate(rng));
+        let dh = dhs.secret.diffie_hellman_checked(&dhr)?;
         let (root, ck, nhks) = kdf_root(&self.root, dh.as_bytes());
         let hk = mem::replace(&mut self.nhks, nhks);
         self.root = root;
@@ -361,7 +375,7 @@ impl Ratchet {
         let dhs = self.dhs.as_ref().ok_or(CryptoError::DecryptFailed {
             what: "ratchet header",
         })?;
-        let dh = dhs.diffie_hellman_checked(&h.dh)?;
+        let dh = dhs.secret.diffie_hellman_checked(&h.dh)?;
         let (root, ck, nhkr) = kdf_root(&self.root, dh.as_bytes());
         if let Some(send) = &self.send {
             self.pn = send.n;
@@ -428,6 +442,14 @@ impl Ratchet {
             return Err(CryptoError::UnsupportedVersion(s.version));
         }
         s.config.validate()?;
+        if s.dhs
+            .as_ref()
+            .is_some_and(|k| k.secret.public_key() != k.public)
+        {
+            return Err(CryptoError::State(
+                "ratchet public key does not match its secret".into(),
+            ));
+        }
         if s.skipped.len() > s.config.max_skip_usize() {
             return Err(CryptoError::State(
                 "more skipped keys than the configured bound".into(),

@@ -233,6 +233,13 @@ fn corrupt_state_is_a_typed_error() {
         CryptoError::UnsupportedVersion(7)
     );
     assert_eq!(Ratchet::from_bytes(&b).unwrap(), alice);
+    // A stored ratchet key pair whose halves do not match is refused.
+    let (_, mut bob, _) = session(7, small(4));
+    bob.dhs.as_mut().unwrap().public = PublicKey::from_bytes([9; 32]);
+    assert!(matches!(
+        Ratchet::from_bytes(&bob.to_bytes().unwrap()),
+        Err(CryptoError::State(_))
+    ));
 }
 
 /// One step of a randomly scheduled conversation.
