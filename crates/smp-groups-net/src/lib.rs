@@ -1,0 +1,39 @@
+#![forbid(unsafe_code)]
+//! SMP transport for smp-groups: TLS 1.3 as SMP relays speak it.
+//!
+//! - [`client_config`] / [`SmpTlsStream::connect`]: the client side, which identifies the
+//!   relay by the key hash of its address (SHA-256 of the DER identity certificate) and
+//!   accepts Ed25519 and Ed448 certificates.
+//! - [`ServerIdentity`] / [`SmpTlsStream::accept`]: the relay side, with an identity
+//!   certificate and an online certificate it signs, kept in a data directory.
+//! - [`SmpTlsStream::session_id`]: the SMP session id, which is the `verify_data` of the
+//!   client's TLS Finished message on both sides (see `docs/net.md`).
+//!
+//! Everything is written against generic `AsyncRead + AsyncWrite + Unpin` streams, so it
+//! runs over TCP and over in-memory pipes alike.
+
+mod cert;
+mod config;
+mod der;
+mod error;
+mod identity;
+mod keylog;
+mod recording;
+mod session_id;
+mod stream;
+mod verify;
+
+pub use config::{ALPN_SMP, client_config, server_config};
+pub use error::{CertError, NetError, SessionIdError};
+pub use identity::ServerIdentity;
+pub use session_id::client_finished_from_records;
+pub use stream::SmpTlsStream;
+pub use verify::{KeyHashVerifier, validate_chain};
+
+/// SHA-256 of `data` (the key hash of a DER certificate).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
