@@ -61,6 +61,9 @@ enum State {
 pub struct LineDecoder<T> {
     limits: FrameLimits,
     buf: VecDeque<u8>,
+    /// How many bytes at the front of `buf` are known to hold no LF (so bytes that
+    /// arrive one by one are scanned once, not again on every call).
+    scanned: usize,
     state: State,
     _msg: PhantomData<fn() -> T>,
 }
@@ -77,6 +80,7 @@ impl<T: LineMessage> LineDecoder<T> {
         Self {
             limits,
             buf: VecDeque::new(),
+            scanned: 0,
             state: State::Line,
             _msg: PhantomData,
         }
@@ -102,7 +106,11 @@ impl<T: LineMessage> LineDecoder<T> {
     #[allow(clippy::should_implement_trait)] // not an iterator: `None` means "push more"
     pub fn next(&mut self) -> Option<Result<Transmission<T>, LineError>> {
         loop {
-            match std::mem::replace(&mut self.state, State::Line) {
+            let state = std::mem::replace(&mut self.state, State::Line);
+            if !matches!(state, State::Line) {
+                self.scanned = 0;
+            }
+            match state {
                 State::Skip(n) => {
                     let k = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
                     self.buf.drain(..k);
@@ -148,13 +156,18 @@ impl<T: LineMessage> LineDecoder<T> {
 
     fn next_line(&mut self) -> Option<Result<Transmission<T>, LineError>> {
         loop {
-            let Some(lf) = self
+            let window = self.limits.max_line + 2;
+            let found = self
                 .buf
                 .iter()
-                .take(self.limits.max_line + 2)
+                .take(window)
+                .skip(self.scanned)
                 .position(|&b| b == b'\n')
-            else {
+                .map(|i| i + self.scanned);
+            let Some(lf) = found else {
+                self.scanned = self.buf.len().min(window);
                 if self.buf.len() > self.limits.max_line + 1 {
+                    self.scanned = 0;
                     let head: Vec<u8> = self.buf.iter().take(MAX_HEAD).copied().collect();
                     self.buf.clear();
                     self.state = State::ToNextLine;
@@ -162,6 +175,7 @@ impl<T: LineMessage> LineDecoder<T> {
                 }
                 return None;
             };
+            self.scanned = 0;
             let mut line: Vec<u8> = self.buf.drain(..=lf).collect();
             line.pop(); // LF
             if line.last() == Some(&b'\r') {
