@@ -242,6 +242,59 @@ fn corrupt_state_is_a_typed_error() {
     ));
 }
 
+#[test]
+fn default_skip_bound_is_512() {
+    let config = RatchetConfig {
+        body_padded_len: 64,
+        ..RatchetConfig::default()
+    };
+    assert_eq!(config.max_skip, 512);
+    let (mut alice, mut bob, mut rng) = session(8, config);
+    let msgs: Vec<_> = (0..514)
+        .map(|i| alice.encrypt(&mut rng, &text(0, i), b"").unwrap())
+        .collect();
+    assert_eq!(
+        bob.decrypt(&msgs[513], b"").unwrap_err(),
+        CryptoError::TooManySkipped {
+            skip: 513,
+            max: 512
+        }
+    );
+    assert_eq!(bob.decrypt(&msgs[512], b"").unwrap(), text(0, 512));
+    assert_eq!(bob.skipped_keys(), 512);
+    assert_eq!(bob.decrypt(&msgs[0], b"").unwrap(), text(0, 0));
+    assert_eq!(bob.decrypt(&msgs[513], b"").unwrap(), text(0, 513));
+    assert_eq!(bob.skipped_keys(), 511);
+}
+
+#[test]
+fn kept_keys_are_bounded_in_total_oldest_dropped_first() {
+    let (mut alice, mut bob, mut rng) = session(9, small(4));
+    // Chain 1: Bob receives only message 4, keeping the keys of 0..4.
+    let c1: Vec<_> = (0..5)
+        .map(|i| alice.encrypt(&mut rng, &text(0, i), b"").unwrap())
+        .collect();
+    bob.decrypt(&c1[4], b"").unwrap();
+    assert_eq!(bob.skipped_keys(), 4);
+    let r = bob.encrypt(&mut rng, b"r", b"").unwrap();
+    alice.decrypt(&r, b"").unwrap();
+    // Chain 2: Bob receives only message 2, keeping two more keys; the two oldest go.
+    let c2: Vec<_> = (0..3)
+        .map(|i| alice.encrypt(&mut rng, &text(1, i), b"").unwrap())
+        .collect();
+    bob.decrypt(&c2[2], b"").unwrap();
+    assert_eq!(bob.skipped_keys(), 4);
+    // The dropped keys' messages are rejected as replays (their chain is still known).
+    for (n, m) in (0u32..).zip(&c1[..2]) {
+        assert_eq!(bob.decrypt(m, b"").unwrap_err(), CryptoError::Replay { n });
+    }
+    assert_eq!(bob.decrypt(&c1[2], b"").unwrap(), text(0, 2));
+    assert_eq!(bob.decrypt(&c1[3], b"").unwrap(), text(0, 3));
+    assert_eq!(bob.decrypt(&c2[0], b"").unwrap(), text(1, 0));
+    assert_eq!(bob.decrypt(&c2[1], b"").unwrap(), text(1, 1));
+    assert_eq!(bob.skipped_keys(), 0);
+}
+
 /// One step of a randomly scheduled conversation.
 #[derive(Clone, Debug)]
 enum Step {
