@@ -4,12 +4,15 @@
 
 use std::process::{Command, ExitCode};
 
+mod vectors;
+
 const HELP: &str = "\
 cargo xtask <task>
 
 tasks:
   ci            what CI runs: fmt --check, clippy -D warnings, the tests, a fuzz smoke run
   test          the test suite (cargo nextest when installed, else cargo test)
+  vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
   fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
   help          this text
 ";
@@ -19,6 +22,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("test") => test(),
+        Some("vectors") => match args.get(1) {
+            Some(file) => vectors::run_file(file).and_then(|ok| {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("some vectors failed".into())
+                }
+            }),
+            None => Err("usage: cargo xtask vectors FILE".into()),
+        },
         Some("fuzz") => fuzz(args.get(1).map_or(Ok(60), |s| s.parse()).unwrap_or(60)),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
@@ -61,8 +74,16 @@ fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
+    run("cargo", &["xtask", "vectors", "testdata/smp-vectors.json"])?;
     fuzz(10)?;
     test()
 }
@@ -71,7 +92,10 @@ fn test() -> Result<(), String> {
     if has_cargo_subcommand("nextest") {
         // nextest does not run doc tests; run them first so nextest's summary closes.
         run("cargo", &["test", "--workspace", "--doc"])?;
-        run("cargo", &["nextest", "run", "--workspace", "--no-fail-fast"])
+        run(
+            "cargo",
+            &["nextest", "run", "--workspace", "--no-fail-fast"],
+        )
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
     }

@@ -354,8 +354,9 @@ macro_rules! bounded_bytes {
         }
 
         impl Encode for $name {
+            // The length fits: it is bounded by MAX at construction.
+            #[allow(clippy::cast_possible_truncation)]
             fn encode(&self, out: &mut Vec<u8>) {
-                #[allow(clippy::cast_possible_truncation)] // bounded by MAX at construction
                 let len = self.0.len();
                 $put_len(out, len);
                 out.extend_from_slice(&self.0);
