@@ -119,6 +119,18 @@ impl AMessage {
         }
     }
 
+    /// A guess at the encoded size, to allocate once.
+    fn size_hint(&self) -> usize {
+        let payload = match self {
+            Self::Hello => 0,
+            Self::UserMsg(c) | Self::Group(GroupEnvelope::Msg { content: c, .. }) => c.len(),
+            Self::Receipts(rs) => rs.len() * 40,
+            Self::Fragment(f) => f.bytes.len(),
+            Self::Group(_) => 256,
+        };
+        32 + payload
+    }
+
     /// Reads one message body with the receiver's `limits`.
     pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
         let (tag, has_fields) = read_tag(r)?;
@@ -267,7 +279,25 @@ impl AgentMessage {
     }
 }
 
+impl AgentMessage {
+    /// A guess at the encoded size, to allocate once.
+    fn size_hint(&self) -> usize {
+        match self {
+            Self::ConnInfo(ci) => {
+                8 + ci.info.len() + ci.reply_queue.as_ref().map_or(0, Bounded::len)
+            }
+            Self::Message { body, .. } => 41 + body.size_hint(),
+        }
+    }
+}
+
 impl Encode for AgentMessage {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.encode(&mut out);
+        out
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Self::ConnInfo(ci) => {

@@ -13,7 +13,6 @@
 //!   decoder resumes at the next line instead); a block not followed by CRLF is a
 //!   `SYNTAX` error and the decoder resumes after the next LF.
 
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 
 use super::error::{ErrorCode, LineError};
@@ -60,7 +59,7 @@ enum State {
 #[derive(Debug)]
 pub struct LineDecoder<T> {
     limits: FrameLimits,
-    buf: VecDeque<u8>,
+    buf: Buffer,
     /// How many bytes at the front of `buf` are known to hold no LF (so bytes that
     /// arrive one by one are scanned once, not again on every call).
     scanned: usize,
@@ -79,7 +78,7 @@ impl<T: LineMessage> LineDecoder<T> {
     pub fn new(limits: FrameLimits) -> Self {
         Self {
             limits,
-            buf: VecDeque::new(),
+            buf: Buffer::default(),
             scanned: 0,
             state: State::Line,
             _msg: PhantomData,
@@ -113,7 +112,7 @@ impl<T: LineMessage> LineDecoder<T> {
             match state {
                 State::Skip(n) => {
                     let k = usize::try_from(n).unwrap_or(usize::MAX).min(self.buf.len());
-                    self.buf.drain(..k);
+                    self.buf.consume(k);
                     let left = n - k as u64;
                     if left > 0 {
                         self.state = State::Skip(left);
@@ -121,8 +120,8 @@ impl<T: LineMessage> LineDecoder<T> {
                     }
                 }
                 State::ToNextLine => {
-                    if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                        self.buf.drain(..=i);
+                    if let Some(i) = self.buf.as_slice().iter().position(|&b| b == b'\n') {
+                        self.buf.consume(i + 1);
                     } else {
                         self.buf.clear();
                         self.state = State::ToNextLine;
@@ -134,7 +133,7 @@ impl<T: LineMessage> LineDecoder<T> {
                         self.state = State::Block { line, len };
                         return None;
                     }
-                    let block: Vec<u8> = self.buf.drain(..len).collect();
+                    let block = self.buf.take_vec(len);
                     let cr = self.buf.pop_front();
                     let lf = self.buf.pop_front();
                     if (cr, lf) != (Some(b'\r'), Some(b'\n')) {
@@ -159,6 +158,7 @@ impl<T: LineMessage> LineDecoder<T> {
             let window = self.limits.max_line + 2;
             let found = self
                 .buf
+                .as_slice()
                 .iter()
                 .take(window)
                 .skip(self.scanned)
@@ -168,7 +168,13 @@ impl<T: LineMessage> LineDecoder<T> {
                 self.scanned = self.buf.len().min(window);
                 if self.buf.len() > self.limits.max_line + 1 {
                     self.scanned = 0;
-                    let head: Vec<u8> = self.buf.iter().take(MAX_HEAD).copied().collect();
+                    let head = self
+                        .buf
+                        .as_slice()
+                        .iter()
+                        .take(MAX_HEAD)
+                        .copied()
+                        .collect::<Vec<u8>>();
                     self.buf.clear();
                     self.state = State::ToNextLine;
                     return Some(Err(recover(&head, ErrorCode::Large, "line too long")));
@@ -176,7 +182,7 @@ impl<T: LineMessage> LineDecoder<T> {
                 return None;
             };
             self.scanned = 0;
-            let mut line: Vec<u8> = self.buf.drain(..=lf).collect();
+            let mut line = self.buf.take_vec(lf + 1);
             line.pop(); // LF
             if line.last() == Some(&b'\r') {
                 line.pop();
@@ -251,4 +257,58 @@ fn recover(line: &[u8], code: ErrorCode, detail: &str) -> LineError {
         Entity::parse(c.token()).unwrap_or(Entity::None)
     };
     LineError::new(code, detail).at(&corr, &entity)
+}
+
+/// Received bytes not yet decoded: a vector read from `start`, compacted when the
+/// read part is at least half of it, so bytes are copied in bulk.
+#[derive(Debug, Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Buffer {
+    fn extend(&mut self, more: &[u8]) {
+        if self.start > 0 && self.start * 2 >= self.bytes.len() {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(more);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or(&[])
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.bytes.len() {
+            self.clear();
+        }
+    }
+
+    fn take_vec(&mut self, n: usize) -> Vec<u8> {
+        let out = self.as_slice().get(..n).unwrap_or(self.as_slice()).to_vec();
+        self.consume(n);
+        out
+    }
+
+    fn pop_front(&mut self) -> Option<u8> {
+        let b = self.as_slice().first().copied();
+        self.consume(1);
+        b
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
 }

@@ -79,7 +79,7 @@ impl<T: LineMessage> Transmission<T> {
 
     /// The transmission as bytes, CRLF and block included.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(128);
         self.write(&mut out);
         out
     }

@@ -3,12 +3,12 @@
 use super::token::{Alias, CorrId, Entity, write_payload};
 
 /// Writes one transmission into a byte vector.
-pub(crate) struct LineWriter<'o> {
+pub(crate) struct LineWriter<'o, 'p> {
     out: &'o mut Vec<u8>,
-    block: Option<Vec<u8>>,
+    block: Option<&'p [u8]>,
 }
 
-impl<'o> LineWriter<'o> {
+impl<'o, 'p> LineWriter<'o, 'p> {
     /// Starts a line with its corrId, entity and command word.
     pub(crate) fn start(
         out: &'o mut Vec<u8>,
@@ -57,9 +57,9 @@ impl<'o> LineWriter<'o> {
     }
 
     /// Appends `SP payload` (inline, or a length whose block follows the line).
-    pub(crate) fn payload(mut self, payload: &[u8]) -> Self {
+    pub(crate) fn payload(mut self, payload: &'p [u8]) -> Self {
         self.out.push(b' ');
-        self.block = write_payload(payload, self.out).map(<[u8]>::to_vec);
+        self.block = write_payload(payload, self.out);
         self
     }
 
@@ -67,7 +67,7 @@ impl<'o> LineWriter<'o> {
     pub(crate) fn finish(self) {
         self.out.extend_from_slice(b"\r\n");
         if let Some(b) = self.block {
-            self.out.extend_from_slice(&b);
+            self.out.extend_from_slice(b);
             self.out.extend_from_slice(b"\r\n");
         }
     }
