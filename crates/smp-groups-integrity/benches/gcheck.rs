@@ -51,7 +51,11 @@ fn bench(c: &mut Criterion) {
         let now = Timestamp(60_000);
         let check = b.clone().build_check(now);
         let text = check.to_bytes();
-        eprintln!("G_CHECK for n = {n}: {} entries, {} bytes", check.entries.len(), text.len());
+        eprintln!(
+            "G_CHECK for n = {n}: {} entries, {} bytes",
+            check.entries.len(),
+            text.len()
+        );
 
         c.bench_function(&format!("build_check/n={n}"), |bch| {
             bch.iter(|| black_box(a.build_check(black_box(now))));
