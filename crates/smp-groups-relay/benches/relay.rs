@@ -134,7 +134,7 @@ fn bench(c: &mut Criterion) {
         let mut s = setup(n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("send_msg_ack_{n}_queues"), |b| {
-            b.iter(|| send_msg_ack(&mut s))
+            b.iter(|| send_msg_ack(&mut s));
         });
     }
     g.finish();
