@@ -1,0 +1,2 @@
+//! Placeholder until the group send benchmark lands.
+fn main() {}

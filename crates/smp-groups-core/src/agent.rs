@@ -1,0 +1,500 @@
+//! The sans-IO agent: inputs in ([`Agent::handle`]), outputs polled
+//! ([`Agent::poll`], [`Agent::poll_timeout`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+use serde::Serialize;
+
+use crate::api::{ClientEvent, Command, CommandError, Event};
+use crate::config::Config;
+use crate::relay::{OpId, RelayError, RelayEvent, RelayOp};
+use crate::state::{Conn, Group, Meta, PendingOp, Purpose, RecvInvitation};
+use crate::store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
+use crate::time::Timestamp;
+
+/// An input to the agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A client command with its correlation id.
+    Command {
+        /// Correlation id, echoed in the response.
+        corr: String,
+        /// The command.
+        command: Command,
+    },
+    /// A relay result or a delivered message.
+    Relay(RelayEvent),
+    /// The time returned by [`Agent::poll_timeout`] has come.
+    Timeout,
+}
+
+/// An output of the agent, in the order to act on them: the storage batch of an
+/// input comes first (commit it), then its relay operations and client events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Storage writes, one atomic batch per input.
+    Store(StoreBatch),
+    /// A relay operation to perform.
+    Relay(RelayOp),
+    /// An event for the client.
+    Event(ClientEvent),
+}
+
+/// The state of one agent: pairwise connections and groups, as a deterministic
+/// state machine that does no IO and reads no clock.
+#[derive(Debug)]
+pub struct Agent {
+    pub(crate) cfg: Config,
+    pub(crate) next_id: u64,
+    pub(crate) conns: BTreeMap<u64, Conn>,
+    pub(crate) groups: BTreeMap<String, Group>,
+    pub(crate) invitations: BTreeMap<String, RecvInvitation>,
+    pub(crate) ops: BTreeMap<OpId, PendingOp>,
+    /// Receive queue (server, recipient id) -> connection.
+    pub(crate) rcv_index: BTreeMap<(String, Vec<u8>), u64>,
+    pub(crate) dirty: BTreeSet<Key>,
+    /// Connections whose outbox may be able to move.
+    pub(crate) kick: BTreeSet<u64>,
+    ops_out: Vec<RelayOp>,
+    events_out: Vec<ClientEvent>,
+    outputs: VecDeque<Output>,
+    pub(crate) now: u64,
+    pub(crate) rng: ChaCha20Rng,
+}
+
+impl Agent {
+    /// A new agent with no connections or groups. Poll it for its first storage
+    /// batch (its metadata record).
+    pub fn new(cfg: Config) -> Self {
+        let mut agent = Self::empty(cfg);
+        agent.dirty.insert(Key::Meta);
+        agent.flush();
+        agent
+    }
+
+    fn empty(cfg: Config) -> Self {
+        Self {
+            cfg,
+            next_id: 1,
+            conns: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            invitations: BTreeMap::new(),
+            ops: BTreeMap::new(),
+            rcv_index: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            kick: BTreeSet::new(),
+            ops_out: Vec::new(),
+            events_out: Vec::new(),
+            outputs: VecDeque::new(),
+            now: 0,
+            rng: ChaCha20Rng::from_seed([0; 32]),
+        }
+    }
+
+    /// The agent's configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Rebuilds an agent from the records its batches persisted. The restored
+    /// agent re-subscribes to its receive queues and re-issues every relay
+    /// operation that was in flight (poll for them).
+    pub fn restore(
+        records: impl IntoIterator<Item = (Key, Vec<u8>)>,
+        schema: u32,
+    ) -> Result<Self, RestoreError> {
+        if schema != SCHEMA_VERSION {
+            return Err(RestoreError::Schema {
+                found: schema,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        let mut meta: Option<Meta> = None;
+        let mut conns = BTreeMap::new();
+        let mut groups = BTreeMap::new();
+        let mut invitations = BTreeMap::new();
+        let mut ops = BTreeMap::new();
+        for (key, value) in records {
+            let bad = |e: postcard::Error| RestoreError::Corrupt {
+                key: key.clone(),
+                reason: e.to_string(),
+            };
+            match &key {
+                Key::Meta => meta = Some(postcard::from_bytes(&value).map_err(bad)?),
+                Key::Conn(id) => {
+                    conns.insert(*id, postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Group(alias) => {
+                    groups.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Invitation(id) => {
+                    invitations.insert(id.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Op(id) => {
+                    ops.insert(
+                        OpId(*id),
+                        postcard::from_bytes::<PendingOp>(&value).map_err(bad)?,
+                    );
+                }
+            }
+        }
+        let meta = meta.ok_or(RestoreError::NoMeta)?;
+        let mut agent = Self::empty(meta.config);
+        agent.next_id = meta.next_id;
+        agent.conns = conns;
+        agent.groups = groups;
+        agent.invitations = invitations;
+        agent.ops = ops;
+        for (id, c) in &agent.conns {
+            if let Some(q) = &c.rcv {
+                agent
+                    .rcv_index
+                    .insert((q.server.clone(), q.rcv_id.clone()), *id);
+            }
+        }
+        // Re-issue what was in flight, then subscribe to every receive queue.
+        let pending: Vec<RelayOp> = agent.ops.values().map(|p| p.op.clone()).collect();
+        agent.ops_out.extend(pending);
+        let queues: Vec<(String, Vec<u8>)> = agent.rcv_index.keys().cloned().collect();
+        for (server, rcv_id) in queues {
+            let op = agent.alloc_op();
+            agent.issue(RelayOp::Subscribe { op, server, rcv_id }, Purpose::Plain);
+        }
+        agent.flush();
+        Ok(agent)
+    }
+
+    /// Processes one input at time `now`, with randomness from `rng`. Then poll
+    /// the outputs.
+    pub fn handle(&mut self, input: Input, now: Timestamp, rng: &mut (impl RngCore + CryptoRng)) {
+        self.now = self.now.max(now.as_millis());
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        self.rng = ChaCha20Rng::from_seed(seed);
+        match input {
+            Input::Command { corr, command } => self.on_command(corr, command),
+            Input::Relay(ev) => self.on_relay(ev),
+            Input::Timeout => self.on_timeout(),
+        }
+        self.pump();
+        self.flush();
+    }
+
+    /// The next output, in order.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`handle`](Self::handle) with [`Input::Timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let ops = self.ops.values().filter_map(|p| p.retry_at);
+        let checks = self.groups.values().filter_map(|g| {
+            if g.members
+                .values()
+                .any(|m| m.status != crate::state::MemberStatus::Pending)
+                && matches!(g.status, crate::state::GroupStatus::Active)
+            {
+                g.integrity.next_check_at().map(Timestamp::as_millis)
+            } else {
+                None
+            }
+        });
+        let ttl = self.cfg.pending_member_ttl_ms;
+        let pending = self.groups.values().flat_map(|g| {
+            g.members
+                .values()
+                .filter(|m| m.status == crate::state::MemberStatus::Pending)
+                .map(move |m| m.since.saturating_add(ttl))
+        });
+        ops.chain(checks)
+            .chain(pending)
+            .min()
+            .map(Timestamp::from_millis)
+    }
+
+    fn on_command(&mut self, corr: String, command: Command) {
+        let result = match command {
+            Command::NewConn { alias } => self.cmd_new_conn(alias),
+            Command::JoinConn {
+                alias,
+                invitation,
+                info,
+            } => self.cmd_join_conn(alias, &invitation, info),
+            Command::SendConn { alias, body } => self.cmd_send_conn(&alias, body),
+            Command::AckConn { alias, msg_id } => self.cmd_ack_conn(&alias, msg_id),
+            Command::DelConn { alias } => self.cmd_del_conn(&alias),
+            Command::NewGroup { alias, info } => self.cmd_new_group(alias, info),
+            Command::Intro { conn, group, info } => self.cmd_intro(&conn, &group, info),
+            Command::JoinGroup { alias, invitation } => self.cmd_join_group(alias, &invitation),
+            Command::Send { group, body } => self.cmd_send(&group, body),
+            Command::Ack { group, msg_id } => self.cmd_ack(&group, msg_id),
+            Command::Leave { group } => self.cmd_leave(&group),
+            Command::Remove { group, member } => self.cmd_remove(&group, member.0),
+            Command::Delete { group } => self.cmd_delete(&group),
+            Command::Approve {
+                group,
+                approval,
+                accept,
+            } => self.cmd_approve(&group, approval, accept),
+        };
+        let event = result.unwrap_or_else(Event::Err);
+        self.events_out.push(ClientEvent {
+            corr: Some(corr),
+            event,
+        });
+    }
+
+    fn on_relay(&mut self, ev: RelayEvent) {
+        match ev {
+            RelayEvent::QueueCreated { op, rcv_id, snd_id } => {
+                if let Some(p) = self.finish_op(op) {
+                    if let (Purpose::RcvQueue(conn), RelayOp::CreateQueue { server, .. }) =
+                        (p.purpose, p.op)
+                    {
+                        self.on_queue_created(conn, server, rcv_id, snd_id);
+                    }
+                }
+            }
+            RelayEvent::Done { op } => {
+                if let Some(p) = self.finish_op(op) {
+                    if let Purpose::Send(conn) = p.purpose {
+                        self.on_send_done(conn, op);
+                    }
+                }
+            }
+            RelayEvent::Failed { op, error } => self.on_op_failed(op, error),
+            RelayEvent::Message {
+                server,
+                rcv_id,
+                msg_id,
+                body,
+            } => {
+                let conn = self
+                    .rcv_index
+                    .get(&(server.clone(), rcv_id.clone()))
+                    .copied();
+                if let Some(conn) = conn {
+                    self.on_message(conn, &body);
+                }
+                // Acknowledged after the effects are in this input's batch.
+                let op = self.alloc_op();
+                self.issue(
+                    RelayOp::Ack {
+                        op,
+                        server,
+                        rcv_id,
+                        msg_id,
+                    },
+                    Purpose::Plain,
+                );
+            }
+        }
+    }
+
+    fn on_op_failed(&mut self, op: OpId, error: RelayError) {
+        match error {
+            RelayError::Temporary => {
+                let (base, max, now) = (self.cfg.retry_ms, self.cfg.max_retry_ms, self.now);
+                if let Some(p) = self.ops.get_mut(&op) {
+                    p.attempts = p.attempts.saturating_add(1);
+                    let delay = base
+                        .saturating_mul(1u64 << p.attempts.min(20))
+                        .min(max)
+                        .max(1);
+                    p.retry_at = Some(now.saturating_add(delay));
+                    self.dirty.insert(Key::Op(op.0));
+                }
+            }
+            RelayError::NoQueue | RelayError::Auth => {
+                if let Some(p) = self.finish_op(op) {
+                    if let Purpose::Send(conn) = p.purpose {
+                        // The peer deleted its queue: nothing on this
+                        // connection can be delivered any more.
+                        self.on_send_dead(conn);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = self.now;
+        let due: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, p)| p.retry_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.ops.get_mut(&id) {
+                p.retry_at = None;
+                let op = p.op.clone();
+                self.dirty.insert(Key::Op(id.0));
+                self.ops_out.push(op);
+            }
+        }
+        self.run_checks();
+        self.expire_pending();
+    }
+
+    pub(crate) fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.dirty.insert(Key::Meta);
+        id
+    }
+
+    pub(crate) fn alloc_op(&mut self) -> OpId {
+        OpId(self.alloc_id())
+    }
+
+    /// Issues a relay operation and keeps it until its result arrives.
+    pub(crate) fn issue(&mut self, op: RelayOp, purpose: Purpose) {
+        let id = op.op();
+        self.ops.insert(
+            id,
+            PendingOp {
+                op: op.clone(),
+                purpose,
+                attempts: 0,
+                retry_at: None,
+            },
+        );
+        self.dirty.insert(Key::Op(id.0));
+        self.ops_out.push(op);
+    }
+
+    fn finish_op(&mut self, op: OpId) -> Option<PendingOp> {
+        let p = self.ops.remove(&op)?;
+        self.dirty.insert(Key::Op(op.0));
+        Some(p)
+    }
+
+    pub(crate) fn event(&mut self, event: Event) {
+        self.events_out.push(ClientEvent { corr: None, event });
+    }
+
+    pub(crate) fn touch_conn(&mut self, id: u64) {
+        self.dirty.insert(Key::Conn(id));
+        self.kick.insert(id);
+    }
+
+    pub(crate) fn touch_group(&mut self, alias: &str) {
+        self.dirty.insert(Key::Group(alias.to_owned()));
+    }
+
+    /// A fresh alias with a prefix, unused among connections and groups.
+    pub(crate) fn fresh_alias(&mut self, prefix: &str) -> String {
+        loop {
+            let alias = format!("{prefix}{}", self.alloc_id());
+            if !self.alias_taken(&alias) {
+                return alias;
+            }
+        }
+    }
+
+    pub(crate) fn alias_taken(&self, alias: &str) -> bool {
+        self.groups.contains_key(alias)
+            || self
+                .conns
+                .values()
+                .any(|c| matches!(&c.owner, crate::state::Owner::Visible(a) if a == alias))
+    }
+
+    /// Writes every dirty record into one batch, and queues the outputs.
+    fn flush(&mut self) {
+        let mut batch = StoreBatch {
+            schema: SCHEMA_VERSION,
+            puts: Vec::new(),
+            deletes: Vec::new(),
+        };
+        for key in std::mem::take(&mut self.dirty) {
+            let value = match &key {
+                Key::Meta => encode(&Meta {
+                    config: self.cfg.clone(),
+                    next_id: self.next_id,
+                }),
+                Key::Conn(id) => self.conns.get(id).and_then(encode),
+                Key::Group(a) => self.groups.get(a).and_then(encode),
+                Key::Invitation(i) => self.invitations.get(i).and_then(encode),
+                Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
+            };
+            match value {
+                Some(v) => batch.puts.push((key, v)),
+                None => batch.deletes.push(key),
+            }
+        }
+        if !batch.is_empty() {
+            self.outputs.push_back(Output::Store(batch));
+        }
+        for op in self.ops_out.drain(..) {
+            self.outputs.push_back(Output::Relay(op));
+        }
+        for ev in self.events_out.drain(..) {
+            self.outputs.push_back(Output::Event(ev));
+        }
+    }
+
+    /// Maps a missing group to the command error.
+    pub(crate) fn group_mut(&mut self, alias: &str) -> Result<&mut Group, CommandError> {
+        self.groups
+            .get_mut(alias)
+            .ok_or_else(|| CommandError::NoGroup(alias.to_owned()))
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
+    // Serialization of these plain records cannot fail; if it ever did, the
+    // record is written as absent rather than as garbage.
+    postcard::to_allocvec(value).ok()
+}
+
+/// Read-only views for drivers and tests.
+impl Agent {
+    /// Our member id in a group.
+    pub fn member_id(&self, group: &str) -> Option<smp_groups_wire::agent::MemberId> {
+        self.groups
+            .get(group)
+            .map(|g| smp_groups_wire::agent::MemberId(g.me))
+    }
+
+    /// The group-wide id of a group.
+    pub fn group_id(&self, group: &str) -> Option<smp_groups_wire::agent::GroupId> {
+        self.groups
+            .get(group)
+            .map(|g| smp_groups_wire::agent::GroupId(g.id))
+    }
+
+    /// The members of a group we are connected to (ourselves excluded).
+    pub fn members(&self, group: &str) -> Vec<smp_groups_wire::agent::MemberId> {
+        self.groups.get(group).map_or_else(Vec::new, |g| {
+            g.members
+                .iter()
+                .filter(|(_, m)| m.status != crate::state::MemberStatus::Pending)
+                .map(|(id, _)| smp_groups_wire::agent::MemberId(*id))
+                .collect()
+        })
+    }
+
+    /// Every member we know, connected or not.
+    pub fn known_members(&self, group: &str) -> Vec<smp_groups_wire::agent::MemberId> {
+        self.groups.get(group).map_or_else(Vec::new, |g| {
+            g.members
+                .keys()
+                .map(|id| smp_groups_wire::agent::MemberId(*id))
+                .collect()
+        })
+    }
+
+    /// Our group aliases.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// Number of connections (visible and hidden).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+}

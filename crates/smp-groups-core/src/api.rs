@@ -1,0 +1,346 @@
+//! The client-facing API of the core: commands in, events out.
+//!
+//! These are the seed's client commands and events, typed. The agent facade maps
+//! the text protocol (`corrId entity command`) to and from them. Group members
+//! are named by their group-scoped [`MemberId`]; the facade gives them aliases.
+
+use smp_groups_integrity::Violation;
+use smp_groups_wire::agent::MemberId;
+
+/// A client command, with the correlation id its response carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `C:a NEW`: create a pairwise connection; answered by [`Event::Invitation`].
+    NewConn {
+        /// The alias, or `None` for the agent to choose one.
+        alias: Option<String>,
+    },
+    /// `C:a JOIN inv info`: join a pairwise connection.
+    JoinConn {
+        /// The alias, or `None` for the agent to choose one.
+        alias: Option<String>,
+        /// The invitation received out of band.
+        invitation: Vec<u8>,
+        /// Information for the other side.
+        info: Vec<u8>,
+    },
+    /// `C:a SEND msg`: a pairwise message.
+    SendConn {
+        /// The connection.
+        alias: String,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `C:a ACK id`: the client processed a pairwise message.
+    AckConn {
+        /// The connection.
+        alias: String,
+        /// The message id from [`Event::ConnMsg`].
+        msg_id: u64,
+    },
+    /// `C:a DEL`: delete a pairwise connection.
+    DelConn {
+        /// The connection.
+        alias: String,
+    },
+    /// `G:g? NEW gInfo`: create a group.
+    NewGroup {
+        /// The alias, or `None` for the agent to choose one.
+        alias: Option<String>,
+        /// Group information, opaque to the agent.
+        info: Vec<u8>,
+    },
+    /// `C:a INTRO G:g gInfo`: invite the peer of connection `conn` to group `group`.
+    Intro {
+        /// The visible connection to the invitee.
+        conn: String,
+        /// The group.
+        group: String,
+        /// Group information for the invitee.
+        info: Vec<u8>,
+    },
+    /// `G:g? JOIN g:inv`: accept a group invitation.
+    JoinGroup {
+        /// The alias for the group, or `None` for the agent to choose one.
+        alias: Option<String>,
+        /// The invitation id from [`Event::GroupRequest`].
+        invitation: String,
+    },
+    /// `G:g SEND msg`.
+    Send {
+        /// The group.
+        group: String,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g ACK id`: the client processed a group message; sends the receipt.
+    Ack {
+        /// The group.
+        group: String,
+        /// The message id from [`Event::Msg`].
+        msg_id: u64,
+    },
+    /// `G:g LEAVE`.
+    Leave {
+        /// The group.
+        group: String,
+    },
+    /// `G:g REM member`.
+    Remove {
+        /// The group.
+        group: String,
+        /// The member to remove.
+        member: MemberId,
+    },
+    /// `G:g DEL`.
+    Delete {
+        /// The group.
+        group: String,
+    },
+    /// Answer to [`Event::ApprovalRequired`].
+    Approve {
+        /// The group.
+        group: String,
+        /// The approval id.
+        approval: u64,
+        /// Apply the change (true) or refuse it.
+        accept: bool,
+    },
+}
+
+/// A membership change that waits for the client's approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `by` introduces a new member.
+    Add {
+        /// The new member.
+        member: MemberId,
+        /// The introducer.
+        by: MemberId,
+    },
+    /// `by` removes a member.
+    Remove {
+        /// The member removed.
+        member: MemberId,
+        /// The member removing it.
+        by: MemberId,
+    },
+}
+
+/// Why a command failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// No connection with this alias.
+    #[error("no connection {0}")]
+    NoConn(String),
+    /// No group with this alias.
+    #[error("no group {0}")]
+    NoGroup(String),
+    /// No received invitation with this id.
+    #[error("no invitation {0}")]
+    NoInvitation(String),
+    /// The alias is taken.
+    #[error("alias {0} is in use")]
+    Duplicate(String),
+    /// The message is longer than the configured maximum.
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The connection or group is not in a state that allows the command.
+    #[error("not allowed now: {0}")]
+    State(&'static str),
+    /// An invitation could not be parsed.
+    #[error("bad invitation: {0}")]
+    BadInvitation(String),
+    /// Not a member of the group.
+    #[error("unknown member {0}")]
+    NoMember(MemberId),
+    /// No such message or approval.
+    #[error("unknown id {0}")]
+    NoId(u64),
+    /// Local failure (crypto, encoding).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// An event for the client. `corr` is the command's correlation id for responses,
+/// `None` for events the agent sends on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientEvent {
+    /// Correlation id of the command this answers.
+    pub corr: Option<String>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Client events (responses and notifications).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Generic success of a command on a connection or group alias.
+    Ok {
+        /// The alias (connection or group).
+        alias: String,
+    },
+    /// A command failed.
+    Err(CommandError),
+    /// Response to `SEND`: the message is queued under this local id (`SENT` and
+    /// `RCVD` events name it).
+    Queued {
+        /// The connection or group.
+        alias: String,
+        /// The local message id.
+        msg_id: u64,
+    },
+    /// `C:a INV invitation`: a new connection's invitation.
+    Invitation {
+        /// The connection.
+        alias: String,
+        /// The invitation, to pass out of band.
+        invitation: Vec<u8>,
+    },
+    /// `C:a CON`: the pairwise connection is established.
+    Con {
+        /// The connection.
+        alias: String,
+        /// The information the peer sent with its join (empty for the joiner).
+        info: Vec<u8>,
+    },
+    /// `C:a SENT id`.
+    ConnSent {
+        /// The connection.
+        alias: String,
+        /// The message id.
+        msg_id: u64,
+    },
+    /// `C:a MSG id body`.
+    ConnMsg {
+        /// The connection.
+        alias: String,
+        /// The message id (for `ACK`).
+        msg_id: u64,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `C:a RCVD id`: the peer acknowledged a pairwise message.
+    ConnRcvd {
+        /// The connection.
+        alias: String,
+        /// The message id.
+        msg_id: u64,
+    },
+    /// `C:a REQ g:inv gInfo`: an invitation to a group.
+    GroupRequest {
+        /// The connection it came on.
+        conn: String,
+        /// The invitation id, for `JOIN`.
+        invitation: String,
+        /// The group information.
+        info: Vec<u8>,
+    },
+    /// `G:g CON member`: connected to a member.
+    GroupCon {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+    },
+    /// `G:g MEM [member]`: the member (or, with `None`, this agent) is connected to
+    /// all members.
+    Mem {
+        /// The group.
+        group: String,
+        /// The member, or `None` for ourselves.
+        member: Option<MemberId>,
+    },
+    /// `G:g SENT [member] id`: sent to one member, then (`None`) to all.
+    Sent {
+        /// The group.
+        group: String,
+        /// The member, or `None` once sent to all.
+        member: Option<MemberId>,
+        /// The local message id.
+        msg_id: u64,
+    },
+    /// `G:g MSG member id msg`.
+    Msg {
+        /// The group.
+        group: String,
+        /// The sender.
+        member: MemberId,
+        /// The local message id, for `ACK`.
+        msg_id: u64,
+        /// The sender's group-wide id.
+        ext_msg_id: u64,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g RCVD [member] id status`: delivery to one member, then (`None`) to all.
+    Rcvd {
+        /// The group.
+        group: String,
+        /// The member, or `None` once received by all.
+        member: Option<MemberId>,
+        /// The local id of our message.
+        msg_id: u64,
+        /// Whether the receipt(s) matched the content hash (and signature).
+        ok: bool,
+    },
+    /// `G:g LEFT [member]`: the member left (`None`: we left).
+    Left {
+        /// The group.
+        group: String,
+        /// The member, or `None` for ourselves.
+        member: Option<MemberId>,
+    },
+    /// `G:g REMD member [by]`: a member is removed (by us when `by` is `None`,
+    /// once every member confirmed).
+    Removed {
+        /// The group.
+        group: String,
+        /// The member removed.
+        member: MemberId,
+        /// Who removed it, `None` for us.
+        by: Option<MemberId>,
+    },
+    /// `G:g OUT member`: we were removed by `by`.
+    Out {
+        /// The group.
+        group: String,
+        /// The member who removed us.
+        by: MemberId,
+    },
+    /// `G:g EMPTY`: every other member left or was removed.
+    Empty {
+        /// The group.
+        group: String,
+    },
+    /// `G:g DELD [member]`: the group is deleted (by `by`; by us when `None`, once
+    /// every member confirmed).
+    Deleted {
+        /// The group.
+        group: String,
+        /// Who deleted it.
+        by: Option<MemberId>,
+    },
+    /// A membership change waits for the client's decision (`Command::Approve`).
+    ApprovalRequired {
+        /// The group.
+        group: String,
+        /// The approval id.
+        approval: u64,
+        /// The change.
+        change: Change,
+    },
+    /// An integrity violation found by `G_CHECK` reconciliation or a receipt.
+    Violation {
+        /// The group.
+        group: String,
+        /// What disagrees.
+        violation: Violation,
+    },
+}

@@ -1,0 +1,67 @@
+//! Agent configuration.
+
+use serde::{Deserialize, Serialize};
+use smp_groups_crypto::ratchet::RatchetConfig;
+
+/// Settings of one agent. Stored with the agent's state, so a restarted agent keeps
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The relay (server address) on which this agent creates its receive queues.
+    pub server: String,
+    /// Membership changes (another member adding or removing someone) are applied
+    /// without asking the client while the group has at most this many members;
+    /// above it the agent asks ([`crate::Event::ApprovalRequired`]).
+    pub approval_threshold: usize,
+    /// Use the "open invitations" variant: members hand each other invitations up
+    /// front, so adding a member needs no `INTRO`/`INV` round.
+    pub open_invitations: bool,
+    /// The longest group or pairwise message accepted from the client (bytes).
+    pub max_message_len: usize,
+    /// The double ratchet's settings (fixed ciphertext size, skipped keys).
+    pub ratchet: RatchetConfig,
+    /// `G_CHECK` every this many milliseconds (`None`: no time trigger).
+    pub check_interval_ms: Option<u64>,
+    /// `G_CHECK` after this many group messages (`None`: no count trigger).
+    pub check_every_messages: Option<u64>,
+    /// First delay before a failed relay operation is retried; doubled per attempt.
+    pub retry_ms: u64,
+    /// Longest delay between retries.
+    pub max_retry_ms: u64,
+    /// A member that was invited but did not connect within this time is dropped.
+    pub pending_member_ttl_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: "smp://relay.invalid".to_owned(),
+            approval_threshold: 64,
+            open_invitations: false,
+            max_message_len: 1 << 20,
+            ratchet: RatchetConfig::default(),
+            check_interval_ms: Some(60_000),
+            check_every_messages: Some(100),
+            retry_ms: 1_000,
+            max_retry_ms: 60_000,
+            pending_member_ttl_ms: 24 * 3_600_000,
+        }
+    }
+}
+
+impl Config {
+    /// The longest encoded agent message body (`AMessage`) that fits in one
+    /// ratchet ciphertext: the plaintext bound minus the message header.
+    pub(crate) fn block_payload(&self) -> usize {
+        // 'M' + sndMsgId (8) + previous hash (32).
+        self.ratchet.max_plaintext().saturating_sub(41)
+    }
+
+    /// The fragment size: one block minus the `FRAG` envelope's own fields.
+    pub(crate) fn fragment_chunk(&self) -> usize {
+        // "FRAG " + msgId (8) + index (2) + count (2) + length (2).
+        self.block_payload()
+            .saturating_sub(19)
+            .clamp(1, smp_groups_wire::agent::MAX_FRAGMENT_LEN)
+    }
+}

@@ -1,0 +1,784 @@
+//! Pairwise connections: invitation, join, confirmation, `HELLO`; sealing
+//! (chain header + double ratchet) and the per-connection outbox; received
+//! envelopes up to their dispatch; fragments.
+//!
+//! Handshake (inviter I, joiner J):
+//!
+//! 1. I creates its receive queue and hands out an [`InviteRec`]: the queue's
+//!    address and I's two X3DH public keys.
+//! 2. J creates its reply queue, secures it for I, and sends the confirmation
+//!    to I's queue: J's X3DH keys in the clear, and, ratchet-encrypted, the reply
+//!    queue address and a [`JoinInfo`] (the key I secures its queue with, the key
+//!    I sends to J's queue with, J's member info and chain anchor).
+//! 3. I starts its ratchet, secures its queue and sends `HELLO`: I is connected.
+//! 4. J receives `HELLO`: J is connected.
+//!
+//! Cost: two agent envelopes per connection.
+
+use serde::{Deserialize, Serialize};
+use smp_groups_crypto::ed25519::SigningKey;
+use smp_groups_crypto::ratchet::{Ratchet, X3dhKeyPairs, X3dhParams};
+use smp_groups_crypto::sha256;
+use smp_groups_wire::agent::{
+    AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Content, Encrypted,
+    Fragment, Limits, MsgHeader, Receipt,
+};
+use smp_groups_wire::{Encode, Reader};
+
+use crate::Agent;
+use crate::api::{CommandError, Event};
+use crate::relay::RelayOp;
+use crate::state::{
+    AnchorRec, Conn, ConnStatus, Mid, Note, OutItem, Owner, Payload, Purpose, RcvQueue, SndQueue,
+};
+
+/// Associated data bound into every ratchet message.
+const RATCHET_AD: &[u8] = b"smp-groups/conn/1";
+/// At most this many partly received fragmented messages per connection.
+const MAX_PARTIAL: usize = 4;
+
+/// An invitation to a connection (postcard-encoded; opaque to the wire layer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct InviteRec {
+    pub(crate) server: String,
+    pub(crate) snd_id: Vec<u8>,
+    pub(crate) params: Vec<u8>,
+    /// The inviter's group chain anchor for the joiner (hidden connections).
+    pub(crate) anchor: Option<AnchorRec>,
+}
+
+/// A queue address in the confirmation's `reply_queue` field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct QueueAddr {
+    server: String,
+    snd_id: Vec<u8>,
+}
+
+/// What the joiner tells the inviter in the confirmation (postcard-encoded, in
+/// the encrypted connection info).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JoinInfo {
+    /// Public key the inviter secures its queue with (the joiner sends with it).
+    sender_key: [u8; 32],
+    /// Key seed the inviter sends to the joiner's reply queue with.
+    reply_auth: [u8; 32],
+    /// The joiner as a group member: id, signing key, profile.
+    pub(crate) member: Option<(Mid, [u8; 32], Vec<u8>)>,
+    /// The joiner's group chain anchor for the inviter.
+    pub(crate) anchor: Option<AnchorRec>,
+    /// Information for the client (pairwise connections).
+    pub(crate) info: Vec<u8>,
+}
+
+impl Agent {
+    pub(crate) fn limits(&self) -> Limits {
+        let chunk = self.cfg.fragment_chunk().max(1);
+        let n = self.cfg.max_message_len.div_ceil(chunk).saturating_add(1);
+        Limits {
+            max_fragments: u16::try_from(n).unwrap_or(u16::MAX),
+        }
+    }
+
+    fn random32(&mut self) -> [u8; 32] {
+        use rand_core::RngCore;
+        let mut b = [0u8; 32];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    /// Starts a connection as inviter: creates its receive queue. The invitation
+    /// is ready in [`Self::on_queue_created`].
+    pub(crate) fn new_inviter_conn(&mut self, owner: Owner) -> u64 {
+        let id = self.alloc_id();
+        let mut conn = Conn::new(owner, ConnStatus::NewQueue, self.now);
+        conn.keys = Some(X3dhKeyPairs::generate(&mut self.rng));
+        self.conns.insert(id, conn);
+        self.touch_conn(id);
+        let op = self.alloc_op();
+        let server = self.cfg.server.clone();
+        self.issue(RelayOp::CreateQueue { op, server }, Purpose::RcvQueue(id));
+        id
+    }
+
+    /// Starts a connection as joiner of `invite`.
+    pub(crate) fn new_joiner_conn(
+        &mut self,
+        owner: Owner,
+        invite: &InviteRec,
+        member: Option<(Mid, [u8; 32], Vec<u8>)>,
+        anchor: Option<AnchorRec>,
+        info: Vec<u8>,
+    ) -> Result<u64, CommandError> {
+        let params = X3dhParams::from_bytes(&invite.params)
+            .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
+        let id = self.alloc_id();
+        let auth = self.random32();
+        let reply_auth = self.random32();
+        let join = JoinInfo {
+            sender_key: *SigningKey::from_seed(auth).public_key().as_bytes(),
+            reply_auth,
+            member,
+            anchor,
+            info,
+        };
+        let mut conn = Conn::new(owner, ConnStatus::JoinQueue, self.now);
+        conn.keys = Some(X3dhKeyPairs::generate(&mut self.rng));
+        conn.peer_params = Some(params);
+        conn.snd = Some(SndQueue {
+            server: invite.server.clone(),
+            snd_id: invite.snd_id.clone(),
+            auth,
+            secured: false,
+        });
+        conn.join_info =
+            postcard::to_allocvec(&join).map_err(|e| CommandError::Internal(e.to_string()))?;
+        self.conns.insert(id, conn);
+        self.touch_conn(id);
+        let op = self.alloc_op();
+        let server = self.cfg.server.clone();
+        self.issue(RelayOp::CreateQueue { op, server }, Purpose::RcvQueue(id));
+        Ok(id)
+    }
+
+    pub(crate) fn on_queue_created(
+        &mut self,
+        id: u64,
+        server: String,
+        rcv_id: Vec<u8>,
+        snd_id: Vec<u8>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            // The connection was dropped meanwhile: delete the orphan queue.
+            let op = self.alloc_op();
+            self.issue(RelayOp::Delete { op, server, rcv_id }, Purpose::Plain);
+            return;
+        };
+        conn.rcv = Some(RcvQueue {
+            server: server.clone(),
+            rcv_id: rcv_id.clone(),
+            snd_id: snd_id.clone(),
+        });
+        self.rcv_index.insert((server.clone(), rcv_id.clone()), id);
+        self.dirty.insert(crate::store::Key::Conn(id));
+        self.kick.insert(id);
+        match conn.status {
+            ConnStatus::NewQueue => {
+                conn.status = ConnStatus::Invited;
+                let params = conn
+                    .keys
+                    .as_ref()
+                    .map(|k| k.params().to_bytes().to_vec())
+                    .unwrap_or_default();
+                let owner = conn.owner.clone();
+                let anchor = match &owner {
+                    Owner::Member { group, member } => self
+                        .groups
+                        .get(group)
+                        .and_then(|g| g.members.get(member))
+                        .map(|m| m.my_anchor),
+                    Owner::Open { group, .. } => self
+                        .groups
+                        .get(group)
+                        .map(|g| AnchorRec::from(g.integrity.self_anchor())),
+                    Owner::Visible(_) => None,
+                };
+                let invite = InviteRec {
+                    server,
+                    snd_id,
+                    params,
+                    anchor,
+                };
+                let bytes = postcard::to_allocvec(&invite).unwrap_or_default();
+                match owner {
+                    Owner::Visible(alias) => self.event(Event::Invitation {
+                        alias,
+                        invitation: bytes,
+                    }),
+                    Owner::Member { group, member } => {
+                        self.on_invitation_ready(&group, member, id, bytes);
+                    }
+                    Owner::Open { group, holder } => {
+                        self.send_open_invitation(&group, holder, bytes);
+                    }
+                }
+            }
+            ConnStatus::JoinQueue => self.send_confirmation(id, &server, &snd_id),
+            _ => {}
+        }
+    }
+
+    fn send_confirmation(&mut self, id: u64, server: &str, snd_id: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let (Some(keys), Some(peer)) = (conn.keys.take(), conn.peer_params.take()) else {
+            return;
+        };
+        let Ok(join) = postcard::from_bytes::<JoinInfo>(&conn.join_info) else {
+            return;
+        };
+        let Ok(mut ratchet) = Ratchet::init_initiator(&keys, &peer, self.cfg.ratchet) else {
+            return;
+        };
+        let reply = postcard::to_allocvec(&QueueAddr {
+            server: server.to_owned(),
+            snd_id: snd_id.to_vec(),
+        })
+        .unwrap_or_default();
+        let (Ok(reply_queue), Ok(info)) =
+            (Bounded::new(reply), Bounded::new(conn.join_info.clone()))
+        else {
+            return;
+        };
+        let plain = AgentMessage::ConnInfo(ConnInfo {
+            reply_queue: Some(reply_queue),
+            info,
+        })
+        .to_bytes();
+        let Ok(ct) = ratchet.encrypt(&mut self.rng, &plain, RATCHET_AD) else {
+            return;
+        };
+        let (Ok(e2e_params), Ok(enc_conn_info)) = (
+            Bounded::new(keys.params().to_bytes().to_vec()),
+            Encrypted::new(ct),
+        ) else {
+            return;
+        };
+        let env = AgentEnvelope::Confirmation {
+            agent_version: AGENT_VERSION,
+            e2e_params,
+            enc_conn_info,
+        };
+        conn.ratchet = Some(ratchet);
+        conn.status = ConnStatus::Joined;
+        conn.outbox.push_front(OutItem {
+            payload: Payload::Sealed(env.to_bytes()),
+            note: Note::None,
+            kind: "CONF".to_owned(),
+        });
+        // Secure our reply queue for the inviter.
+        let rcv_id = conn
+            .rcv
+            .as_ref()
+            .map(|q| q.rcv_id.clone())
+            .unwrap_or_default();
+        let sender_key = *SigningKey::from_seed(join.reply_auth)
+            .public_key()
+            .as_bytes();
+        self.touch_conn(id);
+        let op = self.alloc_op();
+        self.issue(
+            RelayOp::Secure {
+                op,
+                server: server.to_owned(),
+                rcv_id,
+                sender_key,
+            },
+            Purpose::Plain,
+        );
+    }
+
+    /// Queues an agent message on a connection (fragmented if larger than a block).
+    pub(crate) fn enqueue(&mut self, id: u64, msg: &AMessage, note: Note) {
+        let kind = String::from_utf8_lossy(msg.tag()).into_owned();
+        let bytes = msg.to_bytes();
+        let block = self.cfg.block_payload();
+        let chunk = self.cfg.fragment_chunk();
+        let limits = self.limits();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.closing {
+            return;
+        }
+        if bytes.len() <= block {
+            conn.outbox.push_back(OutItem {
+                payload: Payload::Plain(bytes),
+                note,
+                kind,
+            });
+        } else {
+            let frag_id = conn.next_frag_id;
+            conn.next_frag_id += 1;
+            let Ok(parts) = Fragment::split(frag_id, &bytes, chunk, limits.max_fragments) else {
+                return;
+            };
+            let last = parts.len().saturating_sub(1);
+            for (i, f) in parts.into_iter().enumerate() {
+                conn.outbox.push_back(OutItem {
+                    payload: Payload::Plain(AMessage::Fragment(f).to_bytes()),
+                    note: if i == last { note.clone() } else { Note::None },
+                    kind: format!("{kind}/FRAG"),
+                });
+            }
+        }
+        self.touch_conn(id);
+    }
+
+    /// Moves every kicked connection's outbox: seals its head and sends it.
+    pub(crate) fn pump(&mut self) {
+        for id in std::mem::take(&mut self.kick) {
+            self.pump_conn(id);
+        }
+    }
+
+    fn pump_conn(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.in_flight.is_some() {
+            return;
+        }
+        if conn.outbox.is_empty() {
+            if conn.closing {
+                self.drop_conn(id);
+            }
+            return;
+        }
+        let Some(snd) = conn.snd.clone() else { return };
+        let Some(head) = conn.outbox.front_mut() else {
+            return;
+        };
+        if let Payload::Plain(body) = &head.payload {
+            if conn.status != ConnStatus::Ready {
+                return;
+            }
+            let Some(ratchet) = conn.ratchet.as_mut() else {
+                return;
+            };
+            let Ok(header) = conn.chain.next_header() else {
+                return;
+            };
+            let mut plain = vec![b'M'];
+            header.encode(&mut plain);
+            plain.extend_from_slice(body);
+            let Ok(ct) = ratchet.encrypt(&mut self.rng, &plain, RATCHET_AD) else {
+                return;
+            };
+            if conn.chain.record_sent(&header, &plain).is_err() {
+                return;
+            }
+            let Ok(enc) = Encrypted::new(ct) else { return };
+            head.payload = Payload::Sealed(
+                AgentEnvelope::Message {
+                    agent_version: AGENT_VERSION,
+                    enc_agent_message: enc,
+                }
+                .to_bytes(),
+            );
+        }
+        let (Payload::Sealed(body) | Payload::Plain(body)) = &head.payload;
+        let body = body.clone();
+        let kind = head.kind.clone();
+        let op = OpIdGen::next(&mut self.next_id);
+        self.dirty.insert(crate::store::Key::Meta);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.in_flight = Some(op);
+        }
+        self.touch_conn(id);
+        self.kick.remove(&id);
+        self.issue(
+            RelayOp::Send {
+                op,
+                server: snd.server,
+                snd_id: snd.snd_id,
+                auth: snd.secured.then_some(snd.auth),
+                kind,
+                body,
+            },
+            Purpose::Send(id),
+        );
+    }
+
+    pub(crate) fn on_send_done(&mut self, id: u64, op: crate::relay::OpId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.in_flight != Some(op) {
+            return;
+        }
+        conn.in_flight = None;
+        if let Some(snd) = conn.snd.as_mut() {
+            snd.secured = true;
+        }
+        let item = conn.outbox.pop_front();
+        let owner = conn.owner.clone();
+        self.touch_conn(id);
+        let Some(item) = item else { return };
+        match (item.note, owner) {
+            (Note::GroupMsg { int_id, member }, Owner::Member { group, .. }) => {
+                self.group_msg_sent(&group, int_id, member);
+            }
+            (Note::ConnMsg { msg_id }, Owner::Visible(alias)) => {
+                self.event(Event::ConnSent { alias, msg_id });
+            }
+            _ => {}
+        }
+    }
+
+    /// The peer's queue is gone: drop what cannot be delivered.
+    pub(crate) fn on_send_dead(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.in_flight = None;
+            conn.outbox.clear();
+            self.touch_conn(id);
+        }
+    }
+
+    /// Deletes the receive queue and drops the connection once its outbox is sent.
+    pub(crate) fn close_conn(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.closing = true;
+        if let Some(q) = conn.rcv.take() {
+            self.rcv_index.remove(&(q.server.clone(), q.rcv_id.clone()));
+            let op = self.alloc_op();
+            self.issue(
+                RelayOp::Delete {
+                    op,
+                    server: q.server,
+                    rcv_id: q.rcv_id,
+                },
+                Purpose::Plain,
+            );
+        }
+        // Nothing can be sent on a connection that never became ready.
+        if let Some(conn) = self.conns.get_mut(&id)
+            && conn.status != ConnStatus::Ready
+            && conn.in_flight.is_none()
+        {
+            conn.outbox.clear();
+        }
+        self.touch_conn(id);
+    }
+
+    fn drop_conn(&mut self, id: u64) {
+        if let Some(conn) = self.conns.remove(&id)
+            && let Some(q) = conn.rcv
+        {
+            self.rcv_index.remove(&(q.server, q.rcv_id));
+        }
+        self.dirty.insert(crate::store::Key::Conn(id));
+    }
+
+    /// A message arrived on connection `id`'s receive queue.
+    pub(crate) fn on_message(&mut self, id: u64, body: &[u8]) {
+        let Ok(env) = smp_groups_wire::decode_all::<AgentEnvelope>(body) else {
+            return;
+        };
+        match env {
+            AgentEnvelope::Confirmation {
+                e2e_params,
+                enc_conn_info,
+                ..
+            } => self.on_confirmation(id, e2e_params.as_slice(), enc_conn_info.as_slice()),
+            AgentEnvelope::Message {
+                enc_agent_message, ..
+            } => {
+                let limits = self.limits();
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let Some(ratchet) = conn.ratchet.as_mut() else {
+                    return;
+                };
+                // A replay or a forgery fails here and leaves the state unchanged.
+                let Ok(plain) = ratchet.decrypt(enc_agent_message.as_slice(), RATCHET_AD) else {
+                    return;
+                };
+                let Ok(AgentMessage::Message { header, body }) =
+                    AgentMessage::decode_with(&plain, &limits)
+                else {
+                    return;
+                };
+                self.touch_conn(id);
+                if !self
+                    .conns
+                    .get_mut(&id)
+                    .is_some_and(|c| c.chain.receive(&header, &plain).accepted())
+                {
+                    return;
+                }
+                self.dispatch(id, header, body, true);
+            }
+        }
+    }
+
+    fn on_confirmation(&mut self, id: u64, params: &[u8], enc: &[u8]) {
+        let limits = self.limits();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.status != ConnStatus::Invited {
+            return;
+        }
+        let Some(keys) = conn.keys.as_ref() else {
+            return;
+        };
+        let Ok(peer) = X3dhParams::from_bytes(params) else {
+            return;
+        };
+        let Ok(mut ratchet) = Ratchet::init_responder(keys, &peer, self.cfg.ratchet) else {
+            return;
+        };
+        let Ok(plain) = ratchet.decrypt(enc, RATCHET_AD) else {
+            return;
+        };
+        let Ok(AgentMessage::ConnInfo(ci)) = AgentMessage::decode_with(&plain, &limits) else {
+            return;
+        };
+        let Some(reply) = ci.reply_queue else { return };
+        let Ok(addr) = postcard::from_bytes::<QueueAddr>(reply.as_slice()) else {
+            return;
+        };
+        let Ok(join) = postcard::from_bytes::<JoinInfo>(ci.info.as_slice()) else {
+            return;
+        };
+        conn.ratchet = Some(ratchet);
+        conn.keys = None;
+        conn.status = ConnStatus::Ready;
+        conn.peer_info.clone_from(&join.info);
+        conn.snd = Some(SndQueue {
+            server: addr.server,
+            snd_id: addr.snd_id,
+            auth: join.reply_auth,
+            secured: true,
+        });
+        conn.outbox.push_front(OutItem {
+            payload: Payload::Plain(AMessage::Hello.to_bytes()),
+            note: Note::None,
+            kind: "HELLO".to_owned(),
+        });
+        let rcv = conn.rcv.clone();
+        self.touch_conn(id);
+        if let Some(q) = rcv {
+            let op = self.alloc_op();
+            self.issue(
+                RelayOp::Secure {
+                    op,
+                    server: q.server,
+                    rcv_id: q.rcv_id,
+                    sender_key: join.sender_key,
+                },
+                Purpose::Plain,
+            );
+        }
+        self.on_connected(id, Some(join));
+    }
+
+    fn on_connected(&mut self, id: u64, join: Option<JoinInfo>) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        match conn.owner.clone() {
+            Owner::Visible(alias) => {
+                let info = join.map(|j| j.info).unwrap_or_default();
+                self.event(Event::Con { alias, info });
+            }
+            Owner::Member { group, member } => self.member_connected(&group, member, join),
+            Owner::Open { group, holder } => self.open_invitation_used(id, &group, holder, join),
+        }
+    }
+
+    /// Acts on one accepted agent message. `top` is false for a message
+    /// reassembled from fragments (which cannot itself be a fragment).
+    fn dispatch(&mut self, id: u64, header: MsgHeader, body: AMessage, top: bool) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match body {
+            AMessage::Hello => {
+                if conn.status == ConnStatus::Joined {
+                    conn.status = ConnStatus::Ready;
+                    self.touch_conn(id);
+                    self.on_connected(id, None);
+                }
+            }
+            AMessage::UserMsg(content) => {
+                if let Owner::Visible(alias) = conn.owner.clone() {
+                    let msg_id = conn.next_msg_id;
+                    conn.next_msg_id += 1;
+                    let digest = sha256(content.as_slice());
+                    conn.unacked.insert(msg_id, (header.snd_msg_id, digest));
+                    self.dirty.insert(crate::store::Key::Conn(id));
+                    self.event(Event::ConnMsg {
+                        alias,
+                        msg_id,
+                        body: content.into_vec(),
+                    });
+                }
+            }
+            AMessage::Receipts(receipts) => {
+                if let Owner::Visible(alias) = conn.owner.clone() {
+                    for r in receipts {
+                        self.event(Event::ConnRcvd {
+                            alias: alias.clone(),
+                            msg_id: r.msg_id,
+                        });
+                    }
+                }
+            }
+            AMessage::Fragment(f) if top => {
+                let count = usize::from(f.count);
+                if !conn.frags.contains_key(&f.msg_id) && conn.frags.len() >= MAX_PARTIAL {
+                    conn.frags.pop_first();
+                }
+                let parts = conn.frags.entry(f.msg_id).or_default();
+                if parts.iter().any(|(i, _, _)| *i == f.index) {
+                    return;
+                }
+                parts.push((f.index, f.count, f.bytes.into_vec()));
+                self.dirty.insert(crate::store::Key::Conn(id));
+                if parts.len() < count {
+                    return;
+                }
+                let parts = conn.frags.remove(&f.msg_id).unwrap_or_default();
+                let mut frags = Vec::with_capacity(parts.len());
+                for (index, count, bytes) in parts {
+                    let Ok(bytes) = smp_groups_wire::agent::FragmentBytes::new(bytes) else {
+                        return;
+                    };
+                    frags.push(Fragment {
+                        msg_id: f.msg_id,
+                        index,
+                        count,
+                        bytes,
+                    });
+                }
+                let Ok(whole) = Fragment::join(&frags) else {
+                    return;
+                };
+                if whole.len() > self.cfg.max_message_len.saturating_add(64) {
+                    return;
+                }
+                let limits = self.limits();
+                let mut r = Reader::new(&whole);
+                let Ok(inner) = AMessage::read(&mut r, &limits) else {
+                    return;
+                };
+                if r.expect_end("message").is_err() {
+                    return;
+                }
+                self.dispatch(id, header, inner, false);
+            }
+            AMessage::Fragment(_) => {}
+            AMessage::Group(env) => {
+                let owner = conn.owner.clone();
+                if !matches!(owner, Owner::Open { .. }) {
+                    self.on_group_envelope(id, &owner, header.snd_msg_id, env);
+                }
+            }
+        }
+    }
+
+    // --- client commands on visible connections ---
+
+    pub(crate) fn cmd_new_conn(&mut self, alias: Option<String>) -> Result<Event, CommandError> {
+        let alias = self.take_alias(alias, "c")?;
+        self.new_inviter_conn(Owner::Visible(alias.clone()));
+        Ok(Event::Ok { alias })
+    }
+
+    pub(crate) fn cmd_join_conn(
+        &mut self,
+        alias: Option<String>,
+        invitation: &[u8],
+        info: Vec<u8>,
+    ) -> Result<Event, CommandError> {
+        let invite: InviteRec = postcard::from_bytes(invitation)
+            .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
+        let alias = self.take_alias(alias, "c")?;
+        self.new_joiner_conn(Owner::Visible(alias.clone()), &invite, None, None, info)?;
+        Ok(Event::Ok { alias })
+    }
+
+    pub(crate) fn take_alias(
+        &mut self,
+        alias: Option<String>,
+        prefix: &str,
+    ) -> Result<String, CommandError> {
+        match alias {
+            Some(a) if self.alias_taken(&a) => Err(CommandError::Duplicate(a)),
+            Some(a) if a.is_empty() => Ok(self.fresh_alias(prefix)),
+            Some(a) => Ok(a),
+            None => Ok(self.fresh_alias(prefix)),
+        }
+    }
+
+    pub(crate) fn visible_conn(&self, alias: &str) -> Result<u64, CommandError> {
+        self.conns
+            .iter()
+            .find(|(_, c)| matches!(&c.owner, Owner::Visible(a) if a == alias) && !c.closing)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| CommandError::NoConn(alias.to_owned()))
+    }
+
+    pub(crate) fn cmd_send_conn(
+        &mut self,
+        alias: &str,
+        body: Vec<u8>,
+    ) -> Result<Event, CommandError> {
+        let id = self.visible_conn(alias)?;
+        if body.len() > self.cfg.max_message_len {
+            return Err(CommandError::TooLarge {
+                len: body.len(),
+                max: self.cfg.max_message_len,
+            });
+        }
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or_else(|| CommandError::NoConn(alias.to_owned()))?;
+        let msg_id = conn.next_msg_id;
+        conn.next_msg_id += 1;
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
+        self.enqueue(id, &AMessage::UserMsg(content), Note::ConnMsg { msg_id });
+        Ok(Event::Queued {
+            alias: alias.to_owned(),
+            msg_id,
+        })
+    }
+
+    pub(crate) fn cmd_ack_conn(&mut self, alias: &str, msg_id: u64) -> Result<Event, CommandError> {
+        let id = self.visible_conn(alias)?;
+        let conn = self
+            .conns
+            .get_mut(&id)
+            .ok_or_else(|| CommandError::NoConn(alias.to_owned()))?;
+        let (peer_id, digest) = conn
+            .unacked
+            .remove(&msg_id)
+            .ok_or(CommandError::NoId(msg_id))?;
+        let receipt = Receipt {
+            msg_id: peer_id,
+            digest: smp_groups_wire::agent::Digest(digest),
+        };
+        self.enqueue(id, &AMessage::Receipts(vec![receipt]), Note::None);
+        Ok(Event::Ok {
+            alias: alias.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_del_conn(&mut self, alias: &str) -> Result<Event, CommandError> {
+        let id = self.visible_conn(alias)?;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.outbox.retain(|_| false);
+        }
+        self.close_conn(id);
+        Ok(Event::Ok {
+            alias: alias.to_owned(),
+        })
+    }
+}
+
+/// Operation ids come from the agent's id counter.
+struct OpIdGen;
+
+impl OpIdGen {
+    fn next(counter: &mut u64) -> crate::relay::OpId {
+        let id = *counter;
+        *counter += 1;
+        crate::relay::OpId(id)
+    }
+}

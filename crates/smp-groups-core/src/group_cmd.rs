@@ -1,0 +1,414 @@
+//! Group commands from the client: `NEW`, `INTRO`, `JOIN`, `SEND`, `ACK`,
+//! `LEAVE`, `REM`, `DEL`, and approvals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_core::RngCore;
+use smp_groups_crypto::ed25519::SigningKey;
+use smp_groups_integrity::{GroupIntegrity, MAX_MEMBERS, Timestamp};
+use smp_groups_wire::Reader;
+use smp_groups_wire::agent::{AMessage, Content, GroupEnvelope, MemberId};
+
+use crate::Agent;
+use crate::api::{CommandError, Event};
+use crate::conn::InviteRec;
+use crate::state::{
+    AddTrack, AnchorRec, Group, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Note, Owner,
+    SendTrack,
+};
+
+impl Agent {
+    fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    fn new_group_state(&mut self, id: [u8; 16], me: Mid, info: Vec<u8>) -> Group {
+        let signing_seed: [u8; 32] = self.random_bytes();
+        let mut config = smp_groups_integrity::Config::new(smp_groups_wire::agent::GroupId(id));
+        config.check_interval_ms = self.cfg.check_interval_ms;
+        config.check_every_messages = self.cfg.check_every_messages;
+        config.max_members = MAX_MEMBERS;
+        let mut integrity =
+            GroupIntegrity::new(config, MemberId(me), Timestamp::from_millis(self.now));
+        integrity.set_own_signing_key(SigningKey::from_seed(signing_seed).public_key());
+        Group {
+            id,
+            info,
+            me,
+            signing_seed,
+            status: GroupStatus::Active,
+            members: BTreeMap::new(),
+            integrity,
+            next_msg_id: 1,
+            sends: BTreeMap::new(),
+            ext_to_int: BTreeMap::new(),
+            recvs: BTreeMap::new(),
+            adds: BTreeMap::new(),
+            join: None,
+            removals: BTreeMap::new(),
+            approvals: BTreeMap::new(),
+            open_invs: BTreeMap::new(),
+            open_offered: BTreeMap::new(),
+            gone: BTreeSet::new(),
+            had_members: false,
+        }
+    }
+
+    pub(crate) fn active_group(&mut self, alias: &str) -> Result<&mut Group, CommandError> {
+        let g = self.group_mut(alias)?;
+        if g.status != GroupStatus::Active {
+            return Err(CommandError::State("the group is being deleted"));
+        }
+        Ok(g)
+    }
+
+    pub(crate) fn new_member(&self, alias: &str, introduced_by: Option<Mid>) -> Member {
+        let my_anchor = self
+            .groups
+            .get(alias)
+            .map_or(AnchorRec::Genesis, |g| g.integrity.self_anchor().into());
+        Member {
+            conn: None,
+            status: MemberStatus::Pending,
+            signing_key: None,
+            profile: Vec::new(),
+            since: self.now,
+            introduced_by,
+            my_anchor,
+            peer_anchor: None,
+        }
+    }
+
+    pub(crate) fn cmd_new_group(
+        &mut self,
+        alias: Option<String>,
+        info: Vec<u8>,
+    ) -> Result<Event, CommandError> {
+        let alias = self.take_alias(alias, "g")?;
+        let id: [u8; 16] = self.random_bytes();
+        let me: Mid = self.random_bytes();
+        let g = self.new_group_state(id, me, info);
+        self.groups.insert(alias.clone(), g);
+        self.touch_group(&alias);
+        Ok(Event::Ok { alias })
+    }
+
+    pub(crate) fn cmd_intro(
+        &mut self,
+        conn: &str,
+        group: &str,
+        info: Vec<u8>,
+    ) -> Result<Event, CommandError> {
+        let via = self.visible_conn(conn)?;
+        if self
+            .conns
+            .get(&via)
+            .is_none_or(|c| c.status != crate::state::ConnStatus::Ready)
+        {
+            return Err(CommandError::State("the connection is not established"));
+        }
+        self.active_group(group)?;
+        let member: Mid = self.random_bytes();
+        let m = self.new_member(group, None);
+        let g = self.group_mut(group)?;
+        g.members.insert(member, m);
+        g.adds.insert(
+            member,
+            AddTrack {
+                via_conn: Some(via),
+                group_info: info,
+                ..AddTrack::default()
+            },
+        );
+        let cid = self.new_inviter_conn(Owner::Member {
+            group: group.to_owned(),
+            member,
+        });
+        if let Some(m) = self.group_mut(group)?.members.get_mut(&member) {
+            m.conn = Some(cid);
+        }
+        self.touch_group(group);
+        Ok(Event::Ok {
+            alias: conn.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_join_group(
+        &mut self,
+        alias: Option<String>,
+        invitation: &str,
+    ) -> Result<Event, CommandError> {
+        let inv = self
+            .invitations
+            .get(invitation)
+            .ok_or_else(|| CommandError::NoInvitation(invitation.to_owned()))?;
+        let limits = self.limits();
+        let mut r = Reader::new(&inv.envelope);
+        let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::read(&mut r, &limits) else {
+            return Err(CommandError::NoInvitation(invitation.to_owned()));
+        };
+        let invite: InviteRec = postcard::from_bytes(gi.invitation.as_slice())
+            .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
+        let alias = self.take_alias(alias, "g")?;
+        self.invitations.remove(invitation);
+        self.dirty
+            .insert(crate::store::Key::Invitation(invitation.to_owned()));
+        let me = gi.member_id.0;
+        let introducer = gi.introducer.member_id.0;
+        let g = self.new_group_state(gi.group_id.0, me, gi.group_info.into_vec());
+        let my_info = (
+            me,
+            *SigningKey::from_seed(g.signing_seed)
+                .public_key()
+                .as_bytes(),
+            Vec::new(),
+        );
+        self.groups.insert(alias.clone(), g);
+        let mut m = self.new_member(&alias, None);
+        m.signing_key = Some(gi.introducer.signing_key);
+        m.profile = gi.introducer.profile.into_vec();
+        m.peer_anchor = invite.anchor;
+        let my_anchor = m.my_anchor;
+        let g = self.group_mut(&alias)?;
+        g.members.insert(introducer, m);
+        g.join = Some(JoinTrack {
+            introducer,
+            intros_done: false,
+            done: false,
+        });
+        let cid = self.new_joiner_conn(
+            Owner::Member {
+                group: alias.clone(),
+                member: introducer,
+            },
+            &invite,
+            Some(my_info),
+            Some(my_anchor),
+            Vec::new(),
+        )?;
+        if let Some(m) = self.group_mut(&alias)?.members.get_mut(&introducer) {
+            m.conn = Some(cid);
+        }
+        self.touch_group(&alias);
+        Ok(Event::Ok { alias })
+    }
+
+    pub(crate) fn cmd_send(&mut self, group: &str, body: Vec<u8>) -> Result<Event, CommandError> {
+        if body.len() > self.cfg.max_message_len {
+            return Err(CommandError::TooLarge {
+                len: body.len(),
+                max: self.cfg.max_message_len,
+            });
+        }
+        let g = self.active_group(group)?;
+        let sent = g
+            .integrity
+            .on_sent(&body)
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        let int_id = g.next_msg_id;
+        g.next_msg_id += 1;
+        let targets: Vec<(Mid, u64)> = g
+            .members
+            .iter()
+            .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .collect();
+        g.ext_to_int.insert(sent.ext_msg_id, int_id);
+        g.sends.insert(
+            int_id,
+            SendTrack {
+                ext_msg_id: sent.ext_msg_id,
+                content_hash: sent.content_hash.0,
+                sent_pending: targets.iter().map(|(m, _)| *m).collect(),
+                rcvd_pending: targets.iter().map(|(m, _)| *m).collect(),
+                all_ok: true,
+                sent_done: false,
+            },
+        );
+        self.touch_group(group);
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let msg = AMessage::Group(GroupEnvelope::Msg {
+            ext_msg_id: sent.ext_msg_id,
+            content,
+        });
+        for (member, conn) in &targets {
+            self.enqueue(
+                *conn,
+                &msg,
+                Note::GroupMsg {
+                    int_id,
+                    member: *member,
+                },
+            );
+        }
+        // Open invitation slots get it too: the member who will use one has
+        // the slot's anchor, and reads on from there.
+        let slots: Vec<u64> = self
+            .groups
+            .get(group)
+            .map(|g| g.open_offered.values().copied().collect())
+            .unwrap_or_default();
+        for c in slots {
+            self.enqueue(c, &msg, Note::None);
+        }
+        if targets.is_empty() {
+            self.finish_send_track(group, int_id);
+        }
+        Ok(Event::Queued {
+            alias: group.to_owned(),
+            msg_id: int_id,
+        })
+    }
+
+    pub(crate) fn cmd_ack(&mut self, group: &str, msg_id: u64) -> Result<Event, CommandError> {
+        let g = self.group_mut(group)?;
+        let r = g.recvs.remove(&msg_id).ok_or(CommandError::NoId(msg_id))?;
+        let payload = smp_groups_integrity::receipt_payload(
+            &smp_groups_wire::agent::GroupId(g.id),
+            &MemberId(r.from),
+            &MemberId(g.me),
+            r.ext_msg_id,
+            &smp_groups_wire::agent::Digest(r.content_hash),
+        );
+        let sig = SigningKey::from_seed(g.signing_seed)
+            .sign(&payload)
+            .to_bytes();
+        let conn = g.members.get(&r.from).and_then(|m| m.conn);
+        self.touch_group(group);
+        if let Some(conn) = conn {
+            let env = GroupEnvelope::Rcvd {
+                ext_msg_id: r.ext_msg_id,
+                digest: smp_groups_wire::agent::Digest(r.content_hash),
+                sig: Some(sig),
+            };
+            self.enqueue(conn, &AMessage::Group(env), Note::None);
+        }
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
+        self.group_mut(group)?;
+        let conns = self.member_conns(group);
+        for c in &conns {
+            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
+        }
+        self.drop_group(group, &conns);
+        self.event(Event::Left {
+            group: group.to_owned(),
+            member: None,
+        });
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_remove(&mut self, group: &str, member: Mid) -> Result<Event, CommandError> {
+        let g = self.active_group(group)?;
+        let Some(target) = g.members.get(&member) else {
+            return Err(CommandError::NoMember(MemberId(member)));
+        };
+        let target_conn = target.conn;
+        let others: Vec<(Mid, u64)> = g
+            .members
+            .iter()
+            .filter(|(id, _)| **id != member)
+            .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .collect();
+        g.removals
+            .insert(member, others.iter().map(|(m, _)| *m).collect());
+        self.touch_group(group);
+        if let Some(c) = target_conn {
+            self.enqueue(c, &AMessage::Group(GroupEnvelope::Out), Note::None);
+        }
+        for (_, c) in &others {
+            self.enqueue(
+                *c,
+                &AMessage::Group(GroupEnvelope::Rem(MemberId(member))),
+                Note::None,
+            );
+        }
+        self.member_gone(group, member);
+        self.check_removal_done(group, member);
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_delete(&mut self, group: &str) -> Result<Event, CommandError> {
+        let g = self.active_group(group)?;
+        let targets: Vec<(Mid, u64)> = g
+            .members
+            .iter()
+            .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .collect();
+        g.status = GroupStatus::Deleting(targets.iter().map(|(m, _)| *m).collect());
+        self.touch_group(group);
+        for (_, c) in &targets {
+            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Del), Note::None);
+        }
+        self.check_delete_done(group);
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    pub(crate) fn cmd_approve(
+        &mut self,
+        group: &str,
+        approval: u64,
+        accept: bool,
+    ) -> Result<Event, CommandError> {
+        let g = self.group_mut(group)?;
+        let p = g
+            .approvals
+            .remove(&approval)
+            .ok_or(CommandError::NoId(approval))?;
+        self.touch_group(group);
+        let limits = self.limits();
+        let mut r = Reader::new(&p.envelope);
+        if let Ok(AMessage::Group(env)) = AMessage::read(&mut r, &limits) {
+            let owner = self.conns.get(&p.conn).map(|c| c.owner.clone());
+            if let Some(Owner::Member {
+                group: gname,
+                member,
+            }) = owner
+            {
+                if accept {
+                    self.apply_group_envelope(p.conn, &gname, member, 0, env);
+                } else if let GroupEnvelope::Intro(info) = env {
+                    // Declined: answer with an empty invitation so the
+                    // introducer does not wait for us.
+                    self.send_inv(p.conn, info.member_id.0, Vec::new());
+                }
+            }
+        }
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    /// Connection ids of every member of the group.
+    pub(crate) fn member_conns(&self, group: &str) -> Vec<u64> {
+        self.groups
+            .get(group)
+            .map(|g| g.members.values().filter_map(|m| m.conn).collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a group: its connections close after their outboxes are sent.
+    pub(crate) fn drop_group(&mut self, group: &str, conns: &[u64]) {
+        for c in conns {
+            self.close_conn(*c);
+        }
+        // Connections of pending open invitations too.
+        if let Some(g) = self.groups.remove(group) {
+            for c in g.open_offered.values() {
+                self.close_conn(*c);
+            }
+        }
+        self.touch_group(group);
+    }
+}

@@ -1,0 +1,605 @@
+//! Group envelopes from other members: introductions (`GROUP`, `INTRO`, `INV`,
+//! `FWD`, `OINV`, `MEM`), departures (`LEFT`, `OUT`, `REM`, `REMD`, `DEL`,
+//! `DELD`), messages (`MSG`, `RCVD`) and `G_CHECK`.
+
+use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
+use smp_groups_integrity::{Delivery, Timestamp};
+use smp_groups_wire::Encode;
+use smp_groups_wire::agent::{AMessage, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile};
+
+use crate::Agent;
+use crate::api::Event;
+use crate::conn::InviteRec;
+use crate::state::{
+    ChangeRec, GroupStatus, MemberStatus, Mid, Note, Owner, PendingApproval, RecvInvitation,
+    RecvTrack,
+};
+
+impl Agent {
+    pub(crate) fn on_group_envelope(
+        &mut self,
+        conn: u64,
+        owner: &Owner,
+        seq: u64,
+        env: GroupEnvelope,
+    ) {
+        match owner {
+            Owner::Visible(alias) => {
+                if let GroupEnvelope::Group(gi) = &env {
+                    let id = self.fresh_alias("i");
+                    let info = gi.group_info.as_slice().to_vec();
+                    self.invitations.insert(
+                        id.clone(),
+                        RecvInvitation {
+                            conn: alias.clone(),
+                            envelope: AMessage::Group(env).to_bytes(),
+                        },
+                    );
+                    self.dirty.insert(crate::store::Key::Invitation(id.clone()));
+                    self.event(Event::GroupRequest {
+                        conn: alias.clone(),
+                        invitation: id,
+                        info,
+                    });
+                }
+            }
+            Owner::Open { .. } => {}
+            Owner::Member { group, member } => {
+                let Some(g) = self.groups.get_mut(group) else {
+                    return;
+                };
+                if g.gone.contains(member) {
+                    return;
+                }
+                let size = g.members.len() + 1;
+                let change = match &env {
+                    GroupEnvelope::Intro(info) if !g.members.contains_key(&info.member_id.0) => {
+                        Some(ChangeRec::Add {
+                            member: info.member_id.0,
+                            by: *member,
+                        })
+                    }
+                    GroupEnvelope::Rem(x) if g.members.contains_key(&x.0) => {
+                        Some(ChangeRec::Remove {
+                            member: x.0,
+                            by: *member,
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(change) = change
+                    && size > self.cfg.approval_threshold
+                {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.dirty.insert(crate::store::Key::Meta);
+                    if let Some(g) = self.groups.get_mut(group) {
+                        g.approvals.insert(
+                            id,
+                            PendingApproval {
+                                change,
+                                conn,
+                                envelope: AMessage::Group(env).to_bytes(),
+                            },
+                        );
+                    }
+                    self.touch_group(group);
+                    self.event(Event::ApprovalRequired {
+                        group: group.clone(),
+                        approval: id,
+                        change: change.into(),
+                    });
+                    return;
+                }
+                self.apply_group_envelope(conn, &group.clone(), *member, seq, env);
+            }
+        }
+    }
+
+    pub(crate) fn apply_group_envelope(
+        &mut self,
+        conn: u64,
+        group: &str,
+        sender: Mid,
+        seq: u64,
+        env: GroupEnvelope,
+    ) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if g.gone.contains(&sender) {
+            return;
+        }
+        if let GroupStatus::Deleting(_) = g.status {
+            if matches!(
+                env,
+                GroupEnvelope::Deld | GroupEnvelope::Left | GroupEnvelope::Del
+            ) {
+                self.member_done_deleting(group, sender);
+            }
+            return;
+        }
+        self.touch_group(group);
+        match env {
+            GroupEnvelope::Group(_) | GroupEnvelope::Deld => {}
+            GroupEnvelope::Intro(info) => self.on_intro(conn, group, sender, &info),
+            GroupEnvelope::Inv {
+                member_id,
+                invitation,
+            } => self.on_inv(group, sender, member_id.0, invitation),
+            GroupEnvelope::Fwd { member, invitation } => {
+                self.on_fwd(group, sender, &member, invitation.as_slice());
+            }
+            GroupEnvelope::OpenInv { invitation } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.open_invs.insert(sender, invitation.into_vec());
+                }
+            }
+            GroupEnvelope::Mem(x) => self.on_mem(group, sender, x.0),
+            GroupEnvelope::Left => {
+                self.close_member(group, sender);
+                self.member_gone(group, sender);
+                self.event(Event::Left {
+                    group: group.to_owned(),
+                    member: Some(MemberId(sender)),
+                });
+                self.check_empty(group);
+            }
+            GroupEnvelope::Out => {
+                let conns = self.member_conns(group);
+                self.drop_group(group, &conns);
+                self.event(Event::Out {
+                    group: group.to_owned(),
+                    by: MemberId(sender),
+                });
+            }
+            GroupEnvelope::Rem(x) => {
+                let x = x.0;
+                let me = self.groups.get(group).map(|g| g.me);
+                if me == Some(x) {
+                    return;
+                }
+                let known = self
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.members.contains_key(&x));
+                if known {
+                    self.close_member(group, x);
+                    self.member_gone(group, x);
+                    self.event(Event::Removed {
+                        group: group.to_owned(),
+                        member: MemberId(x),
+                        by: Some(MemberId(sender)),
+                    });
+                } else if let Some(g) = self.groups.get_mut(group) {
+                    // Not known (yet): never accept it later.
+                    g.gone.insert(x);
+                }
+                self.enqueue(
+                    conn,
+                    &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
+                    Note::None,
+                );
+                self.check_empty(group);
+            }
+            GroupEnvelope::Remd(x) => {
+                if let Some(set) = self
+                    .groups
+                    .get_mut(group)
+                    .and_then(|g| g.removals.get_mut(&x.0))
+                {
+                    set.remove(&sender);
+                }
+                self.check_removal_done(group, x.0);
+            }
+            GroupEnvelope::Del => {
+                self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
+                let conns = self.member_conns(group);
+                self.drop_group(group, &conns);
+                self.event(Event::Deleted {
+                    group: group.to_owned(),
+                    by: Some(MemberId(sender)),
+                });
+            }
+            GroupEnvelope::Msg {
+                ext_msg_id,
+                content,
+            } => self.on_group_msg(group, sender, ext_msg_id, content.as_slice()),
+            GroupEnvelope::Rcvd {
+                ext_msg_id,
+                digest,
+                sig,
+            } => self.on_rcvd(group, sender, ext_msg_id, digest, sig),
+            GroupEnvelope::Check(check) => {
+                let now = Timestamp::from_millis(self.now);
+                let Some(g) = self.groups.get_mut(group) else {
+                    return;
+                };
+                if let Ok(vs) = g.integrity.on_check(MemberId(sender), seq, &check, now) {
+                    for v in vs {
+                        self.event(Event::Violation {
+                            group: group.to_owned(),
+                            violation: v,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
+        let g = self.groups.get(group)?;
+        let (key, profile) = if member == g.me {
+            (
+                *SigningKey::from_seed(g.signing_seed)
+                    .public_key()
+                    .as_bytes(),
+                Vec::new(),
+            )
+        } else {
+            let m = g.members.get(&member)?;
+            (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
+        };
+        Some(MemberInfo {
+            member_id: MemberId(member),
+            signing_key: key,
+            profile: Profile::new(profile).ok()?,
+        })
+    }
+
+    /// Our invitation for a member is ready: hand it to whoever needs it.
+    pub(crate) fn on_invitation_ready(
+        &mut self,
+        group: &str,
+        member: Mid,
+        _conn: u64,
+        invitation: Vec<u8>,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if let Some(add) = g.adds.get_mut(&member)
+            && let Some(via) = add.via_conn.take()
+        {
+            // We introduce `member`: the `GROUP` invitation on the visible connection.
+            let info = add.group_info.clone();
+            let gid = g.id;
+            self.touch_group(group);
+            let Some(introducer) =
+                self.member_info(group, self.groups.get(group).map_or([0; 16], |g| g.me))
+            else {
+                return;
+            };
+            let (Ok(invitation), Ok(group_info)) = (
+                Invitation::new(invitation),
+                smp_groups_wire::agent::GroupInfo::new(info),
+            ) else {
+                return;
+            };
+            let env = GroupEnvelope::Group(smp_groups_wire::agent::GroupInvitation {
+                group_id: smp_groups_wire::agent::GroupId(gid),
+                member_id: MemberId(member),
+                introducer,
+                invitation,
+                group_info,
+            });
+            self.enqueue(via, &AMessage::Group(env), Note::None);
+            return;
+        }
+        if let Some(by) = g.members.get(&member).and_then(|m| m.introduced_by) {
+            // Answer to an `INTRO`: our invitation goes back to the introducer.
+            if let Some(c) = g.members.get(&by).and_then(|m| m.conn) {
+                self.send_inv(c, member, invitation);
+            }
+        }
+    }
+
+    pub(crate) fn send_inv(&mut self, conn: u64, member: Mid, invitation: Vec<u8>) {
+        if let Ok(invitation) = Invitation::new(invitation) {
+            let env = GroupEnvelope::Inv {
+                member_id: MemberId(member),
+                invitation,
+            };
+            self.enqueue(conn, &AMessage::Group(env), Note::None);
+        }
+    }
+
+    /// `INTRO`: `by` introduces a new member to us; we invite it.
+    fn on_intro(&mut self, conn: u64, group: &str, by: Mid, info: &MemberInfo) {
+        let x = info.member_id.0;
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if x == g.me || g.members.contains_key(&x) || g.gone.contains(&x) {
+            // Already known (a concurrent introduction) or gone: an empty
+            // invitation tells the introducer not to wait for us.
+            self.send_inv(conn, x, Vec::new());
+            return;
+        }
+        let mut m = self.new_member(group, Some(by));
+        m.signing_key = Some(info.signing_key);
+        m.profile = info.profile.as_slice().to_vec();
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.insert(x, m);
+        }
+        let cid = self.new_inviter_conn(Owner::Member {
+            group: group.to_owned(),
+            member: x,
+        });
+        if let Some(m) = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.members.get_mut(&x))
+        {
+            m.conn = Some(cid);
+        }
+        self.introduce_late(group, x);
+    }
+
+    /// `INV`: member `from` invites the member `x` we introduce.
+    fn on_inv(&mut self, group: &str, from: Mid, x: Mid, invitation: Invitation) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(add) = g.adds.get_mut(&x) else {
+            return;
+        };
+        if !add.awaiting_inv.remove(&from) {
+            return;
+        }
+        let target = g.members.get(&x).and_then(|m| m.conn);
+        if !invitation.is_empty()
+            && let (Some(c), Some(info)) = (target, self.member_info(group, from))
+        {
+            let env = GroupEnvelope::Fwd {
+                member: info,
+                invitation,
+            };
+            self.enqueue(c, &AMessage::Group(env), Note::None);
+        }
+        self.maybe_send_mem(group, x);
+    }
+
+    /// `FWD`: our introducer forwards member `info`'s invitation.
+    fn on_fwd(&mut self, group: &str, by: Mid, info: &MemberInfo, invitation: &[u8]) {
+        let x = info.member_id.0;
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if x == g.me || g.gone.contains(&x) {
+            return;
+        }
+        let Ok(invite) = postcard::from_bytes::<InviteRec>(invitation) else {
+            return;
+        };
+        if let Some(existing) = g.members.get(&x) {
+            // Introduced both ways at once: keep the connection invited by the
+            // smaller member id.
+            let ours_pending = existing.status == MemberStatus::Pending
+                && existing.conn.is_some_and(|c| {
+                    self.conns.get(&c).is_some_and(|c| {
+                        c.status == crate::state::ConnStatus::Invited
+                            || c.status == crate::state::ConnStatus::NewQueue
+                    })
+                });
+            if !(ours_pending && x < g.me) {
+                return;
+            }
+            if let Some(c) = existing.conn {
+                self.close_conn(c);
+            }
+        }
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let mut m = self.new_member(group, Some(by));
+        m.signing_key = Some(info.signing_key);
+        m.profile = info.profile.as_slice().to_vec();
+        m.peer_anchor = invite.anchor;
+        let my_anchor = m.my_anchor;
+        let me = g.me;
+        let my_key = *SigningKey::from_seed(g.signing_seed)
+            .public_key()
+            .as_bytes();
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.insert(x, m);
+        }
+        let Ok(cid) = self.new_joiner_conn(
+            Owner::Member {
+                group: group.to_owned(),
+                member: x,
+            },
+            &invite,
+            Some((me, my_key, Vec::new())),
+            Some(my_anchor),
+            Vec::new(),
+        ) else {
+            if let Some(g) = self.groups.get_mut(group) {
+                g.members.remove(&x);
+            }
+            return;
+        };
+        if let Some(m) = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.members.get_mut(&x))
+        {
+            m.conn = Some(cid);
+        }
+        self.introduce_late(group, x);
+    }
+
+    /// We learned of member `x` from someone else: every member we introduced
+    /// earlier who was not introduced to `x` gets introduced now.
+    fn introduce_late(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(xconn) = g.members.get(&x).and_then(|m| m.conn) else {
+            return;
+        };
+        let mut targets = Vec::new();
+        for (y, add) in &mut g.adds {
+            if *y != x && add.connected && !add.introduced_to.contains(&x) {
+                add.introduced_to.insert(x);
+                add.awaiting_inv.insert(x);
+                targets.push(*y);
+            }
+        }
+        for y in targets {
+            if let Some(info) = self.member_info(group, y) {
+                self.enqueue(
+                    xconn,
+                    &AMessage::Group(GroupEnvelope::Intro(info)),
+                    Note::None,
+                );
+            }
+        }
+    }
+
+    /// `MEM x` from `from`.
+    fn on_mem(&mut self, group: &str, from: Mid, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if x == g.me {
+            if let Some(j) = g.join.as_mut()
+                && j.introducer == from
+            {
+                j.intros_done = true;
+            }
+            self.check_join_done(group);
+            return;
+        }
+        if x == from {
+            // The member we introduced is connected to all it was introduced to.
+            let Some(add) = g.adds.get_mut(&x) else {
+                return;
+            };
+            if add.done {
+                return;
+            }
+            add.done = true;
+            let to: Vec<Mid> = add.introduced_to.iter().copied().collect();
+            if let Some(m) = g.members.get_mut(&x) {
+                m.status = MemberStatus::Full;
+            }
+            let conns: Vec<u64> = to
+                .iter()
+                .filter_map(|t| g.members.get(t).and_then(|m| m.conn))
+                .collect();
+            for c in conns {
+                self.enqueue(
+                    c,
+                    &AMessage::Group(GroupEnvelope::Mem(MemberId(x))),
+                    Note::None,
+                );
+            }
+            self.event(Event::Mem {
+                group: group.to_owned(),
+                member: Some(MemberId(x)),
+            });
+            return;
+        }
+        // Another member's introducer announces it connected to all.
+        if let Some(m) = g.members.get_mut(&x)
+            && m.status != MemberStatus::Full
+        {
+            m.status = MemberStatus::Full;
+            self.event(Event::Mem {
+                group: group.to_owned(),
+                member: Some(MemberId(x)),
+            });
+        }
+    }
+
+    fn on_group_msg(&mut self, group: &str, from: Mid, ext_msg_id: u64, content: &[u8]) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Ok(r) = g.integrity.on_received(MemberId(from), ext_msg_id, content) else {
+            return;
+        };
+        let deliver = matches!(r.delivery, Delivery::Chained { .. } | Delivery::Held { .. });
+        let mut events = Vec::new();
+        if deliver {
+            let msg_id = g.next_msg_id;
+            g.next_msg_id += 1;
+            g.recvs.insert(
+                msg_id,
+                RecvTrack {
+                    from,
+                    ext_msg_id,
+                    content_hash: smp_groups_integrity::chain::content_hash(content).0,
+                },
+            );
+            events.push(Event::Msg {
+                group: group.to_owned(),
+                member: MemberId(from),
+                msg_id,
+                ext_msg_id,
+                body: content.to_vec(),
+            });
+        }
+        for v in r.violations {
+            events.push(Event::Violation {
+                group: group.to_owned(),
+                violation: v,
+            });
+        }
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    fn on_rcvd(
+        &mut self,
+        group: &str,
+        from: Mid,
+        ext_msg_id: u64,
+        digest: smp_groups_wire::agent::Digest,
+        sig: Option<[u8; 64]>,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(int_id) = g.ext_to_int.get(&ext_msg_id).copied() else {
+            return;
+        };
+        let key = g.members.get(&from).and_then(|m| m.signing_key);
+        let (gid, me) = (g.id, g.me);
+        let Some(t) = g.sends.get_mut(&int_id) else {
+            return;
+        };
+        if !t.rcvd_pending.remove(&from) {
+            return;
+        }
+        let sig_ok = match (sig, key) {
+            (Some(s), Some(k)) => {
+                let payload = smp_groups_integrity::receipt_payload(
+                    &smp_groups_wire::agent::GroupId(gid),
+                    &MemberId(me),
+                    &MemberId(from),
+                    ext_msg_id,
+                    &digest,
+                );
+                PublicKey::from_bytes(k)
+                    .verify(
+                        &payload,
+                        &smp_groups_crypto::ed25519::Signature::from_bytes(s),
+                    )
+                    .is_ok()
+            }
+            _ => true,
+        };
+        let ok = digest.0 == t.content_hash && sig_ok;
+        t.all_ok &= ok;
+        self.event(Event::Rcvd {
+            group: group.to_owned(),
+            member: Some(MemberId(from)),
+            msg_id: int_id,
+            ok,
+        });
+        self.finish_send_track(group, int_id);
+    }
+}

@@ -1,0 +1,493 @@
+//! Member lifecycle inside a group: connected, connected to all (`MEM`), gone;
+//! completion of sends, removals, deletion and joins; `G_CHECK` rounds and
+//! expiry of members that never connected.
+
+use smp_groups_integrity::Timestamp;
+use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
+
+use crate::Agent;
+use crate::api::Event;
+use crate::conn::JoinInfo;
+use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
+
+impl Agent {
+    /// The hidden connection with `member` is established.
+    pub(crate) fn member_connected(&mut self, group: &str, member: Mid, join: Option<JoinInfo>) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.gone.contains(&member) {
+            return;
+        }
+        let Some(m) = g.members.get_mut(&member) else {
+            return;
+        };
+        if let Some(j) = join {
+            if let Some((id, key, profile)) = j.member
+                && id == member
+            {
+                m.signing_key = Some(key);
+                m.profile = profile;
+            }
+            if let Some(a) = j.anchor {
+                m.peer_anchor = Some(a);
+            }
+        }
+        if m.status == MemberStatus::Pending {
+            m.status = MemberStatus::Connected;
+        }
+        let anchor = m.peer_anchor.unwrap_or(AnchorRec::Genesis);
+        let key = m
+            .signing_key
+            .map(smp_groups_crypto::ed25519::PublicKey::from_bytes);
+        // Already present after a duplicate handshake: nothing to add.
+        let _ = g.integrity.add_member(MemberId(member), anchor.into(), key);
+        g.had_members = true;
+        self.touch_group(group);
+        self.event(Event::GroupCon {
+            group: group.to_owned(),
+            member: MemberId(member),
+        });
+        // As the introducer of `member`: introduce it to everyone else.
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if let Some(add) = g.adds.get_mut(&member)
+            && !add.connected
+        {
+            add.connected = true;
+            let others: Vec<Mid> = g.members.keys().copied().filter(|x| *x != member).collect();
+            let mut intro = Vec::new();
+            let mut fwd = Vec::new();
+            for x in others {
+                add.introduced_to.insert(x);
+                if let Some(inv) = g.open_invs.remove(&x) {
+                    fwd.push((x, inv));
+                } else {
+                    add.awaiting_inv.insert(x);
+                    intro.push(x);
+                }
+            }
+            let target = g.members.get(&member).and_then(|m| m.conn);
+            let conns: Vec<(Mid, Option<u64>)> = intro
+                .iter()
+                .map(|x| (*x, g.members.get(x).and_then(|m| m.conn)))
+                .collect();
+            let new_info = self.member_info_pub(group, member);
+            for (_, c) in conns {
+                if let (Some(c), Some(info)) = (c, new_info.clone()) {
+                    self.enqueue(c, &AMessage::Group(GroupEnvelope::Intro(info)), Note::None);
+                }
+            }
+            for (x, inv) in fwd {
+                if let (Some(c), Some(info), Ok(invitation)) = (
+                    target,
+                    self.member_info_pub(group, x),
+                    smp_groups_wire::agent::Invitation::new(inv),
+                ) {
+                    let env = GroupEnvelope::Fwd {
+                        member: info,
+                        invitation,
+                    };
+                    self.enqueue(c, &AMessage::Group(env), Note::None);
+                }
+            }
+            self.maybe_send_mem(group, member);
+        }
+        self.offer_open_invitation(group, member);
+        self.check_join_done(group);
+    }
+
+    /// Open invitations variant: after connecting to a member, hand it an
+    /// invitation it can forward to the next member it adds.
+    fn offer_open_invitation(&mut self, group: &str, member: Mid) {
+        if !self.cfg.open_invitations {
+            return;
+        }
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if g.open_offered.contains_key(&member) {
+            return;
+        }
+        let cid = self.new_inviter_conn(crate::state::Owner::Open {
+            group: group.to_owned(),
+            holder: member,
+        });
+        if let Some(g) = self.groups.get_mut(group) {
+            g.open_offered.insert(member, cid);
+        }
+    }
+
+    /// Our open invitation for `holder` is ready: hand it over (`OINV`).
+    pub(crate) fn send_open_invitation(&mut self, group: &str, holder: Mid, invitation: Vec<u8>) {
+        let conn = self
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(&holder))
+            .and_then(|m| m.conn);
+        if let (Some(c), Ok(invitation)) =
+            (conn, smp_groups_wire::agent::Invitation::new(invitation))
+        {
+            self.enqueue(
+                c,
+                &AMessage::Group(GroupEnvelope::OpenInv { invitation }),
+                Note::None,
+            );
+        }
+    }
+
+    /// A member introduced by `holder` joined through our open invitation.
+    pub(crate) fn open_invitation_used(
+        &mut self,
+        conn: u64,
+        group: &str,
+        holder: Mid,
+        join: Option<JoinInfo>,
+    ) {
+        let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
+        let usable = self.groups.get(group).is_some_and(|g| {
+            member.is_some_and(|x| x != g.me && !g.members.contains_key(&x) && !g.gone.contains(&x))
+                && g.open_offered.get(&holder) == Some(&conn)
+        });
+        let (Some(x), true) = (member, usable) else {
+            self.close_conn(conn);
+            return;
+        };
+        let mut m = self.new_member(group, Some(holder));
+        m.conn = Some(conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            // Messages queued on the slot since it was offered follow the anchor
+            // announced in the invitation.
+            c.owner = crate::state::Owner::Member {
+                group: group.to_owned(),
+                member: x,
+            };
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            g.open_offered.remove(&holder);
+            g.members.insert(x, m);
+        }
+        self.touch_conn(conn);
+        self.member_connected(group, x, join);
+        self.offer_open_invitation(group, holder);
+    }
+
+    pub(crate) fn member_info_pub(
+        &self,
+        group: &str,
+        member: Mid,
+    ) -> Option<smp_groups_wire::agent::MemberInfo> {
+        let g = self.groups.get(group)?;
+        let (key, profile) = if member == g.me {
+            (
+                *smp_groups_crypto::ed25519::SigningKey::from_seed(g.signing_seed)
+                    .public_key()
+                    .as_bytes(),
+                Vec::new(),
+            )
+        } else {
+            let m = g.members.get(&member)?;
+            (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
+        };
+        Some(smp_groups_wire::agent::MemberInfo {
+            member_id: MemberId(member),
+            signing_key: key,
+            profile: smp_groups_wire::agent::Profile::new(profile).ok()?,
+        })
+    }
+
+    /// As introducer of `x`: once `x` is connected to us and every member
+    /// answered, tell `x` that all introductions were forwarded.
+    pub(crate) fn maybe_send_mem(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let conn = g.members.get(&x).and_then(|m| m.conn);
+        let Some(add) = g.adds.get_mut(&x) else {
+            return;
+        };
+        if add.connected && add.awaiting_inv.is_empty() && !add.mem_sent {
+            add.mem_sent = true;
+            self.touch_group(group);
+            if let Some(c) = conn {
+                self.enqueue(
+                    c,
+                    &AMessage::Group(GroupEnvelope::Mem(MemberId(x))),
+                    Note::None,
+                );
+            }
+        }
+    }
+
+    /// As a new member: once every introduction was forwarded and we are
+    /// connected to every member, report `MEM`.
+    pub(crate) fn check_join_done(&mut self, group: &str) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(j) = g.join.as_mut() else { return };
+        if j.done || !j.intros_done {
+            return;
+        }
+        if g.members
+            .values()
+            .any(|m| m.status == MemberStatus::Pending)
+        {
+            return;
+        }
+        j.done = true;
+        let introducer = j.introducer;
+        let me = g.me;
+        let conn = g.members.get(&introducer).and_then(|m| m.conn);
+        self.touch_group(group);
+        self.event(Event::Mem {
+            group: group.to_owned(),
+            member: None,
+        });
+        if let Some(c) = conn {
+            self.enqueue(
+                c,
+                &AMessage::Group(GroupEnvelope::Mem(MemberId(me))),
+                Note::None,
+            );
+        }
+    }
+
+    /// Closes the connection with a member, dropping what was not yet sent.
+    pub(crate) fn close_member(&mut self, group: &str, x: Mid) {
+        let conn = self
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(&x))
+            .and_then(|m| m.conn);
+        if let Some(c) = conn {
+            if let Some(cs) = self.conns.get_mut(&c) {
+                let keep = usize::from(cs.in_flight.is_some());
+                cs.outbox.truncate(keep);
+            }
+            self.close_conn(c);
+        }
+    }
+
+    /// Member `x` is no longer in the group (left, removed, expired): forget it
+    /// and complete everything that was waiting for it.
+    pub(crate) fn member_gone(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        g.members.remove(&x);
+        g.gone.insert(x);
+        g.integrity.remove_member(MemberId(x));
+        g.adds.remove(&x);
+        g.open_invs.remove(&x);
+        let offered = g.open_offered.remove(&x);
+        let mut adds = Vec::new();
+        for (y, add) in &mut g.adds {
+            add.introduced_to.remove(&x);
+            if add.awaiting_inv.remove(&x) {
+                adds.push(*y);
+            }
+        }
+        let sends: Vec<u64> = g
+            .sends
+            .iter_mut()
+            .filter_map(|(id, t)| {
+                let a = t.sent_pending.remove(&x);
+                let b = t.rcvd_pending.remove(&x);
+                (a || b).then_some(*id)
+            })
+            .collect();
+        let removals: Vec<Mid> = g
+            .removals
+            .iter_mut()
+            .filter_map(|(y, set)| set.remove(&x).then_some(*y))
+            .collect();
+        if let Some(j) = g.join.as_mut()
+            && j.introducer == x
+        {
+            j.intros_done = true;
+        }
+        self.touch_group(group);
+        if let Some(c) = offered {
+            self.close_conn(c);
+        }
+        for y in adds {
+            self.maybe_send_mem(group, y);
+        }
+        for id in sends {
+            self.finish_send_track(group, id);
+        }
+        for y in removals {
+            self.check_removal_done(group, y);
+        }
+        self.check_join_done(group);
+    }
+
+    pub(crate) fn check_empty(&mut self, group: &str) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.members.is_empty() && g.had_members && g.status == GroupStatus::Active {
+            g.had_members = false;
+            self.touch_group(group);
+            self.event(Event::Empty {
+                group: group.to_owned(),
+            });
+        }
+    }
+
+    pub(crate) fn check_removal_done(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if g.removals
+            .get(&x)
+            .is_some_and(std::collections::BTreeSet::is_empty)
+        {
+            g.removals.remove(&x);
+            self.touch_group(group);
+            self.event(Event::Removed {
+                group: group.to_owned(),
+                member: MemberId(x),
+                by: None,
+            });
+        }
+    }
+
+    pub(crate) fn member_done_deleting(&mut self, group: &str, x: Mid) {
+        if let Some(g) = self.groups.get_mut(group)
+            && let GroupStatus::Deleting(set) = &mut g.status
+        {
+            set.remove(&x);
+        }
+        self.close_member(group, x);
+        self.check_delete_done(group);
+    }
+
+    pub(crate) fn check_delete_done(&mut self, group: &str) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        if let GroupStatus::Deleting(set) = &g.status
+            && set.is_empty()
+        {
+            let conns = self.member_conns(group);
+            self.drop_group(group, &conns);
+            self.event(Event::Deleted {
+                group: group.to_owned(),
+                by: None,
+            });
+        }
+    }
+
+    /// The last block of our message `int_id` reached the relay for `member`.
+    pub(crate) fn group_msg_sent(&mut self, group: &str, int_id: u64, member: Mid) {
+        let Some(t) = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.sends.get_mut(&int_id))
+        else {
+            return;
+        };
+        if !t.sent_pending.remove(&member) {
+            return;
+        }
+        self.touch_group(group);
+        self.event(Event::Sent {
+            group: group.to_owned(),
+            member: Some(MemberId(member)),
+            msg_id: int_id,
+        });
+        self.finish_send_track(group, int_id);
+    }
+
+    /// Reports `SENT` / `RCVD` for all once nothing is pending.
+    pub(crate) fn finish_send_track(&mut self, group: &str, int_id: u64) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(t) = g.sends.get_mut(&int_id) else {
+            return;
+        };
+        let mut events = Vec::new();
+        if t.sent_pending.is_empty() && !t.sent_done {
+            t.sent_done = true;
+            events.push(Event::Sent {
+                group: group.to_owned(),
+                member: None,
+                msg_id: int_id,
+            });
+        }
+        if t.sent_done && t.rcvd_pending.is_empty() {
+            events.push(Event::Rcvd {
+                group: group.to_owned(),
+                member: None,
+                msg_id: int_id,
+                ok: t.all_ok,
+            });
+            let ext = t.ext_msg_id;
+            g.sends.remove(&int_id);
+            g.ext_to_int.remove(&ext);
+        }
+        self.touch_group(group);
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    /// Sends every `G_CHECK` that is due.
+    pub(crate) fn run_checks(&mut self) {
+        let now = Timestamp::from_millis(self.now);
+        let due: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| {
+                g.status == GroupStatus::Active
+                    && g.integrity.members().next().is_some()
+                    && g.integrity.due(now)
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for alias in due {
+            let Some(g) = self.groups.get_mut(&alias) else {
+                continue;
+            };
+            let check = g.integrity.build_check(now);
+            let conns: Vec<u64> = g
+                .members
+                .values()
+                .filter(|m| m.status != MemberStatus::Pending)
+                .filter_map(|m| m.conn)
+                .collect();
+            self.touch_group(&alias);
+            let env = AMessage::Group(GroupEnvelope::Check(check));
+            for c in conns {
+                self.enqueue(c, &env, Note::None);
+            }
+        }
+    }
+
+    /// Drops members that were invited but never connected in time.
+    pub(crate) fn expire_pending(&mut self) {
+        let limit = self.now.saturating_sub(self.cfg.pending_member_ttl_ms);
+        let expired: Vec<(String, Mid)> = self
+            .groups
+            .iter()
+            .flat_map(|(a, g)| {
+                g.members
+                    .iter()
+                    .filter(|(_, m)| {
+                        m.status == MemberStatus::Pending
+                            && m.since <= limit
+                            && self.now >= self.cfg.pending_member_ttl_ms
+                    })
+                    .map(move |(id, _)| (a.clone(), *id))
+            })
+            .collect();
+        for (group, x) in expired {
+            self.close_member(&group, x);
+            self.member_gone(&group, x);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Sans-IO state machines for smp-groups: pairwise connections and symmetric
+//! groups of SMP agents.
+//!
+//! An [`Agent`] is the whole state of one agent. It takes inputs through
+//! [`Agent::handle`] (client commands, relay results and delivered messages,
+//! timer expiry), with the current time and a random number generator passed
+//! in, and is then polled for outputs ([`Agent::poll`]): one atomic
+//! [`StoreBatch`] per input, the relay operations to perform, the client events;
+//! [`Agent::poll_timeout`] gives the next timer. It does no IO and reads no
+//! clock, so a run is reproducible from its inputs and its seed.
+//!
+//! Every flow of the group RFC is here: pairwise connections (invitation,
+//! confirmation, `HELLO`), groups (`NEW INTRO REQ JOIN CON MEM SEND SENT MSG ACK
+//! RCVD LEAVE LEFT REM REMD OUT EMPTY DEL DELD`), introductions as in the RFC's
+//! diagram and with open invitations, approvals above a group size, `G_CHECK`
+//! rounds, and fragmentation of large messages. Every envelope on a connection
+//! is chained (sequential id, previous message's hash) and encrypted with the
+//! connection's double ratchet.
+//!
+//! The semantics under concurrency are in `docs/groups.md`, the costs in
+//! `docs/costs.md`. With the `sim` feature, [`sim`] runs many agents against
+//! in-memory relays with a virtual clock and seeded faults.
+#![forbid(unsafe_code)]
+
+mod agent;
+mod api;
+mod config;
+mod conn;
+mod group_cmd;
+mod group_env;
+mod group_members;
+mod relay;
+mod state;
+pub mod store;
+mod time;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use agent::{Agent, Input, Output};
+pub use api::{Change, ClientEvent, Command, CommandError, Event};
+pub use config::Config;
+pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
+pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
+pub use time::Timestamp;

@@ -1,0 +1,157 @@
+//! Relay operations the agent asks its driver to perform, and their results.
+//!
+//! These are the SMP operations the core needs, typed; the driver maps them to
+//! SMP commands (`NEW`, `KEY`, `SUB`, `SEND`, `ACK`, `DEL`) on the named server.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one relay operation, to match its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpId(pub u64);
+
+/// A queue id as the relay assigned it.
+pub type QueueId = Vec<u8>;
+
+/// One relay operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayOp {
+    /// Create a receive queue (`NEW`); the creator is subscribed to it.
+    CreateQueue {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+    },
+    /// Secure a receive queue with the sender's public key (`KEY`).
+    Secure {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+        /// The recipient id of the queue.
+        rcv_id: QueueId,
+        /// The Ed25519 public key the sender authorizes its sends with.
+        sender_key: [u8; 32],
+    },
+    /// Subscribe to a receive queue (`SUB`), e.g. after a restart.
+    Subscribe {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+        /// The recipient id of the queue.
+        rcv_id: QueueId,
+    },
+    /// Send one message body to a queue (`SEND`).
+    Send {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+        /// The sender id of the queue.
+        snd_id: QueueId,
+        /// Seed of the Ed25519 key that authorizes the send (`None` for the first
+        /// message to a queue that is not yet secured).
+        auth: Option<[u8; 32]>,
+        /// The envelope type (`GROUP`, `MSG`, `HELLO`, `CONF`, ...), for metrics
+        /// only: it does not travel.
+        kind: String,
+        /// The agent envelope.
+        body: Vec<u8>,
+    },
+    /// Acknowledge the message last delivered from a queue (`ACK`).
+    Ack {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+        /// The recipient id of the queue.
+        rcv_id: QueueId,
+        /// The relay's id of the message.
+        msg_id: Vec<u8>,
+    },
+    /// Delete a receive queue (`DEL`).
+    Delete {
+        /// Operation id.
+        op: OpId,
+        /// The relay.
+        server: String,
+        /// The recipient id of the queue.
+        rcv_id: QueueId,
+    },
+}
+
+impl RelayOp {
+    /// The operation id.
+    pub fn op(&self) -> OpId {
+        match self {
+            Self::CreateQueue { op, .. }
+            | Self::Secure { op, .. }
+            | Self::Subscribe { op, .. }
+            | Self::Send { op, .. }
+            | Self::Ack { op, .. }
+            | Self::Delete { op, .. } => *op,
+        }
+    }
+
+    /// The relay the operation goes to.
+    pub fn server(&self) -> &str {
+        match self {
+            Self::CreateQueue { server, .. }
+            | Self::Secure { server, .. }
+            | Self::Subscribe { server, .. }
+            | Self::Send { server, .. }
+            | Self::Ack { server, .. }
+            | Self::Delete { server, .. } => server,
+        }
+    }
+}
+
+/// Why a relay operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayError {
+    /// Network failure or timeout: the operation is retried.
+    Temporary,
+    /// The queue does not exist (deleted by its recipient).
+    NoQueue,
+    /// The relay refused the authorization.
+    Auth,
+}
+
+/// What a relay reported, fed to [`crate::Agent::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// `CreateQueue` succeeded.
+    QueueCreated {
+        /// The operation.
+        op: OpId,
+        /// The recipient id.
+        rcv_id: QueueId,
+        /// The sender id (given to the other side).
+        snd_id: QueueId,
+    },
+    /// Any other operation succeeded.
+    Done {
+        /// The operation.
+        op: OpId,
+    },
+    /// The operation failed.
+    Failed {
+        /// The operation.
+        op: OpId,
+        /// Why.
+        error: RelayError,
+    },
+    /// A message arrived on a subscribed receive queue; it must be acknowledged
+    /// before the relay delivers the next one.
+    Message {
+        /// The relay.
+        server: String,
+        /// The recipient id of the queue.
+        rcv_id: QueueId,
+        /// The relay's id of the message (for `Ack`).
+        msg_id: Vec<u8>,
+        /// The agent envelope.
+        body: Vec<u8>,
+    },
+}

@@ -1,0 +1,360 @@
+//! The agent's stored state: connections, groups, received invitations, relay
+//! operations in flight. Every type here is a postcard record (see [`crate::store`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use smp_groups_crypto::ratchet::{Ratchet, X3dhKeyPairs, X3dhParams};
+use smp_groups_integrity::{Anchor, ConnectionChain, GroupIntegrity};
+use smp_groups_wire::agent::Digest;
+
+use crate::api::Change;
+use crate::relay::{OpId, QueueId, RelayOp};
+
+/// A member id as stored (the raw bytes of a `MemberId`).
+pub(crate) type Mid = [u8; 16];
+
+/// Agent-wide record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub(crate) config: crate::Config,
+    pub(crate) next_id: u64,
+}
+
+/// A chain anchor as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum AnchorRec {
+    Genesis,
+    At(u64, [u8; 32]),
+}
+
+impl From<Anchor> for AnchorRec {
+    fn from(a: Anchor) -> Self {
+        match a {
+            Anchor::Genesis => Self::Genesis,
+            Anchor::At { msg_id, digest } => Self::At(msg_id, digest.0),
+        }
+    }
+}
+
+impl From<AnchorRec> for Anchor {
+    fn from(a: AnchorRec) -> Self {
+        match a {
+            AnchorRec::Genesis => Self::Genesis,
+            AnchorRec::At(msg_id, d) => Self::At {
+                msg_id,
+                digest: Digest(d),
+            },
+        }
+    }
+}
+
+/// Who a connection belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Owner {
+    /// A client-visible connection.
+    Visible(String),
+    /// A hidden connection with a group member.
+    Member { group: String, member: Mid },
+    /// An open invitation we handed to member `holder` for the next member it
+    /// adds (open invitations variant); becomes a `Member` connection when used.
+    Open { group: String, holder: Mid },
+}
+
+/// Where a connection is in its handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ConnStatus {
+    /// Inviter: waiting for the receive queue to be created.
+    NewQueue,
+    /// Inviter: invitation handed out, waiting for the confirmation.
+    Invited,
+    /// Joiner: waiting for the reply queue to be created.
+    JoinQueue,
+    /// Joiner: confirmation sent, waiting for `HELLO`.
+    Joined,
+    /// Both sides can send.
+    Ready,
+}
+
+/// A receive queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RcvQueue {
+    pub(crate) server: String,
+    pub(crate) rcv_id: QueueId,
+    pub(crate) snd_id: QueueId,
+}
+
+/// A send queue (the peer's receive queue).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SndQueue {
+    pub(crate) server: String,
+    pub(crate) snd_id: QueueId,
+    /// The key seed that authorizes sends once the queue is secured.
+    pub(crate) auth: [u8; 32],
+    /// Whether the next send is the unsecured confirmation.
+    pub(crate) secured: bool,
+}
+
+/// What an outgoing item is for, to report delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Note {
+    None,
+    /// The last block of group message `int_id` to `member`.
+    GroupMsg {
+        int_id: u64,
+        member: Mid,
+    },
+    /// A pairwise client message.
+    ConnMsg {
+        msg_id: u64,
+    },
+}
+
+/// An outgoing item on a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OutItem {
+    pub(crate) payload: Payload,
+    pub(crate) note: Note,
+    /// The envelope type, for counting.
+    pub(crate) kind: String,
+}
+
+/// An outgoing payload: plaintext until it is sealed (encrypted and chained),
+/// which happens once when it reaches the head of the line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Payload {
+    /// An encoded `AMessage`.
+    Plain(Vec<u8>),
+    /// A ready agent envelope.
+    Sealed(Vec<u8>),
+}
+
+/// One pairwise connection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Conn {
+    pub(crate) owner: Owner,
+    pub(crate) status: ConnStatus,
+    pub(crate) rcv: Option<RcvQueue>,
+    pub(crate) snd: Option<SndQueue>,
+    pub(crate) keys: Option<X3dhKeyPairs>,
+    /// Joiner: the inviter's keys, until the ratchet starts.
+    pub(crate) peer_params: Option<X3dhParams>,
+    pub(crate) ratchet: Option<Ratchet>,
+    pub(crate) chain: ConnectionChain,
+    pub(crate) outbox: VecDeque<OutItem>,
+    pub(crate) in_flight: Option<OpId>,
+    /// Joiner: our information for the confirmation.
+    pub(crate) join_info: Vec<u8>,
+    /// Pairwise: information from the peer.
+    pub(crate) peer_info: Vec<u8>,
+    /// Fragments being reassembled: message id -> (index, count, bytes).
+    pub(crate) frags: BTreeMap<u64, Vec<(u16, u16, Vec<u8>)>>,
+    pub(crate) next_frag_id: u64,
+    pub(crate) next_msg_id: u64,
+    /// Pairwise messages received, waiting for the client's `ACK`: local id ->
+    /// (peer id, digest).
+    pub(crate) unacked: BTreeMap<u64, (u64, [u8; 32])>,
+    /// Pairwise messages sent: peer-visible id = local id.
+    pub(crate) created_at: u64,
+    /// Delete the connection once its outbox is empty.
+    pub(crate) closing: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(owner: Owner, status: ConnStatus, now: u64) -> Self {
+        Self {
+            owner,
+            status,
+            rcv: None,
+            snd: None,
+            keys: None,
+            peer_params: None,
+            ratchet: None,
+            chain: ConnectionChain::new(),
+            outbox: VecDeque::new(),
+            in_flight: None,
+            join_info: Vec::new(),
+            peer_info: Vec::new(),
+            frags: BTreeMap::new(),
+            next_frag_id: 1,
+            next_msg_id: 1,
+            unacked: BTreeMap::new(),
+            created_at: now,
+            closing: false,
+        }
+    }
+}
+
+/// A member as another member knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum MemberStatus {
+    /// Invited or introduced; the connection is not established yet.
+    Pending,
+    /// The pairwise connection is established.
+    Connected,
+    /// Connected, and known to be connected to all members (`MEM`).
+    Full,
+}
+
+/// One other member of a group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Member {
+    pub(crate) conn: Option<u64>,
+    pub(crate) status: MemberStatus,
+    pub(crate) signing_key: Option<[u8; 32]>,
+    pub(crate) profile: Vec<u8>,
+    pub(crate) since: u64,
+    /// The member who introduced it to us (`None`: we introduced it, or it is
+    /// our own introducer).
+    pub(crate) introduced_by: Option<Mid>,
+    /// Where our sent chain stood when we started sending to it.
+    pub(crate) my_anchor: AnchorRec,
+    /// Where its sent chain starts for us, once announced.
+    pub(crate) peer_anchor: Option<AnchorRec>,
+}
+
+/// The introducer's view of one member it adds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct AddTrack {
+    /// Members asked for an invitation for the new member (`INTRO`), not yet answered.
+    pub(crate) awaiting_inv: BTreeSet<Mid>,
+    /// Members the new member was introduced to (or is being).
+    pub(crate) introduced_to: BTreeSet<Mid>,
+    /// Whether the new member is connected to us.
+    pub(crate) connected: bool,
+    /// Whether `MEM` was sent to the new member (all introductions forwarded).
+    pub(crate) mem_sent: bool,
+    /// Whether the new member reported being connected to all.
+    pub(crate) done: bool,
+    /// The visible connection the `GROUP` invitation goes on, until it is sent.
+    pub(crate) via_conn: Option<u64>,
+    /// The group information for the invitation.
+    pub(crate) group_info: Vec<u8>,
+}
+
+/// The new member's view of its own join.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct JoinTrack {
+    pub(crate) introducer: Mid,
+    /// `MEM` from the introducer arrived: every introduction was forwarded.
+    pub(crate) intros_done: bool,
+    /// We reported `MEM` (to the client and the introducer).
+    pub(crate) done: bool,
+}
+
+/// Our own group message being delivered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SendTrack {
+    pub(crate) ext_msg_id: u64,
+    pub(crate) content_hash: [u8; 32],
+    pub(crate) sent_pending: BTreeSet<Mid>,
+    pub(crate) rcvd_pending: BTreeSet<Mid>,
+    pub(crate) all_ok: bool,
+    /// `SENT` for all was reported.
+    pub(crate) sent_done: bool,
+}
+
+/// A received group message waiting for the client's `ACK`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RecvTrack {
+    pub(crate) from: Mid,
+    pub(crate) ext_msg_id: u64,
+    pub(crate) content_hash: [u8; 32],
+}
+
+/// A membership change waiting for the client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PendingApproval {
+    pub(crate) change: ChangeRec,
+    /// The connection the envelope came on, and the envelope (encoded `AMessage`).
+    pub(crate) conn: u64,
+    pub(crate) envelope: Vec<u8>,
+}
+
+/// [`Change`] as stored.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) enum ChangeRec {
+    Add { member: Mid, by: Mid },
+    Remove { member: Mid, by: Mid },
+}
+
+impl From<ChangeRec> for Change {
+    fn from(c: ChangeRec) -> Self {
+        use smp_groups_wire::agent::MemberId;
+        match c {
+            ChangeRec::Add { member, by } => Change::Add {
+                member: MemberId(member),
+                by: MemberId(by),
+            },
+            ChangeRec::Remove { member, by } => Change::Remove {
+                member: MemberId(member),
+                by: MemberId(by),
+            },
+        }
+    }
+}
+
+/// Where the group is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum GroupStatus {
+    Active,
+    /// We deleted it and wait for `DELD` from these members.
+    Deleting(BTreeSet<Mid>),
+}
+
+/// One group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Group {
+    pub(crate) id: [u8; 16],
+    pub(crate) info: Vec<u8>,
+    pub(crate) me: Mid,
+    pub(crate) signing_seed: [u8; 32],
+    pub(crate) status: GroupStatus,
+    pub(crate) members: BTreeMap<Mid, Member>,
+    pub(crate) integrity: GroupIntegrity,
+    pub(crate) next_msg_id: u64,
+    pub(crate) sends: BTreeMap<u64, SendTrack>,
+    pub(crate) ext_to_int: BTreeMap<u64, u64>,
+    pub(crate) recvs: BTreeMap<u64, RecvTrack>,
+    pub(crate) adds: BTreeMap<Mid, AddTrack>,
+    pub(crate) join: Option<JoinTrack>,
+    pub(crate) removals: BTreeMap<Mid, BTreeSet<Mid>>,
+    pub(crate) approvals: BTreeMap<u64, PendingApproval>,
+    /// Open invitations other members handed us, by member.
+    pub(crate) open_invs: BTreeMap<Mid, Vec<u8>>,
+    /// Our open invitation connections, by the member holding them.
+    pub(crate) open_offered: BTreeMap<Mid, u64>,
+    /// Members removed or gone: envelopes from them are rejected.
+    pub(crate) gone: BTreeSet<Mid>,
+    /// The members we were connected to ever reached a non-empty set.
+    pub(crate) had_members: bool,
+}
+
+/// A received group invitation (`GROUP`), waiting for `JOIN`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RecvInvitation {
+    pub(crate) conn: String,
+    /// The encoded `GROUP` envelope (`AMessage`).
+    pub(crate) envelope: Vec<u8>,
+}
+
+/// Why a relay operation was issued: what to do with its result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Purpose {
+    /// The receive queue of this connection.
+    RcvQueue(u64),
+    /// The head of this connection's outbox.
+    Send(u64),
+    /// Secure, subscribe, ack, delete: nothing follows.
+    Plain,
+}
+
+/// A relay operation in flight (the outbox of relay operations).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PendingOp {
+    pub(crate) op: RelayOp,
+    pub(crate) purpose: Purpose,
+    pub(crate) attempts: u32,
+    /// When to retry, after a temporary failure.
+    pub(crate) retry_at: Option<u64>,
+}

@@ -1,0 +1,67 @@
+//! Storage writes: one atomic [`StoreBatch`] per input, and the records
+//! [`crate::Agent::restore`] rebuilds an agent from.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the stored records' layout. A store holding another version
+/// must be migrated before [`crate::Agent::restore`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The key of one stored record. Values are postcard-encoded records.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Key {
+    /// Agent-wide settings and counters.
+    Meta,
+    /// A connection (visible or hidden), by its local id.
+    Conn(u64),
+    /// A group, by its local alias.
+    Group(String),
+    /// A received group invitation, by its id.
+    Invitation(String),
+    /// A relay operation in flight, by its id.
+    Op(u64),
+}
+
+/// The storage writes of one input, to be applied atomically before any relay
+/// operation or client event of the same input is acted on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreBatch {
+    /// [`SCHEMA_VERSION`] of the records.
+    pub schema: u32,
+    /// Records to insert or replace.
+    pub puts: Vec<(Key, Vec<u8>)>,
+    /// Records to delete.
+    pub deletes: Vec<Key>,
+}
+
+impl StoreBatch {
+    /// True if there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// Why stored records could not be restored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The store holds another schema version.
+    #[error("stored schema {found}, expected {expected}")]
+    Schema {
+        /// The version found.
+        found: u32,
+        /// The version this code reads.
+        expected: u32,
+    },
+    /// A record could not be decoded.
+    #[error("record {key:?} is corrupt: {reason}")]
+    Corrupt {
+        /// Its key.
+        key: Key,
+        /// The decoding error.
+        reason: String,
+    },
+    /// No `Meta` record.
+    #[error("no agent metadata record")]
+    NoMeta,
+}

@@ -1,0 +1,185 @@
+//! Protocol costs, counted in agent envelopes sent over SMP, asserted exactly
+//! for n = 2..=16 against the formulas derived in `docs/costs.md`.
+
+use std::collections::BTreeMap;
+
+use smp_groups_core::sim::{Faults, GroupHandle, Sim};
+use smp_groups_core::{Command, Config, Event};
+
+fn config(open: bool) -> Config {
+    Config {
+        check_interval_ms: None,
+        check_every_messages: None,
+        open_invitations: open,
+        ..Config::default()
+    }
+}
+
+/// Envelopes sent between two snapshots, by type.
+fn diff(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+fn total(d: &BTreeMap<String, u64>, skip: &[&str]) -> u64 {
+    d.iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// A group of n-1 members, then the cost of adding the n-th (its visible
+/// connection with the introducer made beforehand, not counted).
+fn add_cost(n: usize, open: bool) -> (Sim, Vec<GroupHandle>, BTreeMap<String, u64>) {
+    let mut sim = Sim::new(n, &config(open), Faults::default(), n as u64);
+    let mut hs = sim.build_group(n - 1).expect("group");
+    sim.connect(0, n - 1).expect("connected");
+    let before = sim.counts().clone();
+    let h = sim.invite(&hs[0], n - 1).expect("invited");
+    sim.settle_all();
+    hs.push(h);
+    let d = diff(&before, sim.counts());
+    for h in &hs {
+        assert_eq!(
+            sim.agent(h.agent).expect("up").members(&h.alias).len(),
+            n - 1,
+            "n={n}"
+        );
+    }
+    (sim, hs, d)
+}
+
+#[test]
+fn add_costs_6n_minus_7() {
+    for n in 2..=16usize {
+        let (_, _, d) = add_cost(n, false);
+        let n64 = n as u64;
+        assert_eq!(total(&d, &[]), 6 * n64 - 7, "n={n}: {d:?}");
+        // The parts: GROUP 1, INTRO/INV/FWD n-2 each, CONF+HELLO n-1 each,
+        // MEM (n-2) + 2.
+        assert_eq!(d.get("GROUP"), Some(&1));
+        assert_eq!(d.get("CONF"), Some(&(n64 - 1)));
+        assert_eq!(d.get("HELLO"), Some(&(n64 - 1)));
+        assert_eq!(d.get("MEM"), Some(&n64));
+        assert_eq!(d.get("INTRO").copied().unwrap_or(0), n64 - 2);
+        assert_eq!(d.get("INV").copied().unwrap_or(0), n64 - 2);
+        assert_eq!(d.get("FWD").copied().unwrap_or(0), n64 - 2);
+    }
+}
+
+#[test]
+fn add_costs_with_open_invitations() {
+    for n in 2..=16usize {
+        let (_, _, d) = add_cost(n, true);
+        let n64 = n as u64;
+        // The add itself: 4n-3 (no INTRO/INV); OINV replenishment counted apart.
+        assert_eq!(total(&d, &["OINV"]), 4 * n64 - 3, "n={n}: {d:?}");
+        assert_eq!(d.get("INTRO"), None, "n={n}");
+        assert_eq!(
+            d.get("OINV").copied().unwrap_or(0),
+            3 * n64 - 4,
+            "n={n}: {d:?}"
+        );
+    }
+}
+
+fn ack_all(sim: &mut Sim, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
+    for h in hs {
+        let start = from.get(&h.agent).copied().unwrap_or(0);
+        let ids: Vec<u64> = sim.events(h.agent)[start..]
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Msg { msg_id, .. } => Some(*msg_id),
+                _ => None,
+            })
+            .collect();
+        from.insert(h.agent, sim.events(h.agent).len());
+        for msg_id in ids {
+            sim.command(
+                h.agent,
+                Command::Ack {
+                    group: h.alias.clone(),
+                    msg_id,
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn send_leave_remove_delete_costs() {
+    for n in 2..=16usize {
+        let n64 = n as u64;
+        let mut sim = Sim::new(n, &config(false), Faults::default(), 100 + n as u64);
+        let hs = sim.build_group(n).expect("group");
+        let mut seen = BTreeMap::new();
+        ack_all(&mut sim, &hs, &mut seen);
+        sim.settle_all();
+
+        // send: MSG n-1 + RCVD n-1
+        let before = sim.counts().clone();
+        sim.command(
+            n - 1,
+            Command::Send {
+                group: hs[n - 1].alias.clone(),
+                body: b"m".to_vec(),
+            },
+        );
+        sim.settle_all();
+        ack_all(&mut sim, &hs, &mut seen);
+        sim.settle_all();
+        let d = diff(&before, sim.counts());
+        assert_eq!(total(&d, &[]), 2 * n64 - 2, "send n={n}: {d:?}");
+
+        if n < 3 {
+            continue;
+        }
+        // remove (by 0, of the last member): OUT 1 + REM (n-2) + REMD (n-2) = 2n-3
+        let before = sim.counts().clone();
+        let last = sim
+            .agent(n - 1)
+            .and_then(|a| a.member_id(&hs[n - 1].alias))
+            .expect("id");
+        sim.command(
+            0,
+            Command::Remove {
+                group: hs[0].alias.clone(),
+                member: last,
+            },
+        );
+        sim.settle_all();
+        let d = diff(&before, sim.counts());
+        assert_eq!(total(&d, &[]), 2 * n64 - 3, "remove n={n}: {d:?}");
+        let m = n - 1; // group size now
+
+        // leave (member 1): LEFT m-1
+        let before = sim.counts().clone();
+        sim.command(
+            1,
+            Command::Leave {
+                group: hs[1].alias.clone(),
+            },
+        );
+        sim.settle_all();
+        let d = diff(&before, sim.counts());
+        assert_eq!(total(&d, &[]), m as u64 - 1, "leave n={n}: {d:?}");
+        let m = m - 1;
+
+        // delete (by 0): DEL m-1 + DELD m-1
+        let before = sim.counts().clone();
+        sim.command(
+            0,
+            Command::Delete {
+                group: hs[0].alias.clone(),
+            },
+        );
+        sim.settle_all();
+        let d = diff(&before, sim.counts());
+        assert_eq!(total(&d, &[]), 2 * m as u64 - 2, "delete n={n}: {d:?}");
+    }
+}
