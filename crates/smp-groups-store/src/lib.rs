@@ -1,0 +1,34 @@
+#![forbid(unsafe_code)]
+//! Durable storage for smp-groups agents: one SQLite database in WAL mode.
+//!
+//! Every input of the agent becomes one [`Transaction`], committed
+//! all-or-nothing by [`Store::apply`]. A transaction carries:
+//!
+//! - the record writes of the input (typed keys and values of the agent's
+//!   state, here as bytes);
+//! - the **outbox**: relay operations produced by the input, sent only after
+//!   the commit and removed when the relay confirms them;
+//! - the **processed mark** of the received message the input handled, so
+//!   that the message is acknowledged to the relay only after its effects are
+//!   durable, and a redelivery after a crash is recognised
+//!   ([`Store::is_processed`]) and only acknowledged;
+//! - the **client events** of the input, numbered contiguously and kept until
+//!   [`Store::mark_delivered`].
+//!
+//! A file that is not a database, was written by a newer version, or holds a
+//! damaged row gives a typed [`StoreError`], never silently lost data.
+//! `docs/store.md` describes the schema, the transaction rules and the
+//! exactly-once argument.
+
+mod checksum;
+mod error;
+mod limits;
+mod schema;
+mod store;
+mod txn;
+
+pub use error::StoreError;
+pub use limits::{Durability, Limits, Options};
+pub use schema::{APPLICATION_ID, STORE_VERSION};
+pub use store::Store;
+pub use txn::{Applied, OutboxItem, PendingEvent, Record, Transaction};

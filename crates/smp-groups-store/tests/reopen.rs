@@ -1,0 +1,71 @@
+//! Everything committed is there after closing and reopening the file.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail by panicking
+
+mod common;
+
+use smp_groups_store::{Store, Transaction};
+
+#[test]
+fn committed_state_survives_reopen() {
+    let dir = common::TempDir::new("reopen");
+    let path = dir.file("nested/dir/agent.sqlite3");
+    {
+        let mut s = Store::open(&path).unwrap();
+        for i in 0..20u8 {
+            let mut t = Transaction::new();
+            t.record_schema = Some(7);
+            t.puts = vec![(vec![i % 4], vec![i; 100])];
+            t.outbox_add = vec![vec![i]];
+            if i > 0 {
+                t.outbox_remove = vec![u64::from(i)]; // the previous item
+            }
+            t.events_add = vec![vec![i, 0], vec![i, 1]];
+            t.processed_msg = Some((b"q".to_vec(), vec![i]));
+            s.apply(&t).unwrap();
+        }
+        s.mark_delivered(30).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.record_schema().unwrap(), 7);
+    let recs = s.load_records().unwrap();
+    assert_eq!(
+        recs,
+        vec![
+            (vec![0], vec![16; 100]),
+            (vec![1], vec![17; 100]),
+            (vec![2], vec![18; 100]),
+            (vec![3], vec![19; 100]),
+        ]
+    );
+    let out = s.outbox().unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].id, out[0].body.as_slice()), (20, [19u8].as_slice()));
+    let ev = s.pending_events().unwrap();
+    let seqs: Vec<u64> = ev.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (31..=40).collect::<Vec<_>>());
+    assert_eq!(ev[0].body, vec![15, 0]);
+    assert_eq!(ev[9].body, vec![19, 1]);
+    assert_eq!(s.delivered_upto().unwrap(), 30);
+    assert!(s.is_processed(b"q", &[19]).unwrap());
+    assert!(!s.is_processed(b"q", &[18]).unwrap());
+}
+
+#[test]
+fn file_is_in_wal_mode() {
+    let dir = common::TempDir::new("wal");
+    let path = dir.file("s.sqlite3");
+    let mut s = Store::open(&path).unwrap();
+    let mut t = Transaction::new();
+    t.puts = vec![(b"k".to_vec(), b"v".to_vec())];
+    s.apply(&t).unwrap();
+    let raw = common::raw(&path);
+    let mode: String = raw
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = raw
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, smp_groups_store::STORE_VERSION);
+}
