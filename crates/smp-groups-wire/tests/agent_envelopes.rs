@@ -519,3 +519,40 @@ fn member_info_and_reader_position() {
     assert_eq!(MemberInfo::decode(&mut r), Ok(info));
     assert!(r.is_empty());
 }
+
+#[test]
+fn large_message_through_fragments() {
+    // A group message larger than a block: encode the body, split it, send each
+    // piece as a FRAG message, then join and decode on the other side.
+    let content: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let body = AMessage::Group(GroupEnvelope::Msg {
+        ext_msg_id: 77,
+        content: Tail::new(content).expect("under 1 MiB"),
+    });
+    let encoded = body.to_bytes();
+    let pieces = Fragment::split(3, &encoded, 16_000, 8).expect("3 fragments");
+    assert_eq!(pieces.len(), 3);
+    let received: Vec<Fragment> = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let wire = AgentMessage::Message {
+                header: MsgHeader {
+                    snd_msg_id: 10 + i as u64,
+                    prev_msg_hash: Digest::ZERO,
+                },
+                body: AMessage::Fragment(f),
+            }
+            .to_bytes();
+            match AgentMessage::decode_with(&wire, &Limits { max_fragments: 8 }) {
+                Ok(AgentMessage::Message {
+                    body: AMessage::Fragment(f),
+                    ..
+                }) => f,
+                other => panic!("not a fragment: {other:?}"),
+            }
+        })
+        .collect();
+    let joined = Fragment::join(&received).expect("complete set");
+    assert_eq!(decode_all::<AMessage>(&joined), Ok(body));
+}

@@ -186,3 +186,21 @@ fn length_mismatch_and_payload_forms() {
     d.push(b"3 C:a ACK 5\r\n");
     assert_eq!(codes(&drain(&mut d)), vec![Ok("3".into())]);
 }
+
+#[test]
+fn untrusted_huge_length_resumes_at_the_next_line() {
+    // A length above MAX_SKIP is not skipped: the next line is read at once.
+    let mut d = LineDecoder::<ClientCommand>::new(small());
+    d.push(b"1 C:a SEND 99999999999\r\n2 C:a NEW\r\n");
+    assert_eq!(
+        codes(&drain(&mut d)),
+        vec![Err(ErrorCode::Large), Ok("2".into())]
+    );
+    // A length just at MAX_SKIP is skipped (the decoder waits for the bytes).
+    let mut d = LineDecoder::<ClientCommand>::new(small());
+    let line = format!("1 C:a SEND {}\r\n", smp_groups_wire::client::MAX_SKIP);
+    d.push(line.as_bytes());
+    d.push(b"2 C:a NEW\r\n");
+    assert_eq!(codes(&drain(&mut d)), vec![Err(ErrorCode::Large)]);
+    assert!(!d.is_idle());
+}
