@@ -308,6 +308,23 @@ impl Agent {
                 }
             }
             RelayError::NoQueue | RelayError::Auth => {
+                // A retried confirmation refused because the inviter already
+                // secured its queue with our key: it was delivered.
+                let conf_done = matches!(error, RelayError::Auth)
+                    && self.ops.get(&op).is_some_and(|p| match p.purpose {
+                        Purpose::Send(c) => self
+                            .conns
+                            .get(&c)
+                            .and_then(|c| c.snd.as_ref())
+                            .is_some_and(|q| !q.secured),
+                        _ => false,
+                    });
+                if conf_done {
+                    if let Some(Purpose::Send(conn)) = self.finish_op(op).map(|p| p.purpose) {
+                        self.on_send_done(conn, op);
+                    }
+                    return;
+                }
                 if let Some(p) = self.finish_op(op) {
                     if let Purpose::Send(conn) = p.purpose {
                         // The peer deleted its queue: nothing on this

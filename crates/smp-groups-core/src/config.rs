@@ -24,6 +24,10 @@ pub struct Config {
     pub check_interval_ms: Option<u64>,
     /// `G_CHECK` after this many group messages (`None`: no count trigger).
     pub check_every_messages: Option<u64>,
+    /// How many recent chain points per sender `G_CHECK` reconciliation keeps
+    /// (and how many held messages past a gap); each point is stored with the
+    /// group, so this bounds the group record's size.
+    pub check_window: usize,
     /// First delay before a failed relay operation is retried; doubled per attempt.
     pub retry_ms: u64,
     /// Longest delay between retries.
@@ -42,6 +46,7 @@ impl Default for Config {
             ratchet: RatchetConfig::default(),
             check_interval_ms: Some(60_000),
             check_every_messages: Some(100),
+            check_window: 256,
             retry_ms: 1_000,
             max_retry_ms: 60_000,
             pending_member_ttl_ms: 24 * 3_600_000,

@@ -30,6 +30,8 @@ impl Agent {
         config.check_interval_ms = self.cfg.check_interval_ms;
         config.check_every_messages = self.cfg.check_every_messages;
         config.max_members = MAX_MEMBERS;
+        config.window = self.cfg.check_window.max(1);
+        config.max_held = self.cfg.check_window.max(1);
         let mut integrity =
             GroupIntegrity::new(config, MemberId(me), Timestamp::from_millis(self.now));
         integrity.set_own_signing_key(SigningKey::from_seed(signing_seed).public_key());

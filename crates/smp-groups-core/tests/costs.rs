@@ -10,6 +10,7 @@ fn config(open: bool) -> Config {
     Config {
         check_interval_ms: None,
         check_every_messages: None,
+        check_window: 16,
         open_invitations: open,
         ..Config::default()
     }

@@ -8,6 +8,7 @@ fn config() -> Config {
     Config {
         check_interval_ms: None,
         check_every_messages: None,
+        check_window: 16,
         ..Config::default()
     }
 }
