@@ -129,7 +129,7 @@ impl<T: LineMessage> LineDecoder<T> {
                     }
                 }
                 State::Block { line, len } => {
-                    if self.buf.len() < len + 2 {
+                    if self.buf.len() < len.saturating_add(2) {
                         self.state = State::Block { line, len };
                         return None;
                     }
@@ -155,7 +155,7 @@ impl<T: LineMessage> LineDecoder<T> {
 
     fn next_line(&mut self) -> Option<Result<Transmission<T>, LineError>> {
         loop {
-            let window = self.limits.max_line + 2;
+            let window = self.limits.max_line.saturating_add(2);
             let found = self
                 .buf
                 .as_slice()
@@ -166,7 +166,7 @@ impl<T: LineMessage> LineDecoder<T> {
                 .map(|i| i + self.scanned);
             let Some(lf) = found else {
                 self.scanned = self.buf.len().min(window);
-                if self.buf.len() > self.limits.max_line + 1 {
+                if self.buf.len() > self.limits.max_line.saturating_add(1) {
                     self.scanned = 0;
                     let head = self
                         .buf
@@ -234,7 +234,7 @@ impl<T: LineMessage> LineDecoder<T> {
         let Ok(len) = crate::agent::parse_decimal(spec, "payload length") else {
             return Ok(None);
         };
-        if len > self.limits.max_payload as u64 {
+        if u64::try_from(self.limits.max_payload).is_ok_and(|max| len > max) {
             if len <= MAX_SKIP {
                 self.state = State::Skip(len + 2);
             }
