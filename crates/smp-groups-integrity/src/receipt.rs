@@ -133,7 +133,8 @@ impl<'a> Decode<'a> for Receipt {
 /// `sender(16) signer(16) extMsgId(BE64) digest(32) sig(64)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReceiptBatch {
-    /// The receipts, at most [`MAX_BATCH_RECEIPTS`].
+    /// The receipts, at most [`MAX_BATCH_RECEIPTS`] (encoding writes only the
+    /// first [`MAX_BATCH_RECEIPTS`]; split larger sets into several batches).
     pub receipts: Vec<Receipt>,
 }
 

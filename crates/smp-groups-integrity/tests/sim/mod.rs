@@ -27,7 +27,7 @@ use smp_groups_integrity::{
     ReceiptError, Timestamp, Violation,
 };
 use smp_groups_wire::agent::{GCheck, GroupId, MemberId, MsgHeader};
-use smp_groups_wire::{Decode, Encode, Reader, decode_all};
+use smp_groups_wire::{Encode, decode_all};
 
 /// Check interval.
 pub const T: u64 = 1000;
@@ -620,12 +620,4 @@ impl Sim {
             other => self.anomaly(format!("injected receipt at {to} gave {other:?}")),
         }
     }
-}
-
-/// Decodes a receipt batch (keeps `Reader`/`Decode` exercised from outside).
-pub fn decode_with_reader<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Option<T> {
-    let mut r = Reader::new(bytes);
-    let v = T::decode(&mut r).ok()?;
-    r.expect_end("value").ok()?;
-    Some(v)
 }
