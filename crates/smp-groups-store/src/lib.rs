@@ -15,18 +15,23 @@
 //! - the **client events** of the input, numbered contiguously and kept until
 //!   [`Store::mark_delivered`].
 //!
+//! [`Transaction::add_batch`] and [`Store::load_core`] adapt the core's
+//! typed [`smp_groups_core::StoreBatch`] and [`smp_groups_core::Key`].
+//!
 //! A file that is not a database, was written by a newer version, or holds a
 //! damaged row gives a typed [`StoreError`], never silently lost data.
 //! `docs/store.md` describes the schema, the transaction rules and the
 //! exactly-once argument.
 
 mod checksum;
+mod core_records;
 mod error;
 mod limits;
 mod schema;
 mod store;
 mod txn;
 
+pub use core_records::{CoreRecords, decode_key, encode_key};
 pub use error::StoreError;
 pub use limits::{Durability, Limits, Options};
 pub use schema::{APPLICATION_ID, STORE_VERSION};

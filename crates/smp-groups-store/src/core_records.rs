@@ -1,0 +1,107 @@
+//! The adapter for the core's typed records: [`Key`]s as byte keys, a
+//! [`StoreBatch`] as the record part of a [`Transaction`], and the records
+//! [`smp_groups_core::Agent::restore`] takes.
+
+use smp_groups_core::{Key, StoreBatch};
+
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::txn::Transaction;
+
+const TAG_META: u8 = 0;
+const TAG_CONN: u8 = 1;
+const TAG_GROUP: u8 = 2;
+const TAG_INVITATION: u8 = 3;
+const TAG_OP: u8 = 4;
+
+/// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
+/// that numeric ids sort in order) or the UTF-8 name.
+pub fn encode_key(key: &Key) -> Vec<u8> {
+    let (tag, rest): (u8, &[u8]) = match key {
+        Key::Meta => (TAG_META, &[]),
+        Key::Conn(id) => return tagged_u64(TAG_CONN, *id),
+        Key::Group(alias) => (TAG_GROUP, alias.as_bytes()),
+        Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
+        Key::Op(id) => return tagged_u64(TAG_OP, *id),
+    };
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(tag);
+    out.extend_from_slice(rest);
+    out
+}
+
+fn tagged_u64(tag: u8, id: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(tag);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+/// Parses a stored key; anything but the form [`encode_key`] writes is
+/// reported as a damaged row.
+pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
+    let bad = |reason: &str| StoreError::CorruptRow {
+        table: "records",
+        id: hex::encode(bytes),
+        reason: format!("key: {reason}"),
+    };
+    let (tag, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
+    let id = || -> Result<u64, StoreError> {
+        let arr: [u8; 8] = rest.try_into().map_err(|_| bad("id is not 8 bytes"))?;
+        Ok(u64::from_be_bytes(arr))
+    };
+    let name = || -> Result<String, StoreError> {
+        String::from_utf8(rest.to_vec()).map_err(|_| bad("name is not UTF-8"))
+    };
+    match *tag {
+        TAG_META if rest.is_empty() => Ok(Key::Meta),
+        TAG_META => Err(bad("trailing bytes")),
+        TAG_CONN => Ok(Key::Conn(id()?)),
+        TAG_GROUP => Ok(Key::Group(name()?)),
+        TAG_INVITATION => Ok(Key::Invitation(name()?)),
+        TAG_OP => Ok(Key::Op(id()?)),
+        other => Err(bad(&format!("unknown tag {other}"))),
+    }
+}
+
+impl Transaction {
+    /// Adds the core's storage batch: its puts, deletes and record schema.
+    pub fn add_batch(&mut self, batch: StoreBatch) {
+        self.record_schema = Some(batch.schema);
+        self.puts
+            .extend(batch.puts.into_iter().map(|(k, v)| (encode_key(&k), v)));
+        self.deletes.extend(batch.deletes.iter().map(encode_key));
+    }
+
+    /// A transaction holding only the core's storage batch.
+    pub fn from_batch(batch: StoreBatch) -> Self {
+        let mut t = Self::new();
+        t.add_batch(batch);
+        t
+    }
+}
+
+/// The core's records as stored, for [`smp_groups_core::Agent::restore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoreRecords {
+    /// The records' layout version ([`smp_groups_core::SCHEMA_VERSION`] when
+    /// written by this core).
+    pub schema: u32,
+    /// The records, in key order.
+    pub records: Vec<(Key, Vec<u8>)>,
+}
+
+impl Store {
+    /// Every record as the core's typed keys, checked like
+    /// [`Store::load_records`].
+    pub fn load_core(&self) -> Result<CoreRecords, StoreError> {
+        let schema = self.record_schema()?;
+        let records = self
+            .load_records()?
+            .into_iter()
+            .map(|(k, v)| Ok((decode_key(&k)?, v)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(CoreRecords { schema, records })
+    }
+}

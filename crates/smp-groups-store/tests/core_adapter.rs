@@ -1,0 +1,145 @@
+//! The core's typed records through the store: key encoding, batches applied
+//! as transactions, and an agent restored from a reopened file.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // tests fail by panicking
+
+mod common;
+
+use smp_groups_core::{Agent, Command, Config, Input, Key, Output, SCHEMA_VERSION, Timestamp};
+use smp_groups_store::{Store, StoreError, Transaction, decode_key, encode_key};
+
+#[test]
+fn keys_round_trip_and_sort_by_id() {
+    let keys = [
+        Key::Meta,
+        Key::Conn(0),
+        Key::Conn(7),
+        Key::Conn(256),
+        Key::Conn(u64::MAX),
+        Key::Group(String::new()),
+        Key::Group("friends ü".into()),
+        Key::Invitation("inv1".into()),
+        Key::Op(42),
+    ];
+    for k in &keys {
+        assert_eq!(&decode_key(&encode_key(k)).unwrap(), k);
+    }
+    assert_eq!(encode_key(&Key::Conn(7)), [1, 0, 0, 0, 0, 0, 0, 0, 7]);
+    assert_eq!(encode_key(&Key::Group("g".into())), [2, b'g']);
+    // Stored order (bytes) matches the numeric order of ids.
+    assert!(encode_key(&Key::Conn(7)) < encode_key(&Key::Conn(256)));
+}
+
+#[test]
+fn malformed_keys_are_damaged_rows() {
+    for bad in [
+        &[][..],
+        &[0, 1],
+        &[1, 0, 0],
+        &[4; 10],
+        &[2, 0xff, 0xfe],
+        &[9],
+    ] {
+        assert!(
+            matches!(
+                decode_key(bad),
+                Err(StoreError::CorruptRow {
+                    table: "records",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+/// Applies every output of `agent` the way the runtime does: each storage
+/// batch as one transaction; returns the relay operations.
+fn drain(agent: &mut Agent, store: &mut Store) -> Vec<smp_groups_core::RelayOp> {
+    let mut ops = Vec::new();
+    while let Some(out) = agent.poll() {
+        match out {
+            Output::Store(batch) => {
+                store.apply(&Transaction::from_batch(batch)).unwrap();
+            }
+            Output::Relay(op) => ops.push(op),
+            Output::Event(_) => {}
+        }
+    }
+    ops
+}
+
+#[test]
+fn agent_restores_from_reopened_store() {
+    let dir = common::TempDir::new("core");
+    let path = dir.file("agent.sqlite3");
+    let config = Config {
+        approval_threshold: 5,
+        ..Config::default()
+    };
+    let issued = {
+        let mut store = Store::open(&path).unwrap();
+        let mut agent = Agent::new(config.clone());
+        assert!(drain(&mut agent, &mut store).is_empty());
+        let mut rng = smp_groups_crypto::rng::seeded(1);
+        agent.handle(
+            Input::Command {
+                corr: "1".into(),
+                command: Command::NewConn {
+                    alias: Some("bob".into()),
+                },
+            },
+            Timestamp::from_millis(1_000),
+            &mut rng,
+        );
+        let ops = drain(&mut agent, &mut store);
+        assert!(
+            !ops.is_empty(),
+            "creating a connection issues relay operations"
+        );
+        ops
+    };
+    let store = Store::open(&path).unwrap();
+    let loaded = store.load_core().unwrap();
+    assert_eq!(loaded.schema, SCHEMA_VERSION);
+    assert_eq!(loaded.records.first().map(|r| &r.0), Some(&Key::Meta));
+    assert!(loaded.records.iter().any(|(k, _)| matches!(k, Key::Op(_))));
+    let mut agent = Agent::restore(loaded.records, loaded.schema).unwrap();
+    assert_eq!(agent.config(), &config);
+    // The restored agent re-issues the operations that were in flight.
+    let mut reissued = Vec::new();
+    while let Some(out) = agent.poll() {
+        if let Output::Relay(op) = out {
+            reissued.push(op);
+        }
+    }
+    for op in &issued {
+        assert!(reissued.contains(op), "{op:?} not re-issued");
+    }
+}
+
+#[test]
+fn batch_deletes_are_applied() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut b = smp_groups_core::StoreBatch {
+        schema: SCHEMA_VERSION,
+        puts: vec![(Key::Op(1), vec![1]), (Key::Op(2), vec![2])],
+        deletes: vec![],
+    };
+    store.apply(&Transaction::from_batch(b.clone())).unwrap();
+    b.puts = vec![(Key::Invitation("i".into()), vec![3])];
+    b.deletes = vec![Key::Op(1)];
+    let mut t = Transaction::new();
+    t.outbox_add = vec![vec![9]];
+    t.add_batch(b);
+    store.apply(&t).unwrap();
+    let recs = store.load_core().unwrap().records;
+    assert_eq!(
+        recs,
+        vec![
+            (Key::Invitation("i".into()), vec![3]),
+            (Key::Op(2), vec![2])
+        ]
+    );
+    assert_eq!(store.outbox().unwrap().len(), 1);
+}
