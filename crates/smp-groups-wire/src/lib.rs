@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod base64url;
 pub mod client;
 mod codec;
 mod error;

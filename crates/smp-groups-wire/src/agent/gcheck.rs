@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use super::base64;
 use super::ids::{Digest, MemberId};
+use crate::base64url;
 use crate::{Decode, Encode, Error, Reader};
 
 /// The most entries one `G_CHECK` may carry.
@@ -174,11 +174,11 @@ pub(crate) fn parse_u64(text: &[u8], what: &'static str) -> Result<u64, Error> {
 
 impl Encode for GCheckEntry {
     fn encode(&self, out: &mut Vec<u8>) {
-        base64::encode_into(&self.member.0, out);
+        base64url::encode_unpadded_into(&self.member.0, out);
         out.push(b':');
         out.extend_from_slice(self.msg_id.to_string().as_bytes());
         out.push(b':');
-        base64::encode_into(&self.digest.0, out);
+        base64url::encode_unpadded_into(&self.digest.0, out);
         out.push(b':');
         out.extend_from_slice(self.status.as_str().as_bytes());
     }

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::base64;
+use crate::base64url;
 use crate::{Decode, Encode, Error, Reader};
 
 macro_rules! fixed_id {
@@ -27,12 +27,12 @@ macro_rules! fixed_id {
 
             /// The unpadded base64url text of the bytes.
             pub fn to_base64url(&self) -> String {
-                base64::encode(&self.0)
+                base64url::encode_unpadded(&self.0)
             }
 
             /// Parses the unpadded base64url text of exactly [`Self::LEN`] bytes.
             pub fn from_base64url(text: &[u8]) -> Result<Self, Error> {
-                base64::decode_array(text, $what).map(Self)
+                base64url::decode_array_unpadded(text, $what).map(Self)
             }
         }
 

@@ -17,7 +17,6 @@
 //! declared maximum, checked before its bytes are read. The full grammar with
 //! examples is in `docs/protocol-agent.md`.
 
-mod base64;
 mod bounded;
 mod envelope;
 mod fragment;

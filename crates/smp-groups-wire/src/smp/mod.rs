@@ -18,7 +18,7 @@
 //!
 //! The grammar is written out in `docs/protocol-smp.md`.
 
-pub mod base64url;
+pub use crate::base64url;
 pub mod batch;
 pub mod command;
 pub mod error_type;

@@ -1,5 +1,6 @@
 //! base64url (RFC 4648 §5): with padding, as the reference uses for key hashes,
-//! ids and keys in SMP addresses, and without padding for other text forms.
+//! ids and keys in SMP addresses, and without padding for the text forms of
+//! member ids and digests in agent envelopes (`G_CHECK`).
 //!
 //! Decoders are strict: only the URL-safe alphabet, canonical padding (or none,
 //! for the unpadded variant), and zero bits after the last full byte, so that
@@ -18,6 +19,18 @@ fn sextet(c: u8) -> Option<u32> {
         b'_' => Some(63),
         _ => None,
     }
+}
+
+/// The length of the unpadded base64url text of `n` bytes.
+pub const fn encoded_len_unpadded(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// Appends the unpadded base64url text of `bytes` to a byte buffer.
+pub fn encode_unpadded_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut s = String::with_capacity(encoded_len_unpadded(bytes.len()));
+    encode_into(bytes, false, &mut s);
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn encode_into(bytes: &[u8], pad: bool, out: &mut String) {
@@ -106,6 +119,18 @@ fn decode_body(b: &[u8], what: &'static str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Decodes exactly `N` bytes from their unpadded base64url text.
+pub fn decode_array_unpadded<const N: usize>(
+    text: &[u8],
+    what: &'static str,
+) -> Result<[u8; N], Error> {
+    if text.len() != encoded_len_unpadded(N) {
+        return Err(Error::BadBase64 { what });
+    }
+    let v = decode_body(text, what)?;
+    v.try_into().map_err(|_| Error::BadBase64 { what })
+}
+
 /// Decodes exactly `N` bytes of padded base64url.
 pub fn decode_array<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], Error> {
     let v = decode(text, what)?;
@@ -152,11 +177,41 @@ mod tests {
         assert_eq!(decode_any("Zg==", "x").unwrap(), b"f");
     }
 
+    #[test]
+    fn fixed_length_unpadded() {
+        assert_eq!(encode_unpadded(b"foob"), "Zm9vYg");
+        let mut out = Vec::new();
+        encode_unpadded_into(&[0xfb, 0xff], &mut out);
+        assert_eq!(out, b"-_8");
+        assert_eq!(decode_array_unpadded::<2>(b"-_8", "x"), Ok([0xfb, 0xff]));
+        assert_eq!(decode_array_unpadded::<4>(b"Zm9vYg", "x"), Ok(*b"foob"));
+        for (bad, n) in [(&b"Zg=="[..], 1), (b"Zh", 1), (b"Zm9+", 3)] {
+            let r = match n {
+                1 => decode_array_unpadded::<1>(bad, "x").map(|_| ()),
+                _ => decode_array_unpadded::<3>(bad, "x").map(|_| ()),
+            };
+            assert_eq!(r, Err(Error::BadBase64 { what: "x" }), "{bad:?}");
+        }
+        assert_eq!(
+            decode_array_unpadded::<2>(b"Zg", "x"),
+            Err(Error::BadBase64 { what: "x" })
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn round_trip(bytes: Vec<u8>) {
             proptest::prop_assert_eq!(decode(&encode(&bytes), "x").unwrap(), bytes.clone());
             proptest::prop_assert_eq!(decode_unpadded(&encode_unpadded(&bytes), "x").unwrap(), bytes);
+        }
+
+        #[test]
+        fn fixed_round_trip(a: [u8; 16], b: [u8; 32]) {
+            let (mut ta, mut tb) = (Vec::new(), Vec::new());
+            encode_unpadded_into(&a, &mut ta);
+            encode_unpadded_into(&b, &mut tb);
+            proptest::prop_assert_eq!(decode_array_unpadded::<16>(&ta, "a"), Ok(a));
+            proptest::prop_assert_eq!(decode_array_unpadded::<32>(&tb, "b"), Ok(b));
         }
 
         #[test]
