@@ -56,6 +56,24 @@ pub enum SessionIdError {
     NoFinished,
 }
 
+/// Why the SMP handshake (the hello blocks after TLS) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The relay's hello carries another session id than this TLS connection's.
+    #[error("session id in the relay's hello differs from the TLS session id")]
+    BadSession,
+    /// The two sides have no protocol version in common.
+    #[error("no common SMP version")]
+    Version,
+    /// The client asked for another relay identity (key hash).
+    #[error("client hello names another relay identity")]
+    Identity,
+    /// The relay's certificate chain or signed session key is invalid.
+    #[error("relay session key authentication failed: {0}")]
+    BadAuth(&'static str),
+}
+
 /// Errors of the TLS transport.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,4 +101,13 @@ pub enum NetError {
     /// The session id could not be derived.
     #[error("session id: {0}")]
     SessionId(#[from] SessionIdError),
+    /// The SMP handshake failed.
+    #[error("SMP handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// A block or hello did not encode or decode.
+    #[error("SMP encoding: {0}")]
+    Wire(#[from] smp_groups_wire::Error),
+    /// Block encryption or key agreement failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] smp_groups_crypto::CryptoError),
 }

@@ -148,6 +148,17 @@ impl ServerIdentity {
         vec![self.online.clone(), self.identity.clone()]
     }
 
+    /// Signs `message` with the online key (Ed25519).
+    pub(crate) fn sign_online(&self, message: &[u8]) -> Result<[u8; 64], NetError> {
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
+            self.online_key.secret_pkcs8_der(),
+        )
+        .map_err(|_| CertError::UnsupportedAlgorithm)?;
+        let mut out = [0u8; 64];
+        out.copy_from_slice(pair.sign(message).as_ref());
+        Ok(out)
+    }
+
     /// The online private key.
     pub fn online_key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.online_key.clone_key())

@@ -9,13 +9,18 @@
 //! - [`SmpTlsStream::session_id`]: the SMP session id, which is the `verify_data` of the
 //!   client's TLS Finished message on both sides (see `docs/net.md`).
 //!
+//! - [`SmpTransport`]: the SMP block transport on top: the hello blocks of the SMP
+//!   handshake, then 16384-byte blocks, encrypted with the block chain from version 11.
+//!
 //! Everything is written against generic `AsyncRead + AsyncWrite + Unpin` streams, so it
 //! runs over TCP and over in-memory pipes alike.
 
+mod block;
 mod cert;
 mod config;
 mod der;
 mod error;
+mod handshake;
 mod identity;
 mod keylog;
 mod recording;
@@ -23,8 +28,9 @@ mod session_id;
 mod stream;
 mod verify;
 
+pub use block::SmpTransport;
 pub use config::{ALPN_SMP, client_config, server_config};
-pub use error::{CertError, NetError, SessionIdError};
+pub use error::{CertError, HandshakeError, NetError, SessionIdError};
 pub use identity::ServerIdentity;
 pub use session_id::client_finished_from_records;
 pub use stream::SmpTlsStream;

@@ -1,0 +1,188 @@
+//! The SMP block transport: after the hello blocks, every read and write is one
+//! 16384-byte block, either padded (`Word16 length || data || '#'*`) or, from version 11
+//! when the client sent its X25519 key, encrypted with the block chain.
+
+use smp_groups_crypto::sbc::{BLOCK_SIZE, BlockChain};
+use smp_groups_crypto::x25519;
+use smp_groups_crypto::{CryptoRng, RngCore};
+use smp_groups_wire::pad;
+use smp_groups_wire::smp::{Version, VersionRange};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::NetError;
+use crate::handshake::{self, Negotiated};
+use crate::identity::ServerIdentity;
+use crate::stream::SmpTlsStream;
+
+/// The two directions of block encryption.
+#[derive(Debug)]
+struct Chains {
+    snd: BlockChain,
+    rcv: BlockChain,
+}
+
+/// An SMP connection after its handshake: a TLS stream carrying 16384-byte blocks.
+#[derive(Debug)]
+pub struct SmpTransport<S> {
+    tls: SmpTlsStream<S>,
+    version: Version,
+    chains: Option<Chains>,
+    /// Client side: the relay's X25519 session key. Relay side: none.
+    peer_session_key: Option<x25519::PublicKey>,
+    /// Relay side: its X25519 session secret. Client side: none.
+    session_secret: Option<x25519::SecretKey>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SmpTransport<S> {
+    /// Runs the client side of the SMP handshake over an established TLS connection:
+    /// reads the relay's hello, checks its session id and (from version 7) its
+    /// certificate chain against `key_hash` and its session key signature against the TLS
+    /// certificate, picks the highest common version in `versions`, and sends the client
+    /// hello with a fresh X25519 key (version 7 and later).
+    pub async fn client(
+        mut tls: SmpTlsStream<S>,
+        key_hash: [u8; 32],
+        versions: VersionRange,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, NetError> {
+        let secret = x25519::SecretKey::generate(rng);
+        let block = read_raw_block(&mut tls).await?;
+        let hello = handshake::check_server_hello(&tls, &block, key_hash, versions)?;
+        let client_key = (hello.version >= Version::AUTH_CMDS).then(|| secret.public_key());
+        let out = handshake::client_hello_block(hello.version, key_hash, client_key.as_ref())?;
+        write_raw_block(&mut tls, &out).await?;
+        let chains = match &hello.server_key {
+            Some(server_key) if hello.version >= Version::ENCRYPTED_BLOCK => {
+                let keys = handshake::chain_keys(tls.session_id(), &secret, server_key)?;
+                // The client sends with the relay's receiving key and vice versa.
+                Some(Chains {
+                    snd: BlockChain::new(keys.rcv.clone()),
+                    rcv: BlockChain::new(keys.snd.clone()),
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            tls,
+            version: hello.version,
+            chains,
+            peer_session_key: hello.server_key,
+            session_secret: None,
+        })
+    }
+
+    /// Runs the relay side of the SMP handshake over an established TLS connection:
+    /// sends the hello (version range, session id and, from version 7, the certificate
+    /// chain with a fresh X25519 session key signed by the online key), then reads the
+    /// client hello and checks its key hash and version. Without ALPN `smp/1` the relay
+    /// offers version 6 only, as SMP relays do.
+    pub async fn server(
+        mut tls: SmpTlsStream<S>,
+        identity: &ServerIdentity,
+        versions: VersionRange,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Self, NetError> {
+        let secret = x25519::SecretKey::generate(rng);
+        let versions = if tls.alpn() == Some(crate::ALPN_SMP) {
+            versions
+        } else {
+            VersionRange::new(Version::MIN, Version::MIN)?
+        };
+        let out = handshake::server_hello_block(&tls, identity, versions, &secret.public_key())?;
+        write_raw_block(&mut tls, &out).await?;
+        let block = read_raw_block(&mut tls).await?;
+        let Negotiated {
+            version,
+            client_key,
+        } = handshake::check_client_hello(&block, identity.key_hash(), versions)?;
+        let chains = match &client_key {
+            Some(client_key) if version >= Version::ENCRYPTED_BLOCK => {
+                let keys = handshake::chain_keys(tls.session_id(), &secret, client_key)?;
+                Some(Chains {
+                    snd: BlockChain::new(keys.snd.clone()),
+                    rcv: BlockChain::new(keys.rcv.clone()),
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            tls,
+            version,
+            chains,
+            peer_session_key: None,
+            session_secret: Some(secret),
+        })
+    }
+
+    /// Sends `data` as one block (at most 16366 bytes with block encryption, 16382
+    /// without).
+    pub async fn send_block(&mut self, data: &[u8]) -> Result<(), NetError> {
+        let block = match &mut self.chains {
+            Some(chains) => chains.snd.encrypt(data)?,
+            None => pad::pad(data, BLOCK_SIZE)?,
+        };
+        write_raw_block(&mut self.tls, &block).await
+    }
+
+    /// Receives one block and returns its data.
+    pub async fn recv_block(&mut self) -> Result<Vec<u8>, NetError> {
+        let block = read_raw_block(&mut self.tls).await?;
+        match &mut self.chains {
+            Some(chains) => Ok(chains.rcv.decrypt(&block)?),
+            None => Ok(pad::unpad(&block)?.to_vec()),
+        }
+    }
+}
+
+impl<S> SmpTransport<S> {
+    /// The agreed protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The SMP session id (see [`SmpTlsStream::session_id`]).
+    pub fn session_id(&self) -> &[u8] {
+        self.tls.session_id()
+    }
+
+    /// Whether blocks are encrypted with the block chain (version 11 and later, when the
+    /// client sent its key).
+    pub fn block_encryption(&self) -> bool {
+        self.chains.is_some()
+    }
+
+    /// Client side: the relay's authenticated X25519 session key (for crypto_box
+    /// authorization of commands from version 7).
+    pub fn server_session_key(&self) -> Option<&x25519::PublicKey> {
+        self.peer_session_key.as_ref()
+    }
+
+    /// Relay side: its X25519 session secret.
+    pub fn session_secret(&self) -> Option<&x25519::SecretKey> {
+        self.session_secret.as_ref()
+    }
+
+    /// The TLS stream.
+    pub fn tls(&self) -> &SmpTlsStream<S> {
+        &self.tls
+    }
+}
+
+/// Reads exactly one block.
+async fn read_raw_block<S: AsyncRead + AsyncWrite + Unpin>(
+    tls: &mut SmpTlsStream<S>,
+) -> Result<Vec<u8>, NetError> {
+    let mut block = vec![0u8; BLOCK_SIZE];
+    tls.read_exact(&mut block).await?;
+    Ok(block)
+}
+
+/// Writes one block and flushes it.
+async fn write_raw_block<S: AsyncRead + AsyncWrite + Unpin>(
+    tls: &mut SmpTlsStream<S>,
+    block: &[u8],
+) -> Result<(), NetError> {
+    tls.write_all(block).await?;
+    tls.flush().await?;
+    Ok(())
+}
