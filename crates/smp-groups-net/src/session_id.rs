@@ -270,6 +270,22 @@ mod tests {
             id,
             hex_bytes("a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61")
         );
+
+        // After a HelloRetryRequest the client sends a ChangeCipherSpec and a second
+        // ClientHello in plaintext before its encrypted records: both are skipped.
+        let mut retried = fake_client_hello(&random);
+        retried.extend([CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1]);
+        retried.extend(fake_client_hello(&random));
+        retried.extend(hex_bytes(RFC8448_CLIENT_FINISHED_RECORD));
+        assert_eq!(
+            client_finished_from_records(
+                &retried,
+                CipherSuite::TLS13_AES_128_GCM_SHA256,
+                &random,
+                &secret,
+            ),
+            Ok(id)
+        );
     }
 
     #[test]
