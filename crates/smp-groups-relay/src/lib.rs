@@ -5,6 +5,8 @@
 //!   free of sockets and clocks, driven by [`RelayState::handle`].
 //! * [`protocol`]: SMP transmissions to requests and responses to
 //!   transmissions, at the negotiated version.
+//! * [`transport`] and [`server`]: the SMP handshake and block transport on
+//!   the relay side, and the server (`smp-relay`, [`server::Relay::spawn_local`]).
 //! * [`store`]: SQLite persistence of queues and undelivered messages.
 //! * [`types`]: the domain types the logic speaks.
 //! * [`auth`]: signature and authenticator checks.
@@ -13,8 +15,10 @@
 pub mod auth;
 pub mod config;
 pub mod protocol;
+pub mod server;
 pub mod state;
 pub mod store;
+pub mod transport;
 pub mod types;
 
 pub use config::RelayConfig;

@@ -174,3 +174,4 @@ pub fn events_for(out: &smp_groups_relay::types::Outcome, conn: ConnId) -> Vec<R
         .map(|(_, r)| r.clone())
         .collect()
 }
+pub mod net;

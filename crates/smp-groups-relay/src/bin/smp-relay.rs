@@ -1,0 +1,122 @@
+//! `smp-relay`: the SMP relay (queue server).
+//!
+//! ```text
+//! smp-relay --listen 0.0.0.0:5223 --data /var/lib/smp-relay
+//! ```
+//!
+//! Creates its identity and certificates in the data directory on first start,
+//! prints its `smp://keyHash@host:port` address as the first line of standard
+//! output, logs to standard error (`RUST_LOG` filters), and stops cleanly on
+//! SIGINT or SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use smp_groups_relay::server::{Relay, ServerConfig, relay_address};
+use smp_groups_relay::{Durability, RelayConfig};
+
+/// The SMP relay of smp-groups.
+#[derive(Debug, Parser)]
+#[command(name = "smp-relay", version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5223")]
+    listen: SocketAddr,
+    /// Directory for the identity, certificates and the store.
+    #[arg(long)]
+    data: PathBuf,
+    /// Host name to print in the address (default: the listening IP).
+    #[arg(long)]
+    host: Option<String>,
+    /// Messages a queue holds before `ERR QUOTA`.
+    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_QUOTA)]
+    quota: usize,
+    /// Days after which undelivered messages are deleted (0: never).
+    #[arg(long, default_value_t = 21)]
+    expire_days: i64,
+    /// Password clients must send to create queues.
+    #[arg(long)]
+    password: Option<String>,
+    /// Sync every commit to disk (survives a machine crash, slower).
+    #[arg(long)]
+    fsync: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = ServerConfig {
+        relay: RelayConfig {
+            quota: args.quota,
+            message_ttl: (args.expire_days > 0).then(|| args.expire_days.saturating_mul(86_400)),
+            new_queue_password: args.password.map(String::into_bytes),
+            ..RelayConfig::default()
+        },
+        durability: if args.fsync {
+            Durability::Machine
+        } else {
+            Durability::Process
+        },
+        ..ServerConfig::default()
+    };
+    let relay = match Relay::bind(args.listen, &args.data, config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("smp-relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match relay.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("smp-relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = args.host.unwrap_or_else(|| addr.ip().to_string());
+    println!("{}", relay_address(relay.key_hash(), &host, addr.port()));
+    tracing::info!(%addr, data = %args.data.display(), "relay listening");
+    let handle = match relay.spawn() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("smp-relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
