@@ -110,9 +110,9 @@ impl std::fmt::Debug for Relay {
 /// The address of a relay, `smp://keyHash@host:port`.
 pub fn relay_address(key_hash: [u8; 32], host: &str, port: u16) -> String {
     Host::new(host)
-        .and_then(|h| ProtocolServer::new(vec![h], Port::new(port), KeyHash(key_hash)))
+        .and_then(|h| ProtocolServer::new(vec![h], Port::new(port), KeyHash::from(key_hash)))
         .map_or_else(
-            |_| format!("smp://{}@{host}:{port}", KeyHash(key_hash)),
+            |_| format!("smp://{}@{host}:{port}", KeyHash::from(key_hash)),
             |s| s.to_string(),
         )
 }

@@ -159,7 +159,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let mut block = vec![0u8; BLOCK_SIZE];
     tls.read_exact(&mut block).await?;
     let client = ClientHello::decode(decode_handshake_block(&block)?)?;
-    if client.key_hash.0 != identity.key_hash() {
+    if client.key_hash.as_bytes() != identity.key_hash().as_slice() {
         return Err(TransportError::Identity);
     }
     if !versions.contains(client.version) {

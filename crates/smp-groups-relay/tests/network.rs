@@ -337,7 +337,7 @@ async fn wrong_key_hash_in_client_hello_is_refused() {
     tls.read_exact(&mut block).await.unwrap();
     let hello = wsmp::handshake::ClientHello {
         version: Version(V),
-        key_hash: wsmp::server::KeyHash([0; 32]),
+        key_hash: wsmp::server::KeyHash::from([0; 32]),
         auth_key: None,
         proxy_server: false,
         service: None,

@@ -55,7 +55,7 @@ impl NetClient {
         let server_key = x25519::PublicKey::from_bytes(auth.signed_key().x25519_key().unwrap().0);
         let ch = ClientHello {
             version,
-            key_hash: KeyHash(key_hash),
+            key_hash: KeyHash::from(key_hash),
             auth_key: Some(X25519PublicKey(*secret.public_key().as_bytes())),
             proxy_server: false,
             service: None,
