@@ -208,8 +208,10 @@ impl Agent {
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
                 .map(move |m| m.since.saturating_add(ttl))
         });
+        let retired = self.conns.values().filter_map(|c| c.retire_at);
         ops.chain(checks)
             .chain(pending)
+            .chain(retired)
             .min()
             .map(Timestamp::from_millis)
     }
@@ -354,6 +356,7 @@ impl Agent {
         }
         self.run_checks();
         self.expire_pending();
+        self.close_retired();
     }
 
     pub(crate) fn alloc_id(&mut self) -> u64 {

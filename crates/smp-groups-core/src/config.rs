@@ -32,6 +32,10 @@ pub struct Config {
     pub retry_ms: u64,
     /// Longest delay between retries.
     pub max_retry_ms: u64,
+    /// How long the connection with a removed member is still read for the
+    /// `OUT`, `REM` and `DEL` it sent before learning of its removal
+    /// (concurrent removals, see `docs/groups.md`).
+    pub removal_grace_ms: u64,
     /// A member that was invited but did not connect within this time is dropped.
     pub pending_member_ttl_ms: u64,
 }
@@ -49,6 +53,7 @@ impl Default for Config {
             check_window: 256,
             retry_ms: 1_000,
             max_retry_ms: 60_000,
+            removal_grace_ms: 600_000,
             pending_member_ttl_ms: 24 * 3_600_000,
         }
     }

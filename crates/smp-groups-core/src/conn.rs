@@ -418,10 +418,41 @@ impl Agent {
 
     /// The peer's queue is gone: drop what cannot be delivered.
     pub(crate) fn on_send_dead(&mut self, id: u64) {
-        if let Some(conn) = self.conns.get_mut(&id) {
-            conn.in_flight = None;
-            conn.outbox.clear();
-            self.touch_conn(id);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        conn.in_flight = None;
+        conn.outbox.clear();
+        let owner = conn.owner.clone();
+        self.touch_conn(id);
+        // A member's queue is gone: it left, was removed, or dropped us
+        // before connecting. It is no longer a member for us.
+        if let Owner::Member { group, member } = owner {
+            let status = self
+                .groups
+                .get(&group)
+                .and_then(|g| g.members.get(&member))
+                .filter(|m| m.conn == Some(id))
+                .map(|m| m.status);
+            match status {
+                None => {}
+                Some(crate::state::MemberStatus::Pending) => {
+                    self.close_member(&group, member);
+                    self.member_gone(&group, member);
+                }
+                Some(_) => {
+                    // Still read what it sent before (an `OUT` for us, say).
+                    self.retire_member(&group, member, false);
+                    self.member_gone(&group, member);
+                    if self.groups.contains_key(&group) {
+                        self.event(Event::Left {
+                            group: group.clone(),
+                            member: Some(smp_groups_wire::agent::MemberId(member)),
+                        });
+                        self.check_empty(&group);
+                    }
+                }
+            }
         }
     }
 

@@ -111,7 +111,11 @@ impl Agent {
         {
             return Err(CommandError::State("the connection is not established"));
         }
-        self.active_group(group)?;
+        let g = self.active_group(group)?;
+        if g.join.as_ref().is_some_and(|j| !j.done) {
+            // We do not know every member yet: whoever we added would not either.
+            return Err(CommandError::State("our own join is not complete"));
+        }
         let member: Mid = self.random_bytes();
         let m = self.new_member(group, None);
         let g = self.group_mut(group)?;
@@ -332,6 +336,7 @@ impl Agent {
                 Note::None,
             );
         }
+        self.retire_member(group, member, true);
         self.member_gone(group, member);
         self.check_removal_done(group, member);
         Ok(Event::Ok {

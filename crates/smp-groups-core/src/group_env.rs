@@ -49,6 +49,8 @@ impl Agent {
                     return;
                 };
                 if g.gone.contains(member) {
+                    // Only a retired connection's removals and deletion apply.
+                    self.apply_group_envelope(conn, &group.clone(), *member, seq, env);
                     return;
                 }
                 let size = g.members.len() + 1;
@@ -108,6 +110,12 @@ impl Agent {
             return;
         };
         if g.gone.contains(&sender) {
+            // A removed member's removals and deletion, sent before it learned
+            // of its own removal, still apply (concurrent removals).
+            let retired = self.conns.get(&conn).is_some_and(|c| c.retire_at.is_some());
+            if retired {
+                self.apply_from_retired(group, sender, &env);
+            }
             return;
         }
         if let GroupStatus::Deleting(_) = g.status {
@@ -145,14 +153,7 @@ impl Agent {
                 });
                 self.check_empty(group);
             }
-            GroupEnvelope::Out => {
-                let conns = self.member_conns(group);
-                self.drop_group(group, &conns);
-                self.event(Event::Out {
-                    group: group.to_owned(),
-                    by: MemberId(sender),
-                });
-            }
+            GroupEnvelope::Out => self.removed_by(group, sender),
             GroupEnvelope::Rem(x) => {
                 let x = x.0;
                 let me = self.groups.get(group).map(|g| g.me);
@@ -164,7 +165,7 @@ impl Agent {
                     .get(group)
                     .is_some_and(|g| g.members.contains_key(&x));
                 if known {
-                    self.close_member(group, x);
+                    self.retire_member(group, x, false);
                     self.member_gone(group, x);
                     self.event(Event::Removed {
                         group: group.to_owned(),
@@ -225,6 +226,73 @@ impl Agent {
                 }
             }
         }
+    }
+
+    fn apply_from_retired(&mut self, group: &str, sender: Mid, env: &GroupEnvelope) {
+        let me = self.groups.get(group).map(|g| g.me);
+        match env {
+            GroupEnvelope::Out => self.removed_by(group, sender),
+            GroupEnvelope::Rem(x) if Some(x.0) == me => self.removed_by(group, sender),
+            GroupEnvelope::Rem(x)
+                if self
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.members.contains_key(&x.0)) =>
+            {
+                self.retire_member(group, x.0, false);
+                self.member_gone(group, x.0);
+                self.event(Event::Removed {
+                    group: group.to_owned(),
+                    member: *x,
+                    by: Some(MemberId(sender)),
+                });
+                self.check_empty(group);
+            }
+            GroupEnvelope::Del => {
+                let conns = self.member_conns(group);
+                self.drop_group(group, &conns);
+                self.event(Event::Deleted {
+                    group: group.to_owned(),
+                    by: Some(MemberId(sender)),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// We are removed by `by`: forget the group.
+    fn removed_by(&mut self, group: &str, by: Mid) {
+        // Members we were adding cannot complete their join: tell them.
+        let unfinished: Vec<u64> = self
+            .groups
+            .get(group)
+            .map(|g| {
+                g.adds
+                    .iter()
+                    .filter(|(_, a)| !a.done)
+                    .filter_map(|(x, _)| g.members.get(x).and_then(|m| m.conn))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for c in unfinished {
+            self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
+        }
+        let mut conns = self.member_conns(group);
+        // Retired connections (members we removed) close too.
+        conns.extend(
+            self.conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.retire_at.is_some()
+                        && matches!(&c.owner, Owner::Member { group: g, .. } if g == group)
+                })
+                .map(|(id, _)| *id),
+        );
+        self.drop_group(group, &conns);
+        self.event(Event::Out {
+            group: group.to_owned(),
+            by: MemberId(by),
+        });
     }
 
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
@@ -372,6 +440,8 @@ impl Agent {
         let Ok(invite) = postcard::from_bytes::<InviteRec>(invitation) else {
             return;
         };
+        let mut carried = None;
+        let mut carried_items: Vec<crate::state::OutItem> = Vec::new();
         if let Some(existing) = g.members.get(&x) {
             // Introduced both ways at once: keep the connection invited by the
             // smaller member id.
@@ -385,7 +455,12 @@ impl Agent {
             if !(ours_pending && x < g.me) {
                 return;
             }
+            carried = Some(existing.my_anchor);
             if let Some(c) = existing.conn {
+                // What we queued for it moves to the connection that wins.
+                if let Some(old) = self.conns.get_mut(&c) {
+                    carried_items = std::mem::take(&mut old.outbox).into_iter().collect();
+                }
                 self.close_conn(c);
             }
         }
@@ -396,6 +471,9 @@ impl Agent {
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
         m.peer_anchor = invite.anchor;
+        if let Some(a) = carried {
+            m.my_anchor = a;
+        }
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *SigningKey::from_seed(g.signing_seed)
@@ -425,6 +503,9 @@ impl Agent {
             .and_then(|g| g.members.get_mut(&x))
         {
             m.conn = Some(cid);
+        }
+        if let Some(c) = self.conns.get_mut(&cid) {
+            c.outbox.extend(carried_items);
         }
         self.introduce_late(group, x);
     }

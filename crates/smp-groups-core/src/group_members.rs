@@ -254,6 +254,44 @@ impl Agent {
         }
     }
 
+    /// A removed member: drop what is queued for it (unless `keep_outbox`) and
+    /// read its connection only for concurrent removals until the grace ends.
+    pub(crate) fn retire_member(&mut self, group: &str, x: Mid, keep_outbox: bool) {
+        let conn = self
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(&x))
+            .and_then(|m| m.conn);
+        let until = self.now.saturating_add(self.cfg.removal_grace_ms);
+        if let Some(c) = conn
+            && let Some(cs) = self.conns.get_mut(&c)
+        {
+            if !keep_outbox {
+                let keep = usize::from(cs.in_flight.is_some());
+                cs.outbox.truncate(keep);
+            }
+            cs.retire_at = Some(until);
+            self.touch_conn(c);
+        }
+    }
+
+    /// Closes retired connections whose grace ended.
+    pub(crate) fn close_retired(&mut self) {
+        let now = self.now;
+        let due: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.retire_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for c in due {
+            if let Some(cs) = self.conns.get_mut(&c) {
+                cs.retire_at = None;
+            }
+            self.close_conn(c);
+        }
+    }
+
     /// Closes the connection with a member, dropping what was not yet sent.
     pub(crate) fn close_member(&mut self, group: &str, x: Mid) {
         let conn = self
@@ -303,12 +341,17 @@ impl Agent {
             .iter_mut()
             .filter_map(|(y, set)| set.remove(&x).then_some(*y))
             .collect();
-        if let Some(j) = g.join.as_mut()
-            && j.introducer == x
-        {
-            j.intros_done = true;
-        }
+        // Our introducer is gone before our join completed: the join is
+        // abandoned (we leave the members we reached).
+        let abandon = g
+            .join
+            .as_ref()
+            .is_some_and(|j| j.introducer == x && !j.done);
         self.touch_group(group);
+        if abandon {
+            self.abandon_join(group);
+            return;
+        }
         if let Some(c) = offered {
             self.close_conn(c);
         }
@@ -322,6 +365,20 @@ impl Agent {
             self.check_removal_done(group, y);
         }
         self.check_join_done(group);
+    }
+
+    /// Leaves a group whose join cannot complete: `LEFT` to every member we
+    /// reached, then forget it.
+    pub(crate) fn abandon_join(&mut self, group: &str) {
+        let conns = self.member_conns(group);
+        for c in &conns {
+            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
+        }
+        self.drop_group(group, &conns);
+        self.event(Event::Left {
+            group: group.to_owned(),
+            member: None,
+        });
     }
 
     pub(crate) fn check_empty(&mut self, group: &str) {

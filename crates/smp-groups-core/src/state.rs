@@ -158,6 +158,9 @@ pub(crate) struct Conn {
     pub(crate) created_at: u64,
     /// Delete the connection once its outbox is empty.
     pub(crate) closing: bool,
+    /// The member was removed: only `OUT`, `REM` and `DEL` sent before its
+    /// removal are still read from it, until this time; then it is closed.
+    pub(crate) retire_at: Option<u64>,
 }
 
 impl Conn {
@@ -181,6 +184,7 @@ impl Conn {
             unacked: BTreeMap::new(),
             created_at: now,
             closing: false,
+            retire_at: None,
         }
     }
 }
