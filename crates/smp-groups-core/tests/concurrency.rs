@@ -245,10 +245,10 @@ fn a_removed_member_that_keeps_sending_is_rejected() {
             );
         }
         sim.settle_all();
-        for i in 0..3 {
+        for (i, n) in before.iter().enumerate() {
             assert_eq!(
                 received(&sim, i).len(),
-                before[i],
+                *n,
                 "seed {seed}: agent {i} accepted it"
             );
         }
