@@ -64,6 +64,19 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
     }
 }
 
+/// The queue id used for processed-message marks of a core receive queue
+/// (`server`, `rcv_id` of [`smp_groups_core::RelayEvent::Message`]): the
+/// server's length (`u16`, big-endian), the server, the recipient id.
+/// `None` if the server name is longer than `u16::MAX` bytes.
+pub fn queue_key(server: &str, rcv_id: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(server.len()).ok()?;
+    let mut out = Vec::with_capacity(2 + server.len() + rcv_id.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(server.as_bytes());
+    out.extend_from_slice(rcv_id);
+    Some(out)
+}
+
 impl Transaction {
     /// Adds the core's storage batch: its puts, deletes and record schema.
     pub fn add_batch(&mut self, batch: StoreBatch) {

@@ -31,7 +31,7 @@ mod schema;
 mod store;
 mod txn;
 
-pub use core_records::{CoreRecords, decode_key, encode_key};
+pub use core_records::{CoreRecords, decode_key, encode_key, queue_key};
 pub use error::StoreError;
 pub use limits::{Durability, Limits, Options};
 pub use schema::{APPLICATION_ID, STORE_VERSION};

@@ -24,7 +24,7 @@ impl Default for Limits {
             max_key_len: 1024,
             max_value_len: 16 * 1024 * 1024,
             max_body_len: 1024 * 1024,
-            max_id_len: 255,
+            max_id_len: 1024,
             max_items: 65_536,
             max_pending_events: 1_000_000,
         }

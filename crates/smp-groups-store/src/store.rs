@@ -108,6 +108,9 @@ impl Store {
     /// returns `Ok`, or none of it is visible.
     pub fn apply(&mut self, txn: &Transaction) -> Result<Applied, StoreError> {
         self.check_limits(txn)?;
+        if txn.is_empty() {
+            return Ok(Applied::default());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -6,7 +6,7 @@
 mod common;
 
 use smp_groups_core::{Agent, Command, Config, Input, Key, Output, SCHEMA_VERSION, Timestamp};
-use smp_groups_store::{Store, StoreError, Transaction, decode_key, encode_key};
+use smp_groups_store::{Store, StoreError, Transaction, decode_key, encode_key, queue_key};
 
 #[test]
 fn keys_round_trip_and_sort_by_id() {
@@ -142,4 +142,19 @@ fn batch_deletes_are_applied() {
         ]
     );
     assert_eq!(store.outbox().unwrap().len(), 1);
+}
+
+#[test]
+fn queue_keys_are_unambiguous() {
+    let a = queue_key("smp://a", b"bc").unwrap();
+    let b = queue_key("smp://ab", b"c").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(a, [&[0, 7][..], b"smp://a", b"bc"].concat());
+    assert!(queue_key(&"x".repeat(70_000), b"q").is_none());
+    let mut store = Store::open_in_memory().unwrap();
+    let mut t = Transaction::new();
+    t.processed_msg = Some((a.clone(), b"m".to_vec()));
+    store.apply(&t).unwrap();
+    assert!(store.is_processed(&a, b"m").unwrap());
+    assert!(!store.is_processed(&b, b"m").unwrap());
 }

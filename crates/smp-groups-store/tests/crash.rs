@@ -138,13 +138,15 @@ fn survives_sigkill_at_random_points() {
             .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        // The pipe stays open until the child is dead, so that the child
+        // never sees it close and ends on its own.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut reported = 0u64;
         let mut seen = 0;
-        for line in BufReader::new(stdout).lines() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(i) = line.strip_prefix("committed ") {
                 reported = i.parse().unwrap();
@@ -157,6 +159,7 @@ fn survives_sigkill_at_random_points() {
         // The child is still applying batches: kill it wherever it is.
         child.kill().unwrap();
         let status = child.wait().unwrap();
+        drop(lines);
         assert!(
             !status.success(),
             "round {round}: the child ended on its own"
