@@ -16,6 +16,8 @@ pub struct Limits {
     pub max_items: usize,
     /// Most client events waiting for delivery.
     pub max_pending_events: u64,
+    /// Most items in the outbox.
+    pub max_outbox_items: u64,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             max_id_len: 1024,
             max_items: 65_536,
             max_pending_events: 1_000_000,
+            max_outbox_items: 100_000,
         }
     }
 }

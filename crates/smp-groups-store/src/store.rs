@@ -134,6 +134,19 @@ impl Store {
         }
         let mut applied = Applied::default();
         {
+            if !txn.outbox_add.is_empty() {
+                let len: i64 = tx
+                    .prepare_cached("SELECT count(*) FROM outbox")?
+                    .query_row([], |r| r.get(0))?;
+                let count = u64_of(len, "outbox", "count")? + txn.outbox_add.len() as u64;
+                if count > self.limits.max_outbox_items {
+                    return Err(StoreError::TooMany {
+                        what: "outbox items",
+                        count,
+                        max: self.limits.max_outbox_items,
+                    });
+                }
+            }
             let mut add = tx.prepare_cached(
                 "INSERT INTO outbox (id, body, len, sum) VALUES (?1, ?2, ?3, ?4)",
             )?;
@@ -193,6 +206,9 @@ impl Store {
             }
             tx.prepare_cached("INSERT OR REPLACE INTO processed (queue, msg_id) VALUES (?1, ?2)")?
                 .execute(params![queue, msg_id])?;
+        }
+        if let Some(seq) = txn.delivered_upto {
+            mark(&tx, &mut c, seq)?;
         }
         {
             let mut forget = tx.prepare_cached("DELETE FROM processed WHERE queue = ?1")?;
@@ -401,19 +417,10 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut c = read_counters(&tx)?;
-        let next = u64_of(c.next_event_seq, "counters", "next_event_seq")?;
-        if seq >= next {
-            return Err(StoreError::UnknownEvent { seq, next });
+        if mark(&tx, &mut c, seq)? {
+            write_counters(&tx, &c)?;
+            tx.commit()?;
         }
-        let seq = len_i64_u64(seq);
-        if seq <= c.delivered_upto {
-            return Ok(());
-        }
-        tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")?
-            .execute(params![seq])?;
-        c.delivered_upto = seq;
-        write_counters(&tx, &c)?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -433,6 +440,22 @@ impl Store {
             .optional()?;
         Ok(last.as_deref() == Some(msg_id))
     }
+}
+
+/// Removes the events up to `seq`; false if they were removed already.
+fn mark(conn: &Connection, c: &mut Counters, seq: u64) -> Result<bool, StoreError> {
+    let next = u64_of(c.next_event_seq, "counters", "next_event_seq")?;
+    if seq >= next {
+        return Err(StoreError::UnknownEvent { seq, next });
+    }
+    let seq = len_i64_u64(seq);
+    if seq <= c.delivered_upto {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM events WHERE seq <= ?1")?
+        .execute(params![seq])?;
+    c.delivered_upto = seq;
+    Ok(true)
 }
 
 /// An error on the first statements of a file that is not a database.

@@ -7,7 +7,7 @@ pub type Record = (Vec<u8>, Vec<u8>);
 ///
 /// Applied in this order inside one SQLite transaction: record puts, record
 /// deletes, new outbox items, new client events, outbox removals, the
-/// processed message, forgotten queues. Any failure (a limit, an unknown
+/// processed message, the delivered mark, forgotten queues. Any failure (a limit, an unknown
 /// outbox item, a message processed already, an IO error) rolls all of it
 /// back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub struct Transaction {
     pub processed_msg: Option<(Vec<u8>, Vec<u8>)>,
     /// Receive queues that were deleted: their processed-message marks go.
     pub forget_queues: Vec<Vec<u8>>,
+    /// Marks every event up to this sequence number delivered, as
+    /// [`crate::Store::mark_delivered`] does, without a commit of its own.
+    pub delivered_upto: Option<u64>,
 }
 
 impl Transaction {
@@ -53,6 +56,7 @@ impl Transaction {
             && self.events_add.is_empty()
             && self.processed_msg.is_none()
             && self.forget_queues.is_empty()
+            && self.delivered_upto.is_none()
     }
 
     /// The number of items, checked against [`crate::Limits::max_items`].
@@ -64,6 +68,7 @@ impl Transaction {
             + self.events_add.len()
             + usize::from(self.processed_msg.is_some())
             + self.forget_queues.len()
+            + usize::from(self.delivered_upto.is_some())
     }
 }
 

@@ -163,3 +163,61 @@ fn limits_are_enforced_before_writing() {
     s.apply(&t).unwrap();
     assert!(s.load_records().unwrap().len() == 1);
 }
+
+#[test]
+fn delivered_mark_inside_a_transaction() {
+    let mut s = Store::open_in_memory().unwrap();
+    let mut t = Transaction::new();
+    t.events_add = vec![b"e1".to_vec(), b"e2".to_vec()];
+    s.apply(&t).unwrap();
+    // The next input's transaction marks the previous burst and adds one event.
+    let mut t = Transaction::new();
+    t.events_add = vec![b"e3".to_vec()];
+    t.delivered_upto = Some(2);
+    assert_eq!(s.apply(&t).unwrap().event_seqs, vec![3]);
+    let p = s.pending_events().unwrap();
+    assert_eq!((p.len(), p[0].seq), (1, 3));
+    assert_eq!(s.delivered_upto().unwrap(), 2);
+    // A mark beyond what was issued fails the whole transaction.
+    let mut t = Transaction::new();
+    t.puts = vec![put(b"k", b"v")];
+    t.delivered_upto = Some(9);
+    assert!(matches!(
+        s.apply(&t),
+        Err(StoreError::UnknownEvent { seq: 9, next: 4 })
+    ));
+    assert_eq!(s.get(b"k").unwrap(), None);
+    assert_eq!(s.pending_events().unwrap().len(), 1);
+}
+
+#[test]
+fn outbox_is_bounded() {
+    let mut limits = Limits::default();
+    limits.max_outbox_items = 2;
+    let mut opts = Options::default();
+    opts.limits = limits;
+    let mut s = Store::open_in_memory_with(opts).unwrap();
+    let mut t = Transaction::new();
+    t.outbox_add = vec![vec![1], vec![2]];
+    s.apply(&t).unwrap();
+    let mut t = Transaction::new();
+    t.outbox_add = vec![vec![3]];
+    assert!(matches!(
+        s.apply(&t),
+        Err(StoreError::TooMany {
+            count: 3,
+            max: 2,
+            ..
+        })
+    ));
+    // Confirming one in the same transaction does not help: removals come
+    // after additions, so the bound holds at every point.
+    t.outbox_remove = vec![1];
+    assert!(matches!(s.apply(&t), Err(StoreError::TooMany { .. })));
+    let mut t = Transaction::new();
+    t.outbox_remove = vec![1];
+    s.apply(&t).unwrap();
+    let mut t = Transaction::new();
+    t.outbox_add = vec![vec![3]];
+    assert_eq!(s.apply(&t).unwrap().outbox_ids, vec![3]);
+}
