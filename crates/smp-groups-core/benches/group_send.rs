@@ -1,2 +1,80 @@
-//! Placeholder until the group send benchmark lands.
-fn main() {}
+//! One group message through the simulation: `SEND`, delivery to every member,
+//! `ACK` by every member and the receipts back (`2n-2` envelopes, each sealed
+//! with the connection's ratchet and chained), for n = 2, 8, 32, 128.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use smp_groups_core::sim::{Faults, GroupHandle, Sim};
+use smp_groups_core::{Command, Config, Event};
+
+fn config() -> Config {
+    Config {
+        check_interval_ms: None,
+        check_every_messages: None,
+        check_window: 8,
+        ..Config::default()
+    }
+}
+
+fn ack_all(sim: &mut Sim, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
+    for h in hs {
+        let start = from.get(&h.agent).copied().unwrap_or(0);
+        let ids: Vec<u64> = sim.events(h.agent)[start..]
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Msg { msg_id, .. } => Some(*msg_id),
+                _ => None,
+            })
+            .collect();
+        from.insert(h.agent, sim.events(h.agent).len());
+        for msg_id in ids {
+            sim.command(
+                h.agent,
+                Command::Ack {
+                    group: h.alias.clone(),
+                    msg_id,
+                },
+            );
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_send");
+    group.sample_size(10);
+    for n in [2usize, 8, 32, 128] {
+        let mut sim = Sim::new(n, &config(), Faults::default(), 42);
+        let hs = sim.build_group(n).expect("group");
+        let mut from = BTreeMap::new();
+        ack_all(&mut sim, &hs, &mut from);
+        sim.settle_all();
+        let sender = hs[n / 2].clone();
+        let before = sim.counts().values().sum::<u64>();
+        group.bench_function(format!("n={n}"), |b| {
+            b.iter(|| {
+                sim.command(
+                    sender.agent,
+                    Command::Send {
+                        group: sender.alias.clone(),
+                        body: b"benchmark".to_vec(),
+                    },
+                );
+                sim.settle_all();
+                ack_all(&mut sim, &hs, &mut from);
+                black_box(sim.settle_all())
+            });
+        });
+        let sends = sim.counts().get("MSG").copied().unwrap_or(0);
+        let total = sim.counts().values().sum::<u64>() - before;
+        eprintln!(
+            "n={n}: {total} envelopes over the run ({} per send), {sends} MSG",
+            2 * n - 2
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -358,6 +358,13 @@ impl Agent {
             if conn.chain.record_sent(&header, &plain).is_err() {
                 return;
             }
+            if let Note::ConnMsg { msg_id } = head.note {
+                // Bounded: the oldest unacknowledged ones are forgotten first.
+                if conn.sent_ids.len() >= 1024 {
+                    conn.sent_ids.pop_first();
+                }
+                conn.sent_ids.insert(header.snd_msg_id, msg_id);
+            }
             let Ok(enc) = Encrypted::new(ct) else { return };
             head.payload = Payload::Sealed(
                 AgentEnvelope::Message {
@@ -642,10 +649,15 @@ impl Agent {
             }
             AMessage::Receipts(receipts) => {
                 if let Owner::Visible(alias) = conn.owner.clone() {
-                    for r in receipts {
+                    let ids: Vec<u64> = receipts
+                        .iter()
+                        .filter_map(|r| conn.sent_ids.remove(&r.msg_id))
+                        .collect();
+                    self.dirty.insert(crate::store::Key::Conn(id));
+                    for msg_id in ids {
                         self.event(Event::ConnRcvd {
                             alias: alias.clone(),
-                            msg_id: r.msg_id,
+                            msg_id,
                         });
                     }
                 }

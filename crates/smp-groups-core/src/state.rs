@@ -154,6 +154,9 @@ pub(crate) struct Conn {
     /// Pairwise messages received, waiting for the client's `ACK`: local id ->
     /// (peer id, digest).
     pub(crate) unacked: BTreeMap<u64, (u64, [u8; 32])>,
+    /// Pairwise messages sent and not yet acknowledged: connection message id
+    /// -> local message id (receipts name the former).
+    pub(crate) sent_ids: BTreeMap<u64, u64>,
     /// Pairwise messages sent: peer-visible id = local id.
     pub(crate) created_at: u64,
     /// Delete the connection once its outbox is empty.
@@ -182,6 +185,7 @@ impl Conn {
             next_frag_id: 1,
             next_msg_id: 1,
             unacked: BTreeMap::new(),
+            sent_ids: BTreeMap::new(),
             created_at: now,
             closing: false,
             retire_at: None,

@@ -61,12 +61,28 @@ fn pairwise_connection_and_messages() {
         },
     );
     sim.settle_all();
+    let queued: Vec<u64> = sim
+        .events(0)
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Queued { msg_id, .. } => Some(*msg_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queued.len(), 1);
+    let id = queued[0];
     assert_eq!(
-        count(sim.events(0), |e| matches!(e, Event::ConnSent { .. })),
+        count(
+            sim.events(0),
+            |e| matches!(e, Event::ConnSent { msg_id, .. } if *msg_id == id)
+        ),
         1
     );
     assert_eq!(
-        count(sim.events(0), |e| matches!(e, Event::ConnRcvd { .. })),
+        count(
+            sim.events(0),
+            |e| matches!(e, Event::ConnRcvd { msg_id, .. } if *msg_id == id)
+        ),
         1
     );
 }
