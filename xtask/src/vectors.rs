@@ -299,7 +299,7 @@ fn command(i: &Value) -> Result<Command, String> {
 }
 
 fn key_hash(i: &Value) -> Result<KeyHash, String> {
-    Ok(KeyHash(array(i, "key_hash")?))
+    KeyHash::new(bytes(i, "key_hash")?).map_err(err)
 }
 
 fn err(e: impl std::fmt::Display) -> String {

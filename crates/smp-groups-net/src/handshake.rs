@@ -110,7 +110,7 @@ pub(crate) fn client_hello_block(
 ) -> Result<Vec<u8>, NetError> {
     let hello = ClientHello {
         version,
-        key_hash: KeyHash(key_hash),
+        key_hash: KeyHash::from(key_hash),
         auth_key: client_key.map(|k| X25519PublicKey(*k.as_bytes())),
         proxy_server: false,
         service: None,
@@ -154,7 +154,7 @@ pub(crate) fn check_client_hello(
     versions: VersionRange,
 ) -> Result<Negotiated, NetError> {
     let hello = ClientHello::decode(decode_handshake_block(block)?)?;
-    if hello.key_hash.0 != key_hash {
+    if hello.key_hash.as_bytes() != key_hash.as_slice() {
         return Err(HandshakeError::Identity.into());
     }
     if !versions.contains(hello.version) {

@@ -96,7 +96,7 @@ async fn manual_client_hello(
     let secret = x25519::SecretKey::from_bytes([9u8; 32]);
     let mine = ClientHello {
         version: Version(version),
-        key_hash: KeyHash(key_hash),
+        key_hash: KeyHash::from(key_hash),
         auth_key: Some(X25519PublicKey(*secret.public_key().as_bytes())),
         proxy_server: false,
         service: None,

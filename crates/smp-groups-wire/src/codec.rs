@@ -230,7 +230,12 @@ pub trait Decode<'a>: Sized {
 pub fn decode_all<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     let mut r = Reader::new(bytes);
     let v = T::decode(&mut r)?;
-    r.expect_end(std::any::type_name::<T>().rsplit("::").next().unwrap_or("value"))?;
+    r.expect_end(
+        std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("value"),
+    )?;
     Ok(v)
 }
 
@@ -300,6 +305,12 @@ macro_rules! bounded_bytes {
                     return Err(Error::TooLong { what: $what, len: bytes.len(), max: Self::MAX });
                 }
                 Ok(Self(bytes))
+            }
+
+            /// Wraps an array that is known to fit.
+            pub fn from_array<const N: usize>(bytes: [u8; N]) -> Self {
+                const { assert!(N <= $max) };
+                Self(bytes.to_vec())
             }
 
             /// The bytes.
@@ -497,7 +508,10 @@ mod tests {
         let mut r = Reader::new(b"abcdef:");
         assert!(matches!(r.until(b':', 3, "x"), Err(Error::TooLong { .. })));
         let mut r = Reader::new(b"ab");
-        assert!(matches!(r.until(b':', 3, "x"), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            r.until(b':', 3, "x"),
+            Err(Error::Truncated { .. })
+        ));
     }
 
     proptest::proptest! {

@@ -309,7 +309,7 @@ fn bad_base64() {
         smp::base64url::decode("Zh==", "x"),
         Err(Error::BadBase64 { what: "x" })
     );
-    let kh = KeyHash([1; 32]);
+    let kh = KeyHash::from([1; 32]);
     let uri = format!("smp://{kh}@h/a+b=#/?v=4&dh=x");
     assert_eq!(
         uri.parse::<SmpQueueUri>(),
@@ -419,7 +419,7 @@ fn version_gated_fields() {
     );
     let hello = ClientHello {
         version: Version(13),
-        key_hash: KeyHash([0; 32]),
+        key_hash: KeyHash::from([0; 32]),
         auth_key: None,
         proxy_server: true,
         service: None,
@@ -501,7 +501,7 @@ fn hello_known_layouts() {
     // The client hello with a key at v18.
     let hello = ClientHello {
         version: Version(18),
-        key_hash: KeyHash([2; 32]),
+        key_hash: KeyHash::from([2; 32]),
         auth_key: Some(x_key()),
         proxy_server: false,
         service: None,

@@ -388,7 +388,7 @@ fn server() -> impl Strategy<Value = ProtocolServer> {
             ProtocolServer::new(
                 hosts,
                 port.map_or_else(Port::default_port, Port::new),
-                KeyHash(kh),
+                KeyHash::from(kh),
             )
             .unwrap()
         })
@@ -464,7 +464,7 @@ proptest! {
     ) {
         let hello = ClientHello {
             version: v,
-            key_hash: KeyHash(kh),
+            key_hash: KeyHash::from(kh),
             auth_key: if v >= Version::AUTH_CMDS { key } else { None },
             proxy_server: proxy && v >= Version::PROXY_SERVER_HANDSHAKE,
             service: service.filter(|_| v >= Version::SERVICE_CERTS).map(|(r, cert_key)| ClientService {
@@ -537,8 +537,8 @@ proptest! {
 
     #[test]
     fn key_hash_text_round_trip(kh in any::<[u8; 32]>()) {
-        let k = KeyHash(kh);
-        prop_assert_eq!(k.to_string().parse::<KeyHash>().unwrap(), k);
+        let k = KeyHash::from(kh);
+        prop_assert_eq!(k.to_string().parse::<KeyHash>().unwrap(), k.clone());
         prop_assert_eq!(decode_all::<KeyHash>(&k.to_bytes()).unwrap(), k);
     }
 }

@@ -170,9 +170,7 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             let built = (|| {
                 Ok::<_, smp_groups_wire::Error>(ClientHello {
                     version: version(input, "version"),
-                    key_hash: KeyHash(hex(input, "key_hash").try_into().map_err(|_| {
-                        smp_groups_wire::Error::invalid("key hash", "not 32 bytes")
-                    })?),
+                    key_hash: KeyHash::new(hex(input, "key_hash"))?,
                     auth_key: opt_hex(input, "auth_pub_key")
                         .map(|d| X25519PublicKey::from_der(&d))
                         .transpose()?,
@@ -204,10 +202,7 @@ fn run(kind: &str, input: &Value, expect: &Value) {
                 .collect();
             let r = hosts.and_then(|hosts| {
                 let port = Port::parse(input["port"].as_str().unwrap().as_bytes())?;
-                let kh = hex(input, "key_hash")
-                    .try_into()
-                    .map_err(|_| smp_groups_wire::Error::invalid("key hash", "not 32 bytes"))?;
-                ProtocolServer::new(hosts, port, KeyHash(kh))
+                ProtocolServer::new(hosts, port, KeyHash::new(hex(input, "key_hash"))?)
             });
             if must_fail {
                 assert!(r.is_err());

@@ -206,7 +206,7 @@ mod tests {
             server: ProtocolServer::new(
                 hosts.iter().map(|h| Host::new(*h).unwrap()).collect(),
                 Port::new(5223),
-                KeyHash([3; 32]),
+                KeyHash::from([3; 32]),
             )
             .unwrap(),
             sender_id: ShortBytes::new(vec![0xab; 24]).unwrap(),

@@ -3,11 +3,15 @@
 
 use super::base64url;
 use super::version::limits::MAX_HOSTS;
-use crate::{Decode, Encode, Error, Reader};
+use crate::{Decode, Encode, Error, Reader, ShortBytes};
 
 /// The relay identity: SHA-256 of its DER identity certificate.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyHash(pub [u8; 32]);
+///
+/// The reference treats it as a byte string of any length up to 255 (an empty
+/// one is valid in addresses that name no identity), so this type does too;
+/// [`KeyHash::as_sha256`] gives the 32-byte form a TLS verifier pins.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyHash(ShortBytes);
 
 impl std::fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -18,35 +22,54 @@ impl std::fmt::Debug for KeyHash {
 impl std::fmt::Display for KeyHash {
     /// base64url with padding, as in server addresses.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&base64url::encode(&self.0))
+        f.write_str(&base64url::encode(self.0.as_slice()))
     }
 }
 
 impl std::str::FromStr for KeyHash {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        base64url::decode_array(s, "key hash").map(Self)
+        Self::new(base64url::decode(s, "key hash")?)
+    }
+}
+
+impl From<[u8; 32]> for KeyHash {
+    fn from(hash: [u8; 32]) -> Self {
+        Self(ShortBytes::from_array(hash))
     }
 }
 
 impl KeyHash {
-    fn from_slice(b: &[u8]) -> Result<Self, Error> {
-        b.try_into()
-            .map(Self)
-            .map_err(|_| Error::invalid("key hash", format!("{} bytes, expected 32", b.len())))
+    /// A key hash of any length up to 255 bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, Error> {
+        ShortBytes::new(bytes).map(Self)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// The 32-byte SHA-256 form, if the hash has that length.
+    pub fn as_sha256(&self) -> Option<[u8; 32]> {
+        self.0.as_slice().try_into().ok()
+    }
+
+    /// True for an address that names no identity.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
 impl Encode for KeyHash {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.push(32);
-        out.extend_from_slice(&self.0);
+        self.0.encode(out);
     }
 }
 
 impl<'a> Decode<'a> for KeyHash {
     fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
-        Self::from_slice(r.short_bytes("key hash")?)
+        ShortBytes::decode(r).map(Self)
     }
 }
 
@@ -295,7 +318,7 @@ mod tests {
         let srv: ProtocolServer = s.parse().unwrap();
         assert_eq!(srv.hosts().len(), 2);
         assert_eq!(srv.port.number(), 5224);
-        assert_eq!(srv.key_hash.0[0], 1);
+        assert_eq!(srv.key_hash.as_bytes()[0], 1);
         assert_eq!(srv.to_string(), s);
         let d: ProtocolServer = "smp://AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=@h"
             .parse()
@@ -306,10 +329,11 @@ mod tests {
 
     #[test]
     fn text_rejections() {
-        assert!(matches!(
-            "smp://AQID@h".parse::<ProtocolServer>(),
-            Err(Error::InvalidValue { .. })
-        ));
+        // A key hash of another length is a byte string like any other, as in the reference.
+        let short: ProtocolServer = "smp://AQID@h".parse().unwrap();
+        assert_eq!(short.key_hash.as_bytes(), [1, 2, 3]);
+        assert_eq!(short.key_hash.as_sha256(), None);
+        assert_eq!(short.to_string(), "smp://AQID@h");
         assert!(matches!(
             "smp://A$ID@h".parse::<ProtocolServer>(),
             Err(Error::BadBase64 { .. })
