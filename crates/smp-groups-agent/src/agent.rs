@@ -1,0 +1,327 @@
+//! The async API: [`Agent::open`] starts the runtime task; the returned handle
+//! sends it commands and reads its events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use smp_groups_core::{Agent as CoreAgent, Command, CommandError, Config, Event};
+use smp_groups_store::Store;
+use smp_groups_wire::agent::MemberId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::relay_client::RelayConnector;
+use crate::runtime::{Delivery, Metrics, Request, Runtime};
+
+/// How to open an agent.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The database file (`None`: in memory, lost when the agent stops).
+    pub db: Option<PathBuf>,
+    /// The agent's name at its relays (stable across restarts).
+    pub identity: String,
+    /// Core settings for a new agent (`server` is the relay its queues are
+    /// created on). A restored agent keeps the settings it was created with.
+    pub core: Config,
+}
+
+impl AgentConfig {
+    /// An agent named `identity` creating its queues on relay `server`.
+    pub fn new(identity: &str, server: &str, db: Option<PathBuf>) -> Self {
+        Self {
+            db,
+            identity: identity.to_owned(),
+            core: Config {
+                server: server.to_owned(),
+                ..Config::default()
+            },
+        }
+    }
+}
+
+/// A running agent. Cloning gives another handle to the same agent; the agent
+/// stops when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    tx: mpsc::Sender<Request>,
+}
+
+/// The client events of an agent, in order ([`Agent::events`]).
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    agent: Agent,
+    auto_confirm: bool,
+}
+
+impl EventStream {
+    /// The next event; `None` once the agent has stopped. Unless made with
+    /// [`Agent::events_unconfirmed`], the event is confirmed as delivered
+    /// when it is returned.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let d = self.rx.recv().await?;
+        if self.auto_confirm {
+            self.agent.confirm(d.seq).await;
+        }
+        Some(d)
+    }
+}
+
+impl Agent {
+    /// Opens (or creates) the agent in `config.db` and starts its task on the
+    /// current tokio runtime, with relay access through `relays`.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), smp_groups_agent::Error> {
+    /// use smp_groups_agent::{Agent, AgentConfig, InProcessRelay};
+    /// let relays = InProcessRelay::new();
+    /// relays.add_relay("smp://relay.local").map_err(|_| smp_groups_agent::Error::Stopped)?;
+    /// let alice = Agent::open(
+    ///     AgentConfig::new("alice", "smp://relay.local", None),
+    ///     std::sync::Arc::new(relays),
+    /// )?;
+    /// let group = alice.create_group(None, b"Book club").await?;
+    /// assert!(!group.is_empty());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn open(config: AgentConfig, relays: Arc<dyn RelayConnector>) -> Result<Self, Error> {
+        let mut store = match &config.db {
+            Some(path) => Store::open(path)?,
+            None => Store::open_in_memory()?,
+        };
+        let stored = store.load_core()?;
+        let core = if stored.records.is_empty() {
+            let _ = &mut store;
+            CoreAgent::new(config.core.clone())
+        } else {
+            CoreAgent::restore(stored.records, stored.schema)?
+        };
+        let (tx, requests) = mpsc::channel(64);
+        let (relay_tx, relay_events) = mpsc::unbounded_channel();
+        let relay = relays.connect(&config.identity, relay_tx);
+        let mut runtime = Runtime {
+            core,
+            store,
+            relay,
+            requests,
+            relay_events,
+            outbox: std::collections::HashMap::new(),
+            counted: std::collections::HashSet::new(),
+            metrics: Metrics::default(),
+            waiting: std::collections::HashMap::new(),
+            subscribers: Vec::new(),
+            unconfirmed: std::collections::VecDeque::new(),
+            next_corr: 0,
+            next_own_op: 0,
+        };
+        runtime.start()?;
+        let span = tracing::info_span!("agent", identity = %config.identity);
+        tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));
+        Ok(Self { tx })
+    }
+
+    /// Runs a core command and returns its response.
+    pub async fn command(&self, command: Command) -> Result<Event, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Command { command, reply })
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    async fn expect_ok(&self, command: Command) -> Result<String, Error> {
+        match self.command(command).await? {
+            Event::Ok { alias } => Ok(alias),
+            Event::Err(e) => Err(Error::Command(e)),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    async fn expect_queued(&self, command: Command) -> Result<u64, Error> {
+        match self.command(command).await? {
+            Event::Queued { msg_id, .. } => Ok(msg_id),
+            Event::Err(e) => Err(Error::Command(e)),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Subscribes to the agent's events: first those not yet confirmed (also
+    /// from before a restart), then new ones. Each is confirmed when returned.
+    pub async fn events(&self) -> Result<EventStream, Error> {
+        self.subscribe(true).await
+    }
+
+    /// Like [`events`](Self::events), but the caller confirms with
+    /// [`confirm`](Self::confirm) once it has handled an event.
+    pub async fn events_unconfirmed(&self) -> Result<EventStream, Error> {
+        self.subscribe(false).await
+    }
+
+    async fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.tx
+            .send(Request::Subscribe(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(EventStream {
+            rx,
+            agent: self.clone(),
+            auto_confirm,
+        })
+    }
+
+    /// Marks every event up to `seq` delivered: they are never delivered again.
+    pub async fn confirm(&self, seq: u64) {
+        let _ = self.tx.send(Request::Confirm(seq)).await;
+    }
+
+    /// Envelopes and operations sent so far by this run of the agent.
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Metrics(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// The other members of `group` this agent is connected with.
+    pub async fn members(&self, group: &str) -> Result<Vec<MemberId>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Members(group.to_owned(), tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// This agent's member id in `group`.
+    pub async fn member_id(&self, group: &str) -> Result<Option<MemberId>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::MemberId(group.to_owned(), tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Stops the agent between two inputs, as a crash would (nothing is
+    /// flushed that is not already committed), and waits until its store is
+    /// closed. Other handles then fail with [`Error::Stopped`].
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Request::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Creates a pairwise connection; its invitation arrives as an `INV` event.
+    /// Returns the connection's alias.
+    pub async fn new_connection(&self, alias: Option<&str>) -> Result<String, Error> {
+        self.expect_ok(Command::NewConn {
+            alias: alias.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// Joins a pairwise connection with an invitation (as `INV` gave it,
+    /// decoded). Returns the connection's alias.
+    pub async fn join_connection(
+        &self,
+        alias: Option<&str>,
+        invitation: Vec<u8>,
+    ) -> Result<String, Error> {
+        self.expect_ok(Command::JoinConn {
+            alias: alias.map(str::to_owned),
+            invitation,
+            info: Vec::new(),
+        })
+        .await
+    }
+
+    /// Creates a group; returns its alias.
+    pub async fn create_group(&self, alias: Option<&str>, info: &[u8]) -> Result<String, Error> {
+        self.expect_ok(Command::NewGroup {
+            alias: alias.map(str::to_owned),
+            info: info.to_vec(),
+        })
+        .await
+    }
+
+    /// Invites the peer of connection `conn` to `group`.
+    pub async fn invite(&self, conn: &str, group: &str, info: &[u8]) -> Result<(), Error> {
+        self.expect_ok(Command::Intro {
+            conn: conn.to_owned(),
+            group: group.to_owned(),
+            info: info.to_vec(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Accepts a group invitation (the id from a `REQ` event); returns the
+    /// group's alias.
+    pub async fn join(&self, alias: Option<&str>, invitation: &str) -> Result<String, Error> {
+        self.expect_ok(Command::JoinGroup {
+            alias: alias.map(str::to_owned),
+            invitation: invitation.to_owned(),
+        })
+        .await
+    }
+
+    /// Sends a message to the group; returns its local id (named by the
+    /// `SENT` and `RCVD` events).
+    pub async fn send(&self, group: &str, body: &[u8]) -> Result<u64, Error> {
+        self.expect_queued(Command::Send {
+            group: group.to_owned(),
+            body: body.to_vec(),
+        })
+        .await
+    }
+
+    /// Acknowledges a received group message (sends the receipt).
+    pub async fn ack(&self, group: &str, msg_id: u64) -> Result<(), Error> {
+        self.expect_ok(Command::Ack {
+            group: group.to_owned(),
+            msg_id,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Leaves the group.
+    pub async fn leave(&self, group: &str) -> Result<(), Error> {
+        self.expect_ok(Command::Leave {
+            group: group.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Removes a member from the group.
+    pub async fn remove(&self, group: &str, member: MemberId) -> Result<(), Error> {
+        self.expect_ok(Command::Remove {
+            group: group.to_owned(),
+            member,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Deletes the group.
+    pub async fn delete(&self, group: &str) -> Result<(), Error> {
+        self.expect_ok(Command::Delete {
+            group: group.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+}
+
+impl From<CommandError> for Error {
+    fn from(e: CommandError) -> Self {
+        Self::Command(e)
+    }
+}

@@ -1,0 +1,343 @@
+//! The client protocol's view of the core: core events as [`AgentEvent`]s,
+//! client commands as core [`Command`]s, members named by aliases.
+//!
+//! A group member appears to the client as `C:alias`, where the alias is the
+//! base64url form (no padding) of its group member id, so `REM C:alias` names
+//! the member directly. Invitations to connections travel as base64url text.
+
+use smp_groups_core::{Change, Command, CommandError, Event};
+use smp_groups_integrity::{Violation, ViolationKind as Kind};
+use smp_groups_wire::agent::MemberId;
+use smp_groups_wire::base64url;
+use smp_groups_wire::client::{
+    AgentEvent, Alias, Approval, ClientCommand, Entity, ErrorCode, InvitationText, RcvdStatus,
+    ViolationKind,
+};
+
+/// The alias a member has in client events.
+pub fn member_alias(member: &MemberId) -> Option<Alias> {
+    Alias::new(member.to_base64url()).ok()
+}
+
+/// The member named by a client alias.
+pub fn member_of(alias: &Alias) -> Option<MemberId> {
+    MemberId::from_base64url(alias.as_str().as_bytes()).ok()
+}
+
+fn alias(text: &str) -> Option<Alias> {
+    Alias::new(text).ok()
+}
+
+/// The error code of a failed command.
+pub fn error_code(e: &CommandError) -> ErrorCode {
+    match e {
+        CommandError::NoConn(_)
+        | CommandError::NoGroup(_)
+        | CommandError::NoInvitation(_)
+        | CommandError::NoMember(_)
+        | CommandError::NoId(_) => ErrorCode::UnknownEntity,
+        CommandError::Duplicate(_) => ErrorCode::Duplicate,
+        CommandError::TooLarge { .. } => ErrorCode::Large,
+        CommandError::State(_) => ErrorCode::Prohibited,
+        CommandError::BadInvitation(_) => ErrorCode::Syntax,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// An error event on `entity`.
+pub fn error_event(entity: Entity, code: ErrorCode, detail: &str) -> AgentEvent {
+    let detail: String = detail
+        .chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(1024)
+        .collect();
+    AgentEvent::Error {
+        entity,
+        code,
+        detail: (!detail.is_empty()).then_some(detail),
+    }
+}
+
+/// The response to a command on `entity` (the command's entity, with the alias
+/// the agent picked when the command left it empty).
+pub fn response(entity: &Entity, event: &Event) -> AgentEvent {
+    let is_group = matches!(entity, Entity::Group(_));
+    match event {
+        Event::Ok { alias: a } => match alias(a) {
+            Some(a) if is_group => AgentEvent::Ok {
+                entity: Entity::Group(Some(a)),
+            },
+            Some(a) => AgentEvent::Ok {
+                entity: Entity::Conn(Some(a)),
+            },
+            None => AgentEvent::Ok {
+                entity: entity.clone(),
+            },
+        },
+        Event::Queued { alias: a, msg_id } => match alias(a) {
+            Some(a) if is_group => AgentEvent::GroupSent {
+                group: a,
+                msg_id: *msg_id,
+            },
+            Some(a) => AgentEvent::Sent {
+                conn: a,
+                msg_id: *msg_id,
+            },
+            None => error_event(entity.clone(), ErrorCode::Internal, "bad alias"),
+        },
+        Event::Err(e) => error_event(entity.clone(), error_code(e), &e.to_string()),
+        other => to_agent_event(other).unwrap_or_else(|| {
+            error_event(entity.clone(), ErrorCode::Internal, "unexpected response")
+        }),
+    }
+}
+
+fn violation(group: Alias, v: &Violation) -> Option<AgentEvent> {
+    let (kind, msg_id) = match v.kind {
+        Kind::Equivocation { msg_id, .. }
+        | Kind::Conflict { msg_id }
+        | Kind::ReceiptMismatch { msg_id, .. } => (ViolationKind::Hash, msg_id),
+        Kind::Behind { reported, .. } => (ViolationKind::Gap, reported.saturating_add(1)),
+        Kind::Missing { ours, .. } => (ViolationKind::Gap, ours.saturating_add(1)),
+        Kind::UnsentClaimed { claimed, .. } => (ViolationKind::Hash, claimed),
+        Kind::ReportedBad => (ViolationKind::Sig, 0),
+    };
+    Some(AgentEvent::Violation {
+        group,
+        member: member_alias(&v.sender)?,
+        kind,
+        msg_id,
+        reporter: member_alias(&v.reporter),
+    })
+}
+
+fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
+    match m {
+        None => Some(None),
+        Some(m) => member_alias(m).map(Some),
+    }
+}
+
+/// A core event the agent sends on its own, in the client protocol's terms
+/// (`None` for events that are only responses: `Ok`, `Queued`, `Err`).
+pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
+    Some(match event {
+        Event::Ok { .. } | Event::Queued { .. } | Event::Err(_) => return None,
+        Event::Invitation {
+            alias: a,
+            invitation,
+        } => AgentEvent::Inv {
+            conn: alias(a)?,
+            invitation: InvitationText::new(base64url::encode_unpadded(invitation)).ok()?,
+        },
+        Event::Con { alias: a, .. } => AgentEvent::Con { conn: alias(a)? },
+        Event::ConnSent { alias: a, msg_id } => AgentEvent::Sent {
+            conn: alias(a)?,
+            msg_id: *msg_id,
+        },
+        Event::ConnMsg {
+            alias: a,
+            msg_id,
+            body,
+        } => AgentEvent::Msg {
+            conn: alias(a)?,
+            msg_id: *msg_id,
+            body: body.clone(),
+        },
+        Event::ConnRcvd { alias: a, msg_id } => AgentEvent::Rcvd {
+            conn: alias(a)?,
+            msg_id: *msg_id,
+            status: RcvdStatus::Ok,
+        },
+        Event::GroupRequest {
+            conn,
+            invitation,
+            info,
+        } => AgentEvent::Req {
+            conn: alias(conn)?,
+            invitation: alias(invitation)?,
+            info: info.clone(),
+        },
+        Event::GroupCon { group, member } => AgentEvent::GroupCon {
+            group: alias(group)?,
+            member: member_alias(member)?,
+        },
+        Event::Mem { group, member } => AgentEvent::GroupMem {
+            group: alias(group)?,
+            member: opt_member(member.as_ref())?,
+        },
+        Event::Sent {
+            group,
+            member: Some(m),
+            msg_id,
+        } => AgentEvent::GroupSentTo {
+            group: alias(group)?,
+            member: member_alias(m)?,
+            msg_id: *msg_id,
+        },
+        Event::Sent {
+            group,
+            member: None,
+            msg_id,
+        } => AgentEvent::GroupSent {
+            group: alias(group)?,
+            msg_id: *msg_id,
+        },
+        Event::Msg {
+            group,
+            member,
+            msg_id,
+            body,
+            ..
+        } => AgentEvent::GroupMsg {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            msg_id: *msg_id,
+            body: body.clone(),
+        },
+        Event::Rcvd {
+            group,
+            member,
+            msg_id,
+            ok,
+        } => AgentEvent::GroupRcvd {
+            group: alias(group)?,
+            member: opt_member(member.as_ref())?,
+            msg_id: *msg_id,
+            status: if *ok {
+                RcvdStatus::Ok
+            } else {
+                RcvdStatus::BadHash
+            },
+        },
+        Event::Left { group, member } => AgentEvent::Left {
+            group: alias(group)?,
+            member: opt_member(member.as_ref())?,
+        },
+        Event::Removed { group, member, by } => AgentEvent::Removed {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            by: opt_member(by.as_ref())?,
+        },
+        Event::Out { group, by } => AgentEvent::Out {
+            group: alias(group)?,
+            by: member_alias(by)?,
+        },
+        Event::Empty { group } => AgentEvent::Empty {
+            group: alias(group)?,
+        },
+        Event::Deleted { group, by } => AgentEvent::Deleted {
+            group: alias(group)?,
+            by: opt_member(by.as_ref())?,
+        },
+        Event::ApprovalRequired {
+            group,
+            approval,
+            change,
+        } => AgentEvent::Approve {
+            group: alias(group)?,
+            req_id: *approval,
+            change: match change {
+                Change::Add { member, by } => Approval::Add {
+                    by: member_alias(by)?,
+                    info: member.to_base64url().into_bytes(),
+                },
+                Change::Remove { member, by } => Approval::Remove {
+                    by: member_alias(by)?,
+                    member: member_alias(member)?,
+                },
+            },
+        },
+        Event::Violation {
+            group,
+            violation: v,
+        } => return violation(alias(group)?, v),
+    })
+}
+
+/// Why a client command cannot be given to the core.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The detail.
+    pub detail: String,
+}
+
+fn opt(a: Option<&Alias>) -> Option<String> {
+    a.map(|a| a.as_str().to_owned())
+}
+
+/// The core command for a client command.
+pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
+    Ok(match cmd {
+        ClientCommand::NewConn { conn } => Command::NewConn {
+            alias: opt(conn.as_ref()),
+        },
+        ClientCommand::Join { conn, invitation } => Command::JoinConn {
+            alias: opt(conn.as_ref()),
+            invitation: base64url::decode_unpadded(invitation.as_str(), "invitation").map_err(
+                |e| Rejected {
+                    code: ErrorCode::Syntax,
+                    detail: format!("invitation: {e}"),
+                },
+            )?,
+            info: Vec::new(),
+        },
+        ClientCommand::Send { conn, body } => Command::SendConn {
+            alias: conn.as_str().to_owned(),
+            body: body.clone(),
+        },
+        ClientCommand::Ack { conn, msg_id } => Command::AckConn {
+            alias: conn.as_str().to_owned(),
+            msg_id: *msg_id,
+        },
+        ClientCommand::DelConn { conn } => Command::DelConn {
+            alias: conn.as_str().to_owned(),
+        },
+        ClientCommand::Intro { conn, group, info } => Command::Intro {
+            conn: conn.as_str().to_owned(),
+            group: group.as_str().to_owned(),
+            info: info.clone(),
+        },
+        ClientCommand::NewGroup { group, info } => Command::NewGroup {
+            alias: opt(group.as_ref()),
+            info: info.clone(),
+        },
+        ClientCommand::JoinGroup { group, invitation } => Command::JoinGroup {
+            alias: opt(group.as_ref()),
+            invitation: invitation.as_str().to_owned(),
+        },
+        ClientCommand::GroupSend { group, body } => Command::Send {
+            group: group.as_str().to_owned(),
+            body: body.clone(),
+        },
+        ClientCommand::GroupAck { group, msg_id } => Command::Ack {
+            group: group.as_str().to_owned(),
+            msg_id: *msg_id,
+        },
+        ClientCommand::Leave { group } => Command::Leave {
+            group: group.as_str().to_owned(),
+        },
+        ClientCommand::Remove { group, member } => Command::Remove {
+            group: group.as_str().to_owned(),
+            member: member_of(member).ok_or_else(|| Rejected {
+                code: ErrorCode::UnknownEntity,
+                detail: format!("no member {}", member.as_str()),
+            })?,
+        },
+        ClientCommand::DelGroup { group } => Command::Delete {
+            group: group.as_str().to_owned(),
+        },
+        ClientCommand::Allow { group, req_id } => Command::Approve {
+            group: group.as_str().to_owned(),
+            approval: *req_id,
+            accept: true,
+        },
+        ClientCommand::Deny { group, req_id } => Command::Approve {
+            group: group.as_str().to_owned(),
+            approval: *req_id,
+            accept: false,
+        },
+    })
+}

@@ -1,0 +1,30 @@
+//! The smp-groups agent: the runtime that executes the core state machine
+//! durably, relay clients, the client text protocol server, and the
+//! `smp-agent` binary.
+//!
+//! * [`Agent`]: the async API. [`Agent::open`] restores the agent from its
+//!   SQLite database (or creates it) and starts one task that owns the core
+//!   agent; every input's storage writes, relay operations and client events
+//!   are committed in one transaction before anything is sent (see
+//!   [`runtime`](crate::Delivery) and `docs/agent.md`).
+//! * [`RelayClient`] / [`RelayConnector`]: relay access. [`InProcessRelay`]
+//!   runs the relay crate's queue logic in this process, without TLS (not the
+//!   network path).
+//! * [`server`]: the client text protocol on TCP.
+//! * [`demo`]: the scripted group run of `smp-agent demo`.
+#![forbid(unsafe_code)]
+
+mod agent;
+pub mod demo;
+mod error;
+pub mod events;
+mod in_process;
+mod relay_client;
+mod runtime;
+pub mod server;
+
+pub use agent::{Agent, AgentConfig, EventStream};
+pub use error::Error;
+pub use in_process::{InProcessError, InProcessRelay};
+pub use relay_client::{RelayClient, RelayConnector};
+pub use runtime::{Delivery, Metrics};

@@ -1,0 +1,112 @@
+//! The client text protocol on TCP (`docs/protocol-client.md`).
+//!
+//! Each accepted connection is one client session: its lines are decoded
+//! incrementally ([`LineDecoder`]), each command is answered with its response
+//! (`OK`, the command's event, or `ERR CODE detail`) carrying its corrId, and
+//! the agent's own events (empty corrId) are written to every connected
+//! client. A line that cannot be accepted (unknown command or entity, a payload
+//! over the limit, bytes that are not a transmission) is answered with `ERR`
+//! and the session goes on. An event is confirmed as delivered once written
+//! to a client socket, so events produced while no client is connected wait
+//! for the next one.
+
+use smp_groups_wire::client::{AgentEvent, ClientCommand, FrameLimits, LineDecoder, Transmission};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::agent::Agent;
+use crate::events::{error_event, response, to_command};
+
+/// Accepts clients on `listener` until the agent stops or accepting fails.
+pub async fn serve(listener: TcpListener, agent: Agent) -> std::io::Result<()> {
+    loop {
+        let (socket, peer) = listener.accept().await?;
+        let agent = agent.clone();
+        let span = tracing::info_span!("client", %peer);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = session(socket, agent).await {
+                    tracing::debug!(error = %e, "client session ended");
+                }
+            },
+            span,
+        ));
+    }
+}
+
+enum Out {
+    Line(Vec<u8>),
+    Event(Vec<u8>, u64),
+}
+
+/// One client session.
+pub async fn session(socket: TcpStream, agent: Agent) -> std::io::Result<()> {
+    let (mut reader, mut writer) = socket.into_split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
+    let confirm = agent.clone();
+    let write_task = tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            match out {
+                Out::Line(bytes) => writer.write_all(&bytes).await?,
+                Out::Event(bytes, seq) => {
+                    writer.write_all(&bytes).await?;
+                    writer.flush().await?;
+                    confirm.confirm(seq).await;
+                }
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let mut events = agent
+        .events_unconfirmed()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let ev_tx = out_tx.clone();
+    let event_task = tokio::spawn(async move {
+        while let Some(d) = events.next().await {
+            let bytes =
+                Transmission::new(smp_groups_wire::client::CorrId::empty(), d.event).to_bytes();
+            if ev_tx.send(Out::Event(bytes, d.seq)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut decoder = LineDecoder::<ClientCommand>::new(FrameLimits::default());
+    let mut buf = vec![0u8; 16 * 1024];
+    let result = loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        decoder.push(buf.get(..n).unwrap_or_default());
+        while let Some(item) = decoder.next() {
+            let reply: Transmission<AgentEvent> = match item {
+                Err(e) => e.into(),
+                Ok(t) => {
+                    let entity = t.msg.entity();
+                    let ev = match to_command(&t.msg) {
+                        Err(r) => error_event(entity, r.code, &r.detail),
+                        Ok(cmd) => match agent.command(cmd).await {
+                            Ok(event) => response(&entity, &event),
+                            Err(e) => error_event(
+                                entity,
+                                smp_groups_wire::client::ErrorCode::Internal,
+                                &e.to_string(),
+                            ),
+                        },
+                    };
+                    Transmission::new(t.corr_id, ev)
+                }
+            };
+            if out_tx.send(Out::Line(reply.to_bytes())).is_err() {
+                break;
+            }
+        }
+    };
+    event_task.abort();
+    drop(out_tx);
+    let _ = write_task.await;
+    result
+}
