@@ -12,11 +12,16 @@
 //! - [`SmpTransport`]: the SMP block transport on top: the hello blocks of the SMP
 //!   handshake, then 16384-byte blocks, encrypted with the block chain from version 11.
 //!
+//! - [`SmpClient`]: an async SMP client (commands matched to responses, batching,
+//!   events, keep-alive, timeouts), and [`ReconnectingClient`], which reconnects and
+//!   resubscribes.
+//!
 //! Everything is written against generic `AsyncRead + AsyncWrite + Unpin` streams, so it
 //! runs over TCP and over in-memory pipes alike.
 
 mod block;
 mod cert;
+mod client;
 mod config;
 mod der;
 mod error;
@@ -29,6 +34,10 @@ mod stream;
 mod verify;
 
 pub use block::SmpTransport;
+pub use client::{
+    ClientError, ClientEvent, EventReceiver, ReceivedMessage, ReconnectConfig, ReconnectingClient,
+    SmpClient, SmpClientConfig,
+};
 pub use config::{ALPN_SMP, client_config, server_config};
 pub use error::{CertError, HandshakeError, NetError, SessionIdError};
 pub use identity::ServerIdentity;

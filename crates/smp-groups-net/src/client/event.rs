@@ -1,0 +1,33 @@
+//! What a client reports besides command responses.
+
+use smp_groups_wire::smp::ServerMsg;
+
+use super::error::ClientError;
+
+/// An event of a client connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A relay event for a queue: `MSG` (also when it came as the response to `SUB` or
+    /// `ACK`), `END` or `DELD`. `entity_id` is the recipient queue id.
+    Queue {
+        /// The queue (recipient id).
+        entity_id: Vec<u8>,
+        /// The event.
+        msg: ServerMsg,
+    },
+    /// The connection ended, for this reason.
+    Disconnected(ClientError),
+    /// ([`ReconnectingClient`](super::ReconnectingClient) only) A new connection is up
+    /// and the remembered subscriptions were sent again; `resubscribed` of them
+    /// succeeded, `failed` were rejected by the relay (and are forgotten).
+    Reconnected {
+        /// Subscriptions re-established.
+        resubscribed: usize,
+        /// Subscriptions the relay refused.
+        failed: usize,
+    },
+}
+
+/// The receiving end of a client's events.
+pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<ClientEvent>;
