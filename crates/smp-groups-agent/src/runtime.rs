@@ -327,10 +327,11 @@ impl Runtime {
                 },
             }
         }
-        if txn.is_empty() {
-            return Ok(());
-        }
-        let applied = self.store.apply(&txn)?;
+        let applied = if txn.is_empty() {
+            smp_groups_store::Applied::default()
+        } else {
+            self.store.apply(&txn)?
+        };
         // Committed: act on the outputs.
         for (op, id) in ops.into_iter().zip(applied.outbox_ids) {
             let op_id = op.op();

@@ -1,0 +1,119 @@
+//! Shared helpers: agents served on loopback and a text protocol client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, server};
+use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, Transmission};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const RELAY_A: &str = "smp://relay-a.test";
+pub const RELAY_B: &str = "smp://relay-b.test";
+
+pub fn relays() -> Arc<InProcessRelay> {
+    let r = InProcessRelay::new();
+    r.add_relay(RELAY_A).unwrap();
+    r.add_relay(RELAY_B).unwrap();
+    Arc::new(r)
+}
+
+pub fn temp_db(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("smp-agent-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.db"))
+}
+
+/// Opens an agent and serves it on a loopback port; returns the agent and the address.
+pub async fn serve_agent(
+    relays: &Arc<InProcessRelay>,
+    name: &str,
+    server_name: &str,
+) -> (Agent, std::net::SocketAddr) {
+    let cfg = AgentConfig::new(name, server_name, None);
+    let agent = Agent::open(cfg, relays.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, agent.clone()));
+    (agent, addr)
+}
+
+/// A client of the text protocol.
+pub struct Client {
+    stream: TcpStream,
+    decoder: LineDecoder<AgentEvent>,
+    /// Everything received so far.
+    pub seen: Vec<Transmission<AgentEvent>>,
+    pub name: &'static str,
+}
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+impl Client {
+    pub async fn connect(addr: std::net::SocketAddr, name: &'static str) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            decoder: LineDecoder::new(FrameLimits::default()),
+            seen: Vec::new(),
+            name,
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn line(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// Reads until a transmission matching `f` arrives (searching from index
+    /// `from` of everything seen); panics after [`WAIT`].
+    pub async fn wait_from<T>(
+        &mut self,
+        from: usize,
+        f: impl Fn(&Transmission<AgentEvent>) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut buf = vec![0u8; 8192];
+        loop {
+            if let Some(x) = self.seen.get(from..).unwrap().iter().find_map(&f) {
+                return x;
+            }
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{}: timed out; seen {:#?}", self.name, self.seen))
+                .unwrap();
+            assert!(n > 0, "{}: connection closed", self.name);
+            self.decoder.push(&buf[..n]);
+            while let Some(t) = self.decoder.next() {
+                self.seen.push(t.expect("the agent sends valid lines"));
+            }
+        }
+    }
+
+    pub async fn wait<T>(&mut self, f: impl Fn(&Transmission<AgentEvent>) -> Option<T>) -> T {
+        self.wait_from(0, f).await
+    }
+
+    /// Sends a command line and returns its response (the first transmission
+    /// with this corrId).
+    pub async fn call(&mut self, corr: &str, rest: &str) -> AgentEvent {
+        let from = self.seen.len();
+        self.line(&format!("{corr} {rest}")).await;
+        self.wait_from(from, |t| {
+            (t.corr_id.as_str() == corr).then(|| t.msg.clone())
+        })
+        .await
+    }
+
+    pub fn count(&self, f: impl Fn(&AgentEvent) -> bool) -> usize {
+        self.seen.iter().filter(|t| f(&t.msg)).count()
+    }
+}
