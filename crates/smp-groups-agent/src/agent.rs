@@ -85,6 +85,7 @@ impl Agent {
     /// # Ok(()) }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
     /// ```
+    #[allow(clippy::needless_pass_by_value)] // handles are made from owned settings
     pub fn open(config: AgentConfig, relays: Arc<dyn RelayConnector>) -> Result<Self, Error> {
         let mut store = match &config.db {
             Some(path) => Store::open(path)?,

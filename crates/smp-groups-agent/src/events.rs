@@ -111,6 +111,8 @@ fn violation(group: Alias, v: &Violation) -> Option<AgentEvent> {
     })
 }
 
+/// `None` when the member has no alias; `Some(None)` for "ourselves".
+#[allow(clippy::option_option)]
 fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
     match m {
         None => Some(None),

@@ -157,14 +157,14 @@ fn failed(op: OpId, error: RelayError) -> RelayEvent {
 
 fn map_error(op: OpId, code: ErrorCode) -> RelayEvent {
     match code {
-        ErrorCode::Auth => failed(op, RelayError::Auth),
         // A quota or an internal failure may pass: retried.
         ErrorCode::Quota | ErrorCode::Internal | ErrorCode::Block | ErrorCode::Session => {
             failed(op, RelayError::Temporary)
         }
         ErrorCode::NoMsg => RelayEvent::Done { op },
-        // A command the relay refuses as malformed will be refused again.
-        ErrorCode::LargeMsg | ErrorCode::Cmd(_) => failed(op, RelayError::Auth),
+        // Refused authorization, and commands the relay refuses as malformed,
+        // will be refused again.
+        ErrorCode::Auth | ErrorCode::LargeMsg | ErrorCode::Cmd(_) => failed(op, RelayError::Auth),
     }
 }
 

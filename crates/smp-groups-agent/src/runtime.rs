@@ -123,9 +123,10 @@ impl Runtime {
     pub(crate) fn start(&mut self) -> Result<(), Error> {
         let stale: Vec<u64> = self.store.outbox()?.into_iter().map(|i| i.id).collect();
         for p in self.store.pending_events()? {
-            match decode_event(&p.body) {
-                Some(event) => self.unconfirmed.push_back(Delivery { seq: p.seq, event }),
-                None => tracing::error!(seq = p.seq, "stored event does not decode; skipped"),
+            if let Some(event) = decode_event(&p.body) {
+                self.unconfirmed.push_back(Delivery { seq: p.seq, event });
+            } else {
+                tracing::error!(seq = p.seq, "stored event does not decode; skipped");
             }
         }
         self.commit(None, stale)
@@ -317,14 +318,15 @@ impl Runtime {
                     ops.push(op);
                 }
                 Output::Event(e) if e.corr.is_some() => responses.push(e),
-                Output::Event(e) => match to_agent_event(&e.event) {
-                    Some(ev) => {
+                Output::Event(e) => {
+                    if let Some(ev) = to_agent_event(&e.event) {
                         txn.events_add
                             .push(Transmission::new(CorrId::empty(), ev.clone()).to_bytes());
                         events.push(ev);
+                    } else {
+                        tracing::warn!(event = ?e.event, "event without a client form");
                     }
-                    None => tracing::warn!(event = ?e.event, "event without a client form"),
-                },
+                }
             }
         }
         let applied = if txn.is_empty() {

@@ -1,5 +1,6 @@
 //! The scripted demo: every seed flow with its exact envelope count, on two
 //! relays.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_every_step_holds_for_four_members_and_two_messages() {

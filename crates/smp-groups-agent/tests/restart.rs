@@ -2,6 +2,7 @@
 //! from its database delivers every message to its client exactly once, and
 //! the group goes on working; events not confirmed before the stop are
 //! delivered again, confirmed ones never.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 
