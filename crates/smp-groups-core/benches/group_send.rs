@@ -14,6 +14,8 @@ fn config() -> Config {
         check_interval_ms: None,
         check_every_messages: None,
         check_window: 8,
+        // Every member applies every add without asking its client.
+        approval_threshold: usize::MAX,
         ..Config::default()
     }
 }
@@ -47,6 +49,15 @@ fn bench(c: &mut Criterion) {
     for n in [2usize, 8, 32, 128] {
         let mut sim = Sim::new(n, &config(), Faults::default(), 42);
         let hs = sim.build_group(n).expect("group");
+        for h in &hs {
+            let members = sim.agent(h.agent).expect("up").members(&h.alias).len();
+            assert_eq!(
+                members,
+                n - 1,
+                "agent {} is not connected to every member",
+                h.agent
+            );
+        }
         let mut from = BTreeMap::new();
         ack_all(&mut sim, &hs, &mut from);
         sim.settle_all();
