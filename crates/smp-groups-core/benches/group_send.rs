@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         let sends = sim.counts().get("MSG").copied().unwrap_or(0);
         let total = sim.counts().values().sum::<u64>() - before;
         eprintln!(
-            "n={n}: {total} envelopes over the run ({} per send), {sends} MSG",
+            "n={n}: {total} envelopes over the run, {sends} MSG (2n-2 = {} per send)",
             2 * n - 2
         );
     }
