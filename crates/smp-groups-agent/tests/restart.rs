@@ -233,3 +233,149 @@ async fn restart_of_the_sender() {
     let want: Vec<String> = (0..8).map(|i| format!("x{i}")).collect();
     assert_eq!(got, want, "in order, each once");
 }
+
+/// Relay access that loses every `ACK` while `lose` is set: the agent stops
+/// after committing a message and before the relay learned it was processed.
+struct LoseAcks {
+    inner: std::sync::Arc<smp_groups_agent::InProcessRelay>,
+    lose: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct LoseAcksClient {
+    inner: Box<dyn smp_groups_agent::RelayClient>,
+    lose: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl smp_groups_agent::RelayClient for LoseAcksClient {
+    fn perform(&mut self, op: smp_groups_core::RelayOp) {
+        if matches!(op, smp_groups_core::RelayOp::Ack { .. })
+            && self.lose.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
+        self.inner.perform(op);
+    }
+}
+
+static LOST: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicUsize>> =
+    std::sync::LazyLock::new(Default::default);
+
+impl smp_groups_agent::RelayConnector for LoseAcks {
+    fn connect(
+        &self,
+        identity: &str,
+        events: tokio::sync::mpsc::UnboundedSender<smp_groups_core::RelayEvent>,
+    ) -> Box<dyn smp_groups_agent::RelayClient> {
+        Box::new(LoseAcksClient {
+            inner: self.inner.connect(identity, events),
+            lose: self.lose.clone(),
+            lost: LOST.clone(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_processed_but_not_acknowledged_is_delivered_once() {
+    use smp_groups_agent::RelayConnector as _;
+    let relays = relays();
+    let lose = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connector: std::sync::Arc<dyn smp_groups_agent::RelayConnector> =
+        std::sync::Arc::new(LoseAcks {
+            inner: relays.clone(),
+            lose: lose.clone(),
+        });
+    let (db_a, db_b) = (temp_db("alice3"), temp_db("bob3"));
+    let a = Agent::open(config("alice", RELAY_A, db_a), relays.clone()).unwrap();
+    let b = Agent::open(config("bob", RELAY_B, db_b.clone()), connector.clone()).unwrap();
+    let mut ea = a.events().await.unwrap();
+    let mut eb = b.events().await.unwrap();
+    let conn = a.new_connection(None).await.unwrap();
+    let inv = until(&mut ea, |e| match e {
+        AgentEvent::Inv { invitation, .. } => Some(invitation.as_str().to_owned()),
+        _ => None,
+    })
+    .await;
+    b.join_connection(None, base64url::decode_unpadded(&inv, "i").unwrap())
+        .await
+        .unwrap();
+    until(&mut ea, |e| {
+        matches!(e, AgentEvent::Con { .. }).then_some(())
+    })
+    .await;
+    until(&mut eb, |e| {
+        matches!(e, AgentEvent::Con { .. }).then_some(())
+    })
+    .await;
+    let ga = a.create_group(Some("g"), b"g").await.unwrap();
+    a.invite(&conn, &ga, b"g").await.unwrap();
+    let req = until(&mut eb, |e| match e {
+        AgentEvent::Req { invitation, .. } => Some(invitation.as_str().to_owned()),
+        _ => None,
+    })
+    .await;
+    let gb = b.join(Some("h"), &req).await.unwrap();
+    until(&mut eb, |e| {
+        matches!(e, AgentEvent::GroupMem { member: None, .. }).then_some(())
+    })
+    .await;
+    until(&mut ea, |e| {
+        matches!(
+            e,
+            AgentEvent::GroupMem {
+                member: Some(_),
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+
+    // From now on bob's acknowledgements are lost: the first message is
+    // processed and committed, and the relay holds it (and the rest) back.
+    lose.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lost_before = LOST.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..3 {
+        a.send(&ga, format!("y{i}").as_bytes()).await.unwrap();
+    }
+    let mut got = Vec::new();
+    let first = until(&mut eb, |e| match e {
+        AgentEvent::GroupMsg { body, .. } => Some(body.clone()),
+        _ => None,
+    })
+    .await;
+    got.push(first);
+    assert!(
+        LOST.load(std::sync::atomic::Ordering::SeqCst) > lost_before,
+        "an ACK was lost"
+    );
+    b.shutdown().await;
+    drop(eb);
+    drop(b);
+
+    // Restart with working acknowledgements: the relay delivers the processed
+    // message again; it is only acknowledged, and the others follow.
+    lose.store(false, std::sync::atomic::Ordering::SeqCst);
+    let b = Agent::open(config("bob", RELAY_B, db_b), connector).unwrap();
+    let mut eb = b.events().await.unwrap();
+    while got.len() < 3 {
+        if let AgentEvent::GroupMsg { body, msg_id, .. } = next(&mut eb).await {
+            got.push(body);
+            b.ack(&gb, msg_id).await.unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(100), eb.next()).await {
+        if let AgentEvent::GroupMsg { body, .. } = d.event {
+            got.push(body);
+        }
+    }
+    let want: Vec<Vec<u8>> = (0..3).map(|i| format!("y{i}").into_bytes()).collect();
+    assert_eq!(got, want, "each message once, in order");
+    assert_eq!(
+        relays.message_count(RELAY_B),
+        0,
+        "every message acknowledged"
+    );
+}
