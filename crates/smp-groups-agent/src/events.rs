@@ -343,3 +343,104 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_aliases_round_trip_and_reject_other_text() {
+        let m = MemberId([7; 16]);
+        let a = member_alias(&m).unwrap();
+        assert_eq!(a.as_str().len(), 22);
+        assert_eq!(member_of(&a), Some(m));
+        assert_eq!(member_of(&Alias::new("bob").unwrap()), None);
+    }
+
+    #[test]
+    fn removing_an_unknown_alias_is_unknown_entity() {
+        let cmd = ClientCommand::Remove {
+            group: Alias::new("g").unwrap(),
+            member: Alias::new("nobody").unwrap(),
+        };
+        let err = to_command(&cmd).unwrap_err();
+        assert_eq!(err.code, ErrorCode::UnknownEntity);
+    }
+
+    #[test]
+    fn responses_name_the_entity_and_map_errors() {
+        let group = Entity::Group(None);
+        let ok = response(
+            &group,
+            &Event::Ok {
+                alias: "club".into(),
+            },
+        );
+        assert_eq!(
+            ok,
+            AgentEvent::Ok {
+                entity: Entity::Group(Some(Alias::new("club").unwrap()))
+            }
+        );
+        let conn = Entity::Conn(Some(Alias::new("a").unwrap()));
+        let sent = response(
+            &conn,
+            &Event::Queued {
+                alias: "a".into(),
+                msg_id: 3,
+            },
+        );
+        assert_eq!(
+            sent,
+            AgentEvent::Sent {
+                conn: Alias::new("a").unwrap(),
+                msg_id: 3
+            }
+        );
+        let err = response(
+            &group,
+            &Event::Err(CommandError::TooLarge { len: 9, max: 1 }),
+        );
+        assert!(
+            matches!(
+                err,
+                AgentEvent::Error {
+                    code: ErrorCode::Large,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = response(&conn, &Event::Err(CommandError::Duplicate("a".into())));
+        assert!(
+            matches!(
+                err,
+                AgentEvent::Error {
+                    code: ErrorCode::Duplicate,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn invitations_travel_as_base64url_text() {
+        let ev = to_agent_event(&Event::Invitation {
+            alias: "a".into(),
+            invitation: vec![0, 255, 1],
+        })
+        .unwrap();
+        let AgentEvent::Inv { invitation, .. } = ev else {
+            panic!("{ev:?}")
+        };
+        let cmd = ClientCommand::Join {
+            conn: None,
+            invitation,
+        };
+        let Command::JoinConn { invitation, .. } = to_command(&cmd).unwrap() else {
+            panic!()
+        };
+        assert_eq!(invitation, vec![0, 255, 1]);
+    }
+}

@@ -278,7 +278,6 @@ impl smp_groups_agent::RelayConnector for LoseAcks {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_processed_but_not_acknowledged_is_delivered_once() {
-    use smp_groups_agent::RelayConnector as _;
     let relays = relays();
     let lose = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let connector: std::sync::Arc<dyn smp_groups_agent::RelayConnector> =

@@ -1,0 +1,90 @@
+//! The `smp-agent` binary: `serve` answers the text protocol, and its state
+//! survives `kill -9` (the database is the only thing kept).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{Client, temp_db};
+use smp_groups_wire::client::{AgentEvent, ErrorCode};
+
+fn serve(db: &std::path::Path) -> (Child, std::net::SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smp-agent"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay",
+            "smp://relay.test",
+        ])
+        .arg("--db")
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_its_state_across_kill_9() {
+    let db = temp_db("served");
+    let (mut child, addr) = serve(&db);
+    let mut c = Client::connect(addr, "client").await;
+    let r = c.call("1", "G:club NEW :Book club").await;
+    assert!(
+        matches!(&r, AgentEvent::Ok { entity } if entity.to_string() == "G:club"),
+        "{r:?}"
+    );
+    let r = c.call("2", "C:a NEW").await;
+    assert!(matches!(&r, AgentEvent::Ok { .. }), "{r:?}");
+    let r = c.call("3", "G:club SEND :alone").await;
+    assert!(matches!(&r, AgentEvent::GroupSent { .. }), "{r:?}");
+    let r = c.call("4", "X:bad NEW").await;
+    assert!(matches!(&r, AgentEvent::Error { .. }), "{r:?}");
+
+    // SIGKILL: nothing but what was committed survives.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, addr) = serve(&db);
+    let mut c = Client::connect(addr, "client").await;
+    let r = c.call("5", "G:club NEW :again").await;
+    assert!(
+        matches!(
+            &r,
+            AgentEvent::Error {
+                code: ErrorCode::Duplicate,
+                ..
+            }
+        ),
+        "the group survived: {r:?}"
+    );
+    let r = c.call("6", "C:a NEW").await;
+    assert!(
+        matches!(
+            &r,
+            AgentEvent::Error {
+                code: ErrorCode::Duplicate,
+                ..
+            }
+        ),
+        "the connection survived: {r:?}"
+    );
+    let r = c.call("7", "G:club SEND :still here").await;
+    assert!(matches!(&r, AgentEvent::GroupSent { .. }), "{r:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
