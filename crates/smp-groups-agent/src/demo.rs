@@ -228,14 +228,15 @@ pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
     if print {
         let ok = run.report.ok();
         println!(
-            "{} in {:.1} ms: {}",
+            "{}: {}/{} steps passed in {:.1} ms",
             if ok {
                 "every check held"
             } else {
                 "SOME CHECKS FAILED"
             },
+            run.report.steps.iter().filter(|s| s.ok).count(),
+            run.report.steps.len(),
             run.started.elapsed().as_secs_f64() * 1000.0,
-            run.report.steps.iter().filter(|s| s.ok).count()
         );
     }
     Ok(run.report)
