@@ -1,0 +1,132 @@
+//! The SMP client against this workspace's relay (`Relay::spawn_local`) on loopback:
+//! queues across connections, signed sends, `MSG` bodies opened with the queue's DH
+//! secret, `DELD` routed to the right queue.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use smp_groups_crypto::ed25519::SigningKey;
+use smp_groups_crypto::{nacl, rng, x25519};
+use smp_groups_net::{ClientError, ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
+use smp_groups_relay::server::Relay;
+use smp_groups_wire::smp::message::RcvMsgBody;
+use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, QueueIds, ServerMsg};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+async fn next_event(events: &mut EventReceiver) -> ClientEvent {
+    tokio::time::timeout(BOUND, events.recv())
+        .await
+        .expect("no event")
+        .expect("event stream ended")
+}
+
+fn open_body(dh: &x25519::SecretKey, ids: &QueueIds, msg_id: &[u8], body: &[u8]) -> Vec<u8> {
+    let srv = x25519::PublicKey::from_bytes(ids.srv_dh_key.0);
+    let secret = dh.diffie_hellman(&srv);
+    let plain = nacl::cb_decrypt(secret.as_bytes(), msg_id.try_into().unwrap(), body).unwrap();
+    match RcvMsgBody::decode(&plain).unwrap() {
+        RcvMsgBody::Message { body, .. } => body,
+        other @ RcvMsgBody::Quota { .. } => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn queues_messages_and_events_through_the_relay() {
+    let dir = std::env::temp_dir().join(format!(
+        "smp-groups-net-client-relay-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let relay = Relay::spawn_local(&dir).await.unwrap();
+    let (server, _) = ProtocolServer::parse_prefix(&relay.address()).unwrap();
+    let cfg = SmpClientConfig::default();
+    let recipient = SmpClient::connect(&server, cfg.clone()).await.unwrap();
+    let sender = SmpClient::connect(&server, cfg.clone()).await.unwrap();
+    let other = SmpClient::connect(&server, cfg).await.unwrap();
+    let mut events = recipient.take_events().unwrap();
+    assert_ne!(recipient.session_id(), sender.session_id());
+
+    let mut r = rng::seeded(42);
+    let rk = SigningKey::generate(&mut r);
+    let dh = x25519::SecretKey::generate(&mut r);
+    let ids = recipient
+        .new_queue(&rk, &dh.public_key(), true)
+        .await
+        .unwrap();
+    let (rcv, snd) = (ids.rcv_id.as_slice(), ids.snd_id.as_slice());
+
+    // The sender secures the queue; unsigned sends are refused from then on.
+    let sk = SigningKey::generate(&mut r);
+    sender.skey(snd, &sk).await.unwrap();
+    assert!(matches!(
+        sender
+            .send(snd, None, MsgFlags::default(), b"unsigned")
+            .await,
+        Err(ClientError::Server(ErrorType::Auth))
+    ));
+
+    // Concurrent sends; the recipient receives each one, acknowledging as it goes.
+    let n = 20;
+    let mut sends = Vec::new();
+    for i in 0..n {
+        let (sender, sk, snd) = (sender.clone(), sk.clone(), snd.to_vec());
+        sends.push(tokio::spawn(async move {
+            let body = format!("message {i}");
+            sender
+                .send(&snd, Some(&sk), MsgFlags::default(), body.as_bytes())
+                .await
+                .unwrap();
+        }));
+    }
+    let mut got = BTreeSet::new();
+    for _ in 0..n {
+        let ClientEvent::Queue {
+            entity_id,
+            msg: ServerMsg::Msg { msg_id, body },
+        } = next_event(&mut events).await
+        else {
+            panic!("expected MSG")
+        };
+        assert_eq!(entity_id, rcv);
+        let plain = open_body(&dh, &ids, msg_id.as_slice(), &body);
+        assert!(got.insert(String::from_utf8(plain).unwrap()));
+        recipient.ack(rcv, &rk, msg_id.as_slice()).await.unwrap();
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    let want: BTreeSet<String> = (0..n).map(|i| format!("message {i}")).collect();
+    assert_eq!(got, want);
+    // GET on a queue this connection subscribes to is refused, as relays do.
+    assert!(matches!(
+        recipient.get(rcv, &rk).await,
+        Err(ClientError::Server(ErrorType::Cmd(_)))
+    ));
+
+    let rk2 = SigningKey::generate(&mut r);
+    let ids2 = recipient
+        .new_queue(&rk2, &dh.public_key(), true)
+        .await
+        .unwrap();
+    // Another connection deleting a queue this one subscribes to: DELD for it.
+    other.del(ids2.rcv_id.as_slice(), &rk2).await.unwrap();
+    match next_event(&mut events).await {
+        ClientEvent::Queue { entity_id, msg } => {
+            assert_eq!(
+                (entity_id.as_slice(), msg),
+                (ids2.rcv_id.as_slice(), ServerMsg::Deld)
+            );
+        }
+        e => panic!("expected DELD, got {e:?}"),
+    }
+    recipient.ping().await.unwrap();
+    relay.shutdown().await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Disconnected(_)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
