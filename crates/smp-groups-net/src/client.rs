@@ -374,7 +374,7 @@ impl SmpClient {
         name: &'static str,
     ) -> Result<(), ClientError> {
         match self.request(entity_id, cmd, Some(key), true).await? {
-            ServerMsg::Ok | ServerMsg::Msg { .. } => Ok(()),
+            ServerMsg::Ok | ServerMsg::Sok(_) | ServerMsg::Msg { .. } => Ok(()),
             other => Err(unexpected(&other, name)),
         }
     }

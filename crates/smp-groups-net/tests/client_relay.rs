@@ -106,6 +106,16 @@ async fn queues_messages_and_events_through_the_relay() {
         Err(ClientError::Server(ErrorType::Cmd(_)))
     ));
 
+    // Another connection subscribing to the queue takes it over (SOK from v16):
+    // this connection gets END for it.
+    other.sub(rcv, &rk).await.unwrap();
+    match next_event(&mut events).await {
+        ClientEvent::Queue { entity_id, msg } => {
+            assert_eq!((entity_id.as_slice(), msg), (rcv, ServerMsg::End));
+        }
+        e => panic!("expected END, got {e:?}"),
+    }
+
     let rk2 = SigningKey::generate(&mut r);
     let ids2 = recipient
         .new_queue(&rk2, &dh.public_key(), true)

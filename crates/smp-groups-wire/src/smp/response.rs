@@ -4,7 +4,7 @@
 //! IDS SP rcvId sndId srvDhKey [v9-14: sndSecure] [v>=15: maybe(queueMode) maybe(linkId)]
 //!     [v>=16: maybe(serviceId)] [v>=17: maybe(notifierId srvNtfDhKey)]
 //! MSG SP short(msgId) encBody         ; encBody is the rest
-//! END | DELD (v>=10) | OK | PONG | ERR SP errorType
+//! END | DELD (v>=10) | OK | SOK (v>=16) | PONG | ERR SP errorType
 //! ```
 
 use super::command::{QueueMode, space, split_tag};
@@ -64,6 +64,9 @@ pub enum ServerMsg {
     Deld,
     /// Success.
     Ok,
+    /// The answer to `SUB` from v16: subscribed, with the service id when the
+    /// client is a service (`SOK SP maybe(shortString)`).
+    Sok(Option<ShortBytes>),
     /// Error.
     Err(ErrorType),
     /// The answer to `PING`.
@@ -79,6 +82,7 @@ impl ServerMsg {
             Self::End => "END",
             Self::Deld => "DELD",
             Self::Ok => "OK",
+            Self::Sok(_) => "SOK",
             Self::Err(_) => "ERR",
             Self::Pong => "PONG",
         }
@@ -181,6 +185,13 @@ impl SmpEncode for ServerMsg {
                 out.push(b' ');
                 e.encode_at(v, out)?;
             }
+            Self::Sok(service) => {
+                if v < Version::SERVICE_CERTS {
+                    return Err(v.error("SOK"));
+                }
+                out.push(b' ');
+                service.encode(out);
+            }
             Self::End | Self::Deld | Self::Ok | Self::Pong => {}
         }
         Ok(())
@@ -213,6 +224,13 @@ impl SmpDecode for ServerMsg {
                 Self::Deld
             }
             b"OK" => Self::Ok,
+            b"SOK" => {
+                if v < Version::SERVICE_CERTS {
+                    return Err(v.error("SOK"));
+                }
+                space(&mut r, "SOK")?;
+                Self::Sok(Option::<ShortBytes>::decode(&mut r)?)
+            }
             b"ERR" => {
                 space(&mut r, "ERR")?;
                 Self::Err(ErrorType::decode_at(v, &mut r)?)
@@ -222,5 +240,33 @@ impl SmpDecode for ServerMsg {
         };
         r.expect_end("SMP response")?;
         Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod sok_tests {
+    use super::*;
+
+    #[test]
+    fn sok_is_the_v16_answer_to_sub() {
+        let v16 = Version::SERVICE_CERTS;
+        assert_eq!(
+            ServerMsg::smp_decode(v16, b"SOK 0"),
+            Ok(ServerMsg::Sok(None))
+        );
+        assert_eq!(ServerMsg::Sok(None).smp_bytes(v16).unwrap(), b"SOK 0");
+        let with_service = ServerMsg::Sok(Some(ShortBytes::new(vec![7; 24]).unwrap()));
+        let bytes = with_service.smp_bytes(v16).unwrap();
+        assert_eq!(ServerMsg::smp_decode(v16, &bytes), Ok(with_service));
+        let v15 = Version(15);
+        assert!(matches!(
+            ServerMsg::smp_decode(v15, b"SOK 0"),
+            Err(Error::Version { .. })
+        ));
+        assert!(ServerMsg::Sok(None).smp_bytes(v15).is_err());
+        assert!(matches!(
+            ServerMsg::smp_decode(v16, b"SOK 2"),
+            Err(Error::UnknownTag { .. })
+        ));
     }
 }
