@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::limits::Limits;
 
 /// The schema version this program writes and reads.
-pub const STORE_VERSION: i64 = 2;
+pub const STORE_VERSION: i64 = 3;
 
 /// The `application_id` of a store file ("SMPG").
 pub const APPLICATION_ID: i64 = 0x534d_5047;
@@ -41,6 +41,17 @@ ALTER TABLE outbox ADD COLUMN len INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE outbox ADD COLUMN sum INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN len INTEGER NOT NULL DEFAULT -1;
 ALTER TABLE events ADD COLUMN sum INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Version 3 adds the recipient keys of the agent's relay queues.
+const V3: &str = "
+CREATE TABLE queue_keys (
+    server TEXT NOT NULL,
+    rcv_id BLOB NOT NULL,
+    secret BLOB NOT NULL,
+    sum INTEGER NOT NULL,
+    PRIMARY KEY (server, rcv_id)
+) WITHOUT ROWID;
 ";
 
 /// Brings the database to [`STORE_VERSION`] (or refuses it), in one
@@ -93,6 +104,7 @@ fn step(tx: &Connection, to: i64, limits: &Limits) -> Result<(), StoreError> {
             fill_checksums(tx, "outbox", "id", limits.max_body_len)?;
             fill_checksums(tx, "events", "seq", limits.max_body_len)?;
         }
+        3 => tx.execute_batch(V3)?,
         _ => {
             return Err(StoreError::Migration {
                 from: to - 1,

@@ -24,6 +24,10 @@ struct Counters {
 pub struct Store {
     conn: Connection,
     limits: Limits,
+    /// The file (`None` in memory) and how it was opened, for
+    /// [`Store::queue_keys`].
+    path: Option<std::path::PathBuf>,
+    options: Options,
 }
 
 impl Store {
@@ -44,7 +48,9 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(|e| StoreError::classify(e, path))?;
-        Self::setup(conn, options, path, true).map_err(|e| reclassify(e, path))
+        let mut store = Self::setup(conn, options, path, true).map_err(|e| reclassify(e, path))?;
+        store.path = Some(path.to_owned());
+        Ok(store)
     }
 
     /// A store in memory, for tests and simulations.
@@ -96,7 +102,33 @@ impl Store {
         Ok(Self {
             conn,
             limits: options.limits,
+            path: None,
+            options,
         })
+    }
+
+    /// The table of relay queue keys, on its own connection to the same
+    /// database (so a relay client can use it from another task). For a store
+    /// in memory, the table is in a separate in-memory database.
+    pub fn queue_keys(&self) -> Result<crate::QueueKeys, StoreError> {
+        let conn = match &self.path {
+            Some(path) => {
+                let conn = Connection::open(path).map_err(|e| StoreError::classify(e, path))?;
+                Self::setup(conn, self.options, path, true)
+                    .map_err(|e| reclassify(e, path))?
+                    .conn
+            }
+            None => {
+                Self::setup(
+                    Connection::open_in_memory()?,
+                    self.options,
+                    Path::new(":memory:"),
+                    false,
+                )?
+                .conn
+            }
+        };
+        Ok(crate::QueueKeys::new(conn))
     }
 
     /// The limits this store enforces.
