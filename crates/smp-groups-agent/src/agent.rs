@@ -10,7 +10,7 @@ use smp_groups_wire::agent::MemberId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::relay_client::RelayConnector;
+use crate::relay_client::{RelayConnector, RelayContext};
 use crate::runtime::{Delivery, Metrics, Request, Runtime};
 
 /// How to open an agent.
@@ -100,7 +100,11 @@ impl Agent {
         };
         let (tx, requests) = mpsc::channel(64);
         let (relay_tx, relay_events) = mpsc::unbounded_channel();
-        let relay = relays.connect(&config.identity, relay_tx);
+        let relay = relays.connect(RelayContext {
+            identity: config.identity.clone(),
+            events: relay_tx,
+            keys: store.queue_keys()?,
+        })?;
         let mut runtime = Runtime {
             core,
             store,

@@ -26,7 +26,7 @@ use smp_groups_relay::types::{
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::relay_client::{RelayClient, RelayConnector};
+use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
 
 /// The SMP version the in-process sessions claim (block encryption era).
 const SESSION_VERSION: u16 = 11;
@@ -115,13 +115,15 @@ impl InProcessRelay {
 }
 
 impl RelayConnector for InProcessRelay {
-    fn connect(&self, identity: &str, events: UnboundedSender<RelayEvent>) -> Box<dyn RelayClient> {
-        Box::new(InProcessClient {
+    /// The in-process relays keep queue credentials in their hub (per agent
+    /// identity, for the life of the process), not in `context.keys`.
+    fn connect(&self, context: RelayContext) -> Result<Box<dyn RelayClient>, crate::Error> {
+        Ok(Box::new(InProcessClient {
             hub: Arc::clone(&self.hub),
-            identity: identity.to_owned(),
-            events,
+            identity: context.identity,
+            events: context.events,
             conns: HashMap::new(),
-        })
+        }))
     }
 }
 

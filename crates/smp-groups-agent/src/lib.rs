@@ -7,9 +7,10 @@
 //!   agent; every input's storage writes, relay operations and client events
 //!   are committed in one transaction before anything is sent (see
 //!   [`runtime`](crate::Delivery) and `docs/agent.md`).
-//! * [`RelayClient`] / [`RelayConnector`]: relay access. [`InProcessRelay`]
-//!   runs the relay crate's queue logic in this process, without TLS (not the
-//!   network path).
+//! * [`RelayClient`] / [`RelayConnector`]: relay access. [`NetworkRelay`]
+//!   reaches SMP relays over TLS with `smp-groups-net`'s client;
+//!   [`InProcessRelay`] runs the relay crate's queue logic in this process,
+//!   without TLS (for unit tests of the runtime).
 //! * [`server`]: the client text protocol on TCP.
 //! * [`demo`]: the scripted group run of `smp-agent demo`.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod demo;
 mod error;
 pub mod events;
 mod in_process;
+mod network;
 mod relay_client;
 mod runtime;
 pub mod server;
@@ -26,5 +28,6 @@ pub mod server;
 pub use agent::{Agent, AgentConfig, EventStream};
 pub use error::Error;
 pub use in_process::{InProcessError, InProcessRelay};
-pub use relay_client::{RelayClient, RelayConnector};
+pub use network::NetworkRelay;
+pub use relay_client::{RelayClient, RelayConnector, RelayContext};
 pub use runtime::{Delivery, Metrics};

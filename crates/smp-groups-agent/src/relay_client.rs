@@ -2,11 +2,13 @@
 //!
 //! A client is given one operation at a time ([`RelayClient::perform`]) and
 //! reports its result, and every message a relay delivers on a subscribed
-//! queue, as [`RelayEvent`]s on the channel it was connected with. It never
-//! blocks the runtime: a network client hands the operation to its connection
-//! task; the in-process client ([`crate::InProcessRelay`]) runs it at once.
+//! queue, as [`RelayEvent`]s on the channel of its [`RelayContext`]. It never
+//! blocks the runtime: the network client ([`crate::NetworkRelay`]) runs each
+//! operation on its own task; the in-process client
+//! ([`crate::InProcessRelay`]) runs it at once.
 
 use smp_groups_core::{RelayEvent, RelayOp};
+use smp_groups_store::QueueKeys;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Performs relay operations for one agent.
@@ -15,9 +17,21 @@ pub trait RelayClient: Send {
     fn perform(&mut self, op: RelayOp);
 }
 
+/// What an agent gives the relay client it connects.
+#[derive(Debug)]
+pub struct RelayContext {
+    /// The agent's stable name (for logs, and the in-process relays' key hub).
+    pub identity: String,
+    /// Where operation results and delivered messages go.
+    pub events: UnboundedSender<RelayEvent>,
+    /// The durable table for the recipient secrets of the agent's queues, in
+    /// the agent's own database.
+    pub keys: QueueKeys,
+}
+
 /// Makes a [`RelayClient`] for an agent.
 pub trait RelayConnector: Send + Sync {
-    /// Connects agent `identity` (its stable name at the relays); results and
-    /// deliveries are sent to `events`.
-    fn connect(&self, identity: &str, events: UnboundedSender<RelayEvent>) -> Box<dyn RelayClient>;
+    /// Connects the agent described by `context` (fails when its stored queue
+    /// keys cannot be read).
+    fn connect(&self, context: RelayContext) -> Result<Box<dyn RelayClient>, crate::Error>;
 }

@@ -4,44 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use common::{Client, temp_db};
+use common::{Client, procs, temp_db};
 use smp_groups_wire::client::{AgentEvent, ErrorCode};
 
-fn serve(db: &std::path::Path) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smp-agent"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay",
-            "smp://relay.test",
-        ])
-        .arg("--db")
-        .arg(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
+fn serve(db: &std::path::Path, relay: &str) -> (procs::Proc, std::net::SocketAddr) {
+    procs::agent("agent", relay, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_keeps_its_state_across_kill_9() {
     let db = temp_db("served");
-    let (mut child, addr) = serve(&db);
+    let (_relay, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
+    let (mut child, addr) = serve(&db, &relay);
     let mut c = Client::connect(addr, "client").await;
     let r = c.call("1", "G:club NEW :Book club").await;
     assert!(
@@ -56,10 +30,9 @@ async fn serve_keeps_its_state_across_kill_9() {
     assert!(matches!(&r, AgentEvent::Error { .. }), "{r:?}");
 
     // SIGKILL: nothing but what was committed survives.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill9();
 
-    let (mut child, addr) = serve(&db);
+    let (mut child, addr) = serve(&db, &relay);
     let mut c = Client::connect(addr, "client").await;
     let r = c.call("5", "G:club NEW :again").await;
     assert!(
@@ -85,6 +58,5 @@ async fn serve_keeps_its_state_across_kill_9() {
     );
     let r = c.call("7", "G:club SEND :still here").await;
     assert!(matches!(&r, AgentEvent::GroupSent { .. }), "{r:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill9();
 }

@@ -265,14 +265,13 @@ static LOST: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicUsize>>
 impl smp_groups_agent::RelayConnector for LoseAcks {
     fn connect(
         &self,
-        identity: &str,
-        events: tokio::sync::mpsc::UnboundedSender<smp_groups_core::RelayEvent>,
-    ) -> Box<dyn smp_groups_agent::RelayClient> {
-        Box::new(LoseAcksClient {
-            inner: self.inner.connect(identity, events),
+        context: smp_groups_agent::RelayContext,
+    ) -> Result<Box<dyn smp_groups_agent::RelayClient>, smp_groups_agent::Error> {
+        Ok(Box::new(LoseAcksClient {
+            inner: self.inner.connect(context)?,
             lose: self.lose.clone(),
             lost: LOST.clone(),
-        })
+        }))
     }
 }
 

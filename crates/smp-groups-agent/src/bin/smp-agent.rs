@@ -1,7 +1,8 @@
 //! `smp-agent`: the smp-groups agent.
 //!
 //! * `smp-agent serve --listen ADDR --relay SMP_URL [--relay ...] --db FILE`
-//!   serves the client text protocol on ADDR.
+//!   serves the client text protocol on ADDR; its queues are on the first
+//!   relay, reached over TLS.
 //! * `smp-agent demo [--members N] [--messages M]` runs a scripted group on
 //!   in-process relays and checks every step's envelope count.
 #![forbid(unsafe_code)]
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, demo, server};
+use smp_groups_agent::{Agent, AgentConfig, NetworkRelay, demo, server};
+use smp_groups_wire::smp::ProtocolServer;
 
 /// The smp-groups agent.
 #[derive(Parser, Debug)]
@@ -28,7 +30,8 @@ enum Cmd {
         /// Address to listen on (e.g. 127.0.0.1:5224).
         #[arg(long)]
         listen: String,
-        /// Relay the agent creates its queues on (first) and can reach (all).
+        /// SMP relay address (smp://keyHash@host:port); the agent creates its
+        /// queues on the first. Peers' queues may be on any relay.
         #[arg(long = "relay", required = true)]
         relays: Vec<String>,
         /// The agent's database file.
@@ -86,23 +89,21 @@ fn main() -> ExitCode {
 }
 
 async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
-    // The SMP client over TLS is not available yet: the relays named here run
-    // in this process (InProcessRelay), so only agents of this process meet.
-    let hub = InProcessRelay::new();
     for r in relays {
-        if let Err(e) = hub.add_relay(r) {
-            eprintln!("relay {r}: {e}");
-            return ExitCode::FAILURE;
+        match ProtocolServer::parse_prefix(r) {
+            Ok((_, rest)) if rest.is_empty() => {}
+            Ok(_) | Err(_) => {
+                eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
+                return ExitCode::FAILURE;
+            }
         }
     }
-    eprintln!(
-        "warning: SMP relays over the network are not supported yet; {} in-process relay(s) are used",
-        relays.len()
-    );
     let Some(first) = relays.first() else {
         return ExitCode::FAILURE;
     };
-    let agent = match Agent::open(AgentConfig::new(identity, first, Some(db)), Arc::new(hub)) {
+    // Queues are created on the first relay; peers' queues may be on any.
+    let relays = Arc::new(NetworkRelay::new());
+    let agent = match Agent::open(AgentConfig::new(identity, first, Some(db)), relays) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("cannot open the agent: {e}");

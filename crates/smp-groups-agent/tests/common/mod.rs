@@ -1,11 +1,15 @@
 //! Shared helpers: agents served on loopback and a text protocol client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod flows;
+pub mod procs;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, server};
+use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, NetworkRelay, RelayConnector, server};
+use smp_groups_relay::server::{Relay, RelayHandle};
 use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, Transmission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,8 +40,34 @@ pub async fn serve_agent(
     name: &str,
     server_name: &str,
 ) -> (Agent, std::net::SocketAddr) {
-    let cfg = AgentConfig::new(name, server_name, None);
-    let agent = Agent::open(cfg, relays.clone()).unwrap();
+    serve_agent_with(relays.clone(), name, server_name, None).await
+}
+
+/// An embedded relay over TLS on loopback, storing in a fresh directory.
+pub async fn tls_relay(name: &str) -> (RelayHandle, PathBuf) {
+    let dir = temp_db(name).with_extension("relay");
+    let relay = Relay::spawn_local(&dir).await.unwrap();
+    (relay, dir)
+}
+
+/// [`serve_agent`] with agents reaching relays over TLS.
+pub async fn serve_network_agent(
+    name: &str,
+    relay: &str,
+    db: Option<PathBuf>,
+) -> (Agent, std::net::SocketAddr) {
+    serve_agent_with(Arc::new(NetworkRelay::new()), name, relay, db).await
+}
+
+/// Opens an agent with `relays` and serves it on a loopback port.
+pub async fn serve_agent_with(
+    relays: Arc<dyn RelayConnector>,
+    name: &str,
+    server_name: &str,
+    db: Option<PathBuf>,
+) -> (Agent, std::net::SocketAddr) {
+    let cfg = AgentConfig::new(name, server_name, db);
+    let agent = Agent::open(cfg, relays).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server::serve(listener, agent.clone()));
