@@ -91,7 +91,7 @@ fn main() -> ExitCode {
 async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
     for r in relays {
         match ProtocolServer::parse_prefix(r) {
-            Ok((_, rest)) if rest.is_empty() => {}
+            Ok((_, "")) => {}
             Ok(_) | Err(_) => {
                 eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
                 return ExitCode::FAILURE;

@@ -1,7 +1,7 @@
 //! The seed's group flows, driven over the client text protocol through three
 //! agents however they are run (in this process or as `smp-agent serve`
 //! processes) and whatever their relays are.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::many_single_char_names)]
 
 use smp_groups_wire::client::{AgentEvent, RcvdStatus};
 
@@ -81,8 +81,6 @@ impl Lossy for AgentEvent {
 /// a group `SEND` with per-member and all-member `SENT` and `RCVD`; `REM`
 /// (`OUT` for the removed one); `LEAVE` and `EMPTY`; `DEL` of a second group.
 pub async fn every_group_flow(a: &mut Client, b: &mut Client, c: &mut Client) {
-    let (a, b, c) = (a, b, c);
-
     connect(a, b, "bob", "alice").await;
     connect(a, c, "carol", "alice").await;
 
