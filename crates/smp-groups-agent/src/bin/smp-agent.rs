@@ -90,12 +90,9 @@ fn main() -> ExitCode {
 
 async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
     for r in relays {
-        match ProtocolServer::parse_prefix(r) {
-            Ok((_, "")) => {}
-            Ok(_) | Err(_) => {
-                eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
-                return ExitCode::FAILURE;
-            }
+        if !matches!(ProtocolServer::parse_prefix(r), Ok((_, ""))) {
+            eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
+            return ExitCode::FAILURE;
         }
     }
     let Some(first) = relays.first() else {
