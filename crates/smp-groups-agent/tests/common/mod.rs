@@ -128,6 +128,33 @@ impl Client {
         }
     }
 
+    /// Reads whatever arrives until `deadline`; `false` once the agent has
+    /// closed the connection (or it failed), which is not an error here.
+    pub async fn pump_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => return true,
+                Ok(Ok(0) | Err(_)) => return false,
+                Ok(Ok(n)) => {
+                    self.decoder.push(&buf[..n]);
+                    while let Some(t) = self.decoder.next() {
+                        self.seen.push(t.expect("the agent sends valid lines"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a line without waiting for its answer; `false` if the
+    /// connection is gone.
+    pub async fn try_line(&mut self, line: &str) -> bool {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .is_ok()
+    }
+
     pub async fn wait<T>(&mut self, f: impl Fn(&Transmission<AgentEvent>) -> Option<T>) -> T {
         self.wait_from(0, f).await
     }
