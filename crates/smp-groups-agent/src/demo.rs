@@ -1,5 +1,7 @@
-//! The scripted run of `smp-agent demo`: N agents on two in-process relays
-//! (members alternate between them) go through create -> invite everyone ->
+//! The scripted run of `smp-agent demo`: two embedded SMP relays on loopback
+//! (the relay crate's server, over TLS 1.3 and the SMP block transport) and N
+//! agents reaching them through the network client, each with its database in
+//! a temporary directory (members alternate between the relays) go through create -> invite everyone ->
 //! everyone sends -> receipts -> a `G_CHECK` round -> remove one -> one leaves
 //! -> delete. Each step prints the agent envelopes it took beside the seed's
 //! formula and the exact formula of `docs/costs.md`, and its time; the run
@@ -18,10 +20,11 @@ use smp_groups_wire::client::AgentEvent;
 use crate::agent::{Agent, AgentConfig};
 use crate::error::Error;
 use crate::events::member_alias;
-use crate::in_process::InProcessRelay;
+use crate::network::NetworkRelay;
+use smp_groups_relay::server::{Relay, RelayHandle};
 
-/// The relays of the demo.
-pub const RELAYS: [&str; 2] = ["smp://relay-a.local", "smp://relay-b.local"];
+/// The number of relays the demo starts.
+pub const RELAYS: usize = 2;
 
 /// How long one step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,6 +116,8 @@ async fn envelopes(members: &[Member], kinds: Option<&[&str]>) -> u64 {
 
 struct Run {
     members: Vec<Member>,
+    /// The relays' addresses.
+    relays: Vec<String>,
     report: Report,
     total_steps: usize,
     started: Instant,
@@ -152,6 +157,11 @@ impl Run {
     }
 }
 
+/// `a`, `b`, ... for relay `i`.
+fn relay_name(i: usize) -> char {
+    char::from(b'a'.saturating_add(u8::try_from(i).unwrap_or(25).min(25)))
+}
+
 #[allow(clippy::unnecessary_wraps)] // every use is an `Option` field
 fn formula(text: &str, n: u64, f: impl Fn(u64) -> u64) -> Option<(String, u64)> {
     Some((format!("{text} (n={n})"), f(n)))
@@ -160,18 +170,50 @@ fn formula(text: &str, n: u64, f: impl Fn(u64) -> u64) -> Option<(String, u64)> 
 /// Runs the demo with `n` members and `m` messages from each, printing each
 /// step when `print` is set.
 pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
-    let n = n.max(3);
-    let relays = InProcessRelay::new();
-    for r in RELAYS {
-        relays
-            .add_relay(r)
-            .map_err(|e| Error::Unexpected(e.to_string()))?;
+    let dir = std::env::temp_dir().join(format!(
+        "smp-agent-demo-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let mut handles = Vec::new();
+    let mut result = Ok(Report::default());
+    for r in 0..RELAYS {
+        match Relay::spawn_local(&dir.join(format!("relay-{r}"))).await {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                result = Err(Error::Unexpected(format!("cannot start a relay: {e}")));
+                break;
+            }
+        }
     }
-    let relays = Arc::new(relays);
+    if result.is_ok() {
+        result = run_on(&handles, &dir, n, m, print).await;
+    }
+    for h in handles {
+        h.shutdown().await;
+    }
+    // The demo's relays and agents leave nothing behind.
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_on(
+    handles: &[RelayHandle],
+    dir: &std::path::Path,
+    n: usize,
+    m: usize,
+    print: bool,
+) -> Result<Report, Error> {
+    let n = n.max(3);
+    let addresses: Vec<String> = handles.iter().map(RelayHandle::address).collect();
+    let relays = Arc::new(NetworkRelay::new());
     let mut members = Vec::new();
     for i in 0..n {
-        let server = RELAYS[i % RELAYS.len()];
-        let mut cfg = AgentConfig::new(&format!("member{i}"), server, None);
+        let server = addresses[i % addresses.len()].as_str();
+        let db = dir.join(format!("member{i}.db"));
+        let mut cfg = AgentConfig::new(&format!("member{i}"), server, Some(db));
         cfg.core = Config {
             server: server.to_owned(),
             check_interval_ms: Some(1_000),
@@ -200,6 +242,7 @@ pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
     let total_steps = 1 + (n - 1) + n * m + 1 + 3;
     let mut run = Run {
         members,
+        relays: addresses,
         report: Report::default(),
         total_steps,
         started: Instant::now(),
@@ -207,9 +250,15 @@ pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
     };
     if print {
         println!(
-            "smp-agent demo: {n} members on {} in-process relays ({}), {m} message(s) each",
-            RELAYS.len(),
-            RELAYS.join(", ")
+            "smp-agent demo: {n} members on {} embedded relays over TLS, {m} message(s) each",
+            run.relays.len(),
+        );
+        for (i, r) in run.relays.iter().enumerate() {
+            println!("  relay {}: {r}", relay_name(i));
+        }
+        println!(
+            "  (agent databases and relay stores in {}, removed at the end)",
+            dir.display()
         );
     }
     create(&mut run).await?;
@@ -239,6 +288,11 @@ pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
             run.started.elapsed().as_secs_f64() * 1000.0,
         );
     }
+    // Agents stop before their relays, closing their connections.
+    for m in &run.members {
+        m.agent.shutdown().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(run.report)
 }
 
@@ -299,7 +353,10 @@ async fn connect(run: &Run, i: usize) -> Option<(String, String)> {
 
 async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
     let size = (i + 1) as u64;
-    let name = format!("add member {i} (relay {})", RELAYS[i % RELAYS.len()]);
+    let name = format!(
+        "add member {i} (relay {})",
+        relay_name(i % run.relays.len())
+    );
     run.begin(&name);
     let Some((conn_a, conn_b)) = connect(run, i).await else {
         run.end(failed(&name));
@@ -531,7 +588,7 @@ async fn remove(run: &mut Run, i: usize) -> Result<(), Error> {
             .is_some();
     }
     let got = envelopes(&run.members, None).await - before;
-    run.members.remove(i);
+    run.members.remove(i).agent.shutdown().await;
     run.end(Step {
         name,
         envelopes: got,
@@ -572,8 +629,8 @@ async fn leave(run: &mut Run, i: usize) -> Result<(), Error> {
             .is_some();
     }
     let got = envelopes(&run.members, None).await - before;
-    let leaving = run.members.remove(i);
-    drop(leaving);
+    // Out of the group, the member's agent stops.
+    run.members.remove(i).agent.shutdown().await;
     run.end(Step {
         name,
         envelopes: got,

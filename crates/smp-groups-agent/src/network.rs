@@ -398,6 +398,8 @@ async fn deliver(
             ClientEvent::Queue { msg, .. } => {
                 tracing::info!(server, event = msg.tag(), "queue event");
             }
+            // After the agent stopped, its connections closing is no news.
+            ClientEvent::Disconnected(_) if events.is_closed() => return,
             ClientEvent::Disconnected(e) => {
                 tracing::warn!(server, error = %e, "relay connection lost");
             }
