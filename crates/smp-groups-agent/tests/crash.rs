@@ -214,9 +214,16 @@ async fn kill_bob_repeatedly(points: usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "missing at bob: {:?}; missing at alice: {:?}",
-            alice_accepted.difference(&bob_has).count(),
-            bob_accepted.difference(&alice_has).count()
+            "missing at bob: {:?}; missing at alice: {:?} (logs in {})",
+            alice_accepted
+                .difference(&bob_has)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect::<Vec<_>>(),
+            bob_accepted
+                .difference(&alice_has)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect::<Vec<_>>(),
+            d.display()
         );
     }
     eprintln!(

@@ -29,11 +29,19 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `cmd`, reads its first stdout line.
-    pub fn start(mut cmd: Command) -> Self {
+    /// Starts `cmd`, reads its first stdout line. Its log (at the level of
+    /// `SMP_TEST_LOG`, default `warn`) is appended to `log`.
+    pub fn start(mut cmd: Command, log: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let level = std::env::var("SMP_TEST_LOG").unwrap_or_else(|_| "warn".into());
         let mut child = cmd
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(file))
             .spawn()
             .expect("the process starts");
         let mut line = String::new();
@@ -69,7 +77,8 @@ impl Drop for Proc {
 pub fn relay(listen: &str, dir: &Path) -> (Proc, String) {
     let mut cmd = Command::new(relay_bin());
     cmd.args(["--listen", listen]).arg("--data").arg(dir);
-    let p = Proc::start(cmd);
+    std::fs::create_dir_all(dir).unwrap();
+    let p = Proc::start(cmd, &dir.with_extension("log"));
     assert!(
         p.first_line.starts_with("smp://"),
         "smp-relay printed {:?}",
@@ -94,7 +103,7 @@ pub fn agent(name: &str, relay: &str, db: &Path) -> (Proc, std::net::SocketAddr)
     ])
     .arg("--db")
     .arg(db);
-    let p = Proc::start(cmd);
+    let p = Proc::start(cmd, &db.with_extension("log"));
     let addr = p
         .first_line
         .strip_prefix("listening on ")
