@@ -14,6 +14,9 @@ tasks:
   test          the test suite (cargo nextest when installed, else cargo test)
   vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
   fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
+  bench [ARGS]  every criterion benchmark of the workspace (ARGS go to the benches,
+                e.g. `cargo xtask bench relay` runs those whose name contains relay);
+                reports land in target/criterion
   help          this text
 ";
 
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
             None => Err("usage: cargo xtask vectors FILE".into()),
         },
         Some("fuzz") => fuzz(args.get(1).map_or(Ok(60), |s| s.parse()).unwrap_or(60)),
+        Some("bench") => bench(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -46,6 +50,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Criterion benches of every crate, release profile; `filter` is passed to
+/// criterion (a name filter and its options).
+fn bench(filter: &[String]) -> Result<(), String> {
+    let mut args = vec!["bench", "--workspace", "--benches"];
+    if !filter.is_empty() {
+        args.push("--");
+        args.extend(filter.iter().map(String::as_str));
+    }
+    run("cargo", &args)
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
