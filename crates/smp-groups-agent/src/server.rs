@@ -7,8 +7,16 @@
 //! client. A line that cannot be accepted (unknown command or entity, a payload
 //! over the limit, bytes that are not a transmission) is answered with `ERR`
 //! and the session goes on. An event is confirmed as delivered once written
-//! to a client socket, so events produced while no client is connected wait
-//! for the next one.
+//! to a client socket, except a message (`MSG`), which is confirmed once the
+//! client answers it with `ACK` (see [`held`]); unconfirmed events are
+//! delivered again after a restart, and events produced while no client is
+//! connected wait for the next one.
+
+mod held;
+
+use std::sync::{Arc, Mutex};
+
+use held::{Held, ack_key, event_key};
 
 use smp_groups_wire::client::{AgentEvent, ClientCommand, FrameLimits, LineDecoder, Transmission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +45,11 @@ pub async fn serve(listener: TcpListener, agent: Agent) -> std::io::Result<()> {
 
 enum Out {
     Line(Vec<u8>),
-    Event(Vec<u8>, u64),
+    Event(Vec<u8>, u64, Option<held::MsgKey>),
+}
+
+fn lock(h: &Mutex<Held>) -> std::sync::MutexGuard<'_, Held> {
+    h.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One client session.
@@ -45,14 +57,19 @@ pub async fn session(socket: TcpStream, agent: Agent) -> std::io::Result<()> {
     let (mut reader, mut writer) = socket.into_split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     let confirm = agent.clone();
+    let held = Arc::new(Mutex::new(Held::default()));
+    let write_held = Arc::clone(&held);
     let write_task = tokio::spawn(async move {
         while let Some(out) = out_rx.recv().await {
             match out {
                 Out::Line(bytes) => writer.write_all(&bytes).await?,
-                Out::Event(bytes, seq) => {
+                Out::Event(bytes, seq, key) => {
                     writer.write_all(&bytes).await?;
                     writer.flush().await?;
-                    confirm.confirm(seq).await;
+                    let release = lock(&write_held).written(seq, key);
+                    if let Some(seq) = release {
+                        confirm.confirm(seq).await;
+                    }
                 }
             }
         }
@@ -65,9 +82,10 @@ pub async fn session(socket: TcpStream, agent: Agent) -> std::io::Result<()> {
     let ev_tx = out_tx.clone();
     let event_task = tokio::spawn(async move {
         while let Some(d) = events.next().await {
+            let key = event_key(&d.event);
             let bytes =
                 Transmission::new(smp_groups_wire::client::CorrId::empty(), d.event).to_bytes();
-            if ev_tx.send(Out::Event(bytes, d.seq)).is_err() {
+            if ev_tx.send(Out::Event(bytes, d.seq, key)).is_err() {
                 break;
             }
         }
@@ -89,7 +107,16 @@ pub async fn session(socket: TcpStream, agent: Agent) -> std::io::Result<()> {
                     let ev = match to_command(&t.msg) {
                         Err(r) => error_event(entity, r.code, &r.detail),
                         Ok(cmd) => match agent.command(cmd).await {
-                            Ok(event) => response(&entity, &event),
+                            Ok(event) => {
+                                // Answered (accepted, or refused as already
+                                // acknowledged): the message may be confirmed.
+                                let release =
+                                    ack_key(&t.msg).and_then(|k| lock(&held).answered(&k));
+                                if let Some(seq) = release {
+                                    agent.confirm(seq).await;
+                                }
+                                response(&entity, &event)
+                            }
                             Err(e) => error_event(
                                 entity,
                                 smp_groups_wire::client::ErrorCode::Internal,

@@ -59,7 +59,7 @@ struct Inbox {
 
 impl Inbox {
     /// Takes the new `MSG`s of `group` from `client` (a fresh client after a
-    /// restart starts at 0), checks them, and acknowledges each id once.
+    /// restart starts at 0), checks them, and acknowledges each.
     async fn take(&mut self, client: &mut Client, group: &str) {
         let new: Vec<(u64, Vec<u8>)> = client.seen[self.read..]
             .iter()
