@@ -409,6 +409,8 @@ impl Agent {
                 member: MemberId(x),
                 by: None,
             });
+            // Removing the last other member empties the group too.
+            self.check_empty(group);
         }
     }
 

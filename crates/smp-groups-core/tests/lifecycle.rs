@@ -267,3 +267,33 @@ fn group_lifecycle_of_four() {
     }
     assert_eq!(sim.queued_messages(), 0);
 }
+
+#[test]
+fn removing_the_last_other_member_empties_the_group() {
+    let mut sim = Sim::new(2, &config(), Faults::default(), 11);
+    let hs = sim.build_group(2).expect("group");
+    let m1 = member_id(&sim, &hs[1]);
+    sim.command(
+        0,
+        Command::Remove {
+            group: hs[0].alias.clone(),
+            member: m1,
+        },
+    );
+    sim.settle_all();
+    let events: Vec<&Event> = sim.events(0).iter().map(|e| &e.event).collect();
+    let removed = events
+        .iter()
+        .position(|e| matches!(e, Event::Removed { by: None, .. }))
+        .expect("REMD");
+    let empty = events
+        .iter()
+        .position(|e| matches!(e, Event::Empty { group } if *group == hs[0].alias))
+        .expect("EMPTY");
+    assert!(removed < empty, "EMPTY follows REMD");
+    assert_eq!(
+        count(sim.events(0), |e| matches!(e, Event::Empty { .. })),
+        1
+    );
+    assert_eq!(count(sim.events(1), |e| matches!(e, Event::Out { .. })), 1);
+}
