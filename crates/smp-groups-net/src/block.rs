@@ -1,13 +1,17 @@
 //! The SMP block transport: after the hello blocks, every read and write is one
 //! 16384-byte block, either padded (`Word16 length || data || '#'*`) or, from version 11
 //! when the client sent its X25519 key, encrypted with the block chain.
+//!
+//! [`SmpTransport::into_split`] splits a connection into a [`BlockReader`] and a
+//! [`BlockWriter`], so that one task can wait for blocks while another writes. The two
+//! directions have separate block chains, so each half takes its own.
 
 use smp_groups_crypto::sbc::{BLOCK_SIZE, BlockChain};
 use smp_groups_crypto::x25519;
 use smp_groups_crypto::{CryptoRng, RngCore};
 use smp_groups_wire::pad;
 use smp_groups_wire::smp::{Version, VersionRange};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::error::NetError;
 use crate::handshake::{self, Negotiated};
@@ -19,6 +23,34 @@ use crate::stream::SmpTlsStream;
 struct Chains {
     snd: BlockChain,
     rcv: BlockChain,
+}
+
+impl Chains {
+    /// The chains of a connection at `version` whose peer sent the X25519 key `peer`:
+    /// from version 11, keyed by `sbc_init(session id, X25519(secret, peer))`; none
+    /// before, or without the peer's key. The relay sends with the `snd` chain of
+    /// `sbc_init`, the client with its `rcv` chain.
+    fn agree(
+        session_id: &[u8],
+        secret: &x25519::SecretKey,
+        peer: Option<&x25519::PublicKey>,
+        version: Version,
+        relay_side: bool,
+    ) -> Result<Option<Self>, NetError> {
+        let Some(peer) = peer.filter(|_| version >= Version::ENCRYPTED_BLOCK) else {
+            return Ok(None);
+        };
+        let keys = handshake::chain_keys(session_id, secret, peer)?;
+        let (snd, rcv) = if relay_side {
+            (&keys.snd, &keys.rcv)
+        } else {
+            (&keys.rcv, &keys.snd)
+        };
+        Ok(Some(Self {
+            snd: BlockChain::new(snd.clone()),
+            rcv: BlockChain::new(rcv.clone()),
+        }))
+    }
 }
 
 /// An SMP connection after its handshake: a TLS stream carrying 16384-byte blocks.
@@ -51,17 +83,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmpTransport<S> {
         let client_key = (hello.version >= Version::AUTH_CMDS).then(|| secret.public_key());
         let out = handshake::client_hello_block(hello.version, key_hash, client_key.as_ref())?;
         write_raw_block(&mut tls, &out).await?;
-        let chains = match &hello.server_key {
-            Some(server_key) if hello.version >= Version::ENCRYPTED_BLOCK => {
-                let keys = handshake::chain_keys(tls.session_id(), &secret, server_key)?;
-                // The client sends with the relay's receiving key and vice versa.
-                Some(Chains {
-                    snd: BlockChain::new(keys.rcv.clone()),
-                    rcv: BlockChain::new(keys.snd.clone()),
-                })
-            }
-            _ => None,
-        };
+        let chains = Chains::agree(
+            tls.session_id(),
+            &secret,
+            hello.server_key.as_ref(),
+            hello.version,
+            false,
+        )?;
         Ok(Self {
             tls,
             version: hello.version,
@@ -95,16 +123,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmpTransport<S> {
             version,
             client_key,
         } = handshake::check_client_hello(&block, identity.key_hash(), versions)?;
-        let chains = match &client_key {
-            Some(client_key) if version >= Version::ENCRYPTED_BLOCK => {
-                let keys = handshake::chain_keys(tls.session_id(), &secret, client_key)?;
-                Some(Chains {
-                    snd: BlockChain::new(keys.snd.clone()),
-                    rcv: BlockChain::new(keys.rcv.clone()),
-                })
-            }
-            _ => None,
-        };
+        let chains = Chains::agree(
+            tls.session_id(),
+            &secret,
+            client_key.as_ref(),
+            version,
+            true,
+        )?;
         Ok(Self {
             tls,
             version,
@@ -117,20 +142,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmpTransport<S> {
     /// Sends `data` as one block (at most 16366 bytes with block encryption, 16382
     /// without).
     pub async fn send_block(&mut self, data: &[u8]) -> Result<(), NetError> {
-        let block = match &mut self.chains {
-            Some(chains) => chains.snd.encrypt(data)?,
-            None => pad::pad(data, BLOCK_SIZE)?,
-        };
+        let block = seal(self.chains.as_mut().map(|c| &mut c.snd), data)?;
         write_raw_block(&mut self.tls, &block).await
     }
 
     /// Receives one block and returns its data.
     pub async fn recv_block(&mut self) -> Result<Vec<u8>, NetError> {
         let block = read_raw_block(&mut self.tls).await?;
-        match &mut self.chains {
-            Some(chains) => Ok(chains.rcv.decrypt(&block)?),
-            None => Ok(pad::unpad(&block)?.to_vec()),
-        }
+        open(self.chains.as_mut().map(|c| &mut c.rcv), &block)
+    }
+
+    /// Splits the connection into its reading and writing halves, each with the block
+    /// chain of its direction. Take the version, session id and keys first: the halves
+    /// carry only the stream and the chains.
+    pub fn into_split(self) -> (TransportReader<S>, TransportWriter<S>) {
+        let (snd, rcv) = match self.chains {
+            Some(Chains { snd, rcv }) => (Some(snd), Some(rcv)),
+            None => (None, None),
+        };
+        let (r, w) = tokio::io::split(self.tls);
+        (
+            BlockReader { io: r, chain: rcv },
+            BlockWriter { io: w, chain: snd },
+        )
+    }
+}
+
+/// The reading half of an [`SmpTransport`] over `S`.
+pub type TransportReader<S> = BlockReader<ReadHalf<SmpTlsStream<S>>>;
+
+/// The writing half of an [`SmpTransport`] over `S`.
+pub type TransportWriter<S> = BlockWriter<WriteHalf<SmpTlsStream<S>>>;
+
+/// The receiving half of a split [`SmpTransport`].
+#[derive(Debug)]
+pub struct BlockReader<R> {
+    io: R,
+    chain: Option<BlockChain>,
+}
+
+/// The sending half of a split [`SmpTransport`].
+#[derive(Debug)]
+pub struct BlockWriter<W> {
+    io: W,
+    chain: Option<BlockChain>,
+}
+
+impl<R: AsyncRead + Unpin> BlockReader<R> {
+    /// Receives one block and returns its data.
+    pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
+        let block = read_raw_block(&mut self.io).await?;
+        open(self.chain.as_mut(), &block)
+    }
+}
+
+impl<W: AsyncWrite + Unpin> BlockWriter<W> {
+    /// Sends `data` as one block (the same limits as [`SmpTransport::send_block`]).
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), NetError> {
+        let block = seal(self.chain.as_mut(), data)?;
+        write_raw_block(&mut self.io, &block).await
     }
 }
 
@@ -168,21 +238,32 @@ impl<S> SmpTransport<S> {
     }
 }
 
+/// The block for `data`: encrypted with `chain`, or padded without one.
+fn seal(chain: Option<&mut BlockChain>, data: &[u8]) -> Result<Vec<u8>, NetError> {
+    match chain {
+        Some(c) => Ok(c.encrypt(data)?),
+        None => Ok(pad::pad(data, BLOCK_SIZE)?),
+    }
+}
+
+/// The data of `block`: decrypted with `chain`, or unpadded without one.
+fn open(chain: Option<&mut BlockChain>, block: &[u8]) -> Result<Vec<u8>, NetError> {
+    match chain {
+        Some(c) => Ok(c.decrypt(block)?),
+        None => Ok(pad::unpad(block)?.to_vec()),
+    }
+}
+
 /// Reads exactly one block.
-async fn read_raw_block<S: AsyncRead + AsyncWrite + Unpin>(
-    tls: &mut SmpTlsStream<S>,
-) -> Result<Vec<u8>, NetError> {
+async fn read_raw_block<R: AsyncRead + Unpin>(io: &mut R) -> Result<Vec<u8>, NetError> {
     let mut block = vec![0u8; BLOCK_SIZE];
-    tls.read_exact(&mut block).await?;
+    io.read_exact(&mut block).await?;
     Ok(block)
 }
 
 /// Writes one block and flushes it.
-async fn write_raw_block<S: AsyncRead + AsyncWrite + Unpin>(
-    tls: &mut SmpTlsStream<S>,
-    block: &[u8],
-) -> Result<(), NetError> {
-    tls.write_all(block).await?;
-    tls.flush().await?;
+async fn write_raw_block<W: AsyncWrite + Unpin>(io: &mut W, block: &[u8]) -> Result<(), NetError> {
+    io.write_all(block).await?;
+    io.flush().await?;
     Ok(())
 }

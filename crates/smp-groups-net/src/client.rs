@@ -11,7 +11,6 @@
 mod config;
 mod error;
 mod event;
-mod link;
 mod reconnect;
 mod worker;
 
@@ -111,7 +110,7 @@ impl SmpClient {
             .await
             .map_err(hs)?;
         let mut rng = smp_groups_crypto::rng::system();
-        let link = link::client_handshake(tls, key_hash, config.versions, &mut rng)
+        let transport = crate::SmpTransport::client(tls, key_hash, config.versions, &mut rng)
             .await
             .map_err(hs)?;
         let (commands, commands_rx) = mpsc::channel(config.command_queue.max(1));
@@ -119,15 +118,15 @@ impl SmpClient {
         let close = Arc::new(CloseReason::default());
         let inner = Inner {
             commands,
-            version: link.version,
-            session_id: link.session_id.clone(),
-            server_key: link.server_key,
+            version: transport.version(),
+            session_id: transport.session_id().to_vec(),
+            server_key: transport.server_session_key().copied(),
             config: config.clone(),
             close: close.clone(),
             events: Mutex::new(Some(events_rx)),
         };
         tokio::spawn(worker::run(
-            link,
+            transport,
             WorkerParts {
                 commands: commands_rx,
                 events: events_tx,

@@ -11,6 +11,7 @@
 //!
 //! - [`SmpTransport`]: the SMP block transport on top: the hello blocks of the SMP
 //!   handshake, then 16384-byte blocks, encrypted with the block chain from version 11.
+//!   [`SmpTransport::into_split`] splits it into a [`BlockReader`] and a [`BlockWriter`].
 //!
 //! - [`SmpClient`]: an async SMP client (commands matched to responses, batching,
 //!   events, keep-alive, timeouts), and [`ReconnectingClient`], which reconnects and
@@ -33,7 +34,7 @@ mod session_id;
 mod stream;
 mod verify;
 
-pub use block::SmpTransport;
+pub use block::{BlockReader, BlockWriter, SmpTransport, TransportReader, TransportWriter};
 pub use client::{
     ClientError, ClientEvent, EventReceiver, ReceivedMessage, ReconnectConfig, ReconnectingClient,
     SmpClient, SmpClientConfig,

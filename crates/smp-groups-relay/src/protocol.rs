@@ -213,8 +213,9 @@ pub fn encode_reply(v: Version, reply: &Reply) -> Result<Vec<u8>, WireError> {
             service_id: None,
             ntf_creds: None,
         }),
-        // From v16 the reference answers SUB with `SOK` and the (absent) service id.
-        Reply::Subscribed if v >= Version::SERVICE_CERTS => return Ok(b"SOK 0".to_vec()),
+        // From v16 the reference answers SUB with `SOK` and the service id, absent
+        // here: the relay has no service clients.
+        Reply::Subscribed if v >= Version::SERVICE_CERTS => ServerMsg::Sok(None),
         Reply::Subscribed | Reply::Ok => ServerMsg::Ok,
         Reply::Pong => ServerMsg::Pong,
         Reply::Msg { msg_id, enc_body } => ServerMsg::Msg {

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use smp_groups_crypto::rng;
 use smp_groups_crypto::sbc::BLOCK_SIZE;
-use smp_groups_net::{ServerIdentity, SmpTlsStream, server_config};
+use smp_groups_net::{
+    BlockReader, BlockWriter, NetError, ServerIdentity, SmpTlsStream, server_config,
+};
 use smp_groups_wire::smp::server::{Host, KeyHash, Port, ProtocolServer};
 use smp_groups_wire::smp::{VersionRange, pack_batches};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -28,7 +30,7 @@ use crate::auth::SessionAuth;
 use crate::protocol::{encode_response, handle_batch};
 use crate::state::{RelayState, Session};
 use crate::store::{Durability, Store, StoreError};
-use crate::transport::{BlockReader, BlockWriter, TransportError, handshake, relay_versions};
+use crate::transport::{TransportError, handshake, relay_versions};
 use crate::types::{ConnId, Response};
 
 /// Settings of a running relay.
@@ -303,7 +305,11 @@ impl ConnCtx {
         drop(tx);
         writer.abort();
         match result {
-            Err(TransportError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+            Err(TransportError::Net(NetError::Io(e)))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }

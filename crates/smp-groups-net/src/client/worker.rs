@@ -21,7 +21,7 @@ use tokio::time::{Instant, Interval, interval_at};
 
 use super::error::ClientError;
 use super::event::ClientEvent;
-use super::link::{BlockWriter, Link};
+use crate::{BlockWriter, SmpTransport};
 
 /// The correlation id of a command: 24 random bytes.
 pub(crate) type CorrId = [u8; limits::CORR_ID_SIZE];
@@ -83,7 +83,7 @@ struct KeepAlive {
     ping: Option<CorrId>,
 }
 
-/// What the worker needs besides the link.
+/// What the worker needs besides the connection.
 pub(crate) struct WorkerParts {
     pub(crate) commands: mpsc::Receiver<Request>,
     pub(crate) events: mpsc::UnboundedSender<ClientEvent>,
@@ -102,7 +102,7 @@ struct Worker<W> {
 }
 
 /// Runs the connection until it fails or every client handle is dropped.
-pub(crate) async fn run<S>(link: Link<S>, parts: WorkerParts)
+pub(crate) async fn run<S>(transport: SmpTransport<S>, parts: WorkerParts)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -113,13 +113,9 @@ where
         keepalive,
         keepalive_max_missed,
     } = parts;
-    let Link {
-        mut reader,
-        writer,
-        version,
-        session_id,
-        ..
-    } = link;
+    let version = transport.version();
+    let session_id = transport.session_id().to_vec();
+    let (mut reader, writer) = transport.into_split();
     let (block_tx, mut blocks) = mpsc::channel(4);
     let read_task = tokio::spawn(async move {
         loop {
