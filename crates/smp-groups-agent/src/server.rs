@@ -124,6 +124,12 @@ pub async fn session(socket: TcpStream, agent: Agent) -> std::io::Result<()> {
                             ),
                         },
                     };
+                    tracing::debug!(
+                        corr = t.corr_id.as_str(),
+                        command = t.msg.word(),
+                        answer = ev.word(),
+                        "client line answered"
+                    );
                     Transmission::new(t.corr_id, ev)
                 }
             };

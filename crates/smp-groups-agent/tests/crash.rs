@@ -49,8 +49,6 @@ impl Schedule {
 struct Inbox {
     /// message id -> body, first sighting.
     by_id: HashMap<u64, Vec<u8>>,
-    /// Ids already acknowledged.
-    acked: BTreeSet<u64>,
     /// Index into the client's `seen` up to which it was read.
     read: usize,
     /// The same id shown again (after a restart, unconfirmed).
@@ -84,11 +82,11 @@ impl Inbox {
                     self.by_id.insert(id, body);
                 }
             }
-            if self.acked.insert(id) {
-                let _ = client
-                    .try_line(&format!("ack{id} G:{group} ACK {id}"))
-                    .await;
-            }
+            // Every sighting is answered: a message shown again after a
+            // restart stays unconfirmed until this session answers it.
+            let _ = client
+                .try_line(&format!("ack{id} G:{group} ACK {id}"))
+                .await;
         }
     }
 
