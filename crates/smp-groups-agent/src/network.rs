@@ -400,6 +400,11 @@ async fn deliver(
             }
             // After the agent stopped, its connections closing is no news.
             ClientEvent::Disconnected(_) if events.is_closed() => return,
+            ClientEvent::Disconnected(ClientError::Transport(e))
+                if matches!(*e, smp_groups_net::NetError::Closed) =>
+            {
+                tracing::info!(server, "the relay closed the connection");
+            }
             ClientEvent::Disconnected(e) => {
                 tracing::warn!(server, error = %e, "relay connection lost");
             }

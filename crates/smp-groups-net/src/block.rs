@@ -202,6 +202,13 @@ impl<W: AsyncWrite + Unpin> BlockWriter<W> {
         let block = seal(self.chain.as_mut(), data)?;
         write_raw_block(&mut self.io, &block).await
     }
+
+    /// Ends the sending direction: flushes, and over TLS sends `close_notify`
+    /// (the peer then reads a clean end of stream, not an abrupt one).
+    pub async fn close(&mut self) -> Result<(), NetError> {
+        tokio::io::AsyncWriteExt::shutdown(&mut self.io).await?;
+        Ok(())
+    }
 }
 
 impl<S> SmpTransport<S> {
@@ -255,9 +262,17 @@ fn open(chain: Option<&mut BlockChain>, block: &[u8]) -> Result<Vec<u8>, NetErro
 }
 
 /// Reads exactly one block.
+/// A peer that ends the stream cleanly before a block (over TLS, with
+/// `close_notify`) gives [`NetError::Closed`]; one that stops inside a block,
+/// or without `close_notify`, an I/O error.
 async fn read_raw_block<R: AsyncRead + Unpin>(io: &mut R) -> Result<Vec<u8>, NetError> {
     let mut block = vec![0u8; BLOCK_SIZE];
-    io.read_exact(&mut block).await?;
+    let first = io.read(&mut block).await?;
+    if first == 0 {
+        return Err(NetError::Closed);
+    }
+    io.read_exact(block.get_mut(first..).unwrap_or_default())
+        .await?;
     Ok(block)
 }
 

@@ -81,6 +81,9 @@ pub enum NetError {
     /// I/O error of the underlying stream or of the data directory.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer closed the connection cleanly between two blocks.
+    #[error("the peer closed the connection")]
+    Closed,
     /// TLS configuration or protocol error.
     #[error("TLS error: {0}")]
     Tls(#[from] rustls::Error),

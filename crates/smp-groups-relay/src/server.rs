@@ -210,6 +210,7 @@ impl Relay {
                             identity: self.identity.clone(),
                             tls: self.tls.clone(),
                             config: self.config.clone(),
+                            stop: shutdown.clone(),
                         };
                         conns.spawn(async move {
                             match ctx.serve(tcp).await {
@@ -226,8 +227,13 @@ impl Relay {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
+        // Each connection closes its TLS session itself (close_notify); one
+        // that does not finish in time is dropped.
+        let closing = async { while conns.join_next().await.is_some() {} };
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            conns.abort_all();
+            while conns.join_next().await.is_some() {}
+        }
         tracing::info!("relay stopped");
     }
 }
@@ -265,15 +271,20 @@ impl RelayHandle {
     }
 }
 
+/// How long connections get to close cleanly when the relay stops.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 struct ConnCtx {
     shared: Arc<Shared>,
     identity: Arc<ServerIdentity>,
     tls: Arc<rustls::ServerConfig>,
     config: ServerConfig,
+    /// Becomes true when the relay stops.
+    stop: watch::Receiver<bool>,
 }
 
 impl ConnCtx {
-    async fn serve(self, tcp: TcpStream) -> Result<(), TransportError> {
+    async fn serve(mut self, tcp: TcpStream) -> Result<(), TransportError> {
         let limit = self.config.handshake_timeout;
         let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timed out");
         let tls = tokio::time::timeout(limit, SmpTlsStream::accept(tcp, &self.tls))
@@ -298,13 +309,24 @@ impl ConnCtx {
             },
         };
         tracing::debug!(conn, version = session.version, "client connected");
-        let writer = tokio::spawn(write_loop(acc.writer, rx, session.clone()));
-        let result = read_loop(acc.reader, &self.shared, &session, &tx).await;
+        let mut writer = tokio::spawn(write_loop(acc.writer, rx, session.clone()));
+        let result = tokio::select! {
+            r = read_loop(acc.reader, &self.shared, &session, &tx) => r,
+            _ = self.stop.wait_for(|stop| *stop) => Ok(()),
+        };
         lock(&self.shared.outboxes).remove(&conn);
         lock(&self.shared.state).disconnect(conn);
+        // The writer sends what is queued, then close_notify, and ends.
         drop(tx);
-        writer.abort();
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
+        {
+            tracing::debug!(conn, "connection did not close in time");
+            writer.abort();
+        }
         match result {
+            Err(TransportError::Net(NetError::Closed)) => Ok(()),
             Err(TransportError::Net(NetError::Io(e)))
                 if e.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
@@ -364,5 +386,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             writer.send(&block).await?;
         }
     }
+    writer.close().await?;
     Ok(())
 }
