@@ -60,3 +60,33 @@ async fn serve_keeps_its_state_across_kill_9() {
     assert!(matches!(&r, AgentEvent::GroupSent { .. }), "{r:?}");
     child.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_cleanly_on_sigterm() {
+    let db = temp_db("sigterm");
+    let (_relay, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
+    let (mut p, addr) = serve(&db, &relay);
+    let mut c = Client::connect(addr, "client").await;
+    let r = c.call("1", "G:club NEW :Book club").await;
+    assert!(matches!(&r, AgentEvent::Ok { .. }), "{r:?}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = p.child.wait().unwrap();
+    assert!(exit.success(), "smp-agent exited with {exit}");
+    let (_p, addr) = serve(&db, &relay);
+    let mut c = Client::connect(addr, "client").await;
+    let r = c.call("2", "G:club NEW :again").await;
+    assert!(
+        matches!(
+            &r,
+            AgentEvent::Error {
+                code: ErrorCode::Duplicate,
+                ..
+            }
+        ),
+        "the group survived: {r:?}"
+    );
+}

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod protocol;
 pub mod server;
+pub mod signal;
 pub mod state;
 pub mod store;
 pub mod transport;

@@ -114,14 +114,29 @@ async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> 
             return ExitCode::FAILURE;
         }
     };
+    let stop = match smp_groups_relay::signal::shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Ok(addr) = listener.local_addr() {
         println!("listening on {addr}");
     }
-    match server::serve(listener, agent).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("server: {e}");
-            ExitCode::FAILURE
+    tokio::select! {
+        r = server::serve(listener, agent.clone()) => match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        () = stop => {
+            // Stop between two inputs: everything accepted is committed.
+            agent.shutdown().await;
+            eprintln!("smp-agent: stopped");
+            ExitCode::SUCCESS
         }
     }
 }

@@ -83,7 +83,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = match shutdown_signal() {
+    let stop = match smp_groups_relay::signal::shutdown_signal() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("smp-relay: cannot install signal handlers: {e}");
@@ -104,27 +104,4 @@ async fn main() -> ExitCode {
     tracing::info!("stopping");
     handle.shutdown().await;
     ExitCode::SUCCESS
-}
-
-/// Waits for SIGINT or SIGTERM. The handlers are installed when this is
-/// called, so a signal that arrives before the future is awaited is not lost.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
-/// Waits for Ctrl-C.
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
