@@ -116,7 +116,19 @@ impl KeyTable {
     }
 }
 
-type ServerSlot = Arc<tokio::sync::Mutex<Option<ReconnectingClient>>>;
+/// One relay's connection, or when connecting to it last failed.
+#[derive(Default)]
+struct Slot {
+    client: Option<ReconnectingClient>,
+    failed_at: Option<tokio::time::Instant>,
+}
+
+type ServerSlot = Arc<tokio::sync::Mutex<Slot>>;
+
+/// After a failed connection attempt, operations for that relay fail at once
+/// for this long (the core retries them) instead of each waiting for its own
+/// connect timeout.
+const CONNECT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Shared {
     identity: String,
@@ -327,8 +339,14 @@ fn warn(e: &ClientError, command: &str) -> RelayError {
 async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingClient, Failure> {
     let slot = Arc::clone(lock(&shared.servers).entry(server.to_owned()).or_default());
     let mut guard = slot.lock().await;
-    if let Some(c) = guard.as_ref() {
+    if let Some(c) = guard.client.as_ref() {
         return Ok(c.clone());
+    }
+    if guard
+        .failed_at
+        .is_some_and(|at| at.elapsed() < CONNECT_RETRY)
+    {
+        return Err(RelayError::Temporary.into());
     }
     let address = match ProtocolServer::parse_prefix(server) {
         Ok((address, rest)) if rest.trim().is_empty() => address,
@@ -341,6 +359,7 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(server, error = %e, "cannot connect to the relay");
+            guard.failed_at = Some(tokio::time::Instant::now());
             return Err(RelayError::Temporary.into());
         }
     };
@@ -353,7 +372,8 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
             shared.events.clone(),
         ));
     }
-    *guard = Some(client.clone());
+    guard.client = Some(client.clone());
+    guard.failed_at = None;
     Ok(client)
 }
 

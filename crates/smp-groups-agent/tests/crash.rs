@@ -313,3 +313,27 @@ async fn relay_killed_and_restarted_mid_traffic_loses_nothing() {
     assert_eq!(inbox.redelivered, 0, "bob's agent never restarted");
     drop(relay_proc);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_started_while_its_relay_is_down_catches_up() {
+    let d = dir("relay-late");
+    let listen = format!("127.0.0.1:{}", free_port());
+    // The relay's identity (and so its address) is made on its first start.
+    let (mut first, relay) = procs::relay(&listen, &d.join("relay"));
+    first.kill9();
+    let (_pa, addr) = procs::agent("alice", &relay, &d.join("alice.db"));
+    let mut a = Client::connect(addr, "alice").await;
+    // Accepted while the relay is unreachable; the queue is made once it is up.
+    let r = a.call("1", "C:bob NEW").await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        a.count(|e| matches!(e, AgentEvent::Inv { .. })),
+        0,
+        "no invitation without a relay"
+    );
+    let (_relay, again) = procs::relay(&listen, &d.join("relay"));
+    assert_eq!(again, relay);
+    a.wait(|t| matches!(&t.msg, AgentEvent::Inv { .. }).then_some(()))
+        .await;
+}
