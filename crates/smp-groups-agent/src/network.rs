@@ -32,6 +32,44 @@ use crate::error::Error;
 use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
 
 /// Connects agents to SMP relays over TLS.
+///
+/// Two agents meeting through a relay (here one embedded in the test; any
+/// `smp://keyHash@host:port` works):
+///
+/// ```
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use smp_groups_agent::{Agent, AgentConfig, NetworkRelay};
+/// use smp_groups_relay::server::Relay;
+/// use smp_groups_wire::client::AgentEvent;
+///
+/// let dir = std::env::temp_dir().join(format!("smp-doc-network-{}", std::process::id()));
+/// let relay = Relay::spawn_local(&dir).await?;
+/// let net = Arc::new(NetworkRelay::new());
+/// let alice = Agent::open(AgentConfig::new("alice", &relay.address(), None), net.clone())?;
+/// let bob = Agent::open(AgentConfig::new("bob", &relay.address(), None), net)?;
+/// let (mut alice_events, mut bob_events) = (alice.events().await?, bob.events().await?);
+///
+/// alice.new_connection(Some("bob")).await?;
+/// let invitation = loop {
+///     let d = alice_events.next().await.ok_or("alice stopped")?;
+///     if let AgentEvent::Inv { invitation, .. } = d.event {
+///         break invitation;
+///     }
+/// };
+/// let bytes = smp_groups_wire::base64url::decode_unpadded(invitation.as_str(), "invitation")?;
+/// bob.join_connection(Some("alice"), bytes).await?;
+/// loop {
+///     let d = bob_events.next().await.ok_or("bob stopped")?;
+///     if matches!(d.event, AgentEvent::Con { .. }) {
+///         break; // connected through the relay
+///     }
+/// }
+/// relay.shutdown().await;
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct NetworkRelay {
     config: ReconnectConfig,
