@@ -23,6 +23,7 @@ pub mod ratchet;
 pub mod rng;
 pub mod sbc;
 mod serde_bytes;
+mod spki;
 pub mod x25519;
 
 pub use error::CryptoError;

@@ -107,25 +107,18 @@ impl PublicKey {
 
     /// The DER SubjectPublicKeyInfo encoding (44 bytes), as SMP sends keys.
     pub fn to_spki_der(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(44);
-        v.extend_from_slice(&SPKI_PREFIX);
-        v.extend_from_slice(&self.0);
-        v
+        crate::spki::encode(&SPKI_PREFIX, &self.0)
     }
 
     /// Parses a DER SubjectPublicKeyInfo X25519 key.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, CryptoError> {
-        let raw = der
-            .strip_prefix(&SPKI_PREFIX[..])
-            .ok_or(CryptoError::InvalidKey {
-                what: "X25519",
-                reason: "not a DER SPKI X25519 public key",
-            })?;
-        let b = <[u8; 32]>::try_from(raw).map_err(|_| CryptoError::InvalidKey {
-            what: "X25519",
-            reason: "DER key is not 32 bytes",
-        })?;
-        Ok(Self(b))
+        crate::spki::decode(
+            &SPKI_PREFIX,
+            der,
+            "X25519",
+            "not a DER SPKI X25519 public key",
+        )
+        .map(Self)
     }
 }
 
