@@ -23,7 +23,7 @@ impl Algorithm {
     /// Parses an AlgorithmIdentifier (EdDSA ones have no parameters).
     fn from_identifier(tlv: Tlv<'_>) -> Result<Self, CertError> {
         let mut d = Der::new(tlv.content);
-        let oid = d.expect(OID)?;
+        let oid = d.next_tagged(OID)?;
         if !d.is_empty() {
             return Err(CertError::UnsupportedAlgorithm);
         }
@@ -88,14 +88,14 @@ impl<'a> Cert<'a> {
     /// Parses a DER certificate.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, CertError> {
         let mut outer = Der::new(der);
-        let cert = outer.expect(SEQUENCE)?;
+        let cert = outer.next_tagged(SEQUENCE)?;
         if !outer.is_empty() {
             return Err(CertError::Malformed("trailing bytes"));
         }
         let mut c = Der::new(cert.content);
-        let tbs = c.expect(SEQUENCE)?;
-        let signature_algorithm = Algorithm::from_identifier(c.expect(SEQUENCE)?)?;
-        let signature = bit_string(c.expect(BIT_STRING)?)?;
+        let tbs = c.next_tagged(SEQUENCE)?;
+        let signature_algorithm = Algorithm::from_identifier(c.next_tagged(SEQUENCE)?)?;
+        let signature = bit_string(c.next_tagged(BIT_STRING)?)?;
         if !c.is_empty() {
             return Err(CertError::Malformed("trailing certificate fields"));
         }
@@ -104,20 +104,20 @@ impl<'a> Cert<'a> {
         if t.peek_tag() == Some(CONTEXT_0) {
             t.next()?;
         }
-        t.expect(INTEGER)?;
-        if Algorithm::from_identifier(t.expect(SEQUENCE)?)? != signature_algorithm {
+        t.next_tagged(INTEGER)?;
+        if Algorithm::from_identifier(t.next_tagged(SEQUENCE)?)? != signature_algorithm {
             return Err(CertError::Malformed(
                 "inner and outer signature algorithms differ",
             ));
         }
-        let issuer = t.expect(SEQUENCE)?.whole;
-        let mut validity = Der::new(t.expect(SEQUENCE)?.content);
+        let issuer = t.next_tagged(SEQUENCE)?.whole;
+        let mut validity = Der::new(t.next_tagged(SEQUENCE)?.content);
         let not_before = time(validity.next()?)?;
         let not_after = time(validity.next()?)?;
-        let subject = t.expect(SEQUENCE)?.whole;
-        let mut spki = Der::new(t.expect(SEQUENCE)?.content);
-        let key_algorithm = Algorithm::from_identifier(spki.expect(SEQUENCE)?)?;
-        let public_key = bit_string(spki.expect(BIT_STRING)?)?;
+        let subject = t.next_tagged(SEQUENCE)?.whole;
+        let mut spki = Der::new(t.next_tagged(SEQUENCE)?.content);
+        let key_algorithm = Algorithm::from_identifier(spki.next_tagged(SEQUENCE)?)?;
+        let public_key = bit_string(spki.next_tagged(BIT_STRING)?)?;
         Ok(Self {
             tbs: tbs.whole,
             signature_algorithm,

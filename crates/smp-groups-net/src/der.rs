@@ -92,7 +92,7 @@ impl<'a> Der<'a> {
     }
 
     /// Reads the next element and checks its tag.
-    pub(crate) fn expect(&mut self, tag: u8) -> Result<Tlv<'a>, CertError> {
+    pub(crate) fn next_tagged(&mut self, tag: u8) -> Result<Tlv<'a>, CertError> {
         let tlv = self.next()?;
         if tlv.tag == tag {
             Ok(tlv)
@@ -119,9 +119,9 @@ mod tests {
         assert!(d.is_empty());
 
         let mut d = Der::new(&[0x02, 0x01, 0x05, 0x30, 0x00]);
-        assert_eq!(d.expect(INTEGER).unwrap().content, &[5]);
+        assert_eq!(d.next_tagged(INTEGER).unwrap().content, &[5]);
         assert_eq!(d.peek_tag(), Some(SEQUENCE));
-        assert!(d.expect(SEQUENCE).unwrap().content.is_empty());
+        assert!(d.next_tagged(SEQUENCE).unwrap().content.is_empty());
     }
 
     #[test]
@@ -138,6 +138,6 @@ mod tests {
         ] {
             assert!(Der::new(bad).next().is_err(), "{bad:?}");
         }
-        assert!(Der::new(&[0x02, 0x00]).expect(SEQUENCE).is_err());
+        assert!(Der::new(&[0x02, 0x00]).next_tagged(SEQUENCE).is_err());
     }
 }

@@ -165,53 +165,37 @@ impl Store {
             }
         }
         let mut applied = Applied::default();
-        {
-            if !txn.outbox_add.is_empty() {
-                let len: i64 = tx
-                    .prepare_cached("SELECT count(*) FROM outbox")?
-                    .query_row([], |r| r.get(0))?;
-                let count = u64_of(len, "outbox", "count")? + txn.outbox_add.len() as u64;
-                if count > self.limits.max_outbox_items {
-                    return Err(StoreError::TooMany {
-                        what: "outbox items",
-                        count,
-                        max: self.limits.max_outbox_items,
-                    });
-                }
-            }
-            let mut add = tx.prepare_cached(
+        if !txn.outbox_add.is_empty() {
+            let len: i64 = tx
+                .prepare_cached("SELECT count(*) FROM outbox")?
+                .query_row([], |r| r.get(0))?;
+            let count = u64_of(len, "outbox", "count")? + txn.outbox_add.len() as u64;
+            within("outbox items", count, self.limits.max_outbox_items)?;
+            applied.outbox_ids = append(
+                &tx,
                 "INSERT INTO outbox (id, body, len, sum) VALUES (?1, ?2, ?3, ?4)",
+                &txn.outbox_add,
+                &mut c.next_outbox_id,
+                "next_outbox_id",
+                "outbox ids",
             )?;
-            for body in &txn.outbox_add {
-                let id = c.next_outbox_id;
-                add.execute(params![id, body, len_i64(body.len()), checksum(body)])?;
-                applied
-                    .outbox_ids
-                    .push(u64_of(id, "counters", "next_outbox_id")?);
-                c.next_outbox_id = bump(id, "outbox ids")?;
-            }
         }
         if !txn.events_add.is_empty() {
             let pending = u64_of(c.next_event_seq - 1 - c.delivered_upto, "counters", "0")?;
             let count = pending + txn.events_add.len() as u64;
-            if count > self.limits.max_pending_events {
-                return Err(StoreError::TooMany {
-                    what: "pending client events",
-                    count,
-                    max: self.limits.max_pending_events,
-                });
-            }
-            let mut add = tx.prepare_cached(
-                "INSERT INTO events (seq, body, len, sum) VALUES (?1, ?2, ?3, ?4)",
+            within(
+                "pending client events",
+                count,
+                self.limits.max_pending_events,
             )?;
-            for body in &txn.events_add {
-                let seq = c.next_event_seq;
-                add.execute(params![seq, body, len_i64(body.len()), checksum(body)])?;
-                applied
-                    .event_seqs
-                    .push(u64_of(seq, "counters", "next_event_seq")?);
-                c.next_event_seq = bump(seq, "event sequence numbers")?;
-            }
+            applied.event_seqs = append(
+                &tx,
+                "INSERT INTO events (seq, body, len, sum) VALUES (?1, ?2, ?3, ?4)",
+                &txn.events_add,
+                &mut c.next_event_seq,
+                "next_event_seq",
+                "event sequence numbers",
+            )?;
         }
         {
             let mut rm = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
@@ -568,6 +552,36 @@ fn verify(
         id: id(),
         reason,
     })
+}
+
+/// Refuses `count` items of `what` over `max`.
+fn within(what: &'static str, count: u64, max: u64) -> Result<(), StoreError> {
+    if count > max {
+        return Err(StoreError::TooMany { what, count, max });
+    }
+    Ok(())
+}
+
+/// Inserts `bodies` with `insert` (number, body, length, checksum), numbered
+/// from `next` on (the counter column `counter`); returns their numbers and
+/// leaves `next` after the last.
+fn append(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &str,
+    bodies: &[Vec<u8>],
+    next: &mut i64,
+    counter: &str,
+    what: &'static str,
+) -> Result<Vec<u64>, StoreError> {
+    let mut add = tx.prepare_cached(insert)?;
+    let mut numbers = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let n = *next;
+        add.execute(params![n, body, len_i64(body.len()), checksum(body)])?;
+        numbers.push(u64_of(n, "counters", counter)?);
+        *next = bump(n, what)?;
+    }
+    Ok(numbers)
 }
 
 /// A length as SQLite's integer (lengths are bounded far below `i64::MAX`).
