@@ -96,6 +96,31 @@ impl Report {
     }
 }
 
+/// Where a step starts: its clock, the envelopes sent so far (of `kinds`)
+/// and how many events each member had reported.
+struct Mark {
+    t: Instant,
+    kinds: Option<&'static [&'static str]>,
+    before: u64,
+    events: Vec<usize>,
+}
+
+impl Mark {
+    async fn take(run: &Run, kinds: Option<&'static [&'static str]>) -> Self {
+        Self {
+            t: Instant::now(),
+            kinds,
+            before: envelopes(&run.members, kinds).await,
+            events: run.members.iter().map(Member::len).collect(),
+        }
+    }
+
+    /// Envelopes (of the mark's kinds) sent since the mark.
+    async fn taken(&self, members: &[Member]) -> u64 {
+        envelopes(members, self.kinds).await - self.before
+    }
+}
+
 async fn envelopes(members: &[Member], kinds: Option<&[&str]>) -> u64 {
     let mut total = 0;
     for m in members {
@@ -362,9 +387,7 @@ async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
         run.end(failed(&name));
         return Ok(());
     };
-    let t = Instant::now();
-    let before = envelopes(&run.members, None).await;
-    let marks: Vec<usize> = run.members.iter().map(Member::len).collect();
+    let mark = Mark::take(run, None).await;
     let group0 = run.members[0].group.clone();
     run.members[0]
         .agent
@@ -372,7 +395,7 @@ async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
         .await?;
     let b = &run.members[i];
     let inv = b
-        .wait(marks[i], |e| match e {
+        .wait(mark.events[i], |e| match e {
             AgentEvent::Req {
                 conn, invitation, ..
             } if conn.as_str() == conn_b => Some(invitation.as_str().to_owned()),
@@ -390,14 +413,14 @@ async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
             .unwrap_or_default();
         // Connected to all, and every member knows it.
         ok = b
-            .wait(marks[i], |e| {
+            .wait(mark.events[i], |e| {
                 matches!(e, AgentEvent::GroupMem { member: None, .. }).then_some(())
             })
             .await
             .is_some();
         for (k, m) in run.members.iter().enumerate().take(i) {
             let seen = m
-                .wait(marks[k], |e| {
+                .wait(mark.events[k], |e| {
                     matches!(e, AgentEvent::GroupMem { member: Some(x), .. } if x.as_str() == id)
                         .then_some(())
                 })
@@ -407,8 +430,7 @@ async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
         run.members[i].group = group;
         run.members[i].id = id;
     }
-    let after = envelopes(&run.members, None).await;
-    let got = after - before;
+    let got = mark.taken(&run.members).await;
     let expected = 6 * size - 7;
     run.end(Step {
         name,
@@ -416,7 +438,7 @@ async fn add(run: &mut Run, i: usize) -> Result<(), Error> {
         seed: formula("6n-4", size, |n| 6 * n - 4),
         expected: formula("6n-7", size, |_| expected),
         ok: ok && got == expected,
-        elapsed: t.elapsed(),
+        elapsed: mark.t.elapsed(),
     });
     Ok(())
 }
@@ -436,9 +458,7 @@ async fn send(run: &mut Run, i: usize, round: usize) -> Result<(), Error> {
     let n = run.members.len() as u64;
     let name = format!("member {i} sends, all ack (receipts)");
     run.begin(&name);
-    let t = Instant::now();
-    let before = envelopes(&run.members, Some(&["MSG", "RCVD"])).await;
-    let marks: Vec<usize> = run.members.iter().map(Member::len).collect();
+    let mark = Mark::take(run, Some(&["MSG", "RCVD"])).await;
     let body = format!("message {round} from member {i}");
     let s = &run.members[i];
     let msg_id = s.agent.send(&s.group, body.as_bytes()).await?;
@@ -448,7 +468,7 @@ async fn send(run: &mut Run, i: usize, round: usize) -> Result<(), Error> {
             continue;
         }
         let got = m
-            .wait(marks[k], |e| match e {
+            .wait(mark.events[k], |e| match e {
                 AgentEvent::GroupMsg {
                     member,
                     msg_id,
@@ -464,14 +484,14 @@ async fn send(run: &mut Run, i: usize, round: usize) -> Result<(), Error> {
         }
     }
     let rcvd_all = s
-        .wait(marks[i], |e| {
+        .wait(mark.events[i], |e| {
             matches!(e, AgentEvent::GroupRcvd { member: None, msg_id: id, status, .. }
                 if *id == msg_id && *status == smp_groups_wire::client::RcvdStatus::Ok)
             .then_some(())
         })
         .await;
     let sent_all = s
-        .wait(marks[i], |e| {
+        .wait(mark.events[i], |e| {
             matches!(e, AgentEvent::GroupSent { msg_id: id, .. } if *id == msg_id).then_some(())
         })
         .await;
@@ -480,14 +500,14 @@ async fn send(run: &mut Run, i: usize, round: usize) -> Result<(), Error> {
         |e| matches!(e, AgentEvent::GroupRcvd { member: Some(_), msg_id: id, .. } if *id == msg_id),
     );
     ok &= per_member as u64 == n - 1;
-    let got = envelopes(&run.members, Some(&["MSG", "RCVD"])).await - before;
+    let got = mark.taken(&run.members).await;
     run.end(Step {
         name,
         envelopes: got,
         seed: formula("2n-2", n, |n| 2 * n - 2),
         expected: formula("2n-2", n, |n| 2 * n - 2),
         ok: ok && got == 2 * n - 2,
-        elapsed: t.elapsed(),
+        elapsed: mark.t.elapsed(),
     });
     Ok(())
 }
@@ -554,23 +574,21 @@ async fn remove(run: &mut Run, i: usize) -> Result<(), Error> {
     let n = run.members.len() as u64;
     let name = format!("member 0 removes member {i}");
     run.begin(&name);
-    let t = Instant::now();
-    let before = envelopes(&run.members, None).await;
-    let marks: Vec<usize> = run.members.iter().map(Member::len).collect();
+    let mark = Mark::take(run, None).await;
     let target = run.members[i].id.clone();
     let member = smp_groups_wire::agent::MemberId::from_base64url(target.as_bytes())
         .map_err(|e| Error::Unexpected(e.to_string()))?;
     let g0 = run.members[0].group.clone();
     run.members[0].agent.remove(&g0, member).await?;
     let mut ok = run.members[0]
-        .wait(marks[0], |e| {
+        .wait(mark.events[0], |e| {
             matches!(e, AgentEvent::Removed { member, by: None, .. } if member.as_str() == target)
                 .then_some(())
         })
         .await
         .is_some();
     ok &= run.members[i]
-        .wait(marks[i], |e| {
+        .wait(mark.events[i], |e| {
             matches!(e, AgentEvent::Out { .. }).then_some(())
         })
         .await
@@ -580,14 +598,14 @@ async fn remove(run: &mut Run, i: usize) -> Result<(), Error> {
             continue;
         }
         ok &= m
-            .wait(marks[k], |e| {
+            .wait(mark.events[k], |e| {
                 matches!(e, AgentEvent::Removed { member, by: Some(_), .. } if member.as_str() == target)
                     .then_some(())
             })
             .await
             .is_some();
     }
-    let got = envelopes(&run.members, None).await - before;
+    let got = mark.taken(&run.members).await;
     run.members.remove(i).agent.shutdown().await;
     run.end(Step {
         name,
@@ -595,7 +613,7 @@ async fn remove(run: &mut Run, i: usize) -> Result<(), Error> {
         seed: formula("2n-1", n, |n| 2 * n - 1),
         expected: formula("2n-3", n, |n| 2 * n - 3),
         ok: ok && got == 2 * n - 3,
-        elapsed: t.elapsed(),
+        elapsed: mark.t.elapsed(),
     });
     Ok(())
 }
@@ -604,14 +622,12 @@ async fn leave(run: &mut Run, i: usize) -> Result<(), Error> {
     let n = run.members.len() as u64;
     let name = format!("member {i} leaves");
     run.begin(&name);
-    let t = Instant::now();
-    let before = envelopes(&run.members, None).await;
-    let marks: Vec<usize> = run.members.iter().map(Member::len).collect();
+    let mark = Mark::take(run, None).await;
     let leaver = run.members[i].id.clone();
     let g = run.members[i].group.clone();
     run.members[i].agent.leave(&g).await?;
     let mut ok = run.members[i]
-        .wait(marks[i], |e| {
+        .wait(mark.events[i], |e| {
             matches!(e, AgentEvent::Left { member: None, .. }).then_some(())
         })
         .await
@@ -621,14 +637,14 @@ async fn leave(run: &mut Run, i: usize) -> Result<(), Error> {
             continue;
         }
         ok &= m
-            .wait(marks[k], |e| {
+            .wait(mark.events[k], |e| {
                 matches!(e, AgentEvent::Left { member: Some(x), .. } if x.as_str() == leaver)
                     .then_some(())
             })
             .await
             .is_some();
     }
-    let got = envelopes(&run.members, None).await - before;
+    let got = mark.taken(&run.members).await;
     // Out of the group, the member's agent stops.
     run.members.remove(i).agent.shutdown().await;
     run.end(Step {
@@ -637,7 +653,7 @@ async fn leave(run: &mut Run, i: usize) -> Result<(), Error> {
         seed: formula("n-1", n, |n| n - 1),
         expected: formula("n-1", n, |n| n - 1),
         ok: ok && got == n - 1,
-        elapsed: t.elapsed(),
+        elapsed: mark.t.elapsed(),
     });
     Ok(())
 }
@@ -646,33 +662,31 @@ async fn delete(run: &mut Run, _left: usize) -> Result<(), Error> {
     let n = run.members.len() as u64;
     let name = "member 0 deletes the group".to_owned();
     run.begin(&name);
-    let t = Instant::now();
-    let before = envelopes(&run.members, None).await;
-    let marks: Vec<usize> = run.members.iter().map(Member::len).collect();
+    let mark = Mark::take(run, None).await;
     let g0 = run.members[0].group.clone();
     run.members[0].agent.delete(&g0).await?;
     let mut ok = run.members[0]
-        .wait(marks[0], |e| {
+        .wait(mark.events[0], |e| {
             matches!(e, AgentEvent::Deleted { by: None, .. }).then_some(())
         })
         .await
         .is_some();
     for (k, m) in run.members.iter().enumerate().skip(1) {
         ok &= m
-            .wait(marks[k], |e| {
+            .wait(mark.events[k], |e| {
                 matches!(e, AgentEvent::Deleted { by: Some(_), .. }).then_some(())
             })
             .await
             .is_some();
     }
-    let got = envelopes(&run.members, None).await - before;
+    let got = mark.taken(&run.members).await;
     run.end(Step {
         name,
         envelopes: got,
         seed: formula("2n-2", n, |n| 2 * n - 2),
         expected: formula("2n-2", n, |n| 2 * n - 2),
         ok: ok && got == 2 * n - 2,
-        elapsed: t.elapsed(),
+        elapsed: mark.t.elapsed(),
     });
     Ok(())
 }
