@@ -43,14 +43,27 @@ async fn until<T>(events: &mut EventStream, f: impl Fn(&AgentEvent) -> Option<T>
     }
 }
 
-/// Alice and bob in one group: (alice, bob, alice's group, bob's group).
+/// Alice and bob in one group: (alice, bob, alice's events, alice's group,
+/// bob's group).
 async fn pair(
     relays: &std::sync::Arc<smp_groups_agent::InProcessRelay>,
     db_a: std::path::PathBuf,
     db_b: std::path::PathBuf,
 ) -> (Agent, Agent, EventStream, String, String) {
-    let a = Agent::open(config("alice", RELAY_A, db_a), relays.clone()).unwrap();
-    let b = Agent::open(config("bob", RELAY_B, db_b), relays.clone()).unwrap();
+    let (a, b, ea, eb, ga, gb) = pair_with(relays.clone(), relays.clone(), db_a, db_b).await;
+    drop(eb);
+    (a, b, ea, ga, gb)
+}
+
+/// [`pair`] with each agent's own relay connector; bob's events too.
+async fn pair_with(
+    relays_a: std::sync::Arc<dyn smp_groups_agent::RelayConnector>,
+    relays_b: std::sync::Arc<dyn smp_groups_agent::RelayConnector>,
+    db_a: std::path::PathBuf,
+    db_b: std::path::PathBuf,
+) -> (Agent, Agent, EventStream, EventStream, String, String) {
+    let a = Agent::open(config("alice", RELAY_A, db_a), relays_a).unwrap();
+    let b = Agent::open(config("bob", RELAY_B, db_b), relays_b).unwrap();
     let mut ea = a.events().await.unwrap();
     let mut eb = b.events().await.unwrap();
     let conn = a.new_connection(None).await.unwrap();
@@ -95,8 +108,7 @@ async fn pair(
         .then_some(())
     })
     .await;
-    drop(eb);
-    (a, b, ea, ga, gb)
+    (a, b, ea, eb, ga, gb)
 }
 
 /// Bob is stopped after `cut` of alice's messages reached his client, while the
@@ -285,51 +297,8 @@ async fn a_message_processed_but_not_acknowledged_is_delivered_once() {
             lose: lose.clone(),
         });
     let (db_a, db_b) = (temp_db("alice3"), temp_db("bob3"));
-    let a = Agent::open(config("alice", RELAY_A, db_a), relays.clone()).unwrap();
-    let b = Agent::open(config("bob", RELAY_B, db_b.clone()), connector.clone()).unwrap();
-    let mut ea = a.events().await.unwrap();
-    let mut eb = b.events().await.unwrap();
-    let conn = a.new_connection(None).await.unwrap();
-    let inv = until(&mut ea, |e| match e {
-        AgentEvent::Inv { invitation, .. } => Some(invitation.as_str().to_owned()),
-        _ => None,
-    })
-    .await;
-    b.join_connection(None, base64url::decode_unpadded(&inv, "i").unwrap())
-        .await
-        .unwrap();
-    until(&mut ea, |e| {
-        matches!(e, AgentEvent::Con { .. }).then_some(())
-    })
-    .await;
-    until(&mut eb, |e| {
-        matches!(e, AgentEvent::Con { .. }).then_some(())
-    })
-    .await;
-    let ga = a.create_group(Some("g"), b"g").await.unwrap();
-    a.invite(&conn, &ga, b"g").await.unwrap();
-    let req = until(&mut eb, |e| match e {
-        AgentEvent::Req { invitation, .. } => Some(invitation.as_str().to_owned()),
-        _ => None,
-    })
-    .await;
-    let gb = b.join(Some("h"), &req).await.unwrap();
-    until(&mut eb, |e| {
-        matches!(e, AgentEvent::GroupMem { member: None, .. }).then_some(())
-    })
-    .await;
-    until(&mut ea, |e| {
-        matches!(
-            e,
-            AgentEvent::GroupMem {
-                member: Some(_),
-                ..
-            }
-        )
-        .then_some(())
-    })
-    .await;
-
+    let (a, b, _ea, mut eb, ga, gb) =
+        pair_with(relays.clone(), connector.clone(), db_a, db_b.clone()).await;
     // From now on bob's acknowledgements are lost: the first message is
     // processed and committed, and the relay holds it (and the rest) back.
     lose.store(true, std::sync::atomic::Ordering::SeqCst);
