@@ -11,6 +11,20 @@ fn serve(db: &std::path::Path, relay: &str) -> (procs::Proc, std::net::SocketAdd
     procs::agent("agent", relay, db)
 }
 
+/// `r` refuses to create something again: it survived the restart.
+fn assert_survived(r: &AgentEvent, what: &str) {
+    assert!(
+        matches!(
+            r,
+            AgentEvent::Error {
+                code: ErrorCode::Duplicate,
+                ..
+            }
+        ),
+        "{what} survived: {r:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_keeps_its_state_across_kill_9() {
     let db = temp_db("served");
@@ -35,27 +49,9 @@ async fn serve_keeps_its_state_across_kill_9() {
     let (mut child, addr) = serve(&db, &relay);
     let mut c = Client::connect(addr, "client").await;
     let r = c.call("5", "G:club NEW :again").await;
-    assert!(
-        matches!(
-            &r,
-            AgentEvent::Error {
-                code: ErrorCode::Duplicate,
-                ..
-            }
-        ),
-        "the group survived: {r:?}"
-    );
+    assert_survived(&r, "the group");
     let r = c.call("6", "C:a NEW").await;
-    assert!(
-        matches!(
-            &r,
-            AgentEvent::Error {
-                code: ErrorCode::Duplicate,
-                ..
-            }
-        ),
-        "the connection survived: {r:?}"
-    );
+    assert_survived(&r, "the connection");
     let r = c.call("7", "G:club SEND :still here").await;
     assert!(matches!(&r, AgentEvent::GroupSent { .. }), "{r:?}");
     child.kill9();
@@ -79,14 +75,5 @@ async fn serve_stops_cleanly_on_sigterm() {
     let (_p, addr) = serve(&db, &relay);
     let mut c = Client::connect(addr, "client").await;
     let r = c.call("2", "G:club NEW :again").await;
-    assert!(
-        matches!(
-            &r,
-            AgentEvent::Error {
-                code: ErrorCode::Duplicate,
-                ..
-            }
-        ),
-        "the group survived: {r:?}"
-    );
+    assert_survived(&r, "the group");
 }
