@@ -317,7 +317,6 @@ async fn run_on(
     for m in &run.members {
         m.agent.shutdown().await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(run.report)
 }
 

@@ -272,7 +272,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             let ids = client
                 .new_queue(&key, &dh.public_key(), true)
                 .await
-                .map_err(|e| warn(&e, "NEW"))?;
+                .map_err(|e| failure(&e, "NEW"))?;
             let relay_key = x25519::PublicKey::from_bytes(ids.srv_dh_key.0);
             let Ok(shared_dh) = dh.diffie_hellman_checked(&relay_key) else {
                 tracing::warn!("the relay's DH key is of small order");
@@ -302,14 +302,14 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             rcv_id, sender_key, ..
         } => {
             let secret = secret_of(&rcv_id).ok_or(RelayError::NoQueue)?;
-            let c = client.client().map_err(|e| warn(&e, "KEY"))?;
+            let c = client.client().map_err(|e| failure(&e, "KEY"))?;
             c.secure(
                 &rcv_id,
                 &secret.signing_key(),
                 &PublicKey::from_bytes(sender_key),
             )
             .await
-            .map_err(|e| warn(&e, "KEY"))?;
+            .map_err(|e| failure(&e, "KEY"))?;
             Ok(done)
         }
         RelayOp::Subscribe { rcv_id, .. } => {
@@ -317,7 +317,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             client
                 .sub(&rcv_id, &secret.signing_key())
                 .await
-                .map_err(|e| warn(&e, "SUB"))?;
+                .map_err(|e| failure(&e, "SUB"))?;
             Ok(done)
         }
         RelayOp::Send {
@@ -334,7 +334,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
                     &body,
                 )
                 .await
-                .map_err(|e| warn(&e, "SEND"))?;
+                .map_err(|e| failure(&e, "SEND"))?;
             Ok(done)
         }
         RelayOp::Ack { rcv_id, msg_id, .. } => {
@@ -344,7 +344,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             match client.ack(&rcv_id, &secret.signing_key(), &msg_id).await {
                 Ok(()) => Ok(done),
                 Err(ClientError::Server(ErrorType::NoMsg | ErrorType::Auth)) => Err(Failure::Done),
-                Err(e) => Err(warn(&e, "ACK").into()),
+                Err(e) => Err(failure(&e, "ACK").into()),
             }
         }
         RelayOp::Delete { rcv_id, .. } => {
@@ -354,7 +354,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             match client.del(&rcv_id, &secret.signing_key()).await {
                 // AUTH: already deleted (an earlier attempt's answer was lost).
                 Ok(()) | Err(ClientError::Server(ErrorType::Auth)) => {}
-                Err(e) => return Err(warn(&e, "DEL").into()),
+                Err(e) => return Err(failure(&e, "DEL").into()),
             }
             let mut keys = lock(&shared.keys);
             if let Err(e) = keys.db.remove(&server, &rcv_id) {
@@ -366,7 +366,8 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
     }
 }
 
-fn warn(e: &ClientError, command: &str) -> RelayError {
+/// [`classify`], logged.
+fn failure(e: &ClientError, command: &str) -> RelayError {
     let class = classify(e);
     tracing::debug!(error = %e, command, ?class, "relay command failed");
     class
