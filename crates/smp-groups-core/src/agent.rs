@@ -208,7 +208,10 @@ impl Agent {
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
                 .map(move |m| m.since.saturating_add(ttl))
         });
-        let retired = self.conns.values().filter_map(|c| c.retire_at);
+        let retired = self
+            .conns
+            .values()
+            .flat_map(|c| c.retire_at.into_iter().chain(c.linger_until));
         ops.chain(checks)
             .chain(pending)
             .chain(retired)
@@ -357,6 +360,7 @@ impl Agent {
         self.run_checks();
         self.expire_pending();
         self.close_retired();
+        self.end_lingering();
     }
 
     pub(crate) fn alloc_id(&mut self) -> u64 {

@@ -428,6 +428,7 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        tracing::warn!(conn = id, owner = ?conn.owner, status = ?conn.status, "the peer's queue is gone");
         conn.in_flight = None;
         conn.outbox.clear();
         let owner = conn.owner.clone();
@@ -469,18 +470,23 @@ impl Agent {
             return;
         };
         conn.closing = true;
-        if let Some(q) = conn.rcv.take() {
-            self.rcv_index.remove(&(q.server.clone(), q.rcv_id.clone()));
-            let op = self.alloc_op();
-            self.issue(
-                RelayOp::Delete {
-                    op,
-                    server: q.server,
-                    rcv_id: q.rcv_id,
-                },
-                Purpose::Plain,
-            );
+        // Our confirmation is out but `HELLO` has not come: the peer counts us
+        // as connected, so what we queued (a `LEFT`) must still reach it. Keep
+        // the receive queue until `HELLO` arrives (bounded by the removal grace).
+        let waits_for_hello = conn.status == ConnStatus::Joined
+            && conn
+                .outbox
+                .iter()
+                .any(|i| matches!(i.payload, Payload::Plain(_)));
+        if waits_for_hello {
+            if conn.linger_until.is_none() {
+                conn.linger_until = Some(self.now.saturating_add(self.cfg.removal_grace_ms));
+            }
+            self.touch_conn(id);
+            return;
         }
+        conn.linger_until = None;
+        self.delete_rcv_queue(id);
         // Nothing can be sent on a connection that never became ready.
         if let Some(conn) = self.conns.get_mut(&id)
             && conn.status != ConnStatus::Ready
@@ -491,12 +497,46 @@ impl Agent {
         self.touch_conn(id);
     }
 
-    fn drop_conn(&mut self, id: u64) {
-        if let Some(conn) = self.conns.remove(&id)
-            && let Some(q) = conn.rcv
-        {
-            self.rcv_index.remove(&(q.server, q.rcv_id));
+    /// Deletes connection `id`'s receive queue at its relay, if it has one.
+    fn delete_rcv_queue(&mut self, id: u64) {
+        let Some(q) = self.conns.get_mut(&id).and_then(|c| c.rcv.take()) else {
+            return;
+        };
+        self.rcv_index.remove(&(q.server.clone(), q.rcv_id.clone()));
+        let op = self.alloc_op();
+        self.issue(
+            RelayOp::Delete {
+                op,
+                server: q.server,
+                rcv_id: q.rcv_id,
+            },
+            Purpose::Plain,
+        );
+    }
+
+    /// Closing connections that waited in vain for `HELLO`: drop what they hold.
+    pub(crate) fn end_lingering(&mut self) {
+        let now = self.now;
+        let due: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.linger_until.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.linger_until = None;
+                let keep = usize::from(c.in_flight.is_some());
+                c.outbox.truncate(keep);
+            }
+            self.delete_rcv_queue(id);
+            self.touch_conn(id);
         }
+    }
+
+    fn drop_conn(&mut self, id: u64) {
+        self.delete_rcv_queue(id);
+        self.conns.remove(&id);
         self.dirty.insert(crate::store::Key::Conn(id));
     }
 
@@ -548,6 +588,7 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        tracing::debug!(conn = id, owner = ?conn.owner, status = ?conn.status, "confirmation");
         if conn.status != ConnStatus::Invited {
             return;
         }

@@ -80,6 +80,7 @@ impl Agent {
             introduced_by,
             my_anchor,
             peer_anchor: None,
+            announced: false,
         }
     }
 

@@ -106,6 +106,13 @@ impl Agent {
         seq: u64,
         env: GroupEnvelope,
     ) {
+        tracing::debug!(
+            group,
+            from = %MemberId(sender),
+            env = %String::from_utf8_lossy(env.tag()),
+            detail = ?env_detail(&env),
+            "group envelope"
+        );
         let Some(g) = self.groups.get(group) else {
             return;
         };
@@ -582,15 +589,21 @@ impl Agent {
             });
             return;
         }
-        // Another member's introducer announces it connected to all.
-        if let Some(m) = g.members.get_mut(&x)
-            && m.status != MemberStatus::Full
-        {
-            m.status = MemberStatus::Full;
-            self.event(Event::Mem {
-                group: group.to_owned(),
-                member: Some(MemberId(x)),
-            });
+        // Another member's introducer announces it connected to all. That
+        // says nothing of our own connection with it: a pending member stays
+        // pending (it may have learned of us only after its `MEM`, and our two
+        // invitations may still be crossing) and becomes full once connected.
+        match g.members.get_mut(&x) {
+            Some(m) if m.status == MemberStatus::Connected => {
+                m.status = MemberStatus::Full;
+                self.event(Event::Mem {
+                    group: group.to_owned(),
+                    member: Some(MemberId(x)),
+                });
+            }
+            Some(m) if m.status == MemberStatus::Pending => m.announced = true,
+            Some(_) => {}
+            None => tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know"),
         }
     }
 
@@ -682,5 +695,21 @@ impl Agent {
             ok,
         });
         self.finish_send_track(group, int_id);
+    }
+}
+
+/// The member an envelope names, for logs.
+fn env_detail(env: &GroupEnvelope) -> Option<String> {
+    match env {
+        GroupEnvelope::Intro(info) | GroupEnvelope::Fwd { member: info, .. } => {
+            Some(info.member_id.to_string())
+        }
+        GroupEnvelope::Inv { member_id, invitation } => {
+            Some(format!("{member_id} empty={}", invitation.is_empty()))
+        }
+        GroupEnvelope::Mem(x) | GroupEnvelope::Rem(x) | GroupEnvelope::Remd(x) => {
+            Some(x.to_string())
+        }
+        _ => None,
     }
 }

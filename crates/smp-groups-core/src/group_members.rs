@@ -33,8 +33,14 @@ impl Agent {
                 m.peer_anchor = Some(a);
             }
         }
+        let mut full_now = false;
         if m.status == MemberStatus::Pending {
-            m.status = MemberStatus::Connected;
+            m.status = if m.announced {
+                full_now = true;
+                MemberStatus::Full
+            } else {
+                MemberStatus::Connected
+            };
         }
         let anchor = m.peer_anchor.unwrap_or(AnchorRec::Genesis);
         let key = m
@@ -48,6 +54,12 @@ impl Agent {
             group: group.to_owned(),
             member: MemberId(member),
         });
+        if full_now {
+            self.event(Event::Mem {
+                group: group.to_owned(),
+                member: Some(MemberId(member)),
+            });
+        }
         // As the introducer of `member`: introduce it to everyone else.
         let Some(g) = self.groups.get_mut(group) else {
             return;

@@ -164,6 +164,10 @@ pub(crate) struct Conn {
     /// The member was removed: only `OUT`, `REM` and `DEL` sent before its
     /// removal are still read from it, until this time; then it is closed.
     pub(crate) retire_at: Option<u64>,
+    /// Closing while our confirmation is out and `HELLO` has not come: the
+    /// receive queue is kept until `HELLO` lets the outbox (a `LEFT`) go, or
+    /// until this time, when what is left is dropped.
+    pub(crate) linger_until: Option<u64>,
 }
 
 impl Conn {
@@ -189,6 +193,7 @@ impl Conn {
             created_at: now,
             closing: false,
             retire_at: None,
+            linger_until: None,
         }
     }
 }
@@ -219,6 +224,9 @@ pub(crate) struct Member {
     pub(crate) my_anchor: AnchorRec,
     /// Where its sent chain starts for us, once announced.
     pub(crate) peer_anchor: Option<AnchorRec>,
+    /// Its introducer announced it connected to all (`MEM`) while our own
+    /// connection with it was still pending: it becomes `Full` once connected.
+    pub(crate) announced: bool,
 }
 
 /// The introducer's view of one member it adds.

@@ -232,6 +232,7 @@ impl Sim {
             return;
         };
         let desc = describe(now, i, &input);
+        let _span = tracing::debug_span!("agent", i, now).entered();
         agent.handle(input, Timestamp::from_millis(now), &mut node.rng);
         let mut outputs = Vec::new();
         while let Some(o) = agent.poll() {
