@@ -208,12 +208,17 @@ impl Agent {
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
                 .map(move |m| m.since.saturating_add(ttl))
         });
+        let joins = self
+            .groups
+            .values()
+            .filter_map(|g| g.join.as_ref().filter(|j| !j.done).map(|j| j.deadline));
         let retired = self
             .conns
             .values()
             .flat_map(|c| c.retire_at.into_iter().chain(c.linger_until));
         ops.chain(checks)
             .chain(pending)
+            .chain(joins)
             .chain(retired)
             .min()
             .map(Timestamp::from_millis)
@@ -359,6 +364,7 @@ impl Agent {
         }
         self.run_checks();
         self.expire_pending();
+        self.expire_joins();
         self.close_retired();
         self.end_lingering();
     }

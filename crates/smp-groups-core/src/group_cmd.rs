@@ -113,7 +113,7 @@ impl Agent {
             return Err(CommandError::State("the connection is not established"));
         }
         let g = self.active_group(group)?;
-        if g.join.as_ref().is_some_and(|j| !j.done) {
+        if g.joining() {
             // We do not know every member yet: whoever we added would not either.
             return Err(CommandError::State("our own join is not complete"));
         }
@@ -180,10 +180,13 @@ impl Agent {
         let my_anchor = m.my_anchor;
         let g = self.group_mut(&alias)?;
         g.members.insert(introducer, m);
+        let deadline = self.now.saturating_add(self.cfg.pending_member_ttl_ms);
+        let g = self.group_mut(&alias)?;
         g.join = Some(JoinTrack {
             introducer,
             intros_done: false,
             done: false,
+            deadline,
         });
         let cid = self.new_joiner_conn(
             Owner::Member {
@@ -314,6 +317,10 @@ impl Agent {
 
     pub(crate) fn cmd_remove(&mut self, group: &str, member: Mid) -> Result<Event, CommandError> {
         let g = self.active_group(group)?;
+        if g.joining() {
+            // Members we do not know yet would never hear of the removal.
+            return Err(CommandError::State("our own join is not complete"));
+        }
         let Some(target) = g.members.get(&member) else {
             return Err(CommandError::NoMember(MemberId(member)));
         };
@@ -347,6 +354,10 @@ impl Agent {
 
     pub(crate) fn cmd_delete(&mut self, group: &str) -> Result<Event, CommandError> {
         let g = self.active_group(group)?;
+        if g.joining() {
+            // Members we do not know yet would never hear of the deletion.
+            return Err(CommandError::State("our own join is not complete"));
+        }
         let targets: Vec<(Mid, u64)> = g
             .members
             .iter()

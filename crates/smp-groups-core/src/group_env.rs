@@ -121,14 +121,16 @@ impl Agent {
             // of its own removal, still apply (concurrent removals).
             let retired = self.conns.get(&conn).is_some_and(|c| c.retire_at.is_some());
             if retired {
-                self.apply_from_retired(group, sender, &env);
+                self.apply_from_retired(conn, group, sender, &env);
             }
             return;
         }
         if let GroupStatus::Deleting(_) = g.status {
+            // Whoever confirmed, left, deleted too or removed us (concurrent
+            // removal) will not answer any more.
             if matches!(
                 env,
-                GroupEnvelope::Deld | GroupEnvelope::Left | GroupEnvelope::Del
+                GroupEnvelope::Deld | GroupEnvelope::Left | GroupEnvelope::Del | GroupEnvelope::Out
             ) {
                 self.member_done_deleting(group, sender);
             }
@@ -202,6 +204,13 @@ impl Agent {
             }
             GroupEnvelope::Del => {
                 self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
+                // Members we are adding may be unknown to the deleter: they
+                // hear of the deletion from us.
+                for c in self.unfinished_add_conns(group) {
+                    if c != conn {
+                        self.enqueue(c, &AMessage::Group(GroupEnvelope::Del), Note::None);
+                    }
+                }
                 let conns = self.member_conns(group);
                 self.drop_group(group, &conns);
                 self.event(Event::Deleted {
@@ -235,7 +244,7 @@ impl Agent {
         }
     }
 
-    fn apply_from_retired(&mut self, group: &str, sender: Mid, env: &GroupEnvelope) {
+    fn apply_from_retired(&mut self, conn: u64, group: &str, sender: Mid, env: &GroupEnvelope) {
         let me = self.groups.get(group).map(|g| g.me);
         match env {
             GroupEnvelope::Out => self.removed_by(group, sender),
@@ -256,7 +265,10 @@ impl Agent {
                 self.check_empty(group);
             }
             GroupEnvelope::Del => {
-                let conns = self.member_conns(group);
+                // The deleter waits for our `DELD`.
+                self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
+                let mut conns = self.member_conns(group);
+                conns.push(conn);
                 self.drop_group(group, &conns);
                 self.event(Event::Deleted {
                     group: group.to_owned(),
@@ -270,18 +282,7 @@ impl Agent {
     /// We are removed by `by`: forget the group.
     fn removed_by(&mut self, group: &str, by: Mid) {
         // Members we were adding cannot complete their join: tell them.
-        let unfinished: Vec<u64> = self
-            .groups
-            .get(group)
-            .map(|g| {
-                g.adds
-                    .iter()
-                    .filter(|(_, a)| !a.done)
-                    .filter_map(|(x, _)| g.members.get(x).and_then(|m| m.conn))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for c in unfinished {
+        for c in self.unfinished_add_conns(group) {
             self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
         }
         let mut conns = self.member_conns(group);
@@ -300,6 +301,20 @@ impl Agent {
             group: group.to_owned(),
             by: MemberId(by),
         });
+    }
+
+    /// The connections of the members we are adding whose join is not done.
+    fn unfinished_add_conns(&self, group: &str) -> Vec<u64> {
+        self.groups
+            .get(group)
+            .map(|g| {
+                g.adds
+                    .iter()
+                    .filter(|(_, a)| !a.done)
+                    .filter_map(|(x, _)| g.members.get(x).and_then(|m| m.conn))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {

@@ -539,6 +539,21 @@ impl Agent {
         }
     }
 
+    /// Abandons our joins that did not complete in time.
+    pub(crate) fn expire_joins(&mut self) {
+        let now = self.now;
+        let late: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.join.as_ref().is_some_and(|j| !j.done && j.deadline <= now))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for group in late {
+            tracing::warn!(group, "our join did not complete in time: leaving");
+            self.abandon_join(&group);
+        }
+    }
+
     /// Drops members that were invited but never connected in time.
     pub(crate) fn expire_pending(&mut self) {
         let limit = self.now.saturating_sub(self.cfg.pending_member_ttl_ms);

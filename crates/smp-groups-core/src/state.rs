@@ -256,6 +256,9 @@ pub(crate) struct JoinTrack {
     pub(crate) intros_done: bool,
     /// We reported `MEM` (to the client and the introducer).
     pub(crate) done: bool,
+    /// A join not done by this time is abandoned (`LEFT` to every member
+    /// reached), so that it never hangs when its introducer is gone.
+    pub(crate) deadline: u64,
 }
 
 /// Our own group message being delivered.
@@ -373,4 +376,11 @@ pub(crate) struct PendingOp {
     pub(crate) attempts: u32,
     /// When to retry, after a temporary failure.
     pub(crate) retry_at: Option<u64>,
+}
+
+impl Group {
+    /// Our own join is still in progress: we may not know every member yet.
+    pub(crate) fn joining(&self) -> bool {
+        self.join.as_ref().is_some_and(|j| !j.done)
+    }
 }

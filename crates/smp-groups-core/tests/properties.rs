@@ -102,6 +102,10 @@ struct Stats {
     no_choice: u64,
     /// The introducer's own join was not complete (the agent refuses `INTRO`).
     add_refused: u64,
+    /// A remove or delete refused because the agent's own join was not complete.
+    refused_joining: u64,
+    /// A remove of a member that was already gone for the remover.
+    remove_gone: u64,
     /// The introducer left the group while the invitation was on its way.
     add_lost_introducer: u64,
     adds_completed: u64,
@@ -262,20 +266,41 @@ impl Run {
                 else {
                     return;
                 };
-                self.sim.command(
+                let corr = self.sim.command(
                     by,
                     Command::Remove {
                         group: h.alias,
                         member,
                     },
                 );
+                match self.sim.response(by, &corr) {
+                    Some(Event::Ok { .. }) => {}
+                    Some(Event::Err(smp_groups_core::CommandError::NoMember(_))) => {
+                        // It already left or was removed by someone else.
+                        self.stats.remove_gone += 1;
+                    }
+                    other => {
+                        assert!(
+                            !self.complete(g, by),
+                            "seed {}: remove refused: {other:?}",
+                            self.sim.seed()
+                        );
+                        self.stats.refused_joining += 1;
+                    }
+                }
             }
             Op::Delete { by } => {
                 let Some(h) = self.handle(g, by).cloned() else {
                     return;
                 };
+                let corr = self.sim.command(by, Command::Delete { group: h.alias });
+                if !matches!(self.sim.response(by, &corr), Some(Event::Ok { .. })) {
+                    // Refused while its own join is in progress.
+                    assert!(!self.complete(g, by), "seed {}: delete refused", self.sim.seed());
+                    self.stats.refused_joining += 1;
+                    return;
+                }
                 self.stats.deletes += 1;
-                self.sim.command(by, Command::Delete { group: h.alias });
                 self.gens[g].deleted = true;
                 // Life goes on in a new group created by the same agent.
                 let nh = self.sim.create_group(by).expect("create a group");
@@ -685,6 +710,8 @@ fn add(total: &mut Stats, s: &Stats) {
     total.applied += s.applied;
     total.no_choice += s.no_choice;
     total.add_refused += s.add_refused;
+    total.refused_joining += s.refused_joining;
+    total.remove_gone += s.remove_gone;
     total.add_lost_introducer += s.add_lost_introducer;
     total.adds_completed += s.adds_completed;
     total.joins_abandoned += s.joins_abandoned;
@@ -810,4 +837,52 @@ fn regression_delete_during_join() {
     ];
     let c = case(5, ops, Faults::default(), 98_565_363_886_668);
     check(&c, &mut Stats::default()).expect("deleted everywhere");
+}
+
+#[test]
+fn regression_delete_with_open_invitations() {
+    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Add { by: 2, who: 0 }, Op::Delete { by: 2 }, Op::Remove { by: 0, who: 0 }, ];
+    let faults = Faults {
+        loss_ppm: 28186,
+        duplicate_ppm: 23968,
+        max_delay_ms: 81,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(5, ops, faults, 3077736506856027600)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_deleter_keeps_group() {
+    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Run(132, ), Op::Remove { by: 3, who: 2 }, Op::Delete { by: 4 }, ];
+    let faults = Faults {
+        loss_ppm: 122,
+        duplicate_ppm: 25066,
+        max_delay_ms: 12,
+    };
+    let c = Case {
+        open_invitations: false,
+        approval_threshold: 64,
+        ..case(5, ops, faults, 6447940569206508666)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_delete_and_leave_n4() {
+    let ops = vec![Op::Add { by: 0, who: 3 }, Op::Run(1540, ), Op::Add { by: 3, who: 1 }, Op::Run(183, ), Op::Leave(2, ), Op::Send { by: 3 }, Op::Add { by: 3, who: 0 }, Op::Add { by: 2, who: 3 }, Op::Run(99, ), Op::Send { by: 0 }, Op::Add { by: 1, who: 0 }, Op::Send { by: 3 }, Op::Delete { by: 0 }, Op::Leave(3, ), Op::Add { by: 2, who: 3 }, Op::Add { by: 1, who: 3 }, Op::Run(377, ), Op::Leave(3, ), Op::Run(1017, ), Op::Add { by: 1, who: 3 }, Op::Add { by: 3, who: 3 }, Op::Remove { by: 1, who: 3 }, Op::Add { by: 2, who: 3 }, Op::Run(723, ), Op::Send { by: 0 }, Op::Send { by: 3 }, Op::Add { by: 0, who: 1 }, Op::Send { by: 3 }, Op::Send { by: 0 }, Op::Delete { by: 0 }, Op::Add { by: 2, who: 2 }, Op::Send { by: 2 }, Op::Add { by: 1, who: 3 }, Op::Add { by: 1, who: 3 }, Op::Send { by: 1 }, ];
+    let faults = Faults {
+        loss_ppm: 16398,
+        duplicate_ppm: 9760,
+        max_delay_ms: 57,
+    };
+    let c = Case {
+        open_invitations: false,
+        approval_threshold: 5,
+        ..case(4, ops, faults, 9861986351614806269)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
 }
