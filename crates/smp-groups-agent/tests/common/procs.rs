@@ -4,19 +4,51 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
-/// The `smp-relay` binary: beside `smp-agent` in the target directory (cargo
-/// builds it for the relay crate's own tests), else built now.
+/// The `smp-relay` binary, built from this workspace's sources: the first call
+/// in a test process runs `cargo build -p smp-groups-relay --bin smp-relay` in
+/// the profile the tests were built in (a no-op when it is up to date) and
+/// takes the executable's path from cargo's own report, so a stale binary
+/// left in the target directory is never used.
 pub fn relay_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_relay).clone()
+}
+
+fn build_relay() -> PathBuf {
     let agent = PathBuf::from(env!("CARGO_BIN_EXE_smp-agent"));
-    let path = agent.with_file_name(format!("smp-relay{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "smp-groups-relay", "--bin", "smp-relay"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building smp-relay failed");
-    }
+    // `target/<profile dir>/smp-agent`: the dev profile builds into `debug`.
+    let profile = match agent
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|p| p.to_str())
+    {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "-p", "smp-groups-relay", "--bin", "smp-relay"])
+        .args([
+            "--profile",
+            profile,
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "building smp-relay failed");
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
+        .find_map(|l| {
+            let (_, rest) = l.split_once(r#""executable":""#)?;
+            let (path, _) = rest.split_once('"')?;
+            path.ends_with(&format!("smp-relay{}", std::env::consts::EXE_SUFFIX))
+                .then(|| PathBuf::from(path.replace(r"\\", r"\")))
+        })
+        .expect("cargo reports the smp-relay executable");
     assert!(path.exists(), "no smp-relay at {}", path.display());
     path
 }
