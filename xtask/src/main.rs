@@ -17,6 +17,10 @@ tasks:
   bench [ARGS]  every criterion benchmark of the workspace (ARGS go to the benches,
                 e.g. `cargo xtask bench relay` runs those whose name contains relay);
                 reports land in target/criterion
+  bench-mls [ARGS]
+                group operations side by side with OpenMLS and mls-rs, one thread
+                (bench/mls-compare; writes its results/costs.csv and costs.svg;
+                ARGS go to it, e.g. `--sizes 8,32 --iters-msg 10`)
   help          this text
 ";
 
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         },
         Some("fuzz") => fuzz(args.get(1).map_or(Ok(60), |s| s.parse()).unwrap_or(60)),
         Some("bench") => bench(&args[1..]),
+        Some("bench-mls") => bench_mls(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(())
@@ -61,6 +66,30 @@ fn bench(filter: &[String]) -> Result<(), String> {
         args.extend(filter.iter().map(String::as_str));
     }
     run("cargo", &args)
+}
+
+/// The MLS comparison (`bench/mls-compare`, its own workspace and target
+/// directory), release profile, on one thread.
+fn bench_mls(extra: &[String]) -> Result<(), String> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "--manifest-path",
+        "bench/mls-compare/Cargo.toml",
+        "--",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    eprintln!("+ RAYON_NUM_THREADS=1 cargo {}", args.join(" "));
+    let status = Command::new("cargo")
+        .args(&args)
+        .env("RAYON_NUM_THREADS", "1")
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed: {status}", args.join(" ")))
+    }
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
