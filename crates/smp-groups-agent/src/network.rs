@@ -5,7 +5,17 @@
 //! One connection per relay address, opened on first use. Each operation runs
 //! on its own task and reports one result; the core keeps at most one send in
 //! flight per connection and one unacknowledged message per queue, so running
-//! operations side by side does not reorder what must stay in order.
+//! operations side by side does not reorder messages. One order is kept here:
+//! a `SEND` starts only once every `KEY` (`RelayOp::Secure`) issued before it
+//! has been answered. The core issues the `KEY` of a queue together with the
+//! first message that lets the peer send to it signed (the joiner's
+//! confirmation, the inviter's `HELLO`); a signed message reaching a queue
+//! before its `KEY` is refused with `AUTH`, which the core takes as the peer
+//! having deleted its queue (tasks started together run in any order, and the
+//! two may go to different relays).
+//!
+//! Every operation that fails is logged at `warn` with its cause, and so is
+//! every later attempt of it (the core retries temporary failures).
 //!
 //! Queues are created with a fresh Ed25519 recipient key and X25519 DH key.
 //! Their secrets (the key's seed and the DH secret shared with the relay) are
@@ -27,6 +37,7 @@ use smp_groups_store::QueueKeys;
 use smp_groups_wire::smp::message::RcvMsgBody;
 use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, ServerMsg};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
@@ -97,6 +108,8 @@ impl RelayConnector for NetworkRelay {
                 events: context.events,
                 keys: Arc::new(Mutex::new(keys)),
                 servers: Mutex::new(HashMap::new()),
+                securing: Mutex::new(Securing::default()),
+                failures: Mutex::new(HashMap::new()),
             }),
         }))
     }
@@ -174,6 +187,21 @@ struct Shared {
     events: UnboundedSender<RelayEvent>,
     keys: Arc<Mutex<KeyTable>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
+    securing: Mutex<Securing>,
+    /// Operations whose last attempt failed temporarily: attempts so far and
+    /// the last cause (for the log of the next attempt).
+    failures: Mutex<HashMap<OpId, (u32, String)>>,
+}
+
+/// At most this many failed operations are remembered for the retry log.
+const MAX_FAILURES: usize = 4096;
+
+/// The `KEY`s started and not yet answered, each with the signal its task
+/// sets when it is (or drops, if it ends otherwise).
+#[derive(Default)]
+struct Securing {
+    next: u64,
+    open: HashMap<u64, watch::Receiver<bool>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -200,34 +228,132 @@ impl RelayClient for NetworkClient {
             "relay_op",
             agent = %shared.identity,
             op = op.op().0,
+            kind = kind(&op),
             server = op.server()
         );
+        // A SEND waits for the KEYs issued before it (see the module docs).
+        let mut gate = None;
+        let mut before = Vec::new();
+        match &op {
+            RelayOp::Secure { .. } => {
+                let (tx, rx) = watch::channel(false);
+                let mut s = lock(&shared.securing);
+                s.next += 1;
+                let key = s.next;
+                s.open.insert(key, rx);
+                gate = Some((key, tx));
+            }
+            RelayOp::Send { .. } => {
+                before = lock(&shared.securing).open.values().cloned().collect();
+            }
+            _ => {}
+        }
+        let retry = lock(&shared.failures).get(&op.op()).cloned();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let event = run(&shared, op).await;
-                if let RelayEvent::Failed { op, error } = &event {
-                    tracing::debug!(op = op.0, ?error, "relay operation failed");
+                if let Some((attempts, cause)) = retry {
+                    tracing::warn!(attempt = attempts + 1, last_failure = %cause, "relay operation retried");
                 }
+                if !before.is_empty() {
+                    tracing::debug!(
+                        keys = before.len(),
+                        "send waits for the KEYs issued before it"
+                    );
+                    for mut rx in before {
+                        // Dropped without an answer: nothing to wait for.
+                        let _ = rx.wait_for(|answered| *answered).await;
+                    }
+                }
+                tracing::debug!("relay operation started");
+                let id = op.op();
+                let event = run(&shared, op).await;
+                if let Some((key, tx)) = gate {
+                    lock(&shared.securing).open.remove(&key);
+                    let _ = tx.send(true);
+                }
+                report(&shared, id, &event);
                 // The runtime is gone when the channel is closed.
-                let _ = shared.events.send(event);
+                let _ = shared.events.send(event.into_event(id));
             },
             span,
         ));
     }
 }
 
-/// Why an operation failed, before it is reported.
-enum Failure {
-    /// Report this.
-    Error(RelayError),
-    /// Nothing to do: report success (an `ACK` of a message already gone).
-    Done,
+/// The command an operation sends, for logs.
+fn kind(op: &RelayOp) -> &'static str {
+    match op {
+        RelayOp::CreateQueue { .. } => "NEW",
+        RelayOp::Secure { .. } => "KEY",
+        RelayOp::Subscribe { .. } => "SUB",
+        RelayOp::Send { .. } => "SEND",
+        RelayOp::Ack { .. } => "ACK",
+        RelayOp::Delete { .. } => "DEL",
+    }
 }
 
-impl From<RelayError> for Failure {
-    fn from(e: RelayError) -> Self {
-        Self::Error(e)
+/// Logs an operation's result: failures at `warn` with their cause, and
+/// remembers temporary ones so that the next attempt is logged too.
+fn report(shared: &Shared, id: OpId, result: &Outcome) {
+    let mut failures = lock(&shared.failures);
+    match result {
+        Outcome::Ok(_) => {
+            if let Some((attempts, _)) = failures.remove(&id) {
+                tracing::info!(
+                    attempts = attempts + 1,
+                    "relay operation done after retries"
+                );
+            } else {
+                tracing::debug!("relay operation done");
+            }
+        }
+        Outcome::Done(why) => {
+            failures.remove(&id);
+            tracing::info!(reason = %why, "relay operation counted as done");
+        }
+        Outcome::Failed(RelayError::Temporary, cause) => {
+            tracing::warn!(cause = %cause, "relay operation failed; the agent retries it");
+            if failures.len() >= MAX_FAILURES && !failures.contains_key(&id) {
+                failures.clear();
+            }
+            let entry = failures.entry(id).or_insert((0, String::new()));
+            entry.0 += 1;
+            entry.1.clone_from(cause);
+        }
+        Outcome::Failed(error, cause) => {
+            failures.remove(&id);
+            tracing::warn!(?error, cause = %cause, "relay operation failed for good");
+        }
     }
+}
+
+/// What an operation came to.
+enum Outcome {
+    /// Its result.
+    Ok(RelayEvent),
+    /// Nothing was left to do (reported as success), and why.
+    Done(&'static str),
+    /// Failed: how the core sees it, and the cause.
+    Failed(RelayError, String),
+}
+
+impl Outcome {
+    fn into_event(self, op: OpId) -> RelayEvent {
+        match self {
+            Self::Ok(event) => event,
+            Self::Done(_) => RelayEvent::Done { op },
+            Self::Failed(error, _) => RelayEvent::Failed { op, error },
+        }
+    }
+}
+
+/// Why an operation failed, before it is reported.
+enum Failure {
+    /// Report this error; the cause is logged.
+    Error(RelayError, String),
+    /// Nothing to do: report success (an `ACK` of a message already gone),
+    /// for this reason.
+    Done(&'static str),
 }
 
 /// The core's view of a client error: retried, or final.
@@ -240,17 +366,17 @@ fn classify(e: &ClientError) -> RelayError {
     }
 }
 
-fn failed(op: OpId, error: RelayError) -> RelayEvent {
-    RelayEvent::Failed { op, error }
+async fn run(shared: &Arc<Shared>, op: RelayOp) -> Outcome {
+    match perform(shared, op).await {
+        Ok(event) => Outcome::Ok(event),
+        Err(Failure::Done(why)) => Outcome::Done(why),
+        Err(Failure::Error(e, cause)) => Outcome::Failed(e, cause),
+    }
 }
 
-async fn run(shared: &Arc<Shared>, op: RelayOp) -> RelayEvent {
-    let id = op.op();
-    match perform(shared, op).await {
-        Ok(event) => event,
-        Err(Failure::Done) => RelayEvent::Done { op: id },
-        Err(Failure::Error(e)) => failed(id, e),
-    }
+/// A failure that is not the relay's answer.
+fn local(error: RelayError, cause: &str) -> Failure {
+    Failure::Error(error, cause.to_owned())
 }
 
 async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failure> {
@@ -275,8 +401,10 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
                 .map_err(|e| failure(&e, "NEW"))?;
             let relay_key = x25519::PublicKey::from_bytes(ids.srv_dh_key.0);
             let Ok(shared_dh) = dh.diffie_hellman_checked(&relay_key) else {
-                tracing::warn!("the relay's DH key is of small order");
-                return Err(RelayError::Temporary.into());
+                return Err(local(
+                    RelayError::Temporary,
+                    "the relay's DH key is of small order",
+                ));
             };
             let secret = QueueSecret {
                 key_seed: key.seed(),
@@ -288,7 +416,10 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
                 if let Err(e) = keys.db.put(&server, &rcv_id, &secret.encode()) {
                     // Not reported: the queue is abandoned and made again.
                     tracing::error!(error = %e, "cannot store a queue key");
-                    return Err(RelayError::Temporary.into());
+                    return Err(Failure::Error(
+                        RelayError::Temporary,
+                        format!("cannot store the queue key: {e}"),
+                    ));
                 }
                 keys.cache.insert((server.clone(), rcv_id.clone()), secret);
             }
@@ -301,7 +432,8 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
         RelayOp::Secure {
             rcv_id, sender_key, ..
         } => {
-            let secret = secret_of(&rcv_id).ok_or(RelayError::NoQueue)?;
+            let secret = secret_of(&rcv_id)
+                .ok_or_else(|| local(RelayError::NoQueue, "no key for this queue"))?;
             let c = client.client().map_err(|e| failure(&e, "KEY"))?;
             c.secure(
                 &rcv_id,
@@ -313,7 +445,8 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
             Ok(done)
         }
         RelayOp::Subscribe { rcv_id, .. } => {
-            let secret = secret_of(&rcv_id).ok_or(RelayError::NoQueue)?;
+            let secret = secret_of(&rcv_id)
+                .ok_or_else(|| local(RelayError::NoQueue, "no key for this queue"))?;
             client
                 .sub(&rcv_id, &secret.signing_key())
                 .await
@@ -340,21 +473,27 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
         RelayOp::Ack { rcv_id, msg_id, .. } => {
             // A queue we hold no key for, or a message the relay no longer
             // has, has nothing left to acknowledge.
-            let secret = secret_of(&rcv_id).ok_or(Failure::Done)?;
+            let secret =
+                secret_of(&rcv_id).ok_or(Failure::Done("ACK on a queue we hold no key for"))?;
             match client.ack(&rcv_id, &secret.signing_key(), &msg_id).await {
                 Ok(()) => Ok(done),
-                Err(ClientError::Server(ErrorType::NoMsg | ErrorType::Auth)) => Err(Failure::Done),
-                Err(e) => Err(failure(&e, "ACK").into()),
+                Err(ClientError::Server(ErrorType::NoMsg)) => Err(Failure::Done(
+                    "ACK: the relay has no such message delivered (NO_MSG)",
+                )),
+                Err(ClientError::Server(ErrorType::Auth)) => {
+                    Err(Failure::Done("ACK: the relay has no such queue (AUTH)"))
+                }
+                Err(e) => Err(failure(&e, "ACK")),
             }
         }
         RelayOp::Delete { rcv_id, .. } => {
             let Some(secret) = secret_of(&rcv_id) else {
-                return Err(Failure::Done);
+                return Err(Failure::Done("DEL of a queue we hold no key for"));
             };
             match client.del(&rcv_id, &secret.signing_key()).await {
                 // AUTH: already deleted (an earlier attempt's answer was lost).
                 Ok(()) | Err(ClientError::Server(ErrorType::Auth)) => {}
-                Err(e) => return Err(failure(&e, "DEL").into()),
+                Err(e) => return Err(failure(&e, "DEL")),
             }
             let mut keys = lock(&shared.keys);
             if let Err(e) = keys.db.remove(&server, &rcv_id) {
@@ -366,11 +505,9 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
     }
 }
 
-/// [`classify`], logged.
-fn failure(e: &ClientError, command: &str) -> RelayError {
-    let class = classify(e);
-    tracing::debug!(error = %e, command, ?class, "relay command failed");
-    class
+/// [`classify`], with the cause.
+fn failure(e: &ClientError, command: &str) -> Failure {
+    Failure::Error(classify(e), format!("{command}: {e}"))
 }
 
 /// The connection to `server`, opened (and its deliveries started) on first
@@ -381,17 +518,23 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
     if let Some(c) = guard.client.as_ref() {
         return Ok(c.clone());
     }
-    if guard
-        .failed_at
-        .is_some_and(|at| at.elapsed() < CONNECT_RETRY)
+    if let Some(at) = guard.failed_at
+        && at.elapsed() < CONNECT_RETRY
     {
-        return Err(RelayError::Temporary.into());
+        return Err(Failure::Error(
+            RelayError::Temporary,
+            format!(
+                "the last connection attempt failed {} ms ago; not tried again before {} ms",
+                at.elapsed().as_millis(),
+                CONNECT_RETRY.as_millis()
+            ),
+        ));
     }
     let address = match ProtocolServer::parse_prefix(server) {
         Ok((address, rest)) if rest.trim().is_empty() => address,
         Ok(_) | Err(_) => {
             tracing::error!(server, "not an SMP relay address");
-            return Err(RelayError::Auth.into());
+            return Err(local(RelayError::Auth, "not an SMP relay address"));
         }
     };
     let client = match ReconnectingClient::connect(address, shared.config.clone()).await {
@@ -399,7 +542,10 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
         Err(e) => {
             tracing::warn!(server, error = %e, "cannot connect to the relay");
             guard.failed_at = Some(tokio::time::Instant::now());
-            return Err(RelayError::Temporary.into());
+            return Err(Failure::Error(
+                RelayError::Temporary,
+                format!("cannot connect to the relay: {e}"),
+            ));
         }
     };
     tracing::info!(server, "connected to the relay");
@@ -454,6 +600,19 @@ async fn deliver(
                     return;
                 }
             }
+            // Another connection took the subscription (END), or the queue
+            // was deleted (DELD): nothing more comes on it here.
+            ClientEvent::Queue {
+                entity_id,
+                msg: msg @ (ServerMsg::End | ServerMsg::Deld),
+            } => {
+                tracing::warn!(
+                    server,
+                    event = msg.tag(),
+                    queue = %hex_id(&entity_id),
+                    "the relay ended a subscription"
+                );
+            }
             ClientEvent::Queue { msg, .. } => {
                 tracing::info!(server, event = msg.tag(), "queue event");
             }
@@ -469,9 +628,20 @@ async fn deliver(
             }
             ClientEvent::Reconnected {
                 resubscribed,
+                failed: 0,
+            } => {
+                tracing::info!(server, resubscribed, "reconnected to the relay");
+            }
+            ClientEvent::Reconnected {
+                resubscribed,
                 failed,
             } => {
-                tracing::info!(server, resubscribed, failed, "reconnected to the relay");
+                tracing::warn!(
+                    server,
+                    resubscribed,
+                    failed,
+                    "reconnected to the relay; some queues are not subscribed (those the relay refused are dropped, the others are tried again on the next connection)"
+                );
             }
             _ => {}
         }
@@ -487,4 +657,13 @@ fn open(secret: &QueueSecret, msg_id: &[u8], body: &[u8]) -> Option<Vec<u8>> {
         RcvMsgBody::Message { body, .. } => Some(body),
         RcvMsgBody::Quota { .. } => None,
     }
+}
+
+/// The first bytes of a queue id in hex, for logs.
+fn hex_id(id: &[u8]) -> String {
+    id.iter().take(8).fold(String::new(), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
