@@ -426,3 +426,60 @@ async fn reconnecting_client_resubscribes() {
     );
     rc.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_resubscription_that_times_out_is_sent_again() {
+    // The relay leaves the first SUB it gets unanswered: the resubscription.
+    let behaviour = Behaviour {
+        ignore: Some("SUB"),
+        ignore_first: 1,
+        ..Behaviour::default()
+    };
+    let server = TestServer::start("resub-timeout", behaviour).await;
+    let cfg = ReconnectConfig {
+        client: SmpClientConfig {
+            command_timeout: Duration::from_millis(200),
+            ..config()
+        },
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+    };
+    let rc = ReconnectingClient::connect(server.address(), cfg)
+        .await
+        .unwrap();
+    let mut events = rc.take_events().unwrap();
+    let ka = key(21);
+    let a = rc.new_queue(&ka, &dh(21), true).await.unwrap();
+    server.drop_connections();
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Disconnected(_)
+    ));
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Reconnected {
+            resubscribed: 1,
+            failed: 0
+        }
+    ));
+    let subs = server.seen(|s| {
+        s.commands
+            .iter()
+            .filter(|(conn, tag, _)| *conn == 2 && tag == "SUB")
+            .count()
+    });
+    assert_eq!(subs, 2, "the SUB that timed out was sent again");
+    rc.send(
+        a.snd_id.as_slice(),
+        None,
+        MsgFlags::default(),
+        b"subscribed",
+    )
+    .await
+    .unwrap();
+    let (q, _, body) = next_msg(&mut events).await;
+    assert_eq!(
+        (q.as_slice(), body.as_slice()),
+        (a.rcv_id.as_slice(), &b"subscribed"[..])
+    );
+}

@@ -20,11 +20,13 @@ pub enum ClientEvent {
     Disconnected(ClientError),
     /// ([`ReconnectingClient`](super::ReconnectingClient) only) A new connection is up
     /// and the remembered subscriptions were sent again; `resubscribed` of them
-    /// succeeded, `failed` were rejected by the relay (and are forgotten).
+    /// succeeded, `failed` did not: those the relay refused are forgotten, those
+    /// that failed otherwise (timed out, or the connection ended) are sent again on
+    /// the next connection.
     Reconnected {
         /// Subscriptions re-established.
         resubscribed: usize,
-        /// Subscriptions the relay refused.
+        /// Subscriptions not re-established.
         failed: usize,
     },
 }

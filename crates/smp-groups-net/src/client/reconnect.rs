@@ -240,35 +240,49 @@ async fn supervise(
     }
 }
 
+/// How many times a queue's `SUB` is sent on a new connection when it fails
+/// without an answer from the relay (a timeout) while the connection stays up.
+const RESUBSCRIBE_ATTEMPTS: usize = 3;
+
 /// Sends `SUB` for every remembered queue at once; queues the relay refuses are
-/// forgotten. A connection failure here is reported by the connection's own
-/// `Disconnected` event.
+/// forgotten. A `SUB` that fails otherwise while the connection is still up (it
+/// timed out) is sent again, up to [`RESUBSCRIBE_ATTEMPTS`] times; one that
+/// still fails stays remembered for the next connection. Returns how many
+/// succeeded and how many did not. A connection failure here is reported by
+/// the connection's own `Disconnected` event.
 async fn resubscribe(client: &SmpClient, shared: &Shared) -> (usize, usize) {
-    let subs: Vec<(Vec<u8>, SigningKey)> = shared
+    let mut todo: Vec<(Vec<u8>, SigningKey)> = shared
         .subs
         .lock()
         .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    let mut tasks = JoinSet::new();
-    for (rcv_id, key) in subs {
-        let client = client.clone();
-        tasks.spawn(async move {
-            let r = client.sub(&rcv_id, &key).await;
-            (rcv_id, r)
-        });
-    }
     let (mut ok, mut failed) = (0, 0);
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((_, Ok(()))) => ok += 1,
-            Ok((rcv_id, Err(ClientError::Server(_)))) => {
-                failed += 1;
-                if let Ok(mut s) = shared.subs.lock() {
-                    s.remove(&rcv_id);
+    for attempt in 1..=RESUBSCRIBE_ATTEMPTS {
+        let mut tasks = JoinSet::new();
+        for (rcv_id, key) in std::mem::take(&mut todo) {
+            let client = client.clone();
+            tasks.spawn(async move {
+                let r = client.sub(&rcv_id, &key).await;
+                (rcv_id, key, r)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((_, _, Ok(()))) => ok += 1,
+                Ok((rcv_id, _, Err(ClientError::Server(_)))) => {
+                    failed += 1;
+                    if let Ok(mut s) = shared.subs.lock() {
+                        s.remove(&rcv_id);
+                    }
                 }
+                Ok((rcv_id, key, Err(_))) => todo.push((rcv_id, key)),
+                // The task panicked: nothing to retry with.
+                Err(_) => failed += 1,
             }
-            _ => {}
+        }
+        if todo.is_empty() || client.is_closed() || attempt == RESUBSCRIBE_ATTEMPTS {
+            break;
         }
     }
-    (ok, failed)
+    (ok, failed + todo.len())
 }

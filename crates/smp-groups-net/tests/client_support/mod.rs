@@ -2,9 +2,9 @@
 //! queues in memory, checks Ed25519 authorizations as relays do (`NEW` signed with the
 //! new key, recipient commands with the recipient key, `SEND` with the sender key once
 //! the queue is secured, `PING` unsigned), and delivers messages to subscribers on the
-//! same connection. Behaviours for the tests: never answering one command, answering a
-//! batch in reverse order, answering `PING` with an unknown tag or a malformed block,
-//! and dropping every connection.
+//! same connection. Behaviours for the tests: never answering one command (or only its
+//! first few), answering a batch in reverse order, answering `PING` with an unknown tag
+//! or a malformed block, and dropping every connection.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
@@ -43,6 +43,9 @@ pub enum PingReply {
 pub struct Behaviour {
     /// Commands with this tag are never answered.
     pub ignore: Option<&'static str>,
+    /// Only the first this many commands with the `ignore` tag go unanswered
+    /// (0: all of them).
+    pub ignore_first: usize,
     /// The responses to a batch are sent in reverse order.
     pub reverse: bool,
     /// The answer to `PING`.
@@ -53,6 +56,7 @@ impl Default for Behaviour {
     fn default() -> Self {
         Self {
             ignore: None,
+            ignore_first: 0,
             reverse: false,
             ping: PingReply::Pong,
         }
@@ -85,6 +89,8 @@ struct State {
     queues: HashMap<Vec<u8>, Queue>,
     senders: HashMap<Vec<u8>, Vec<u8>>,
     next_msg: u64,
+    /// Commands left unanswered so far.
+    ignored: usize,
     seen: Seen,
 }
 
@@ -290,7 +296,10 @@ fn handle(
     st.seen
         .commands
         .push((conn, cmd.tag().to_string(), entity.clone()));
-    if behaviour.ignore == Some(cmd.tag()) {
+    if behaviour.ignore == Some(cmd.tag())
+        && (behaviour.ignore_first == 0 || st.ignored < behaviour.ignore_first)
+    {
+        st.ignored += 1;
         return Reply::None;
     }
     match cmd {
