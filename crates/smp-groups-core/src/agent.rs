@@ -208,6 +208,7 @@ impl Agent {
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
                 .map(move |m| m.since.saturating_add(ttl))
         });
+        let grace = self.cfg.removal_grace_ms;
         let joins = self
             .groups
             .values()
@@ -215,7 +216,12 @@ impl Agent {
         let retired = self
             .conns
             .values()
-            .flat_map(|c| c.retire_at.into_iter().chain(c.linger_until));
+            .flat_map(|c| {
+                c.retire_at
+                    .into_iter()
+                    .chain(c.linger_until)
+                    .chain(c.peer_gone_at.map(|t| t.saturating_add(grace)))
+            });
         ops.chain(checks)
             .chain(pending)
             .chain(joins)
@@ -367,6 +373,7 @@ impl Agent {
         self.expire_joins();
         self.close_retired();
         self.end_lingering();
+        self.expire_gone_peers();
     }
 
     pub(crate) fn alloc_id(&mut self) -> u64 {

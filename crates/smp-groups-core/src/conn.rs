@@ -288,7 +288,8 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.closing {
+        if conn.closing || conn.peer_gone_at.is_some() {
+            tracing::debug!(conn = id, kind, "not queued: the connection is closing or its peer is gone");
             return;
         }
         if bytes.len() <= block {
@@ -330,6 +331,13 @@ impl Agent {
             return;
         }
         if conn.outbox.is_empty() {
+            if conn.closing {
+                self.drop_conn(id);
+            }
+            return;
+        }
+        if conn.peer_gone_at.is_some() {
+            conn.outbox.clear();
             if conn.closing {
                 self.drop_conn(id);
             }
@@ -449,16 +457,17 @@ impl Agent {
                     self.member_gone(&group, member);
                 }
                 Some(_) => {
-                    // Still read what it sent before (an `OUT` for us, say).
-                    self.retire_member(&group, member, false);
-                    self.member_gone(&group, member);
-                    if self.groups.contains_key(&group) {
-                        self.event(Event::Left {
-                            group: group.clone(),
-                            member: Some(smp_groups_wire::agent::MemberId(member)),
-                        });
-                        self.check_empty(&group);
+                    // It left, removed us or deleted the group: what it sent
+                    // before (its `LEFT`, `OUT` or `DEL`, and the messages
+                    // before them) is still in our queue and is still read as
+                    // from a member. Nothing more is sent to it; if no word
+                    // comes within the removal grace, it counts as left.
+                    if let Some(c) = self.conns.get_mut(&id)
+                        && c.peer_gone_at.is_none()
+                    {
+                        c.peer_gone_at = Some(self.now);
                     }
+                    self.forget_in_sends(&group, member);
                 }
             }
         }
@@ -512,6 +521,41 @@ impl Agent {
             },
             Purpose::Plain,
         );
+    }
+
+    /// Member connections whose peer's queue went away and that sent no
+    /// word within the removal grace: the member counts as left.
+    pub(crate) fn expire_gone_peers(&mut self) {
+        let limit = self.now.saturating_sub(self.cfg.removal_grace_ms);
+        let due: Vec<(u64, Owner)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer_gone_at.is_some_and(|t| t <= limit && self.now >= self.cfg.removal_grace_ms))
+            .map(|(id, c)| (*id, c.owner.clone()))
+            .collect();
+        for (id, owner) in due {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.peer_gone_at = None;
+            }
+            self.close_conn(id);
+            let Owner::Member { group, member } = owner else {
+                continue;
+            };
+            let current = self
+                .groups
+                .get(&group)
+                .and_then(|g| g.members.get(&member))
+                .is_some_and(|m| m.conn == Some(id));
+            if current {
+                tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "no word from a member whose queue is gone: it counts as left");
+                self.member_gone(&group, member);
+                self.event(Event::Left {
+                    group: group.clone(),
+                    member: Some(smp_groups_wire::agent::MemberId(member)),
+                });
+                self.check_empty(&group);
+            }
+        }
     }
 
     /// Closing connections that waited in vain for `HELLO`: drop what they hold.

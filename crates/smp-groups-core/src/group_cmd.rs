@@ -212,6 +212,13 @@ impl Agent {
                 max: self.cfg.max_message_len,
             });
         }
+        // Members whose queue is gone get nothing more.
+        let gone: BTreeSet<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer_gone_at.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         let g = self.active_group(group)?;
         let sent = g
             .integrity
@@ -223,6 +230,7 @@ impl Agent {
             .members
             .iter()
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .filter(|(_, c)| !gone.contains(c))
             .collect();
         g.ext_to_int.insert(sent.ext_msg_id, int_id);
         g.sends.insert(

@@ -328,6 +328,13 @@ impl Agent {
         };
         g.members.remove(&x);
         g.gone.insert(x);
+        // A deletion does not wait for a member that is gone.
+        let deleting = if let GroupStatus::Deleting(set) = &mut g.status {
+            set.remove(&x);
+            true
+        } else {
+            false
+        };
         g.integrity.remove_member(MemberId(x));
         g.adds.remove(&x);
         g.open_invs.remove(&x);
@@ -339,15 +346,6 @@ impl Agent {
                 adds.push(*y);
             }
         }
-        let sends: Vec<u64> = g
-            .sends
-            .iter_mut()
-            .filter_map(|(id, t)| {
-                let a = t.sent_pending.remove(&x);
-                let b = t.rcvd_pending.remove(&x);
-                (a || b).then_some(*id)
-            })
-            .collect();
         let removals: Vec<Mid> = g
             .removals
             .iter_mut()
@@ -370,13 +368,34 @@ impl Agent {
         for y in adds {
             self.maybe_send_mem(group, y);
         }
-        for id in sends {
-            self.finish_send_track(group, id);
-        }
+        self.forget_in_sends(group, x);
         for y in removals {
             self.check_removal_done(group, y);
         }
         self.check_join_done(group);
+        if deleting {
+            self.check_delete_done(group);
+        }
+    }
+
+    /// Member `x` will not get or acknowledge our messages: our sends stop
+    /// waiting for it.
+    pub(crate) fn forget_in_sends(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let sends: Vec<u64> = g
+            .sends
+            .iter_mut()
+            .filter_map(|(id, t)| {
+                let a = t.sent_pending.remove(&x);
+                let b = t.rcvd_pending.remove(&x);
+                (a || b).then_some(*id)
+            })
+            .collect();
+        for id in sends {
+            self.finish_send_track(group, id);
+        }
     }
 
     /// Leaves a group whose join cannot complete: `LEFT` to every member we

@@ -886,3 +886,19 @@ fn regression_delete_and_leave_n4() {
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
+
+#[test]
+fn regression_leave_after_crash_open_inv() {
+    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Run(265, ), Op::Add { by: 0, who: 0 }, Op::Send { by: 0 }, Op::Add { by: 0, who: 0 }, Op::Crash(1, ), Op::Leave(0, ), Op::Run(584, ), ];
+    let faults = Faults {
+        loss_ppm: 20760,
+        duplicate_ppm: 1991,
+        max_delay_ms: 124,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(3, ops, faults, 17837990790469510940)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
