@@ -450,9 +450,30 @@ impl Agent {
                 .and_then(|g| g.members.get(&member))
                 .filter(|m| m.conn == Some(id))
                 .map(|m| m.status);
+            if status.is_none() {
+                // Not the member's current connection: another attempt with it
+                // (crossing invitations) carries on; this one is dropped.
+                self.close_conn(id);
+                return;
+            }
             match status {
                 None => {}
                 Some(crate::state::MemberStatus::Pending) => {
+                    // Another attempt to connect with it may still succeed.
+                    if let Some(other) = self.other_attempt(&group, member, id) {
+                        tracing::debug!(group, conn = id, other, "attempt failed, another goes on");
+                        if let Some(m) = self
+                            .groups
+                            .get_mut(&group)
+                            .and_then(|g| g.members.get_mut(&member))
+                        {
+                            m.conn = Some(other);
+                        }
+                        self.touch_group(&group);
+                        self.move_outbox(id, other);
+                        self.close_conn(id);
+                        return;
+                    }
                     self.close_member(&group, member);
                     self.member_gone(&group, member);
                 }
@@ -473,12 +494,52 @@ impl Agent {
         }
     }
 
+    /// Every connection with member `x` of `group` (crossing invitations can
+    /// make more than one), closing ones excluded.
+    pub(crate) fn attempts(&self, group: &str, x: Mid) -> Vec<u64> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.closing
+                    && c.retire_at.is_none()
+                    && matches!(&c.owner, Owner::Member { group: g, member } if g == group && *member == x)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Moves what waits to be sent on attempt `from` (never sealed: it is not
+    /// established) to attempt `to`, the one now used with the same member.
+    pub(crate) fn move_outbox(&mut self, from: u64, to: u64) {
+        if from == to {
+            return;
+        }
+        let Some(old) = self.conns.get_mut(&from) else {
+            return;
+        };
+        let (plain, sealed): (Vec<OutItem>, Vec<OutItem>) = std::mem::take(&mut old.outbox)
+            .into_iter()
+            .partition(|i| matches!(i.payload, Payload::Plain(_)));
+        old.outbox = sealed.into();
+        self.touch_conn(from);
+        if let Some(new) = self.conns.get_mut(&to) {
+            new.outbox.extend(plain);
+            self.touch_conn(to);
+        }
+    }
+
+    /// Another live connection attempt with member `x` than `id`.
+    fn other_attempt(&self, group: &str, x: Mid, id: u64) -> Option<u64> {
+        self.attempts(group, x).into_iter().find(|c| *c != id)
+    }
+
     /// Deletes the receive queue and drops the connection once its outbox is sent.
     pub(crate) fn close_conn(&mut self, id: u64) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.closing = true;
+        tracing::debug!(conn = id, owner = ?conn.owner, status = ?conn.status, "closing");
         // Our confirmation is out but `HELLO` has not come: the peer counts us
         // as connected, so what we queued (a `LEFT`) must still reach it. Keep
         // the receive queue until `HELLO` arrives (bounded by the removal grace).
@@ -699,7 +760,7 @@ impl Agent {
                 let info = join.map(|j| j.info).unwrap_or_default();
                 self.event(Event::Con { alias, info });
             }
-            Owner::Member { group, member } => self.member_connected(&group, member, join),
+            Owner::Member { group, member } => self.member_connected(id, &group, member, join),
             Owner::Open { group, holder } => self.open_invitation_used(id, &group, holder, join),
         }
     }

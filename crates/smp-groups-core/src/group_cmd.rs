@@ -419,10 +419,19 @@ impl Agent {
 
     /// Connection ids of every member of the group.
     pub(crate) fn member_conns(&self, group: &str) -> Vec<u64> {
-        self.groups
-            .get(group)
-            .map(|g| g.members.values().filter_map(|m| m.conn).collect())
-            .unwrap_or_default()
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        let mut conns: Vec<u64> = g.members.values().filter_map(|m| m.conn).collect();
+        // Second connections with a member (crossed invitations) close too.
+        conns.extend(self.conns.iter().filter_map(|(id, c)| {
+            let extra = c.retire_at.is_none()
+                && !c.closing
+                && matches!(&c.owner, crate::state::Owner::Member { group: gr, member }
+                    if gr == group && g.members.get(member).is_some_and(|m| m.conn != Some(*id)));
+            extra.then_some(*id)
+        }));
+        conns
     }
 
     /// Forgets a group: its connections close after their outboxes are sent.

@@ -462,29 +462,48 @@ impl Agent {
         let Ok(invite) = postcard::from_bytes::<InviteRec>(invitation) else {
             return;
         };
-        let mut carried = None;
-        let mut carried_items: Vec<crate::state::OutItem> = Vec::new();
         if let Some(existing) = g.members.get(&x) {
-            // Introduced both ways at once: keep the connection invited by the
-            // smaller member id.
-            let ours_pending = existing.status == MemberStatus::Pending
-                && existing.conn.is_some_and(|c| {
-                    self.conns.get(&c).is_some_and(|c| {
-                        c.status == crate::state::ConnStatus::Invited
-                            || c.status == crate::state::ConnStatus::NewQueue
-                    })
-                });
-            if !(ours_pending && x < g.me) {
+            if existing.status != MemberStatus::Pending {
+                tracing::debug!(group, member = %MemberId(x), "FWD for a member we are connected to");
                 return;
             }
-            carried = Some(existing.my_anchor);
-            if let Some(c) = existing.conn {
-                // What we queued for it moves to the connection that wins.
-                if let Some(old) = self.conns.get_mut(&c) {
-                    carried_items = std::mem::take(&mut old.outbox).into_iter().collect();
-                }
-                self.close_conn(c);
+            // Introduced both ways at once: our invitation and theirs cross.
+            // Both attempts go on (closing one could strand the other side,
+            // which may already be joining it); the first one established is
+            // used, and the other stays open until the member goes.
+            tracing::debug!(group, member = %MemberId(x), "FWD for a pending member: a second attempt");
+            let anchor = existing.my_anchor;
+            if existing.peer_anchor.is_none()
+                && let Some(m) = self
+                    .groups
+                    .get_mut(group)
+                    .and_then(|g| g.members.get_mut(&x))
+            {
+                m.peer_anchor = invite.anchor;
             }
+            let (me, my_key) = {
+                let Some(g) = self.groups.get(group) else {
+                    return;
+                };
+                (
+                    g.me,
+                    *SigningKey::from_seed(g.signing_seed).public_key().as_bytes(),
+                )
+            };
+            if let Err(e) = self.new_joiner_conn(
+                Owner::Member {
+                    group: group.to_owned(),
+                    member: x,
+                },
+                &invite,
+                Some((me, my_key, Vec::new())),
+                Some(anchor),
+                Vec::new(),
+            ) {
+                tracing::warn!(group, member = %MemberId(x), error = %e, "FWD with an unusable invitation");
+            }
+            self.touch_group(group);
+            return;
         }
         let Some(g) = self.groups.get(group) else {
             return;
@@ -493,9 +512,6 @@ impl Agent {
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
         m.peer_anchor = invite.anchor;
-        if let Some(a) = carried {
-            m.my_anchor = a;
-        }
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *SigningKey::from_seed(g.signing_seed)
@@ -525,9 +541,6 @@ impl Agent {
             .and_then(|g| g.members.get_mut(&x))
         {
             m.conn = Some(cid);
-        }
-        if let Some(c) = self.conns.get_mut(&cid) {
-            c.outbox.extend(carried_items);
         }
         self.introduce_late(group, x);
     }

@@ -12,7 +12,13 @@ use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
 
 impl Agent {
     /// The hidden connection with `member` is established.
-    pub(crate) fn member_connected(&mut self, group: &str, member: Mid, join: Option<JoinInfo>) {
+    pub(crate) fn member_connected(
+        &mut self,
+        conn: u64,
+        group: &str,
+        member: Mid,
+        join: Option<JoinInfo>,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -22,6 +28,15 @@ impl Agent {
         let Some(m) = g.members.get_mut(&member) else {
             return;
         };
+        if m.status != MemberStatus::Pending {
+            // A second connection with the same member (invitations crossed):
+            // it stays open and is read; we keep sending on the first.
+            tracing::debug!(group, member = %MemberId(member), conn, "second connection with a member");
+            return;
+        }
+        // The first connection established is the one we send on; what was
+        // queued on another attempt moves to it.
+        let previous = m.conn.replace(conn);
         if let Some(j) = join {
             if let Some((id, key, profile)) = j.member
                 && id == member
@@ -50,6 +65,9 @@ impl Agent {
         let _ = g.integrity.add_member(MemberId(member), anchor.into(), key);
         g.had_members = true;
         self.touch_group(group);
+        if let Some(p) = previous {
+            self.move_outbox(p, conn);
+        }
         self.event(Event::GroupCon {
             group: group.to_owned(),
             member: MemberId(member),
@@ -159,13 +177,18 @@ impl Agent {
     ) {
         let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
         let usable = self.groups.get(group).is_some_and(|g| {
-            member.is_some_and(|x| x != g.me && !g.members.contains_key(&x) && !g.gone.contains(&x))
+            member.is_some_and(|x| x != g.me && !g.gone.contains(&x))
                 && g.open_offered.get(&holder) == Some(&conn)
         });
         let (Some(x), true) = (member, usable) else {
+            tracing::debug!(group, conn, "open invitation used by no member we can accept");
             self.close_conn(conn);
             return;
         };
+        let known = self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.members.contains_key(&x));
         let mut m = self.new_member(group, Some(holder));
         m.conn = Some(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -178,10 +201,14 @@ impl Agent {
         }
         if let Some(g) = self.groups.get_mut(group) {
             g.open_offered.remove(&holder);
-            g.members.insert(x, m);
+            // Already known through another invitation: this connection joins
+            // the attempts with it.
+            if !known {
+                g.members.insert(x, m);
+            }
         }
         self.touch_conn(conn);
-        self.member_connected(group, x, join);
+        self.member_connected(conn, group, x, join);
         self.offer_open_invitation(group, holder);
     }
 
@@ -306,12 +333,7 @@ impl Agent {
 
     /// Closes the connection with a member, dropping what was not yet sent.
     pub(crate) fn close_member(&mut self, group: &str, x: Mid) {
-        let conn = self
-            .groups
-            .get(group)
-            .and_then(|g| g.members.get(&x))
-            .and_then(|m| m.conn);
-        if let Some(c) = conn {
+        for c in self.attempts(group, x) {
             if let Some(cs) = self.conns.get_mut(&c) {
                 let keep = usize::from(cs.in_flight.is_some());
                 cs.outbox.truncate(keep);

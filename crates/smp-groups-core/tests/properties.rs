@@ -506,6 +506,7 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     let dump = || {
         if std::env::var_os("CORE_PROP_DUMP").is_some() {
             eprintln!("{case:?}");
+            eprintln!("ids: {:?}", run.ids);
         }
         if std::env::var_os("CORE_PROP_DUMP").is_some() {
             for i in 0..n {
@@ -899,6 +900,22 @@ fn regression_leave_after_crash_open_inv() {
         open_invitations: true,
         approval_threshold: 64,
         ..case(3, ops, faults, 17837990790469510940)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_a() {
+    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Add { by: 2, who: 0 }, Op::Send { by: 4 }, Op::Run(125, ), Op::Add { by: 3, who: 0 }, Op::Crash(0, ), Op::Crash(2, ), Op::Add { by: 0, who: 0 }, Op::Send { by: 6 }, Op::Run(95, ), Op::Add { by: 4, who: 0 }, Op::Run(255, ), Op::Add { by: 0, who: 0 }, Op::Remove { by: 0, who: 0 }, ];
+    let faults = Faults {
+        loss_ppm: 7315,
+        duplicate_ppm: 16075,
+        max_delay_ms: 25,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(7, ops, faults, 7094663707023650308)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
