@@ -289,7 +289,11 @@ impl Agent {
             return;
         };
         if conn.closing || conn.peer_gone_at.is_some() {
-            tracing::debug!(conn = id, kind, "not queued: the connection is closing or its peer is gone");
+            tracing::debug!(
+                conn = id,
+                kind,
+                "not queued: the connection is closing or its peer is gone"
+            );
             return;
         }
         if bytes.len() <= block {
@@ -591,7 +595,10 @@ impl Agent {
         let due: Vec<(u64, Owner)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.peer_gone_at.is_some_and(|t| t <= limit && self.now >= self.cfg.removal_grace_ms))
+            .filter(|(_, c)| {
+                c.peer_gone_at
+                    .is_some_and(|t| t <= limit && self.now >= self.cfg.removal_grace_ms)
+            })
             .map(|(id, c)| (*id, c.owner.clone()))
             .collect();
         for (id, owner) in due {

@@ -372,6 +372,7 @@ impl Agent {
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
             .collect();
         g.status = GroupStatus::Deleting(targets.iter().map(|(m, _)| *m).collect());
+        tracing::debug!(group, waiting = ?targets.iter().map(|(m, c)| (MemberId(*m).to_string(), *c)).collect::<Vec<_>>(), "deleting");
         self.touch_group(group);
         for (_, c) in &targets {
             self.enqueue(*c, &AMessage::Group(GroupEnvelope::Del), Note::None);

@@ -487,7 +487,9 @@ impl Agent {
                 };
                 (
                     g.me,
-                    *SigningKey::from_seed(g.signing_seed).public_key().as_bytes(),
+                    *SigningKey::from_seed(g.signing_seed)
+                        .public_key()
+                        .as_bytes(),
                 )
             };
             if let Err(e) = self.new_joiner_conn(
@@ -631,7 +633,9 @@ impl Agent {
             }
             Some(m) if m.status == MemberStatus::Pending => m.announced = true,
             Some(_) => {}
-            None => tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know"),
+            None => {
+                tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know")
+            }
         }
     }
 
@@ -732,9 +736,10 @@ fn env_detail(env: &GroupEnvelope) -> Option<String> {
         GroupEnvelope::Intro(info) | GroupEnvelope::Fwd { member: info, .. } => {
             Some(info.member_id.to_string())
         }
-        GroupEnvelope::Inv { member_id, invitation } => {
-            Some(format!("{member_id} empty={}", invitation.is_empty()))
-        }
+        GroupEnvelope::Inv {
+            member_id,
+            invitation,
+        } => Some(format!("{member_id} empty={}", invitation.is_empty())),
         GroupEnvelope::Mem(x) | GroupEnvelope::Rem(x) | GroupEnvelope::Remd(x) => {
             Some(x.to_string())
         }

@@ -181,7 +181,11 @@ impl Agent {
                 && g.open_offered.get(&holder) == Some(&conn)
         });
         let (Some(x), true) = (member, usable) else {
-            tracing::debug!(group, conn, "open invitation used by no member we can accept");
+            tracing::debug!(
+                group,
+                conn,
+                "open invitation used by no member we can accept"
+            );
             self.close_conn(conn);
             return;
         };
@@ -472,6 +476,8 @@ impl Agent {
             && let GroupStatus::Deleting(set) = &mut g.status
         {
             set.remove(&x);
+            tracing::debug!(group, member = %MemberId(x), waiting = set.len(), "deletion confirmed");
+            self.touch_group(group);
         }
         self.close_member(group, x);
         self.check_delete_done(group);
@@ -586,7 +592,11 @@ impl Agent {
         let late: Vec<String> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.join.as_ref().is_some_and(|j| !j.done && j.deadline <= now))
+            .filter(|(_, g)| {
+                g.join
+                    .as_ref()
+                    .is_some_and(|j| !j.done && j.deadline <= now)
+            })
             .map(|(a, _)| a.clone())
             .collect();
         for group in late {
