@@ -478,6 +478,16 @@ impl Agent {
                         self.close_conn(id);
                         return;
                     }
+                    // While we join, every member our introducer put us in
+                    // touch with must be reached: one that refuses us (its
+                    // invitation is gone: it removed our introducer, say)
+                    // means our join cannot complete, so we leave rather than
+                    // end up in a group of our own.
+                    if self.groups.get(&group).is_some_and(crate::state::Group::joining) {
+                        tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "a member refused our connection while we join: leaving");
+                        self.abandon_join(&group);
+                        return;
+                    }
                     self.close_member(&group, member);
                     self.member_gone(&group, member);
                 }

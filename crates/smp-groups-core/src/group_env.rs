@@ -45,6 +45,12 @@ impl Agent {
             }
             Owner::Open { .. } => {}
             Owner::Member { group, member } => {
+                if !self.groups.contains_key(group) {
+                    tracing::debug!(group, conn, "group envelope for a group we no longer hold");
+                    return;
+                }
+                // Whatever the envelope does to the group is stored with this input.
+                self.touch_group(group);
                 let Some(g) = self.groups.get_mut(group) else {
                     return;
                 };

@@ -212,6 +212,7 @@ impl Agent {
             }
         }
         self.touch_conn(conn);
+        self.touch_group(group);
         self.member_connected(conn, group, x, join);
         self.offer_open_invitation(group, holder);
     }

@@ -1040,3 +1040,51 @@ fn regression_auto_b() {
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
+
+#[test]
+fn regression_auto_c() {
+    let ops = vec![Op::Add { by: 1, who: 0 }, Op::Run(2753, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Add { by: 1, who: 0 }, Op::Send { by: 0 }, Op::Run(87, ), Op::Run(2168, ), Op::Add { by: 3, who: 2 }, ];
+    let faults = Faults {
+        loss_ppm: 15202,
+        duplicate_ppm: 8140,
+        max_delay_ms: 85,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(4, ops, faults, 2462972356081337289)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_d() {
+    let ops = vec![Op::Add { by: 3, who: 1 }, Op::Add { by: 2, who: 2 }, Op::Send { by: 3 }, Op::Run(1037, ), Op::Run(468, ), Op::Run(1436, ), Op::Add { by: 1, who: 2 }, Op::Send { by: 1 }, Op::Remove { by: 3, who: 3 }, Op::Run(2754, ), Op::Run(2130, ), Op::Run(1815, ), Op::Send { by: 2 }, Op::Send { by: 0 }, Op::Add { by: 1, who: 2 }, Op::Delete { by: 3 }, Op::Run(1055, ), Op::Add { by: 2, who: 3 }, Op::Add { by: 0, who: 1 }, Op::Run(751, ), Op::Add { by: 0, who: 3 }, Op::Add { by: 1, who: 1 }, Op::Run(386, ), Op::Add { by: 3, who: 3 }, Op::Run(2267, ), Op::Add { by: 0, who: 3 }, Op::Delete { by: 1 }, Op::Send { by: 2 }, Op::Crash(1, ), Op::Run(2085, ), Op::Send { by: 1 }, Op::Add { by: 3, who: 0 }, Op::Send { by: 2 }, Op::Run(2403, ), Op::Add { by: 2, who: 3 }, Op::Remove { by: 1, who: 0 }, Op::Send { by: 1 }, Op::Run(808, ), Op::Add { by: 2, who: 2 }, ];
+    let faults = Faults {
+        loss_ppm: 26160,
+        duplicate_ppm: 836,
+        max_delay_ms: 67,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(4, ops, faults, 17207899047475588279)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_e() {
+    let ops = vec![Op::Add { by: 0, who: 1 }, Op::Add { by: 0, who: 1 }, Op::Crash(3, ), Op::Run(128, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Send { by: 1 }, ];
+    let faults = Faults {
+        loss_ppm: 29122,
+        duplicate_ppm: 17954,
+        max_delay_ms: 53,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 4,
+        ..case(4, ops, faults, 16130844451938258251)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}

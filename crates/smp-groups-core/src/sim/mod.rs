@@ -266,6 +266,21 @@ impl Sim {
         };
         let records: BTreeMap<Key, Vec<u8>> = agent.records().into_iter().collect();
         for (k, v) in &records {
+            if node.store.get(k) != Some(v)
+                && let (Key::Group(_), Some(old)) = (k, node.store.get(k))
+            {
+                let a: Result<crate::state::Group, _> = postcard::from_bytes(old);
+                let b: Result<crate::state::Group, _> = postcard::from_bytes(v);
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    let (a, b) = (format!("{a:#?}"), format!("{b:#?}"));
+                    for (x, y) in a.lines().zip(b.lines()) {
+                        if x != y {
+                            eprintln!("stored: {x}\nmemory: {y}");
+                            break;
+                        }
+                    }
+                }
+            }
             assert!(
                 node.store.get(k) == Some(v),
                 "seed {}: agent {i}: record {k:?} changed but was not stored (input {input})",
