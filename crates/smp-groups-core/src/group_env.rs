@@ -555,7 +555,7 @@ impl Agent {
 
     /// We learned of member `x` from someone else: every member we introduced
     /// earlier who was not introduced to `x` gets introduced now.
-    fn introduce_late(&mut self, group: &str, x: Mid) {
+    pub(crate) fn introduce_late(&mut self, group: &str, x: Mid) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };

@@ -214,6 +214,11 @@ impl Agent {
         self.touch_conn(conn);
         self.touch_group(group);
         self.member_connected(conn, group, x, join);
+        if !known {
+            // Members we are adding concurrently may be unknown to its
+            // introducer: we introduce them to it.
+            self.introduce_late(group, x);
+        }
         self.offer_open_invitation(group, holder);
     }
 
