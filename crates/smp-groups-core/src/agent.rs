@@ -208,14 +208,17 @@ impl Agent {
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
                 .map(move |m| m.since.saturating_add(ttl))
         });
+        let grace = self.cfg.removal_grace_ms;
         let joins = self
             .groups
             .values()
             .filter_map(|g| g.join.as_ref().filter(|j| !j.done).map(|j| j.deadline));
-        let retired = self
-            .conns
-            .values()
-            .flat_map(|c| c.retire_at.into_iter().chain(c.linger_until));
+        let retired = self.conns.values().flat_map(|c| {
+            c.retire_at
+                .into_iter()
+                .chain(c.linger_until)
+                .chain(c.peer_gone_at.map(|t| t.saturating_add(grace)))
+        });
         ops.chain(checks)
             .chain(pending)
             .chain(joins)
@@ -367,6 +370,7 @@ impl Agent {
         self.expire_joins();
         self.close_retired();
         self.end_lingering();
+        self.expire_gone_peers();
     }
 
     pub(crate) fn alloc_id(&mut self) -> u64 {
@@ -431,6 +435,32 @@ impl Agent {
                 .conns
                 .values()
                 .any(|c| matches!(&c.owner, crate::state::Owner::Visible(a) if a == alias))
+    }
+
+    /// Every record of the agent's current state, as a store that applied
+    /// every batch so far holds them. Restoring from these gives this agent.
+    pub fn records(&self) -> Vec<(Key, Vec<u8>)> {
+        let mut out = Vec::new();
+        out.extend(
+            encode(&Meta {
+                config: self.cfg.clone(),
+                next_id: self.next_id,
+            })
+            .map(|v| (Key::Meta, v)),
+        );
+        for (id, c) in &self.conns {
+            out.extend(encode(c).map(|v| (Key::Conn(*id), v)));
+        }
+        for (a, g) in &self.groups {
+            out.extend(encode(g).map(|v| (Key::Group(a.clone()), v)));
+        }
+        for (i, r) in &self.invitations {
+            out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
+        }
+        for (id, p) in &self.ops {
+            out.extend(encode(p).map(|v| (Key::Op(id.0), v)));
+        }
+        out
     }
 
     /// Writes every dirty record into one batch, and queues the outputs.

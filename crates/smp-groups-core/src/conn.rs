@@ -288,7 +288,12 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.closing {
+        if conn.closing || conn.peer_gone_at.is_some() {
+            tracing::debug!(
+                conn = id,
+                kind,
+                "not queued: the connection is closing or its peer is gone"
+            );
             return;
         }
         if bytes.len() <= block {
@@ -330,6 +335,13 @@ impl Agent {
             return;
         }
         if conn.outbox.is_empty() {
+            if conn.closing {
+                self.drop_conn(id);
+            }
+            return;
+        }
+        if conn.peer_gone_at.is_some() {
+            conn.outbox.clear();
             if conn.closing {
                 self.drop_conn(id);
             }
@@ -442,26 +454,97 @@ impl Agent {
                 .and_then(|g| g.members.get(&member))
                 .filter(|m| m.conn == Some(id))
                 .map(|m| m.status);
+            if status.is_none() {
+                // Not the member's current connection: another attempt with it
+                // (crossing invitations) carries on; this one is dropped.
+                self.close_conn(id);
+                return;
+            }
             match status {
                 None => {}
                 Some(crate::state::MemberStatus::Pending) => {
+                    // Another attempt to connect with it may still succeed.
+                    if let Some(other) = self.other_attempt(&group, member, id) {
+                        tracing::debug!(group, conn = id, other, "attempt failed, another goes on");
+                        if let Some(m) = self
+                            .groups
+                            .get_mut(&group)
+                            .and_then(|g| g.members.get_mut(&member))
+                        {
+                            m.conn = Some(other);
+                        }
+                        self.touch_group(&group);
+                        self.move_outbox(id, other);
+                        self.close_conn(id);
+                        return;
+                    }
+                    // While we join, every member our introducer put us in
+                    // touch with must be reached: one that refuses us (its
+                    // invitation is gone: it removed our introducer, say)
+                    // means our join cannot complete, so we leave rather than
+                    // end up in a group of our own.
+                    if self.groups.get(&group).is_some_and(crate::state::Group::joining) {
+                        tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "a member refused our connection while we join: leaving");
+                        self.abandon_join(&group);
+                        return;
+                    }
                     self.close_member(&group, member);
                     self.member_gone(&group, member);
                 }
                 Some(_) => {
-                    // Still read what it sent before (an `OUT` for us, say).
-                    self.retire_member(&group, member, false);
-                    self.member_gone(&group, member);
-                    if self.groups.contains_key(&group) {
-                        self.event(Event::Left {
-                            group: group.clone(),
-                            member: Some(smp_groups_wire::agent::MemberId(member)),
-                        });
-                        self.check_empty(&group);
+                    // It left, removed us or deleted the group: what it sent
+                    // before (its `LEFT`, `OUT` or `DEL`, and the messages
+                    // before them) is still in our queue and is still read as
+                    // from a member. Nothing more is sent to it; if no word
+                    // comes within the removal grace, it counts as left.
+                    if let Some(c) = self.conns.get_mut(&id)
+                        && c.peer_gone_at.is_none()
+                    {
+                        c.peer_gone_at = Some(self.now);
                     }
+                    self.forget_in_sends(&group, member);
                 }
             }
         }
+    }
+
+    /// Every connection with member `x` of `group` (crossing invitations can
+    /// make more than one), closing ones excluded.
+    pub(crate) fn attempts(&self, group: &str, x: Mid) -> Vec<u64> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.closing
+                    && c.retire_at.is_none()
+                    && matches!(&c.owner, Owner::Member { group: g, member } if g == group && *member == x)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Moves what waits to be sent on attempt `from` (never sealed: it is not
+    /// established) to attempt `to`, the one now used with the same member.
+    pub(crate) fn move_outbox(&mut self, from: u64, to: u64) {
+        if from == to {
+            return;
+        }
+        let Some(old) = self.conns.get_mut(&from) else {
+            return;
+        };
+        let (plain, sealed): (Vec<OutItem>, Vec<OutItem>) = std::mem::take(&mut old.outbox)
+            .into_iter()
+            .partition(|i| matches!(i.payload, Payload::Plain(_)));
+        old.outbox = sealed.into();
+        self.touch_conn(from);
+        if let Some(new) = self.conns.get_mut(&to) {
+            new.outbox.extend(plain);
+            self.touch_conn(to);
+        }
+    }
+
+    /// Another live connection attempt with member `x` than `id`.
+    fn other_attempt(&self, group: &str, x: Mid, id: u64) -> Option<u64> {
+        self.attempts(group, x).into_iter().find(|c| *c != id)
     }
 
     /// Deletes the receive queue and drops the connection once its outbox is sent.
@@ -470,6 +553,7 @@ impl Agent {
             return;
         };
         conn.closing = true;
+        tracing::debug!(conn = id, owner = ?conn.owner, status = ?conn.status, "closing");
         // Our confirmation is out but `HELLO` has not come: the peer counts us
         // as connected, so what we queued (a `LEFT`) must still reach it. Keep
         // the receive queue until `HELLO` arrives (bounded by the removal grace).
@@ -512,6 +596,44 @@ impl Agent {
             },
             Purpose::Plain,
         );
+    }
+
+    /// Member connections whose peer's queue went away and that sent no
+    /// word within the removal grace: the member counts as left.
+    pub(crate) fn expire_gone_peers(&mut self) {
+        let limit = self.now.saturating_sub(self.cfg.removal_grace_ms);
+        let due: Vec<(u64, Owner)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.peer_gone_at
+                    .is_some_and(|t| t <= limit && self.now >= self.cfg.removal_grace_ms)
+            })
+            .map(|(id, c)| (*id, c.owner.clone()))
+            .collect();
+        for (id, owner) in due {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.peer_gone_at = None;
+            }
+            self.close_conn(id);
+            let Owner::Member { group, member } = owner else {
+                continue;
+            };
+            let current = self
+                .groups
+                .get(&group)
+                .and_then(|g| g.members.get(&member))
+                .is_some_and(|m| m.conn == Some(id));
+            if current {
+                tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "no word from a member whose queue is gone: it counts as left");
+                self.member_gone(&group, member);
+                self.event(Event::Left {
+                    group: group.clone(),
+                    member: Some(smp_groups_wire::agent::MemberId(member)),
+                });
+                self.check_empty(&group);
+            }
+        }
     }
 
     /// Closing connections that waited in vain for `HELLO`: drop what they hold.
@@ -655,7 +777,7 @@ impl Agent {
                 let info = join.map(|j| j.info).unwrap_or_default();
                 self.event(Event::Con { alias, info });
             }
-            Owner::Member { group, member } => self.member_connected(&group, member, join),
+            Owner::Member { group, member } => self.member_connected(id, &group, member, join),
             Owner::Open { group, holder } => self.open_invitation_used(id, &group, holder, join),
         }
     }

@@ -212,6 +212,13 @@ impl Agent {
                 max: self.cfg.max_message_len,
             });
         }
+        // Members whose queue is gone get nothing more.
+        let gone: BTreeSet<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer_gone_at.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         let g = self.active_group(group)?;
         let sent = g
             .integrity
@@ -223,6 +230,7 @@ impl Agent {
             .members
             .iter()
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .filter(|(_, c)| !gone.contains(c))
             .collect();
         g.ext_to_int.insert(sent.ext_msg_id, int_id);
         g.sends.insert(
@@ -364,6 +372,7 @@ impl Agent {
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
             .collect();
         g.status = GroupStatus::Deleting(targets.iter().map(|(m, _)| *m).collect());
+        tracing::debug!(group, waiting = ?targets.iter().map(|(m, c)| (MemberId(*m).to_string(), *c)).collect::<Vec<_>>(), "deleting");
         self.touch_group(group);
         for (_, c) in &targets {
             self.enqueue(*c, &AMessage::Group(GroupEnvelope::Del), Note::None);
@@ -411,10 +420,19 @@ impl Agent {
 
     /// Connection ids of every member of the group.
     pub(crate) fn member_conns(&self, group: &str) -> Vec<u64> {
-        self.groups
-            .get(group)
-            .map(|g| g.members.values().filter_map(|m| m.conn).collect())
-            .unwrap_or_default()
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        let mut conns: Vec<u64> = g.members.values().filter_map(|m| m.conn).collect();
+        // Second connections with a member (crossed invitations) close too.
+        conns.extend(self.conns.iter().filter_map(|(id, c)| {
+            let extra = c.retire_at.is_none()
+                && !c.closing
+                && matches!(&c.owner, crate::state::Owner::Member { group: gr, member }
+                    if gr == group && g.members.get(member).is_some_and(|m| m.conn != Some(*id)));
+            extra.then_some(*id)
+        }));
+        conns
     }
 
     /// Forgets a group: its connections close after their outboxes are sent.

@@ -45,6 +45,12 @@ impl Agent {
             }
             Owner::Open { .. } => {}
             Owner::Member { group, member } => {
+                if !self.groups.contains_key(group) {
+                    tracing::debug!(group, conn, "group envelope for a group we no longer hold");
+                    return;
+                }
+                // Whatever the envelope does to the group is stored with this input.
+                self.touch_group(group);
                 let Some(g) = self.groups.get_mut(group) else {
                     return;
                 };
@@ -462,29 +468,50 @@ impl Agent {
         let Ok(invite) = postcard::from_bytes::<InviteRec>(invitation) else {
             return;
         };
-        let mut carried = None;
-        let mut carried_items: Vec<crate::state::OutItem> = Vec::new();
         if let Some(existing) = g.members.get(&x) {
-            // Introduced both ways at once: keep the connection invited by the
-            // smaller member id.
-            let ours_pending = existing.status == MemberStatus::Pending
-                && existing.conn.is_some_and(|c| {
-                    self.conns.get(&c).is_some_and(|c| {
-                        c.status == crate::state::ConnStatus::Invited
-                            || c.status == crate::state::ConnStatus::NewQueue
-                    })
-                });
-            if !(ours_pending && x < g.me) {
+            if existing.status != MemberStatus::Pending {
+                tracing::debug!(group, member = %MemberId(x), "FWD for a member we are connected to");
                 return;
             }
-            carried = Some(existing.my_anchor);
-            if let Some(c) = existing.conn {
-                // What we queued for it moves to the connection that wins.
-                if let Some(old) = self.conns.get_mut(&c) {
-                    carried_items = std::mem::take(&mut old.outbox).into_iter().collect();
-                }
-                self.close_conn(c);
+            // Introduced both ways at once: our invitation and theirs cross.
+            // Both attempts go on (closing one could strand the other side,
+            // which may already be joining it); the first one established is
+            // used, and the other stays open until the member goes.
+            tracing::debug!(group, member = %MemberId(x), "FWD for a pending member: a second attempt");
+            let anchor = existing.my_anchor;
+            if existing.peer_anchor.is_none()
+                && let Some(m) = self
+                    .groups
+                    .get_mut(group)
+                    .and_then(|g| g.members.get_mut(&x))
+            {
+                m.peer_anchor = invite.anchor;
             }
+            let (me, my_key) = {
+                let Some(g) = self.groups.get(group) else {
+                    return;
+                };
+                (
+                    g.me,
+                    *SigningKey::from_seed(g.signing_seed)
+                        .public_key()
+                        .as_bytes(),
+                )
+            };
+            if let Err(e) = self.new_joiner_conn(
+                Owner::Member {
+                    group: group.to_owned(),
+                    member: x,
+                },
+                &invite,
+                Some((me, my_key, Vec::new())),
+                Some(anchor),
+                Vec::new(),
+            ) {
+                tracing::warn!(group, member = %MemberId(x), error = %e, "FWD with an unusable invitation");
+            }
+            self.touch_group(group);
+            return;
         }
         let Some(g) = self.groups.get(group) else {
             return;
@@ -493,9 +520,6 @@ impl Agent {
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
         m.peer_anchor = invite.anchor;
-        if let Some(a) = carried {
-            m.my_anchor = a;
-        }
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *SigningKey::from_seed(g.signing_seed)
@@ -526,15 +550,12 @@ impl Agent {
         {
             m.conn = Some(cid);
         }
-        if let Some(c) = self.conns.get_mut(&cid) {
-            c.outbox.extend(carried_items);
-        }
         self.introduce_late(group, x);
     }
 
     /// We learned of member `x` from someone else: every member we introduced
     /// earlier who was not introduced to `x` gets introduced now.
-    fn introduce_late(&mut self, group: &str, x: Mid) {
+    pub(crate) fn introduce_late(&mut self, group: &str, x: Mid) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -618,7 +639,9 @@ impl Agent {
             }
             Some(m) if m.status == MemberStatus::Pending => m.announced = true,
             Some(_) => {}
-            None => tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know"),
+            None => {
+                tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know")
+            }
         }
     }
 
@@ -719,9 +742,10 @@ fn env_detail(env: &GroupEnvelope) -> Option<String> {
         GroupEnvelope::Intro(info) | GroupEnvelope::Fwd { member: info, .. } => {
             Some(info.member_id.to_string())
         }
-        GroupEnvelope::Inv { member_id, invitation } => {
-            Some(format!("{member_id} empty={}", invitation.is_empty()))
-        }
+        GroupEnvelope::Inv {
+            member_id,
+            invitation,
+        } => Some(format!("{member_id} empty={}", invitation.is_empty())),
         GroupEnvelope::Mem(x) | GroupEnvelope::Rem(x) | GroupEnvelope::Remd(x) => {
             Some(x.to_string())
         }

@@ -12,7 +12,13 @@ use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
 
 impl Agent {
     /// The hidden connection with `member` is established.
-    pub(crate) fn member_connected(&mut self, group: &str, member: Mid, join: Option<JoinInfo>) {
+    pub(crate) fn member_connected(
+        &mut self,
+        conn: u64,
+        group: &str,
+        member: Mid,
+        join: Option<JoinInfo>,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -22,6 +28,15 @@ impl Agent {
         let Some(m) = g.members.get_mut(&member) else {
             return;
         };
+        if m.status != MemberStatus::Pending {
+            // A second connection with the same member (invitations crossed):
+            // it stays open and is read; we keep sending on the first.
+            tracing::debug!(group, member = %MemberId(member), conn, "second connection with a member");
+            return;
+        }
+        // The first connection established is the one we send on; what was
+        // queued on another attempt moves to it.
+        let previous = m.conn.replace(conn);
         if let Some(j) = join {
             if let Some((id, key, profile)) = j.member
                 && id == member
@@ -50,6 +65,9 @@ impl Agent {
         let _ = g.integrity.add_member(MemberId(member), anchor.into(), key);
         g.had_members = true;
         self.touch_group(group);
+        if let Some(p) = previous {
+            self.move_outbox(p, conn);
+        }
         self.event(Event::GroupCon {
             group: group.to_owned(),
             member: MemberId(member),
@@ -159,13 +177,22 @@ impl Agent {
     ) {
         let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
         let usable = self.groups.get(group).is_some_and(|g| {
-            member.is_some_and(|x| x != g.me && !g.members.contains_key(&x) && !g.gone.contains(&x))
+            member.is_some_and(|x| x != g.me && !g.gone.contains(&x))
                 && g.open_offered.get(&holder) == Some(&conn)
         });
         let (Some(x), true) = (member, usable) else {
+            tracing::debug!(
+                group,
+                conn,
+                "open invitation used by no member we can accept"
+            );
             self.close_conn(conn);
             return;
         };
+        let known = self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.members.contains_key(&x));
         let mut m = self.new_member(group, Some(holder));
         m.conn = Some(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -178,10 +205,20 @@ impl Agent {
         }
         if let Some(g) = self.groups.get_mut(group) {
             g.open_offered.remove(&holder);
-            g.members.insert(x, m);
+            // Already known through another invitation: this connection joins
+            // the attempts with it.
+            if !known {
+                g.members.insert(x, m);
+            }
         }
         self.touch_conn(conn);
-        self.member_connected(group, x, join);
+        self.touch_group(group);
+        self.member_connected(conn, group, x, join);
+        if !known {
+            // Members we are adding concurrently may be unknown to its
+            // introducer: we introduce them to it.
+            self.introduce_late(group, x);
+        }
         self.offer_open_invitation(group, holder);
     }
 
@@ -306,12 +343,7 @@ impl Agent {
 
     /// Closes the connection with a member, dropping what was not yet sent.
     pub(crate) fn close_member(&mut self, group: &str, x: Mid) {
-        let conn = self
-            .groups
-            .get(group)
-            .and_then(|g| g.members.get(&x))
-            .and_then(|m| m.conn);
-        if let Some(c) = conn {
+        for c in self.attempts(group, x) {
             if let Some(cs) = self.conns.get_mut(&c) {
                 let keep = usize::from(cs.in_flight.is_some());
                 cs.outbox.truncate(keep);
@@ -328,6 +360,13 @@ impl Agent {
         };
         g.members.remove(&x);
         g.gone.insert(x);
+        // A deletion does not wait for a member that is gone.
+        let deleting = if let GroupStatus::Deleting(set) = &mut g.status {
+            set.remove(&x);
+            true
+        } else {
+            false
+        };
         g.integrity.remove_member(MemberId(x));
         g.adds.remove(&x);
         g.open_invs.remove(&x);
@@ -339,15 +378,6 @@ impl Agent {
                 adds.push(*y);
             }
         }
-        let sends: Vec<u64> = g
-            .sends
-            .iter_mut()
-            .filter_map(|(id, t)| {
-                let a = t.sent_pending.remove(&x);
-                let b = t.rcvd_pending.remove(&x);
-                (a || b).then_some(*id)
-            })
-            .collect();
         let removals: Vec<Mid> = g
             .removals
             .iter_mut()
@@ -370,13 +400,34 @@ impl Agent {
         for y in adds {
             self.maybe_send_mem(group, y);
         }
-        for id in sends {
-            self.finish_send_track(group, id);
-        }
+        self.forget_in_sends(group, x);
         for y in removals {
             self.check_removal_done(group, y);
         }
         self.check_join_done(group);
+        if deleting {
+            self.check_delete_done(group);
+        }
+    }
+
+    /// Member `x` will not get or acknowledge our messages: our sends stop
+    /// waiting for it.
+    pub(crate) fn forget_in_sends(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let sends: Vec<u64> = g
+            .sends
+            .iter_mut()
+            .filter_map(|(id, t)| {
+                let a = t.sent_pending.remove(&x);
+                let b = t.rcvd_pending.remove(&x);
+                (a || b).then_some(*id)
+            })
+            .collect();
+        for id in sends {
+            self.finish_send_track(group, id);
+        }
     }
 
     /// Leaves a group whose join cannot complete: `LEFT` to every member we
@@ -431,6 +482,8 @@ impl Agent {
             && let GroupStatus::Deleting(set) = &mut g.status
         {
             set.remove(&x);
+            tracing::debug!(group, member = %MemberId(x), waiting = set.len(), "deletion confirmed");
+            self.touch_group(group);
         }
         self.close_member(group, x);
         self.check_delete_done(group);
@@ -545,7 +598,11 @@ impl Agent {
         let late: Vec<String> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.join.as_ref().is_some_and(|j| !j.done && j.deadline <= now))
+            .filter(|(_, g)| {
+                g.join
+                    .as_ref()
+                    .is_some_and(|j| !j.done && j.deadline <= now)
+            })
             .map(|(a, _)| a.clone())
             .collect();
         for group in late {

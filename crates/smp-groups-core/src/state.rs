@@ -168,6 +168,10 @@ pub(crate) struct Conn {
     /// receive queue is kept until `HELLO` lets the outbox (a `LEFT`) go, or
     /// until this time, when what is left is dropped.
     pub(crate) linger_until: Option<u64>,
+    /// When the peer's queue was found gone: nothing more can be sent, but
+    /// what the peer sent before (its `LEFT`, say) is still read. A member
+    /// connection is declared left once the removal grace has passed.
+    pub(crate) peer_gone_at: Option<u64>,
 }
 
 impl Conn {
@@ -194,6 +198,7 @@ impl Conn {
             closing: false,
             retire_at: None,
             linger_until: None,
+            peer_gone_at: None,
         }
     }
 }

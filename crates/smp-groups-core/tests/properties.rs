@@ -44,12 +44,12 @@ enum Op {
 
 fn op(n: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..n, 0..n).prop_map(|(by, who)| Op::Add { by, who }),
-        4 => (0..n).prop_map(|by| Op::Send { by }),
-        1 => (0..n).prop_map(Op::Leave),
-        1 => (0..n, 0..n).prop_map(|(by, who)| Op::Remove { by, who }),
-        1 => (0..n).prop_map(Op::Crash),
-        3 => (0u16..2000).prop_map(Op::Run),
+        12 => (0..n, 0..n).prop_map(|(by, who)| Op::Add { by, who }),
+        10 => (0..n).prop_map(|by| Op::Send { by }),
+        2 => (0..n).prop_map(Op::Leave),
+        2 => (0..n, 0..n).prop_map(|(by, who)| Op::Remove { by, who }),
+        2 => (0..n).prop_map(Op::Crash),
+        10 => (0u16..3000).prop_map(Op::Run),
         1 => (0..n).prop_map(|by| Op::Delete { by }),
     ]
 }
@@ -235,10 +235,23 @@ impl Run {
         let outside: Vec<usize> = (0..self.sim.len())
             .filter(|i| !self.gens[g].handles.contains_key(i))
             .collect();
+        let complete: Vec<usize> = holders
+            .iter()
+            .copied()
+            .filter(|i| self.complete(g, *i))
+            .collect();
         let resolved = match *op {
-            Op::Add { by, who } => Self::pick(&holders, by)
-                .zip(Self::pick(&outside, who))
-                .map(|(by, who)| Op::Add { by, who }),
+            // Members still joining refuse `INTRO`: adds pick among the others.
+            Op::Add { by, who } => Self::pick(
+                if complete.is_empty() {
+                    &holders
+                } else {
+                    &complete
+                },
+                by,
+            )
+            .zip(Self::pick(&outside, who))
+            .map(|(by, who)| Op::Add { by, who }),
             Op::Send { by } => Self::pick(&holders, by).map(|by| Op::Send { by }),
             Op::Leave(i) => Self::pick(&holders, i).map(Op::Leave),
             Op::Remove { by, who } => Self::pick(&holders, by)
@@ -296,7 +309,11 @@ impl Run {
                 let corr = self.sim.command(by, Command::Delete { group: h.alias });
                 if !matches!(self.sim.response(by, &corr), Some(Event::Ok { .. })) {
                     // Refused while its own join is in progress.
-                    assert!(!self.complete(g, by), "seed {}: delete refused", self.sim.seed());
+                    assert!(
+                        !self.complete(g, by),
+                        "seed {}: delete refused",
+                        self.sim.seed()
+                    );
                     self.stats.refused_joining += 1;
                     return;
                 }
@@ -456,6 +473,7 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     }
     let (n, seed) = (case.n, case.seed);
     let mut sim = Sim::new(n, &config(case), case.faults, seed);
+    sim.set_check_store(true);
     for b in 1..n {
         for a in 0..b {
             prop_assert!(sim.connect(a, b).is_some(), "seed {seed}: connect");
@@ -506,15 +524,13 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     let dump = || {
         if std::env::var_os("CORE_PROP_DUMP").is_some() {
             eprintln!("{case:?}");
+            eprintln!("ids: {:?}", run.ids);
         }
         if std::env::var_os("CORE_PROP_DUMP").is_some() {
             for i in 0..n {
                 eprintln!("== agent {i}");
                 for e in sim.events(i) {
-                    if !matches!(
-                        e.event,
-                        Event::Invitation { .. } | Event::Con { .. }
-                    ) {
+                    if !matches!(e.event, Event::Invitation { .. } | Event::Con { .. }) {
                         eprintln!("   {e:?}");
                     }
                 }
@@ -562,7 +578,8 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
                     told_out(&run.sim, *i, &h.alias),
                     "seed {seed}: agent {i} lost generation {g} without LEFT, OUT or DELD"
                 );
-            } else if *i != gen_.creator {
+            }
+            if *i != gen_.creator && run.complete(g, *i) {
                 run.stats.adds_completed += 1;
             }
         }
@@ -576,8 +593,7 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
             let h = &gen_.handles[i];
             let a = run.sim.agent(*i).expect("up");
             let me = a.member_id(&h.alias);
-            let connected: BTreeSet<MemberId> =
-                a.members(&h.alias).into_iter().chain(me).collect();
+            let connected: BTreeSet<MemberId> = a.members(&h.alias).into_iter().chain(me).collect();
             let known: BTreeSet<MemberId> =
                 a.known_members(&h.alias).into_iter().chain(me).collect();
             if connected != expected || known != expected {
@@ -603,9 +619,11 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
         // 4. Exactly once to every member that was in at send time and still is.
         for s in run.sent.iter().filter(|s| s.generation == g) {
             let sender_alias = &gen_.handles[&s.sender_agent].alias;
-            let removed = run.sim.events(s.sender_agent).iter().any(
-                |e| matches!(&e.event, Event::Out { group, .. } if group == sender_alias),
-            );
+            let removed = run
+                .sim
+                .events(s.sender_agent)
+                .iter()
+                .any(|e| matches!(&e.event, Event::Out { group, .. } if group == sender_alias));
             if removed {
                 run.stats.sender_removed += 1;
                 continue;
@@ -744,11 +762,23 @@ fn run_cases(cases: u32) {
     eprintln!("{t:#?}");
     assert_eq!(t.cases, u64::from(cases));
     // Most generated operations took effect, and the checks had material.
-    assert!(t.applied * 10 >= t.ops * 7, "too many operations skipped: {t:?}");
-    assert!(t.add_refused * 5 <= t.adds_completed, "too many refused adds: {t:?}");
+    assert!(
+        t.applied * 10 >= t.ops * 7,
+        "too many operations skipped: {t:?}"
+    );
+    assert!(
+        t.add_refused * 5 <= t.adds_completed,
+        "too many refused adds: {t:?}"
+    );
     assert!(t.adds_completed >= u64::from(cases), "too few adds: {t:?}");
-    assert!(t.deliveries_checked >= u64::from(cases), "too few deliveries: {t:?}");
-    assert!(t.sender_removed * 10 <= t.sends, "too many unchecked sends: {t:?}");
+    assert!(
+        t.deliveries_checked >= u64::from(cases),
+        "too few deliveries: {t:?}"
+    );
+    assert!(
+        t.sender_removed * 10 <= t.sends,
+        "too many unchecked sends: {t:?}"
+    );
 }
 
 #[test]
@@ -841,7 +871,12 @@ fn regression_delete_during_join() {
 
 #[test]
 fn regression_delete_with_open_invitations() {
-    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Add { by: 2, who: 0 }, Op::Delete { by: 2 }, Op::Remove { by: 0, who: 0 }, ];
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 2, who: 0 },
+        Op::Delete { by: 2 },
+        Op::Remove { by: 0, who: 0 },
+    ];
     let faults = Faults {
         loss_ppm: 28186,
         duplicate_ppm: 23968,
@@ -857,7 +892,12 @@ fn regression_delete_with_open_invitations() {
 
 #[test]
 fn regression_deleter_keeps_group() {
-    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Run(132, ), Op::Remove { by: 3, who: 2 }, Op::Delete { by: 4 }, ];
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Run(132),
+        Op::Remove { by: 3, who: 2 },
+        Op::Delete { by: 4 },
+    ];
     let faults = Faults {
         loss_ppm: 122,
         duplicate_ppm: 25066,
@@ -873,7 +913,43 @@ fn regression_deleter_keeps_group() {
 
 #[test]
 fn regression_delete_and_leave_n4() {
-    let ops = vec![Op::Add { by: 0, who: 3 }, Op::Run(1540, ), Op::Add { by: 3, who: 1 }, Op::Run(183, ), Op::Leave(2, ), Op::Send { by: 3 }, Op::Add { by: 3, who: 0 }, Op::Add { by: 2, who: 3 }, Op::Run(99, ), Op::Send { by: 0 }, Op::Add { by: 1, who: 0 }, Op::Send { by: 3 }, Op::Delete { by: 0 }, Op::Leave(3, ), Op::Add { by: 2, who: 3 }, Op::Add { by: 1, who: 3 }, Op::Run(377, ), Op::Leave(3, ), Op::Run(1017, ), Op::Add { by: 1, who: 3 }, Op::Add { by: 3, who: 3 }, Op::Remove { by: 1, who: 3 }, Op::Add { by: 2, who: 3 }, Op::Run(723, ), Op::Send { by: 0 }, Op::Send { by: 3 }, Op::Add { by: 0, who: 1 }, Op::Send { by: 3 }, Op::Send { by: 0 }, Op::Delete { by: 0 }, Op::Add { by: 2, who: 2 }, Op::Send { by: 2 }, Op::Add { by: 1, who: 3 }, Op::Add { by: 1, who: 3 }, Op::Send { by: 1 }, ];
+    let ops = vec![
+        Op::Add { by: 0, who: 3 },
+        Op::Run(1540),
+        Op::Add { by: 3, who: 1 },
+        Op::Run(183),
+        Op::Leave(2),
+        Op::Send { by: 3 },
+        Op::Add { by: 3, who: 0 },
+        Op::Add { by: 2, who: 3 },
+        Op::Run(99),
+        Op::Send { by: 0 },
+        Op::Add { by: 1, who: 0 },
+        Op::Send { by: 3 },
+        Op::Delete { by: 0 },
+        Op::Leave(3),
+        Op::Add { by: 2, who: 3 },
+        Op::Add { by: 1, who: 3 },
+        Op::Run(377),
+        Op::Leave(3),
+        Op::Run(1017),
+        Op::Add { by: 1, who: 3 },
+        Op::Add { by: 3, who: 3 },
+        Op::Remove { by: 1, who: 3 },
+        Op::Add { by: 2, who: 3 },
+        Op::Run(723),
+        Op::Send { by: 0 },
+        Op::Send { by: 3 },
+        Op::Add { by: 0, who: 1 },
+        Op::Send { by: 3 },
+        Op::Send { by: 0 },
+        Op::Delete { by: 0 },
+        Op::Add { by: 2, who: 2 },
+        Op::Send { by: 2 },
+        Op::Add { by: 1, who: 3 },
+        Op::Add { by: 1, who: 3 },
+        Op::Send { by: 1 },
+    ];
     let faults = Faults {
         loss_ppm: 16398,
         duplicate_ppm: 9760,
@@ -883,6 +959,132 @@ fn regression_delete_and_leave_n4() {
         open_invitations: false,
         approval_threshold: 5,
         ..case(4, ops, faults, 9861986351614806269)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_leave_after_crash_open_inv() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Run(265),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Crash(1),
+        Op::Leave(0),
+        Op::Run(584),
+    ];
+    let faults = Faults {
+        loss_ppm: 20760,
+        duplicate_ppm: 1991,
+        max_delay_ms: 124,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(3, ops, faults, 17837990790469510940)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_a() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 2, who: 0 },
+        Op::Send { by: 4 },
+        Op::Run(125),
+        Op::Add { by: 3, who: 0 },
+        Op::Crash(0),
+        Op::Crash(2),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 6 },
+        Op::Run(95),
+        Op::Add { by: 4, who: 0 },
+        Op::Run(255),
+        Op::Add { by: 0, who: 0 },
+        Op::Remove { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 7315,
+        duplicate_ppm: 16075,
+        max_delay_ms: 25,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(7, ops, faults, 7094663707023650308)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_b() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 6, who: 0 },
+        Op::Delete { by: 3 },
+        Op::Run(611),
+        Op::Crash(0),
+    ];
+    let faults = Faults {
+        loss_ppm: 4283,
+        duplicate_ppm: 1,
+        max_delay_ms: 69,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(7, ops, faults, 11945222302459417009)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_c() {
+    let ops = vec![Op::Add { by: 1, who: 0 }, Op::Run(2753, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Add { by: 1, who: 0 }, Op::Send { by: 0 }, Op::Run(87, ), Op::Run(2168, ), Op::Add { by: 3, who: 2 }, ];
+    let faults = Faults {
+        loss_ppm: 15202,
+        duplicate_ppm: 8140,
+        max_delay_ms: 85,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(4, ops, faults, 2462972356081337289)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_d() {
+    let ops = vec![Op::Add { by: 3, who: 1 }, Op::Add { by: 2, who: 2 }, Op::Send { by: 3 }, Op::Run(1037, ), Op::Run(468, ), Op::Run(1436, ), Op::Add { by: 1, who: 2 }, Op::Send { by: 1 }, Op::Remove { by: 3, who: 3 }, Op::Run(2754, ), Op::Run(2130, ), Op::Run(1815, ), Op::Send { by: 2 }, Op::Send { by: 0 }, Op::Add { by: 1, who: 2 }, Op::Delete { by: 3 }, Op::Run(1055, ), Op::Add { by: 2, who: 3 }, Op::Add { by: 0, who: 1 }, Op::Run(751, ), Op::Add { by: 0, who: 3 }, Op::Add { by: 1, who: 1 }, Op::Run(386, ), Op::Add { by: 3, who: 3 }, Op::Run(2267, ), Op::Add { by: 0, who: 3 }, Op::Delete { by: 1 }, Op::Send { by: 2 }, Op::Crash(1, ), Op::Run(2085, ), Op::Send { by: 1 }, Op::Add { by: 3, who: 0 }, Op::Send { by: 2 }, Op::Run(2403, ), Op::Add { by: 2, who: 3 }, Op::Remove { by: 1, who: 0 }, Op::Send { by: 1 }, Op::Run(808, ), Op::Add { by: 2, who: 2 }, ];
+    let faults = Faults {
+        loss_ppm: 26160,
+        duplicate_ppm: 836,
+        max_delay_ms: 67,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(4, ops, faults, 17207899047475588279)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_auto_e() {
+    let ops = vec![Op::Add { by: 0, who: 1 }, Op::Add { by: 0, who: 1 }, Op::Crash(3, ), Op::Run(128, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Send { by: 1 }, ];
+    let faults = Faults {
+        loss_ppm: 29122,
+        duplicate_ppm: 17954,
+        max_delay_ms: 53,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 4,
+        ..case(4, ops, faults, 16130844451938258251)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }

@@ -80,6 +80,7 @@ pub struct Sim {
     steps: u64,
     corr: u64,
     visible: BTreeMap<(usize, usize), (String, String)>,
+    check_store: bool,
 }
 
 impl Sim {
@@ -122,6 +123,7 @@ impl Sim {
             steps: 0,
             corr: 0,
             visible: BTreeMap::new(),
+            check_store: false,
         }
     }
 
@@ -243,6 +245,55 @@ impl Sim {
         self.mix(&desc);
         self.act(i, outputs);
         self.set_timer(i, timer);
+        if self.check_store {
+            self.assert_store_current(i, &desc);
+        }
+    }
+
+    /// After every input, check that each agent's store holds exactly its
+    /// in-memory state (a change never marked for storage would be lost in a
+    /// crash). Slow: for tests.
+    pub fn set_check_store(&mut self, on: bool) {
+        self.check_store = on;
+    }
+
+    fn assert_store_current(&self, i: usize, input: &str) {
+        let Some(node) = self.nodes.get(i) else {
+            return;
+        };
+        let Some(agent) = node.agent.as_ref() else {
+            return;
+        };
+        let records: BTreeMap<Key, Vec<u8>> = agent.records().into_iter().collect();
+        for (k, v) in &records {
+            if node.store.get(k) != Some(v)
+                && let (Key::Group(_), Some(old)) = (k, node.store.get(k))
+            {
+                let a: Result<crate::state::Group, _> = postcard::from_bytes(old);
+                let b: Result<crate::state::Group, _> = postcard::from_bytes(v);
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    let (a, b) = (format!("{a:#?}"), format!("{b:#?}"));
+                    for (x, y) in a.lines().zip(b.lines()) {
+                        if x != y {
+                            eprintln!("stored: {x}\nmemory: {y}");
+                            break;
+                        }
+                    }
+                }
+            }
+            assert!(
+                node.store.get(k) == Some(v),
+                "seed {}: agent {i}: record {k:?} changed but was not stored (input {input})",
+                self.seed
+            );
+        }
+        for k in node.store.keys() {
+            assert!(
+                records.contains_key(k),
+                "seed {}: agent {i}: record {k:?} is gone but still stored (input {input})",
+                self.seed
+            );
+        }
     }
 
     fn set_timer(&mut self, i: usize, timer: Option<u64>) {
