@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::api::{ClientEvent, Command, CommandError, Event};
 use crate::config::Config;
 use crate::relay::{OpId, RelayError, RelayEvent, RelayOp};
-use crate::state::{Conn, Group, Meta, PendingOp, Purpose, RecvInvitation};
+use crate::state::{
+    Conn, Group, MemberRecIn, MemberRecOut, Meta, Mid, PendingOp, Purpose, RecvInvitation,
+};
 use crate::store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 use crate::time::Timestamp;
 
@@ -62,6 +64,9 @@ pub struct Agent {
     outputs: VecDeque<Output>,
     pub(crate) now: u64,
     pub(crate) rng: ChaCha20Rng,
+    /// A digest of each member record as last written, by group: a group's
+    /// flush writes only the members whose record changed.
+    written: BTreeMap<String, BTreeMap<Mid, u64>>,
 }
 
 impl Agent {
@@ -90,6 +95,7 @@ impl Agent {
             outputs: VecDeque::new(),
             now: 0,
             rng: ChaCha20Rng::from_seed([0; 32]),
+            written: BTreeMap::new(),
         }
     }
 
@@ -116,6 +122,7 @@ impl Agent {
         let mut groups = BTreeMap::new();
         let mut invitations = BTreeMap::new();
         let mut ops = BTreeMap::new();
+        let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -138,7 +145,29 @@ impl Agent {
                         postcard::from_bytes::<PendingOp>(&value).map_err(bad)?,
                     );
                 }
+                Key::Member(alias, mid) => {
+                    let rec: MemberRecIn = postcard::from_bytes(&value).map_err(bad)?;
+                    members.entry(alias.clone()).or_default().push((*mid, rec));
+                }
             }
+        }
+        for (alias, list) in members {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Group(alias),
+                    reason: "member records of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            let mut states = BTreeMap::new();
+            for (mid, rec) in list {
+                g.members.insert(mid, rec.member);
+                if let Some(st) = rec.integrity {
+                    states.insert(smp_groups_wire::agent::MemberId(mid), st);
+                }
+            }
+            g.integrity.restore_members(states);
+            let _ = g.integrity.take_changed();
         }
         let meta = meta.ok_or(RestoreError::NoMeta)?;
         let mut agent = Self::empty(meta.config);
@@ -147,6 +176,11 @@ impl Agent {
         agent.groups = groups;
         agent.invitations = invitations;
         agent.ops = ops;
+        let aliases: Vec<String> = agent.groups.keys().cloned().collect();
+        for a in aliases {
+            let digests = agent.member_digests(&a);
+            agent.written.insert(a, digests);
+        }
         for (id, c) in &agent.conns {
             if let Some(q) = &c.rcv {
                 agent
@@ -452,7 +486,16 @@ impl Agent {
             out.extend(encode(c).map(|v| (Key::Conn(*id), v)));
         }
         for (a, g) in &self.groups {
-            out.extend(encode(g).map(|v| (Key::Group(a.clone()), v)));
+            let mut shell = g.clone();
+            let _ = shell.integrity.take_members();
+            out.extend(encode(&shell).map(|v| (Key::Group(a.clone()), v)));
+            for (mid, m) in &g.members {
+                let rec = MemberRecOut {
+                    member: m,
+                    integrity: g.integrity.member_state(smp_groups_wire::agent::MemberId(*mid)),
+                };
+                out.extend(encode(&rec).map(|v| (Key::Member(a.clone(), *mid), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -463,6 +506,60 @@ impl Agent {
         out
     }
 
+    /// A group's record (without its members) and the records of the members
+    /// that changed since they were last written; deletes for the members
+    /// gone. All of them if the group is gone.
+    fn flush_group(&mut self, alias: &str, batch: &mut StoreBatch) {
+        let old = self.written.remove(alias).unwrap_or_default();
+        let Some(g) = self.groups.get_mut(alias) else {
+            batch.deletes.push(Key::Group(alias.to_owned()));
+            for mid in old.keys() {
+                batch.deletes.push(Key::Member(alias.to_owned(), *mid));
+            }
+            return;
+        };
+        let changed = g.integrity.take_changed();
+        let states = g.integrity.take_members();
+        let shell = encode(&*g);
+        g.integrity.restore_members(states);
+        match shell {
+            Some(v) => batch.puts.push((Key::Group(alias.to_owned()), v)),
+            None => batch.deletes.push(Key::Group(alias.to_owned())),
+        }
+        let mut now = BTreeMap::new();
+        for (mid, m) in &g.members {
+            let id = smp_groups_wire::agent::MemberId(*mid);
+            let digest = member_digest(m);
+            let same = old.get(mid) == Some(&digest) && !changed.contains(&id);
+            if !same {
+                let rec = MemberRecOut {
+                    member: m,
+                    integrity: g.integrity.member_state(id),
+                };
+                if let Some(v) = encode(&rec) {
+                    batch.puts.push((Key::Member(alias.to_owned(), *mid), v));
+                }
+            }
+            now.insert(*mid, digest);
+        }
+        for mid in old.keys() {
+            if !g.members.contains_key(mid) {
+                batch.deletes.push(Key::Member(alias.to_owned(), *mid));
+            }
+        }
+        self.written.insert(alias.to_owned(), now);
+    }
+
+    /// The digests of a group's member records as they are now.
+    fn member_digests(&self, alias: &str) -> BTreeMap<Mid, u64> {
+        self.groups.get(alias).map_or_else(BTreeMap::new, |g| {
+            g.members
+                .iter()
+                .map(|(mid, m)| (*mid, member_digest(m)))
+                .collect()
+        })
+    }
+
     /// Writes every dirty record into one batch, and queues the outputs.
     fn flush(&mut self) {
         let mut batch = StoreBatch {
@@ -471,13 +568,22 @@ impl Agent {
             deletes: Vec::new(),
         };
         for key in std::mem::take(&mut self.dirty) {
+            match &key {
+                Key::Group(alias) => {
+                    self.flush_group(alias, &mut batch);
+                    continue;
+                }
+                // Member records are written with their group's.
+                Key::Member(..) => continue,
+                _ => {}
+            }
             let value = match &key {
                 Key::Meta => encode(&Meta {
                     config: self.cfg.clone(),
                     next_id: self.next_id,
                 }),
                 Key::Conn(id) => self.conns.get(id).and_then(encode),
-                Key::Group(a) => self.groups.get(a).and_then(encode),
+                Key::Group(_) | Key::Member(..) => continue,
                 Key::Invitation(i) => self.invitations.get(i).and_then(encode),
                 Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
             };
@@ -503,6 +609,14 @@ impl Agent {
             .get_mut(alias)
             .ok_or_else(|| CommandError::NoGroup(alias.to_owned()))
     }
+}
+
+/// A digest of a member record's own part (the integrity part reports its
+/// changes itself), to tell whether it must be written again.
+fn member_digest(m: &crate::state::Member) -> u64 {
+    let bytes = encode(m).unwrap_or_default();
+    let h = smp_groups_crypto::sha256(&bytes);
+    u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
 }
 
 fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {

@@ -334,6 +334,8 @@ pub(crate) struct Group {
     pub(crate) me: Mid,
     pub(crate) signing_seed: [u8; 32],
     pub(crate) status: GroupStatus,
+    /// Stored apart, one record per member ([`MemberRec`]).
+    #[serde(skip)]
     pub(crate) members: BTreeMap<Mid, Member>,
     pub(crate) integrity: GroupIntegrity,
     pub(crate) next_msg_id: u64,
@@ -388,4 +390,19 @@ impl Group {
     pub(crate) fn joining(&self) -> bool {
         self.join.as_ref().is_some_and(|j| !j.done)
     }
+}
+
+/// One member's record: what we know of it, and its integrity state (once
+/// connected). Written only when one of them changed.
+#[derive(Serialize)]
+pub(crate) struct MemberRecOut<'a> {
+    pub(crate) member: &'a Member,
+    pub(crate) integrity: Option<&'a smp_groups_integrity::MemberState>,
+}
+
+/// [`MemberRecOut`] as read back.
+#[derive(Deserialize)]
+pub(crate) struct MemberRecIn {
+    pub(crate) member: Member,
+    pub(crate) integrity: Option<smp_groups_integrity::MemberState>,
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the stored records' layout. A store holding another version
 /// must be migrated before [`crate::Agent::restore`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The key of one stored record. Values are postcard-encoded records.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,6 +20,11 @@ pub enum Key {
     Invitation(String),
     /// A relay operation in flight, by its id.
     Op(u64),
+    /// One member of a group (by the group's local alias and the member id):
+    /// what we know of it and its integrity state. Kept apart from the group's
+    /// record so that a store write is proportional to what changed, not to
+    /// the group's size.
+    Member(String, [u8; 16]),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

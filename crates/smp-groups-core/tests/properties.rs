@@ -1088,3 +1088,19 @@ fn regression_auto_e() {
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
+
+#[test]
+fn regression_auto_g() {
+    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Send { by: 0 }, Op::Add { by: 0, who: 0 }, Op::Run(455, ), Op::Send { by: 2 }, Op::Leave(2, ), Op::Crash(0, ), ];
+    let faults = Faults {
+        loss_ppm: 0,
+        duplicate_ppm: 1,
+        max_delay_ms: 18,
+    };
+    let c = Case {
+        open_invitations: false,
+        approval_threshold: 64,
+        ..case(3, ops, faults, 1055489481334086342)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}

@@ -2,7 +2,7 @@
 //! chain, a chain per sender it receives from, what each reporter's `G_CHECK`s
 //! said, and the check schedule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use smp_groups_crypto::ed25519::PublicKey;
@@ -64,9 +64,11 @@ impl PeerView {
     }
 }
 
-/// Another member of the group.
+/// What one member's integrity state holds about another member: its chain
+/// and what its checks and receipts said. Opaque; serde-serializable, so that a
+/// store can keep it as a record of its own ([`GroupIntegrity::take_members`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Member {
+pub struct MemberState {
     /// What we received from it.
     pub(crate) chain: SenderChain,
     /// Its group signing key, announced when it was introduced.
@@ -127,7 +129,7 @@ pub struct Sent {
 }
 
 /// One member's integrity state for one group. See the [crate docs](crate).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, Serialize, Deserialize)]
 pub struct GroupIntegrity {
     pub(crate) config: Config,
     #[serde(with = "serde_ids::member")]
@@ -135,9 +137,25 @@ pub struct GroupIntegrity {
     pub(crate) own_key: Option<PublicKey>,
     pub(crate) sent: SenderChain,
     #[serde(with = "serde_ids::member_map")]
-    pub(crate) members: BTreeMap<MemberId, Member>,
+    pub(crate) members: BTreeMap<MemberId, MemberState>,
     pub(crate) last_check_at: Timestamp,
     pub(crate) since_check: u64,
+    /// Members whose state changed since [`GroupIntegrity::take_changed`].
+    #[serde(skip)]
+    pub(crate) changed: BTreeSet<MemberId>,
+}
+
+/// Equal states: what changed since the last store write does not count.
+impl PartialEq for GroupIntegrity {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+            && self.me == other.me
+            && self.own_key == other.own_key
+            && self.sent == other.sent
+            && self.members == other.members
+            && self.last_check_at == other.last_check_at
+            && self.since_check == other.since_check
+    }
 }
 
 impl GroupIntegrity {
@@ -153,6 +171,7 @@ impl GroupIntegrity {
             members: BTreeMap::new(),
             last_check_at: now,
             since_check: 0,
+            changed: BTreeSet::new(),
         }
     }
 
@@ -193,9 +212,10 @@ impl GroupIntegrity {
             return Err(MemberError::Full(max));
         }
         let chain = SenderChain::new(&self.config.group_id, &member, anchor);
+        self.changed.insert(member);
         self.members.insert(
             member,
-            Member {
+            MemberState {
                 chain,
                 key,
                 last_seq: 0,
@@ -209,8 +229,11 @@ impl GroupIntegrity {
     /// member.
     pub fn remove_member(&mut self, member: MemberId) -> bool {
         let was = self.members.remove(&member).is_some();
-        for m in self.members.values_mut() {
-            m.views.remove(&member);
+        self.changed.insert(member);
+        for (id, m) in &mut self.members {
+            if m.views.remove(&member).is_some() {
+                self.changed.insert(*id);
+            }
         }
         was
     }
@@ -258,11 +281,41 @@ impl GroupIntegrity {
         }
     }
 
+    /// Another member's state, for a change: marks it changed.
+    pub(crate) fn member_mut(&mut self, id: MemberId) -> Option<&mut MemberState> {
+        let m = self.members.get_mut(&id)?;
+        self.changed.insert(id);
+        Some(m)
+    }
+
+    /// The members whose state changed since the last call (added, removed or
+    /// modified): what a store that keeps one record per member must write.
+    pub fn take_changed(&mut self) -> BTreeSet<MemberId> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// One member's state, to store it as a record of its own.
+    pub fn member_state(&self, id: MemberId) -> Option<&MemberState> {
+        self.members.get(&id)
+    }
+
+    /// Takes every member's state out (to serialize the rest of the state
+    /// without them); put them back with [`Self::restore_members`].
+    pub fn take_members(&mut self) -> BTreeMap<MemberId, MemberState> {
+        std::mem::take(&mut self.members)
+    }
+
+    /// Puts members' states back (after [`Self::take_members`], or when
+    /// restoring from per-member records).
+    pub fn restore_members(&mut self, members: BTreeMap<MemberId, MemberState>) {
+        self.members.extend(members);
+    }
+
     pub(crate) fn chain_mut(&mut self, sender: MemberId) -> Option<&mut SenderChain> {
         if sender == self.me {
             Some(&mut self.sent)
         } else {
-            self.members.get_mut(&sender).map(|m| &mut m.chain)
+            self.member_mut(sender).map(|m| &mut m.chain)
         }
     }
 
@@ -294,8 +347,7 @@ impl GroupIntegrity {
         }
         let (window, max_held) = (self.config.window, self.config.max_held);
         let member = self
-            .members
-            .get_mut(&sender)
+            .member_mut(sender)
             .ok_or(ReceiveError::UnknownSender(sender))?;
         let arrival = member
             .chain
@@ -344,8 +396,7 @@ impl GroupIntegrity {
         let mut bad = false;
         for (reporter, x, lookup) in reached {
             let Some(view) = self
-                .members
-                .get_mut(&reporter)
+                .member_mut(reporter)
                 .and_then(|m| m.views.get_mut(&sender))
             else {
                 continue;

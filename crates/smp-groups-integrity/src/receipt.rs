@@ -232,8 +232,7 @@ impl GroupIntegrity {
         let sender_is_me = receipt.sender == self.me;
         let mut out = Vec::new();
         let Some(view) = self
-            .members
-            .get_mut(&signer)
+            .member_mut(signer)
             .map(|m| m.views.entry(receipt.sender).or_default())
         else {
             // Our own receipt: nothing to compare against but ourselves.

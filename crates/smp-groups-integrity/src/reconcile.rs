@@ -43,7 +43,7 @@ impl GroupIntegrity {
         now: Timestamp,
     ) -> Result<Vec<Violation>, CheckError> {
         self.validate_check(reporter, seq, check)?;
-        if let Some(m) = self.members.get_mut(&reporter) {
+        if let Some(m) = self.member_mut(reporter) {
             m.last_seq = seq;
         }
         let mut out = Vec::new();
@@ -116,8 +116,7 @@ impl GroupIntegrity {
         let is_me = sender == self.me;
         let grace = self.config.lag_grace_ms;
         let Some(view) = self
-            .members
-            .get_mut(&reporter)
+            .member_mut(reporter)
             .map(|m| m.views.entry(sender).or_default())
         else {
             return;

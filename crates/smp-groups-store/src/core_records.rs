@@ -13,9 +13,11 @@ const TAG_CONN: u8 = 1;
 const TAG_GROUP: u8 = 2;
 const TAG_INVITATION: u8 = 3;
 const TAG_OP: u8 = 4;
+const TAG_MEMBER: u8 = 5;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
-/// that numeric ids sort in order) or the UTF-8 name.
+/// that numeric ids sort in order) or the UTF-8 name; a member record has the
+/// 16-byte member id, then the group's name.
 pub fn encode_key(key: &Key) -> Vec<u8> {
     let (tag, rest): (u8, &[u8]) = match key {
         Key::Meta => (TAG_META, &[]),
@@ -23,6 +25,14 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
         Key::Group(alias) => (TAG_GROUP, alias.as_bytes()),
         Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
         Key::Op(id) => return tagged_u64(TAG_OP, *id),
+        Key::Member(alias, member) => {
+            // The member id first (fixed length), then the group's name.
+            let mut out = Vec::with_capacity(17 + alias.len());
+            out.push(TAG_MEMBER);
+            out.extend_from_slice(member);
+            out.extend_from_slice(alias.as_bytes());
+            return out;
+        }
     };
     let mut out = Vec::with_capacity(1 + rest.len());
     out.push(tag);
@@ -60,6 +70,13 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
         TAG_GROUP => Ok(Key::Group(name()?)),
         TAG_INVITATION => Ok(Key::Invitation(name()?)),
         TAG_OP => Ok(Key::Op(id()?)),
+        TAG_MEMBER => {
+            let (member, alias) = rest
+                .split_first_chunk::<16>()
+                .ok_or_else(|| bad("member id is not 16 bytes"))?;
+            let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+            Ok(Key::Member(alias, *member))
+        }
         other => Err(bad(&format!("unknown tag {other}"))),
     }
 }
