@@ -420,25 +420,32 @@ impl Agent {
 
     /// Connection ids of every member of the group.
     pub(crate) fn member_conns(&self, group: &str) -> Vec<u64> {
-        let Some(g) = self.groups.get(group) else {
-            return Vec::new();
-        };
-        let mut conns: Vec<u64> = g.members.values().filter_map(|m| m.conn).collect();
-        // Second connections with a member (crossed invitations) close too.
-        conns.extend(self.conns.iter().filter_map(|(id, c)| {
-            let extra = c.retire_at.is_none()
-                && !c.closing
-                && matches!(&c.owner, crate::state::Owner::Member { group: gr, member }
-                    if gr == group && g.members.get(member).is_some_and(|m| m.conn != Some(*id)));
-            extra.then_some(*id)
-        }));
-        conns
+        self.groups
+            .get(group)
+            .map(|g| g.members.values().filter_map(|m| m.conn).collect())
+            .unwrap_or_default()
     }
 
     /// Forgets a group: its connections close after their outboxes are sent.
     pub(crate) fn drop_group(&mut self, group: &str, conns: &[u64]) {
         for c in conns {
             self.close_conn(*c);
+        }
+        // Second connections with members (crossed invitations) close too;
+        // nothing is queued on them (we send on the first).
+        let extra: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| {
+                !c.closing
+                    && c.retire_at.is_none()
+                    && !conns.contains(id)
+                    && matches!(&c.owner, crate::state::Owner::Member { group: g, .. } if g == group)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for c in extra {
+            self.close_conn(c);
         }
         // Connections of pending open invitations too.
         if let Some(g) = self.groups.remove(group) {
