@@ -105,22 +105,7 @@ impl Agent {
             events: relay_tx,
             keys: store.queue_keys()?,
         })?;
-        let mut runtime = Runtime {
-            core,
-            store,
-            relay,
-            requests,
-            relay_events,
-            outbox: std::collections::HashMap::new(),
-            counted: std::collections::HashSet::new(),
-            metrics: Metrics::default(),
-            waiting: std::collections::HashMap::new(),
-            subscribers: Vec::new(),
-            unconfirmed: std::collections::VecDeque::new(),
-            next_corr: 0,
-            next_own_op: 0,
-        };
-        runtime.start()?;
+        let runtime = Runtime::new(core, store, relay, requests, relay_events, &config.identity)?;
         let span = tracing::info_span!("agent", identity = %config.identity);
         tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));
         Ok(Self { tx })
@@ -212,9 +197,23 @@ impl Agent {
         rx.await.map_err(|_| Error::Stopped)
     }
 
-    /// Stops the agent between two inputs, as a crash would (nothing is
-    /// flushed that is not already committed), and waits until its store is
-    /// closed. Other handles then fail with [`Error::Stopped`].
+    /// Runs the agent's timers now, as if the next one had expired: retries
+    /// and expiries that are due, and `G_CHECK`s that are due by time or by
+    /// message count (the core looks at the count only when a timer runs).
+    /// Returns once what they did is committed.
+    pub async fn run_timers(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::RunTimers(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Stops the agent between two inputs (the inputs it has handled are
+    /// committed and acted on first, as when they are handled one by one; no
+    /// input is taken after this), and waits until its store is closed.
+    /// Other handles then fail with [`Error::Stopped`].
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Request::Shutdown(tx)).await.is_ok() {

@@ -1,30 +1,41 @@
-//! The runtime task: owns the core [`CoreAgent`] and its [`Store`], and runs
-//! every input through one store transaction before acting on its outputs.
+//! The runtime task: owns the core [`CoreAgent`] and runs every input
+//! through a store transaction before acting on its outputs. The store itself
+//! lives on a writer thread of its own ([`Writer`]), so no commit (and no
+//! `fsync`) runs on the async runtime's workers, and the agents of one process
+//! commit side by side.
 //!
 //! For each input (a client command, a relay result or delivered message, a
 //! timer):
 //!
-//! 1. A delivered message already processed before a crash
-//!    ([`Store::is_processed`]) is only acknowledged to the relay.
+//! 1. A delivered message already processed ([`Store::is_processed`], kept in
+//!    memory here) is only acknowledged to the relay, once everything handled
+//!    before it is committed.
 //! 2. The core handles the input with the real clock and the system RNG.
 //! 3. Its storage batch, its relay operations (the outbox), its client events
 //!    (the events the agent sends on its own), the processed mark of the
 //!    delivered message, and the removal of outbox items the input completes,
-//!    are committed in ONE transaction.
-//! 4. Only then are the relay operations performed (so a message is
-//!    acknowledged to the relay only after its effects are durable), the
-//!    command's response returned, and the events delivered to subscribers.
-//!    An event is marked delivered once a subscriber confirms it; events not
-//!    confirmed before a crash are delivered again after the restart, and
-//!    never after their confirmation.
+//!    go into ONE transaction, merged with those of the other inputs handled
+//!    while the previous commit was running (group commit: at most one commit
+//!    in flight, the next holds everything that arrived meanwhile, up to
+//!    [`MAX_GROUP_INPUTS`] inputs).
+//! 4. Only once that commit returns are the relay operations performed (so a
+//!    message is acknowledged to the relay only after its effects are
+//!    durable), the command's response returned, and the events delivered to
+//!    subscribers, in input order. An event is marked delivered once a
+//!    subscriber confirms it (the mark rides on the next commit, or is
+//!    committed alone after [`MARK_DELAY`]); events not confirmed before a
+//!    crash are delivered again after the restart, and never after their
+//!    confirmation is committed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use smp_groups_core::{
     Agent as CoreAgent, ClientEvent, Command, Event, Input, OpId, Output, RelayEvent, RelayOp,
     Timestamp,
 };
-use smp_groups_store::{Store, Transaction, queue_key};
+use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
+use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::client::{AgentEvent, CorrId, LineDecoder, Transmission};
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,13 +53,24 @@ pub struct Delivery {
     pub event: AgentEvent,
 }
 
-/// Envelopes and relay operations this agent sent (first attempts only).
+/// Envelopes and relay operations this agent sent (first attempts only), and
+/// how its inputs were committed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metrics {
     /// Agent envelopes sent (relay `SEND`s), by type.
     pub envelopes: HashMap<String, u64>,
     /// All relay operations performed.
     pub operations: u64,
+    /// Inputs the core handled (commands, relay results and messages,
+    /// timers).
+    pub inputs: u64,
+    /// Store commits (each one transaction and one `fsync`); fewer than
+    /// `inputs` when several inputs were committed together.
+    pub commits: u64,
+    /// Work not finished at the time of the query: relay operations
+    /// performed and not answered yet, and inputs handled and not committed
+    /// yet (0: the agent is idle until a message or timer arrives).
+    pub in_flight: u64,
 }
 
 impl Metrics {
@@ -66,14 +88,10 @@ pub(crate) enum Request {
     Subscribe(mpsc::UnboundedSender<Delivery>),
     Confirm(u64),
     Metrics(oneshot::Sender<Metrics>),
-    Members(
-        String,
-        oneshot::Sender<Vec<smp_groups_wire::agent::MemberId>>,
-    ),
-    MemberId(
-        String,
-        oneshot::Sender<Option<smp_groups_wire::agent::MemberId>>,
-    ),
+    Members(String, oneshot::Sender<Vec<MemberId>>),
+    MemberId(String, oneshot::Sender<Option<MemberId>>),
+    /// Runs the core's timers now; answered once what they did is committed.
+    RunTimers(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -81,22 +99,95 @@ pub(crate) enum Request {
 /// count up from 1 and never get here).
 const OWN_OP_BASE: u64 = 1 << 63;
 
+/// Most inputs committed together (while one commit runs, the inputs that
+/// arrive are handled and gathered for the next; beyond this many the runtime
+/// waits for the commit before taking more).
+pub(crate) const MAX_GROUP_INPUTS: usize = 128;
+
+/// Most store items (record writes, outbox items, events...) gathered for one
+/// commit; the store takes up to 65 536.
+const MAX_GROUP_ITEMS: usize = 8_192;
+
+/// How long a delivered mark with nothing else to commit waits for other work
+/// before it is committed alone.
+pub(crate) const MARK_DELAY: Duration = Duration::from_millis(100);
+
+/// Jobs the writer thread queues: the commit in flight and the close.
+const WRITER_DEPTH: usize = 2;
+
+/// What to do once a commit has returned, in input order.
+enum Action {
+    /// Perform a relay operation (it has the next outbox id).
+    Perform(RelayOp),
+    /// Return a command's response.
+    Respond(ClientEvent),
+    /// Deliver a client event (it has the next sequence number).
+    Deliver(AgentEvent),
+    /// Acknowledge a redelivered message (no outbox item).
+    Ack(RelayOp),
+    /// Answer a query, made before and answered after the commit of what was
+    /// handled before it.
+    Members(oneshot::Sender<Vec<MemberId>>, Vec<MemberId>),
+    MemberId(oneshot::Sender<Option<MemberId>>, Option<MemberId>),
+    Done(oneshot::Sender<()>),
+}
+
+/// Inputs handled and not yet submitted: their merged transaction and what to
+/// do after its commit.
+#[derive(Default)]
+struct Group {
+    txn: Transaction,
+    inputs: usize,
+    actions: Vec<Action>,
+    /// Since when a delivered mark alone waits (nothing else gathered).
+    mark_since: Option<tokio::time::Instant>,
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.inputs == 0 && self.actions.is_empty() && self.txn.is_empty()
+    }
+
+    /// True if only a delivered mark waits.
+    fn marks_only(&self) -> bool {
+        self.inputs == 0 && self.actions.is_empty()
+    }
+
+    fn has_room(&self) -> bool {
+        self.inputs < MAX_GROUP_INPUTS && self.txn.item_count() < MAX_GROUP_ITEMS
+    }
+}
+
+/// The commit running on the writer thread.
+struct Inflight {
+    done: oneshot::Receiver<Result<Applied, StoreError>>,
+    inputs: usize,
+    actions: Vec<Action>,
+}
+
 pub(crate) struct Runtime {
-    pub(crate) core: CoreAgent,
-    pub(crate) store: Store,
-    pub(crate) relay: Box<dyn RelayClient>,
-    pub(crate) requests: mpsc::Receiver<Request>,
-    pub(crate) relay_events: mpsc::UnboundedReceiver<RelayEvent>,
+    core: CoreAgent,
+    writer: Writer,
+    relay: Box<dyn RelayClient>,
+    requests: mpsc::Receiver<Request>,
+    relay_events: mpsc::UnboundedReceiver<RelayEvent>,
     /// Outbox items of each operation in flight.
-    pub(crate) outbox: HashMap<OpId, Vec<u64>>,
-    pub(crate) counted: HashSet<OpId>,
-    pub(crate) metrics: Metrics,
-    pub(crate) waiting: HashMap<String, oneshot::Sender<Event>>,
-    pub(crate) subscribers: Vec<mpsc::UnboundedSender<Delivery>>,
+    outbox: HashMap<OpId, Vec<u64>>,
+    counted: HashSet<OpId>,
+    metrics: Metrics,
+    waiting: HashMap<String, oneshot::Sender<Event>>,
+    subscribers: Vec<mpsc::UnboundedSender<Delivery>>,
     /// Events committed and not yet confirmed, in order.
-    pub(crate) unconfirmed: VecDeque<Delivery>,
-    pub(crate) next_corr: u64,
-    pub(crate) next_own_op: u64,
+    unconfirmed: VecDeque<Delivery>,
+    next_corr: u64,
+    next_own_op: u64,
+    /// The last message given to the core of each receive queue (committed,
+    /// or in a commit not yet returned): one per queue, like the store's
+    /// `processed` table.
+    processed: HashMap<Vec<u8>, Vec<u8>>,
+    pending: Group,
+    inflight: Option<Inflight>,
+    stopping: Option<oneshot::Sender<()>>,
 }
 
 fn now() -> Timestamp {
@@ -116,67 +207,213 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Option<AgentEvent> {
     }
 }
 
+/// Waits for the commit in flight (forever if there is none).
+async fn commit_done(inflight: &mut Option<Inflight>) -> Result<Applied, StoreError> {
+    match inflight {
+        Some(f) => (&mut f.done)
+            .await
+            .unwrap_or(Err(StoreError::WriterStopped)),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Runtime {
-    /// Commits the outputs the core produced when it was created or restored,
-    /// replacing the outbox of the previous run (the core re-issues what was in
-    /// flight), and loads the events not yet confirmed.
-    pub(crate) fn start(&mut self) -> Result<(), Error> {
-        let stale: Vec<u64> = self.store.outbox()?.into_iter().map(|i| i.id).collect();
-        for p in self.store.pending_events()? {
+    /// Takes over the opened `store` and `core`: loads the events not yet
+    /// confirmed and the processed marks, commits (here, before the task
+    /// starts) the outputs the core produced when it was created or restored,
+    /// replacing the outbox of the previous run (the core re-issues what was
+    /// in flight), and acts on them. The store moves to its writer thread.
+    pub(crate) fn new(
+        core: CoreAgent,
+        store: Store,
+        relay: Box<dyn RelayClient>,
+        requests: mpsc::Receiver<Request>,
+        relay_events: mpsc::UnboundedReceiver<RelayEvent>,
+        name: &str,
+    ) -> Result<Self, Error> {
+        let stale: Vec<u64> = store.outbox()?.into_iter().map(|i| i.id).collect();
+        let mut unconfirmed = VecDeque::new();
+        for p in store.pending_events()? {
             if let Some(event) = decode_event(&p.body) {
-                self.unconfirmed.push_back(Delivery { seq: p.seq, event });
+                unconfirmed.push_back(Delivery { seq: p.seq, event });
             } else {
                 tracing::error!(seq = p.seq, "stored event does not decode; skipped");
             }
         }
-        self.commit(None, stale)
+        let processed = store.processed_marks()?.into_iter().collect();
+        let writer = Writer::spawn(store, name, WRITER_DEPTH)?;
+        let mut rt = Self {
+            core,
+            writer,
+            relay,
+            requests,
+            relay_events,
+            outbox: HashMap::new(),
+            counted: HashSet::new(),
+            metrics: Metrics::default(),
+            waiting: HashMap::new(),
+            subscribers: Vec::new(),
+            unconfirmed,
+            next_corr: 0,
+            next_own_op: 0,
+            processed,
+            pending: Group::default(),
+            inflight: None,
+            stopping: None,
+        };
+        let mut txn = Transaction::new();
+        txn.outbox_remove = stale;
+        rt.gather(txn);
+        let group = std::mem::take(&mut rt.pending);
+        let applied = if group.txn.is_empty() {
+            Applied::default()
+        } else {
+            // Opening waits for this commit, as it waits for the store.
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            rt.metrics.commits += 1;
+            rt.writer.submit(group.txn, move |r| {
+                let _ = tx.send(r);
+            })?;
+            rx.recv().map_err(|_| StoreError::WriterStopped)??
+        };
+        rt.act(group.actions, applied)?;
+        Ok(rt)
     }
 
     pub(crate) async fn run(mut self) {
         loop {
+            if let Err(e) = self.submit_ready() {
+                tracing::error!(error = %e, "agent stopped: a store transaction failed");
+                return;
+            }
+            if self.inflight.is_none()
+                && self.pending.is_empty()
+                && let Some(done) = self.stopping.take()
+            {
+                self.close(done).await;
+                return;
+            }
+            let accepting = self.stopping.is_none() && self.pending.has_room();
             let timer = self.core.poll_timeout().map(|t| {
                 let wait = t.as_millis().saturating_sub(now().as_millis());
-                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+                tokio::time::Instant::now() + Duration::from_millis(wait)
             });
-            let sleep = async {
-                match timer {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let mut stop = None;
+            let mark_at = self
+                .pending
+                .mark_since
+                .filter(|_| self.inflight.is_none() && self.pending.marks_only())
+                .map(|t| t + MARK_DELAY);
             let result = tokio::select! {
-                req = self.requests.recv() => match req {
+                biased;
+                r = commit_done(&mut self.inflight) => self.committed(r),
+                req = self.requests.recv(), if accepting => match req {
                     Some(Request::Shutdown(done)) => {
-                        stop = Some(done);
+                        self.stopping = Some(done);
                         Ok(())
                     }
-                    Some(r) => self.on_request(r),
+                    Some(r) => {
+                        self.on_request(r);
+                        Ok(())
+                    }
                     None => return,
                 },
-                ev = self.relay_events.recv() => match ev {
-                    Some(ev) => self.on_relay(ev),
+                ev = self.relay_events.recv(), if accepting => match ev {
+                    Some(ev) => {
+                        self.on_relay(ev);
+                        Ok(())
+                    }
                     None => return,
                 },
-                () = sleep => {
+                () = sleep_until(timer), if accepting => {
                     let span = tracing::debug_span!("timer");
                     let _g = span.enter();
-                    self.step(Input::Timeout, None, Vec::new())
+                    self.step(Input::Timeout, None, Vec::new());
+                    Ok(())
+                }
+                () = sleep_until(mark_at) => {
+                    self.pending.mark_since = None;
+                    self.submit_now()
                 }
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "agent stopped: a store transaction failed");
                 return;
             }
-            if let Some(done) = stop {
-                drop(self);
-                let _ = done.send(());
-                return;
-            }
         }
     }
 
-    fn on_request(&mut self, req: Request) -> Result<(), Error> {
+    /// Stops: the store is closed on its thread (after the commit in flight),
+    /// then the relay client is dropped (closing its connections).
+    async fn close(self, done: oneshot::Sender<()>) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .writer
+            .close(move || {
+                let _ = tx.send(());
+            })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        drop(self);
+        let _ = done.send(());
+    }
+
+    /// True while something handled is not committed yet.
+    fn uncommitted(&self) -> bool {
+        self.inflight.is_some() || self.pending.inputs > 0
+    }
+
+    /// Submits the gathered inputs if no commit is in flight (a delivered
+    /// mark alone waits for [`MARK_DELAY`] unless the agent is stopping).
+    fn submit_ready(&mut self) -> Result<(), Error> {
+        if self.inflight.is_some() || self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.pending.marks_only() && !self.pending.txn.is_empty() && self.stopping.is_none() {
+            return Ok(());
+        }
+        self.submit_now()
+    }
+
+    fn submit_now(&mut self) -> Result<(), Error> {
+        if self.inflight.is_some() || self.pending.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.pending);
+        if group.txn.is_empty() {
+            // Nothing to write: answers and acknowledgements that waited for
+            // the commits before them.
+            return self.act(group.actions, Applied::default());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.metrics.commits += 1;
+        self.writer.submit(group.txn, move |r| {
+            let _ = tx.send(r);
+        })?;
+        self.inflight = Some(Inflight {
+            done: rx,
+            inputs: group.inputs,
+            actions: group.actions,
+        });
+        Ok(())
+    }
+
+    fn committed(&mut self, r: Result<Applied, StoreError>) -> Result<(), Error> {
+        let Some(f) = self.inflight.take() else {
+            return Ok(());
+        };
+        self.act(f.actions, r?)
+    }
+
+    fn on_request(&mut self, req: Request) {
         match req {
             Request::Command { command, reply } => {
                 self.next_corr += 1;
@@ -185,7 +422,7 @@ impl Runtime {
                     tracing::info_span!("command", corr = %corr, command = command_name(&command));
                 let _g = span.enter();
                 self.waiting.insert(corr.clone(), reply);
-                self.step(Input::Command { corr, command }, None, Vec::new())
+                self.step(Input::Command { corr, command }, None, Vec::new());
             }
             Request::Subscribe(tx) => {
                 for d in &self.unconfirmed {
@@ -194,38 +431,56 @@ impl Runtime {
                     }
                 }
                 self.subscribers.push(tx);
-                Ok(())
             }
             Request::Confirm(seq) => {
                 let Some(last) = self.unconfirmed.back().map(|d| d.seq) else {
-                    return Ok(());
+                    return;
                 };
                 if seq > last {
-                    return Ok(());
+                    return;
                 }
-                self.store.mark_delivered(seq)?;
                 while self.unconfirmed.front().is_some_and(|d| d.seq <= seq) {
                     self.unconfirmed.pop_front();
                 }
-                Ok(())
+                let p = &mut self.pending;
+                p.txn.delivered_upto = p.txn.delivered_upto.max(Some(seq));
+                if p.marks_only() && p.mark_since.is_none() {
+                    p.mark_since = Some(tokio::time::Instant::now());
+                }
             }
             Request::Metrics(tx) => {
-                let _ = tx.send(self.metrics.clone());
-                Ok(())
+                let mut m = self.metrics.clone();
+                let uncommitted =
+                    self.pending.inputs + self.inflight.as_ref().map_or(0, |f| f.inputs);
+                m.in_flight = (self.outbox.len() + uncommitted) as u64;
+                let _ = tx.send(m);
             }
             Request::Members(group, tx) => {
-                let _ = tx.send(self.core.members(&group));
-                Ok(())
+                let members = self.core.members(&group);
+                self.answer(Action::Members(tx, members));
             }
             Request::MemberId(group, tx) => {
-                let _ = tx.send(self.core.member_id(&group));
-                Ok(())
+                let id = self.core.member_id(&group);
+                self.answer(Action::MemberId(tx, id));
             }
-            Request::Shutdown(_) => Ok(()),
+            Request::RunTimers(tx) => {
+                self.step(Input::Timeout, None, Vec::new());
+                self.pending.actions.push(Action::Done(tx));
+            }
+            Request::Shutdown(_) => {}
         }
     }
 
-    fn on_relay(&mut self, ev: RelayEvent) -> Result<(), Error> {
+    /// Answers now if everything handled is committed, else after the commit.
+    fn answer(&mut self, action: Action) {
+        if self.uncommitted() {
+            self.pending.actions.push(action);
+        } else {
+            let _ = self.act(vec![action], Applied::default());
+        }
+    }
+
+    fn on_relay(&mut self, ev: RelayEvent) {
         let op = match &ev {
             RelayEvent::QueueCreated { op, .. }
             | RelayEvent::Done { op }
@@ -234,7 +489,7 @@ impl Runtime {
         };
         if let Some(op) = op {
             if op.0 >= OWN_OP_BASE {
-                return Ok(());
+                return;
             }
             let done = !matches!(
                 ev,
@@ -247,7 +502,8 @@ impl Runtime {
                 self.counted.remove(&op);
             }
             let remove = self.outbox.remove(&op).unwrap_or_default();
-            return self.step(Input::Relay(ev), None, remove);
+            self.step(Input::Relay(ev), None, remove);
+            return;
         }
         let RelayEvent::Message {
             server,
@@ -256,58 +512,53 @@ impl Runtime {
             ..
         } = &ev
         else {
-            return Ok(());
+            return;
         };
         let span = tracing::debug_span!("message", server = %server);
         let _g = span.enter();
         let Some(queue) = queue_key(server, rcv_id) else {
-            return Ok(());
+            return;
         };
-        if self.store.is_processed(&queue, msg_id)? {
-            // Processed before a restart: its effects are committed, only the
-            // acknowledgement to the relay may be missing.
+        if self.processed.get(&queue) == Some(msg_id) {
+            // Processed already (before a restart, or in a commit not yet
+            // returned): only the acknowledgement to the relay is missing,
+            // and it goes once the processing is durable.
             self.next_own_op += 1;
-            self.relay.perform(RelayOp::Ack {
+            let ack = RelayOp::Ack {
                 op: OpId(OWN_OP_BASE + self.next_own_op),
                 server: server.clone(),
                 rcv_id: rcv_id.clone(),
                 msg_id: msg_id.clone(),
-            });
-            return Ok(());
+            };
+            if self.uncommitted() {
+                self.pending.actions.push(Action::Ack(ack));
+            } else {
+                self.relay.perform(ack);
+            }
+            return;
         }
+        self.processed.insert(queue.clone(), msg_id.clone());
         let mark = Some((queue, msg_id.clone()));
-        self.step(Input::Relay(ev), mark, Vec::new())
+        self.step(Input::Relay(ev), mark, Vec::new());
     }
 
-    fn step(
-        &mut self,
-        input: Input,
-        processed: Option<(Vec<u8>, Vec<u8>)>,
-        remove: Vec<u64>,
-    ) -> Result<(), Error> {
+    /// The core handles `input`; its outputs join the pending group.
+    fn step(&mut self, input: Input, processed: Option<(Vec<u8>, Vec<u8>)>, remove: Vec<u64>) {
         let mut rng = smp_groups_crypto::rng::system();
         self.core.handle(input, now(), &mut rng);
         let mut txn = Transaction::new();
-        txn.processed_msg = processed;
+        txn.processed.extend(processed);
         txn.outbox_remove = remove;
-        self.commit_into(txn)
+        self.gather(txn);
     }
 
-    fn commit(
-        &mut self,
-        processed: Option<(Vec<u8>, Vec<u8>)>,
-        remove: Vec<u64>,
-    ) -> Result<(), Error> {
-        let mut txn = Transaction::new();
-        txn.processed_msg = processed;
-        txn.outbox_remove = remove;
-        self.commit_into(txn)
-    }
-
-    /// Commits the core's pending outputs with `txn`, then acts on them.
-    fn commit_into(&mut self, mut txn: Transaction) -> Result<(), Error> {
+    /// Adds the core's pending outputs, with `txn`, to the pending group:
+    /// their writes merged into its transaction, what to do after the commit
+    /// appended to its actions (per input: relay operations, responses,
+    /// events).
+    fn gather(&mut self, mut txn: Transaction) {
         let mut ops = Vec::new();
-        let mut responses: Vec<ClientEvent> = Vec::new();
+        let mut responses = Vec::new();
         let mut events = Vec::new();
         while let Some(out) = self.core.poll() {
             match out {
@@ -315,48 +566,80 @@ impl Runtime {
                 Output::Relay(op) => {
                     txn.outbox_add
                         .push(postcard::to_allocvec(&op).unwrap_or_default());
-                    ops.push(op);
+                    ops.push(Action::Perform(op));
                 }
-                Output::Event(e) if e.corr.is_some() => responses.push(e),
+                Output::Event(e) if e.corr.is_some() => responses.push(Action::Respond(e)),
                 Output::Event(e) => {
                     if let Some(ev) = to_agent_event(&e.event) {
                         txn.events_add
                             .push(Transmission::new(CorrId::empty(), ev.clone()).to_bytes());
-                        events.push(ev);
+                        events.push(Action::Deliver(ev));
                     } else {
                         tracing::warn!(event = ?e.event, "event without a client form");
                     }
                 }
             }
         }
-        let applied = if txn.is_empty() {
-            smp_groups_store::Applied::default()
-        } else {
-            self.store.apply(&txn)?
-        };
-        // Committed: act on the outputs.
-        for (op, id) in ops.into_iter().zip(applied.outbox_ids) {
-            let op_id = op.op();
-            self.outbox.entry(op_id).or_default().push(id);
-            self.metrics.operations += 1;
-            if self.counted.insert(op_id)
-                && let RelayOp::Send { kind, .. } = &op
-            {
-                *self.metrics.envelopes.entry(kind.clone()).or_default() += 1;
+        self.metrics.inputs += 1;
+        let p = &mut self.pending;
+        p.inputs += 1;
+        p.mark_since = None;
+        p.txn.merge(txn);
+        p.actions.extend(ops);
+        p.actions.extend(responses);
+        p.actions.extend(events);
+    }
+
+    /// Acts on what a commit made durable, in order.
+    fn act(&mut self, actions: Vec<Action>, applied: Applied) -> Result<(), Error> {
+        let mut ids = applied.outbox_ids.into_iter();
+        let mut seqs = applied.event_seqs.into_iter();
+        for action in actions {
+            match action {
+                Action::Perform(op) => {
+                    let Some(id) = ids.next() else {
+                        return Err(Error::Unexpected(
+                            "the commit returned fewer outbox ids than operations".into(),
+                        ));
+                    };
+                    let op_id = op.op();
+                    self.outbox.entry(op_id).or_default().push(id);
+                    self.metrics.operations += 1;
+                    if self.counted.insert(op_id)
+                        && let RelayOp::Send { kind, .. } = &op
+                    {
+                        *self.metrics.envelopes.entry(kind.clone()).or_default() += 1;
+                    }
+                    self.relay.perform(op);
+                }
+                Action::Respond(r) => {
+                    if let Some(corr) = r.corr
+                        && let Some(tx) = self.waiting.remove(&corr)
+                    {
+                        let _ = tx.send(r.event);
+                    }
+                }
+                Action::Deliver(event) => {
+                    let Some(seq) = seqs.next() else {
+                        return Err(Error::Unexpected(
+                            "the commit returned fewer sequence numbers than events".into(),
+                        ));
+                    };
+                    let d = Delivery { seq, event };
+                    self.subscribers.retain(|s| s.send(d.clone()).is_ok());
+                    self.unconfirmed.push_back(d);
+                }
+                Action::Ack(op) => self.relay.perform(op),
+                Action::Members(tx, v) => {
+                    let _ = tx.send(v);
+                }
+                Action::MemberId(tx, v) => {
+                    let _ = tx.send(v);
+                }
+                Action::Done(tx) => {
+                    let _ = tx.send(());
+                }
             }
-            self.relay.perform(op);
-        }
-        for r in responses {
-            if let Some(corr) = r.corr
-                && let Some(tx) = self.waiting.remove(&corr)
-            {
-                let _ = tx.send(r.event);
-            }
-        }
-        for (event, seq) in events.into_iter().zip(applied.event_seqs) {
-            let d = Delivery { seq, event };
-            self.subscribers.retain(|s| s.send(d.clone()).is_ok());
-            self.unconfirmed.push_back(d);
         }
         Ok(())
     }

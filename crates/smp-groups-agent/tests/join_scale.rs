@@ -35,7 +35,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
-/// Members, the creator included.
+/// Members, the creator included (`JOIN_MEMBERS=n` changes it for the
+/// ignored test).
 const MEMBERS: usize = 8;
 /// How long one join may take.
 const JOIN_WAIT: Duration = Duration::from_secs(60);
@@ -507,7 +508,7 @@ impl Run {
     async fn send_round(&mut self) -> Result<(), String> {
         let t0 = Instant::now();
         let mut sent = Vec::new();
-        for k in 0..MEMBERS {
+        for k in 0..self.members.len() {
             let body = format!("from {}", self.members[k].name);
             let r = self.members[k]
                 .call(&format!("G:{GROUP} SEND :{body}"))
@@ -557,7 +558,12 @@ impl Run {
             }
         }
         for m in &self.members {
-            assert_eq!(m.acks.len(), MEMBERS - 1, "{}: one ACK per message", m.name);
+            assert_eq!(
+                m.acks.len(),
+                self.members.len() - 1,
+                "{}: one ACK per message",
+                m.name
+            );
             for corr in &m.acks {
                 let seen = m.seen.clone();
                 let r = wait(Instant::now() + STEP_WAIT, || {
@@ -577,7 +583,7 @@ impl Run {
         }
         eprintln!(
             "  {} messages delivered and receipted in {:.2}s",
-            MEMBERS,
+            self.members.len(),
             t0.elapsed().as_secs_f64()
         );
         Ok(())
@@ -640,7 +646,7 @@ impl Run {
 
 /// One run: start everything, grow the group, send; the processes are killed
 /// when this returns (or unwinds).
-async fn run(seed: u64) -> Result<Duration, String> {
+async fn run(seed: u64, n: usize) -> Result<Duration, String> {
     let started = Instant::now();
     let mut rng = Rng(seed);
     let dir = temp_db(&format!("join-scale-{seed}")).with_extension("d");
@@ -648,12 +654,12 @@ async fn run(seed: u64) -> Result<Duration, String> {
     let (relay_a, ra) = procs::relay("127.0.0.1:0", &dir.join("relay-a"));
     let (relay_b, rb) = procs::relay("127.0.0.1:0", &dir.join("relay-b"));
     // Each agent on a random relay, both relays used.
-    let mut on_b: Vec<bool> = (0..MEMBERS).map(|_| rng.below(2) == 1).collect();
+    let mut on_b: Vec<bool> = (0..n).map(|_| rng.below(2) == 1).collect();
     if on_b.iter().all(|b| *b) || on_b.iter().all(|b| !*b) {
-        let i = rng.below(MEMBERS);
+        let i = rng.below(n);
         on_b[i] = !on_b[i];
     }
-    let mut members = Vec::with_capacity(MEMBERS);
+    let mut members = Vec::with_capacity(n);
     for (i, b) in on_b.iter().enumerate() {
         let relay = if *b {
             ('b', rb.as_str())
@@ -675,7 +681,7 @@ async fn run(seed: u64) -> Result<Duration, String> {
     if !matches!(r, AgentEvent::Ok { .. }) {
         return Err(format!("m0: G:{GROUP} NEW answered {r:?}"));
     }
-    let mut order: Vec<usize> = (1..MEMBERS).collect();
+    let mut order: Vec<usize> = (1..n).collect();
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i + 1));
     }
@@ -706,7 +712,7 @@ fn base_seed() -> u64 {
 
 /// `runs` runs with seeds `JOIN_SEED + k`; every run is made, then the test
 /// fails if any stalled, with every stall's report.
-fn runs(runs: u64) {
+fn runs(runs: u64, n: usize) {
     procs::relay_bin();
     let base = base_seed();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -718,8 +724,8 @@ fn runs(runs: u64) {
     let mut stalls = Vec::new();
     for k in 0..runs {
         let seed = base.wrapping_add(k);
-        eprintln!("run {}/{runs}: JOIN_SEED={seed}", k + 1);
-        match rt.block_on(run(seed)) {
+        eprintln!("run {}/{runs}: {n} members, JOIN_SEED={seed}", k + 1);
+        match rt.block_on(run(seed, n)) {
             Ok(t) => {
                 eprintln!("run {}/{runs}: complete in {:.2}s", k + 1, t.as_secs_f64());
                 times.push(t);
@@ -751,15 +757,19 @@ fn runs(runs: u64) {
 
 #[test]
 fn joins_8_members_3_runs() {
-    runs(3);
+    runs(3, MEMBERS);
 }
 
 #[test]
-#[ignore = "long: 20 runs (cargo test -p smp-groups-agent --test join_scale -- --ignored; JOIN_RUNS=n for n)"]
+#[ignore = "long: 20 runs (cargo test -p smp-groups-agent --test join_scale -- --ignored; JOIN_RUNS and JOIN_MEMBERS change them)"]
 fn joins_8_members_20_runs() {
     let n = std::env::var("JOIN_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    runs(n);
+    let members = std::env::var("JOIN_MEMBERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MEMBERS);
+    runs(n, members);
 }

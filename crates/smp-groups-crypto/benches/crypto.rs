@@ -4,38 +4,71 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rand_chacha::ChaCha20Rng;
 use smp_groups_crypto::ed25519::SigningKey;
-use smp_groups_crypto::ratchet::{Ratchet, RatchetConfig, X3dhKeyPairs};
+use smp_groups_crypto::ratchet::{DEFAULT_DH_STEP_EVERY, Ratchet, RatchetConfig, X3dhKeyPairs};
 use smp_groups_crypto::sbc::{BlockChain, sbc_init};
 use smp_groups_crypto::{nacl, rng};
 
-fn ratchet(c: &mut Criterion) {
+/// A fresh session with the given DH step policy: (initiator, responder, rng).
+fn ratchet_pair(dh_step_every: u32) -> (Ratchet, Ratchet, ChaCha20Rng) {
     let mut r = rng::seeded(1);
     let alice_keys = X3dhKeyPairs::generate(&mut r);
     let bob_keys = X3dhKeyPairs::generate(&mut r);
-    let config = RatchetConfig::default();
-    let mut alice = Ratchet::init_initiator(&alice_keys, &bob_keys.params(), config).unwrap();
-    let mut bob = Ratchet::init_responder(&bob_keys, &alice_keys.params(), config).unwrap();
+    let config = config_with(dh_step_every);
+    let alice = Ratchet::init_initiator(&alice_keys, &bob_keys.params(), config).unwrap();
+    let bob = Ratchet::init_responder(&bob_keys, &alice_keys.params(), config).unwrap();
+    (alice, bob, r)
+}
+
+const DEFAULT_K: u32 = DEFAULT_DH_STEP_EVERY;
+
+fn config_with(dh_step_every: u32) -> RatchetConfig {
+    RatchetConfig {
+        dh_step_every,
+        ..RatchetConfig::default()
+    }
+}
+
+fn ratchet(c: &mut Criterion) {
     let msg = vec![0x42u8; 1000];
     let mut g = c.benchmark_group("ratchet");
     g.throughput(Throughput::Bytes(
-        u64::try_from(config.message_len()).unwrap(),
+        u64::try_from(RatchetConfig::default().message_len()).unwrap(),
     ));
-    g.bench_function("encrypt+decrypt 1000 B padded to 15744 B", |bench| {
+    // One direction only: no DH step after the first message.
+    let (mut alice, _, mut r) = ratchet_pair(DEFAULT_K);
+    g.bench_function("encrypt 1000 B to 15744 B", |bench| {
+        bench.iter(|| black_box(alice.encrypt(&mut r, black_box(&msg), b"ad").unwrap()));
+    });
+    let (mut alice, mut bob, mut r) = ratchet_pair(DEFAULT_K);
+    g.bench_function("decrypt 15744 B", |bench| {
+        bench.iter_batched(
+            || alice.encrypt(&mut r, &msg, b"ad").unwrap(),
+            |m| black_box(bob.decrypt(&m, b"ad").unwrap()),
+            BatchSize::SmallInput,
+        );
+    });
+    let (mut alice, mut bob, mut r) = ratchet_pair(DEFAULT_K);
+    g.bench_function("encrypt+decrypt 1000 B to 15744 B", |bench| {
         bench.iter(|| {
             let m = alice.encrypt(&mut r, black_box(&msg), b"ad").unwrap();
             black_box(bob.decrypt(&m, b"ad").unwrap())
         });
     });
-    g.bench_function("encrypt+decrypt with a DH step each message", |bench| {
-        bench.iter(|| {
-            let m = alice.encrypt(&mut r, black_box(&msg), b"ad").unwrap();
-            bob.decrypt(&m, b"ad").unwrap();
-            let m = bob.encrypt(&mut r, black_box(&msg), b"ad").unwrap();
-            black_box(alice.decrypt(&m, b"ad").unwrap())
+    // A message and its reply (a receipt): the conversation turns every time.
+    for k in [1, DEFAULT_K] {
+        let (mut alice, mut bob, mut r) = ratchet_pair(k);
+        g.bench_function(format!("message+reply K={k}"), |bench| {
+            bench.iter(|| {
+                let m = alice.encrypt(&mut r, black_box(&msg), b"ad").unwrap();
+                bob.decrypt(&m, b"ad").unwrap();
+                let m = bob.encrypt(&mut r, black_box(&msg), b"ad").unwrap();
+                black_box(alice.decrypt(&m, b"ad").unwrap())
+            });
         });
-    });
+    }
     g.finish();
 }
 

@@ -37,24 +37,57 @@ pub fn decrypt(
     ad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    if ciphertext.len() < TAG_LEN {
+    let mut buf = ciphertext.to_vec();
+    let n = open_in_place(k, nonce, ad, &mut buf)?.len();
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Encrypts `in_out` in place with associated data `ad` and returns the tag (the
+/// ciphertext is `in_out || tag`, as from [`encrypt`]), without copying the data.
+pub fn seal_in_place(
+    k: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    ad: &[u8],
+    in_out: &mut [u8],
+) -> [u8; TAG_LEN] {
+    match key(k).seal_in_place_separate_tag(
+        RingNonce::assume_unique_for_key(*nonce),
+        Aad::from(ad),
+        in_out,
+    ) {
+        Ok(tag) => {
+            let mut out = [0u8; TAG_LEN];
+            out.copy_from_slice(tag.as_ref());
+            out
+        }
+        Err(_) => unreachable!("AES-GCM refuses only messages over 64 GiB"),
+    }
+}
+
+/// Decrypts `ciphertext || tag(16)` in place; returns the plaintext, the start of
+/// `in_out`. On failure `in_out` holds no plaintext (ring zeroes what it
+/// decrypted).
+pub fn open_in_place<'a>(
+    k: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    ad: &[u8],
+    in_out: &'a mut [u8],
+) -> Result<&'a mut [u8], CryptoError> {
+    if in_out.len() < TAG_LEN {
         return Err(CryptoError::InvalidLength {
             what: "AES-GCM ciphertext",
-            len: ciphertext.len(),
+            len: in_out.len(),
             expected: "at least 16",
         });
     }
-    let mut buf = ciphertext.to_vec();
-    let n = key(k)
+    key(k)
         .open_in_place(
             RingNonce::assume_unique_for_key(*nonce),
             Aad::from(ad),
-            &mut buf,
+            in_out,
         )
         .map_err(|_| CryptoError::DecryptFailed {
             what: "AES-256-GCM",
-        })?
-        .len();
-    buf.truncate(n);
-    Ok(buf)
+        })
 }

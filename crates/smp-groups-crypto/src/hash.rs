@@ -1,5 +1,7 @@
 //! SHA-2 hashes, HMAC-SHA512 and HKDF-SHA512 (RFC 5869).
 
+use std::sync::LazyLock;
+
 use ring::{digest, hkdf, hmac};
 
 use crate::CryptoError;
@@ -51,6 +53,23 @@ pub fn hkdf_sha512_into(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA512, salt).extract(ikm);
+    let info = [info];
+    prk.expand(&info, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .map_err(|_| CryptoError::HkdfLength(out.len()))
+}
+
+/// The HMAC key of an empty HKDF salt, made once (the ratchet's chain step uses
+/// an empty salt for every message).
+static EMPTY_SALT: LazyLock<hkdf::Salt> = LazyLock::new(|| hkdf::Salt::new(hkdf::HKDF_SHA512, b""));
+
+/// [`hkdf_sha512_into`] with an empty salt (equal to a salt of 64 zero bytes).
+pub(crate) fn hkdf_sha512_unsalted_into(
+    ikm: &[u8],
+    info: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let prk = EMPTY_SALT.extract(ikm);
     let info = [info];
     prk.expand(&info, Len(out.len()))
         .and_then(|okm| okm.fill(out))

@@ -17,7 +17,7 @@ fn typical(i: u64, confirm: Option<u64>) -> Transaction {
     t.outbox_add.push(vec![7; 16 * 1024]);
     t.outbox_remove.extend(confirm);
     t.events_add.push(vec![9; 300]);
-    t.processed_msg = Some((b"queue".to_vec(), i.to_be_bytes().to_vec()));
+    t.processed = vec![(b"queue".to_vec(), i.to_be_bytes().to_vec())];
     t
 }
 

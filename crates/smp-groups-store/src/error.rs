@@ -95,6 +95,18 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
+    /// The store's writer thread could not be started.
+    #[error("cannot start the store's writer thread: {0}")]
+    Thread(std::io::Error),
+    /// The writer thread already has as many jobs waiting as it takes.
+    #[error("the store's writer has {depth} jobs waiting already")]
+    WriterBusy {
+        /// How many jobs may wait.
+        depth: usize,
+    },
+    /// The writer thread has closed the store (or ended).
+    #[error("the store's writer is closed")]
+    WriterStopped,
     /// Any other SQLite failure (for example, the disk is full).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -15,6 +15,9 @@
 //! - the **client events** of the input, numbered contiguously and kept until
 //!   [`Store::mark_delivered`].
 //!
+//! [`Writer`] runs a store's commits on a thread of its own, and
+//! [`Transaction::merge`] folds several inputs' transactions into one commit.
+//!
 //! [`Transaction::add_batch`] and [`Store::load_core`] adapt the core's
 //! typed [`smp_groups_core::StoreBatch`] and [`smp_groups_core::Key`].
 //!
@@ -31,6 +34,7 @@ mod queue_keys;
 mod schema;
 mod store;
 mod txn;
+mod writer;
 
 pub use core_records::{CoreRecords, decode_key, encode_key, queue_key};
 pub use error::StoreError;
@@ -38,4 +42,5 @@ pub use limits::{Durability, Limits, Options};
 pub use queue_keys::{MAX_QUEUE_SECRET, QueueKey, QueueKeys};
 pub use schema::{APPLICATION_ID, STORE_VERSION};
 pub use store::Store;
-pub use txn::{Applied, OutboxItem, PendingEvent, Record, Transaction};
+pub use txn::{Applied, OutboxItem, PendingEvent, ProcessedMark, Record, Transaction};
+pub use writer::Writer;

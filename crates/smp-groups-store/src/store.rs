@@ -8,7 +8,7 @@ use crate::checksum::checksum;
 use crate::error::StoreError;
 use crate::limits::{Durability, Limits, Options};
 use crate::schema;
-use crate::txn::{Applied, OutboxItem, PendingEvent, Record, Transaction};
+use crate::txn::{Applied, OutboxItem, PendingEvent, ProcessedMark, Record, Transaction};
 
 /// The counters row, read and written inside each transaction.
 struct Counters {
@@ -209,7 +209,7 @@ impl Store {
                 }
             }
         }
-        if let Some((queue, msg_id)) = &txn.processed_msg {
+        for (queue, msg_id) in &txn.processed {
             let last: Option<Vec<u8>> = tx
                 .prepare_cached("SELECT msg_id FROM processed WHERE queue = ?1")?
                 .query_row(params![queue], |r| r.get(0))
@@ -267,7 +267,7 @@ impl Store {
         for b in &txn.events_add {
             too_large("a client event", b.len(), l.max_body_len)?;
         }
-        if let Some((q, m)) = &txn.processed_msg {
+        for (q, m) in &txn.processed {
             too_large("a queue id", q.len(), l.max_id_len)?;
             too_large("a message id", m.len(), l.max_id_len)?;
         }
@@ -444,6 +444,32 @@ impl Store {
     pub fn delivered_upto(&self) -> Result<u64, StoreError> {
         let c = read_counters(&self.conn)?;
         u64_of(c.delivered_upto, "counters", "delivered_upto")
+    }
+
+    /// The last processed message of every receive queue: (queue id, SMP
+    /// message id), one per queue (so bounded by the number of queues). A
+    /// runtime that commits off its own thread keeps these in memory to
+    /// recognise redeliveries without reading the store.
+    pub fn processed_marks(&self) -> Result<Vec<ProcessedMark>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT queue, msg_id FROM processed ORDER BY queue")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (queue, msg_id) = row?;
+            if queue.len() > self.limits.max_id_len || msg_id.len() > self.limits.max_id_len {
+                return Err(StoreError::CorruptRow {
+                    table: "processed",
+                    id: hex::encode(&queue[..queue.len().min(64)]),
+                    reason: "an id over the length limit".to_owned(),
+                });
+            }
+            out.push((queue, msg_id));
+        }
+        Ok(out)
     }
 
     /// True if the message `msg_id` received on `queue` was processed (its

@@ -42,7 +42,7 @@ fn failing_tail() -> Transaction {
     t.deletes = vec![b"a".to_vec()];
     t.outbox_add = vec![b"op2".to_vec()];
     t.events_add = vec![b"ev2".to_vec(), b"ev3".to_vec()];
-    t.processed_msg = Some((b"q".to_vec(), b"m1".to_vec()));
+    t.processed = vec![(b"q".to_vec(), b"m1".to_vec())];
     t
 }
 
@@ -69,7 +69,7 @@ fn unknown_outbox_removal_rolls_back_everything() {
 fn already_processed_rolls_back_everything() {
     let mut s = seeded();
     let mut t = Transaction::new();
-    t.processed_msg = Some((b"q".to_vec(), b"m1".to_vec()));
+    t.processed = vec![(b"q".to_vec(), b"m1".to_vec())];
     s.apply(&t).unwrap();
     let before = snapshot(&s);
     let mut t = failing_tail();
@@ -104,7 +104,7 @@ fn failure_inside_sqlite_rolls_back_everything() {
     let mut s = Store::open(&path).unwrap();
     let before = snapshot(&s);
     let mut t = failing_tail();
-    t.processed_msg = Some((b"f".to_vec(), b"m".to_vec()));
+    t.processed = vec![(b"f".to_vec(), b"m".to_vec())];
     t.outbox_remove = vec![1];
     let err = s.apply(&t).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");

@@ -92,14 +92,14 @@ fn processed_messages_are_recognised() {
     let mut s = Store::open_in_memory().unwrap();
     assert!(!s.is_processed(b"q1", b"m1").unwrap());
     let mut t = Transaction::new();
-    t.processed_msg = Some((b"q1".to_vec(), b"m1".to_vec()));
+    t.processed = vec![(b"q1".to_vec(), b"m1".to_vec())];
     t.puts = vec![put(b"k", b"v")];
     s.apply(&t).unwrap();
     assert!(s.is_processed(b"q1", b"m1").unwrap());
     assert!(!s.is_processed(b"q2", b"m1").unwrap());
     // Processing the same message again is refused, and writes nothing.
     let mut t = Transaction::new();
-    t.processed_msg = Some((b"q1".to_vec(), b"m1".to_vec()));
+    t.processed = vec![(b"q1".to_vec(), b"m1".to_vec())];
     t.puts = vec![put(b"k", b"twice")];
     assert!(matches!(
         s.apply(&t),
@@ -109,7 +109,7 @@ fn processed_messages_are_recognised() {
     // The next message on the queue replaces the mark (SMP delivers the next
     // message only after the previous one is acknowledged).
     let mut t = Transaction::new();
-    t.processed_msg = Some((b"q1".to_vec(), b"m2".to_vec()));
+    t.processed = vec![(b"q1".to_vec(), b"m2".to_vec())];
     s.apply(&t).unwrap();
     assert!(s.is_processed(b"q1", b"m2").unwrap());
     assert!(!s.is_processed(b"q1", b"m1").unwrap());

@@ -153,7 +153,7 @@ fn queue_keys_are_unambiguous() {
     assert!(queue_key(&"x".repeat(70_000), b"q").is_none());
     let mut store = Store::open_in_memory().unwrap();
     let mut t = Transaction::new();
-    t.processed_msg = Some((a.clone(), b"m".to_vec()));
+    t.processed = vec![(a.clone(), b"m".to_vec())];
     store.apply(&t).unwrap();
     assert!(store.is_processed(&a, b"m").unwrap());
     assert!(!store.is_processed(&b, b"m").unwrap());

@@ -45,7 +45,7 @@ fn batch(i: u64) -> Transaction {
         t.outbox_remove = vec![i - 2];
     }
     t.events_add = vec![event(i, 0), event(i, 1)];
-    t.processed_msg = Some((QUEUE.to_vec(), i.to_be_bytes().to_vec()));
+    t.processed = vec![(QUEUE.to_vec(), i.to_be_bytes().to_vec())];
     t
 }
 

@@ -21,7 +21,7 @@ fn committed_state_survives_reopen() {
                 t.outbox_remove = vec![u64::from(i)]; // the previous item
             }
             t.events_add = vec![vec![i, 0], vec![i, 1]];
-            t.processed_msg = Some((b"q".to_vec(), vec![i]));
+            t.processed = vec![(b"q".to_vec(), vec![i])];
             s.apply(&t).unwrap();
         }
         s.mark_delivered(30).unwrap();

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::hash::hkdf_sha512_unsalted_into;
 use crate::{aead, hkdf_sha512};
 
 /// HKDF info of the initial key agreement.
@@ -57,6 +58,16 @@ fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; N] {
     okm
 }
 
+/// [`hkdf`] with an empty salt, whose HMAC key is computed once.
+fn hkdf_unsalted<const N: usize>(ikm: &[u8], info: &[u8]) -> [u8; N] {
+    const { assert!(N <= crate::HKDF_SHA512_MAX) };
+    let mut okm = [0u8; N];
+    if hkdf_sha512_unsalted_into(ikm, info, &mut okm).is_err() {
+        unreachable!("the output length is checked at compile time")
+    }
+    okm
+}
+
 /// The initial key agreement's outputs.
 pub(crate) struct X3dhOut {
     /// The initiator's first sending header key.
@@ -74,7 +85,7 @@ pub(crate) fn kdf_x3dh(dh1: &[u8; 32], dh2: &[u8; 32], dh3: &[u8; 32]) -> X3dhOu
     ikm[..32].copy_from_slice(dh1);
     ikm[32..64].copy_from_slice(dh2);
     ikm[64..].copy_from_slice(dh3);
-    let mut okm = hkdf::<96>(b"", &ikm, X3DH_INFO);
+    let mut okm = hkdf_unsalted::<96>(&ikm, X3DH_INFO);
     let out = X3dhOut {
         hk: split32(&okm[..32]),
         nhk: split32(&okm[32..64]),
@@ -101,7 +112,7 @@ pub(crate) fn kdf_root(root: &Key32, dh_out: &[u8; 32]) -> (Key32, Key32, Key32)
 /// `HKDF-SHA512(salt = "", ikm = chain key, info = CHAIN_INFO, 88)` split next
 /// chain key (32) / message key (32) / body nonce (12) / header nonce (12).
 pub(crate) fn kdf_chain(ck: &Key32) -> (Key32, MessageKey, [u8; aead::NONCE_LEN]) {
-    let mut okm = hkdf::<88>(b"", &ck.0, CHAIN_INFO);
+    let mut okm = hkdf_unsalted::<88>(&ck.0, CHAIN_INFO);
     let mut nonce = [0u8; aead::NONCE_LEN];
     nonce.copy_from_slice(&okm[64..76]);
     let mut header_nonce = [0u8; aead::NONCE_LEN];

@@ -8,6 +8,11 @@
 //! [`RatchetConfig::max_skip`] of them. Replayed messages are rejected. A failed
 //! decryption leaves the state exactly as it was.
 //!
+//! The DH ratchet turns at most once every [`RatchetConfig::dh_step_every`]
+//! messages (sent and received) per side, and only after a new ratchet key from
+//! the peer, so the two sides' root chains stay identical (see the DH step policy
+//! in `docs/crypto.md`).
+//!
 //! The state is serde-serializable; [`Ratchet::to_bytes`] / [`Ratchet::from_bytes`]
 //! use postcard and round-trip byte-identically. See `docs/crypto.md` for the
 //! construction.
@@ -20,7 +25,7 @@ pub mod x3dh;
 use std::mem;
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use header::{ENC_HEADER_LEN, HEADER_LEN, HEADER_PADDED, MESSAGE_VERSION, PREFIX_LEN};
 pub use kdf::{CHAIN_INFO, ROOT_INFO, X3DH_INFO};
@@ -44,6 +49,12 @@ pub const DEFAULT_MESSAGE_LEN: usize = 15_744;
 /// and the body tag (16).
 pub const DEFAULT_BODY_PADDED: u16 = 15_634;
 
+/// The default DH step policy ([`RatchetConfig::dh_step_every`]).
+pub const DEFAULT_DH_STEP_EVERY: u32 = 64;
+/// The largest configurable [`RatchetConfig::dh_step_every`]: beyond it the saved
+/// X25519 work is negligible and only the post-compromise window grows.
+pub const DH_STEP_EVERY_LIMIT: u32 = 1024;
+
 /// Settings fixed for the life of a session (stored with the state).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RatchetConfig {
@@ -52,6 +63,14 @@ pub struct RatchetConfig {
     pub max_skip: u32,
     /// Every body is padded to this length before encryption.
     pub body_padded_len: u16,
+    /// The DH step policy, K: once a new ratchet key from the peer has arrived,
+    /// this side makes a new key pair (the sending half of a DH step) at its first
+    /// send after at least K messages went through it, sent or received, since its
+    /// previous new key pair (or when it has no sending chain yet). `1` turns at
+    /// every opportunity, as Signal's double ratchet does. From 1 to
+    /// [`DH_STEP_EVERY_LIMIT`]; [`DEFAULT_DH_STEP_EVERY`] by default. Only the
+    /// sender's choice matters: the two sides of a session may differ.
+    pub dh_step_every: u32,
 }
 
 impl Default for RatchetConfig {
@@ -59,6 +78,7 @@ impl Default for RatchetConfig {
         Self {
             max_skip: DEFAULT_MAX_SKIP,
             body_padded_len: DEFAULT_BODY_PADDED,
+            dh_step_every: DEFAULT_DH_STEP_EVERY,
         }
     }
 }
@@ -81,6 +101,9 @@ impl RatchetConfig {
         }
         if self.body_padded_len < 2 {
             return Err(CryptoError::BadConfig("body_padded_len must be at least 2"));
+        }
+        if !(1..=DH_STEP_EVERY_LIMIT).contains(&self.dh_step_every) {
+            return Err(CryptoError::BadConfig("dh_step_every must be 1 to 1024"));
         }
         Ok(())
     }
@@ -121,12 +144,12 @@ pub struct Ratchet {
     #[serde(with = "crate::serde_bytes")]
     assoc: [u8; 64],
     root: Key32,
-    /// Our current ratchet key pair; `None` between receiving a new peer key and
-    /// our next send (which creates a fresh pair).
+    /// Our current ratchet key pair; `None` only for an initiator that has not
+    /// sent yet. It is kept after a new peer key arrives, until our next turn.
     dhs: Option<KeyPair>,
     /// The peer's current ratchet public key.
     dhr: Option<PublicKey>,
-    /// The sending chain; `None` until the next send performs the DH step.
+    /// The sending chain; `None` until the first send.
     send: Option<Chain>,
     recv: Option<Chain>,
     /// Messages in our previous sending chain.
@@ -134,6 +157,13 @@ pub struct Ratchet {
     nhks: Key32,
     nhkr: Key32,
     skipped: Skipped,
+    /// The peer's key `dhr` arrived after our last turn (or is the responder's
+    /// initial key): our next send may turn the DH ratchet.
+    turn_pending: bool,
+    /// Messages received since our last turn.
+    received_since_turn: u32,
+    /// DH ratchet half-steps done by this side.
+    dh_steps: u64,
 }
 
 impl std::fmt::Debug for Ratchet {
@@ -144,6 +174,8 @@ impl std::fmt::Debug for Ratchet {
             .field("received", &self.recv.as_ref().map(|c| c.n))
             .field("pn", &self.pn)
             .field("skipped", &self.skipped.len())
+            .field("turn_pending", &self.turn_pending)
+            .field("dh_steps", &self.dh_steps)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +204,10 @@ impl Ratchet {
             nhks: a.out.hk.clone(),
             nhkr: a.out.nhk.clone(),
             skipped: Skipped::default(),
+            // The responder's initial key waits for our first key pair.
+            turn_pending: true,
+            received_since_turn: 0,
+            dh_steps: 0,
         })
     }
 
@@ -198,6 +234,9 @@ impl Ratchet {
             nhks: a.out.nhk.clone(),
             nhkr: a.out.hk.clone(),
             skipped: Skipped::default(),
+            turn_pending: false,
+            received_since_turn: 0,
+            dh_steps: 0,
         })
     }
 
@@ -215,6 +254,24 @@ impl Ratchet {
     /// How many skipped message keys are kept.
     pub fn skipped_keys(&self) -> usize {
         self.skipped.len()
+    }
+
+    /// How many DH ratchet half-steps this side has done since the session
+    /// started: one X25519 agreement on receiving a new peer key, and a new key
+    /// pair plus one agreement at each of its own turns (the initial agreement is
+    /// not counted). Saved with the state; for tests and metrics.
+    pub fn dh_steps(&self) -> u64 {
+        self.dh_steps
+    }
+
+    /// Whether the next [`encrypt`](Self::encrypt) turns the DH ratchet (the
+    /// policy of [`RatchetConfig::dh_step_every`]).
+    fn turn_due(&self) -> bool {
+        let k = self.config.dh_step_every;
+        self.turn_pending
+            && self.send.as_ref().is_none_or(|c| {
+                u64::from(c.n) + u64::from(self.received_since_turn) >= u64::from(k)
+            })
     }
 
     /// Encrypts `plaintext` bound to the caller's associated data `ad`. The result
@@ -235,17 +292,28 @@ impl Ratchet {
         ad: &[u8],
     ) -> Result<(Vec<u8>, MessageKey), CryptoError> {
         // Every check comes before any change to the state.
-        let body = Zeroizing::new(
-            smp_groups_wire::pad::pad(plaintext, usize::from(self.config.body_padded_len))
-                .map_err(|_| CryptoError::TooLong {
-                    len: plaintext.len(),
-                    max: self.config.max_plaintext(),
-                })?,
-        );
-        if self.send.as_ref().is_some_and(|c| c.n == u32::MAX) {
-            return Err(CryptoError::CounterExhausted);
+        let turn = self.turn_due();
+        if !turn {
+            match &self.send {
+                None => return Err(CryptoError::NotReady),
+                Some(c) if c.n == u32::MAX => return Err(CryptoError::CounterExhausted),
+                Some(_) => {}
+            }
         }
-        if self.send.is_none() {
+        // The padded body goes straight into the message and is encrypted there;
+        // until then the buffer holds plaintext, so it is zeroized if dropped.
+        let mut msg = Zeroizing::new(Vec::with_capacity(self.config.message_len()));
+        msg.resize(PREFIX_LEN, 0);
+        smp_groups_wire::pad::pad_into(
+            plaintext,
+            usize::from(self.config.body_padded_len),
+            &mut msg,
+        )
+        .map_err(|_| CryptoError::TooLong {
+            len: plaintext.len(),
+            max: self.config.max_plaintext(),
+        })?;
+        if turn {
             self.send_step(rng)?;
         }
         let (Some(send), Some(dhs)) = (self.send.as_mut(), self.dhs.as_ref()) else {
@@ -262,21 +330,38 @@ impl Ratchet {
                 .map_err(|_| CryptoError::BadConfig("header does not fit"))?,
         );
         let version = self.version.to_be_bytes();
-        let header_ad = [&self.assoc[..], &version, ad].concat();
-        let enc_header = aead::encrypt(&send.hk.0, &header_nonce, &header_ad, &padded_header);
-        let mut msg = Vec::with_capacity(self.config.message_len());
-        msg.extend_from_slice(&version);
-        msg.extend_from_slice(&header_nonce);
-        msg.extend_from_slice(&enc_header);
-        let body_ad = [&self.assoc[..], &msg, ad].concat();
-        msg.extend_from_slice(&aead::encrypt(&mk.key.0, &mk.nonce, &body_ad, &body));
+        let (head, body) = msg.split_at_mut(PREFIX_LEN);
+        let (version_out, rest) = head.split_at_mut(2);
+        let (nonce_out, enc_header) = rest.split_at_mut(aead::NONCE_LEN);
+        let (header_out, header_tag) = enc_header.split_at_mut(HEADER_PADDED);
+        version_out.copy_from_slice(&version);
+        nonce_out.copy_from_slice(&header_nonce);
+        header_out.copy_from_slice(&padded_header);
+        // One buffer for both associated data: AD || version || ad for the
+        // header, then AD || prefix || ad for the body.
+        let mut assoc = Vec::with_capacity(self.assoc.len() + PREFIX_LEN + ad.len());
+        assoc.extend_from_slice(&self.assoc);
+        assoc.extend_from_slice(&version);
+        assoc.extend_from_slice(ad);
+        header_tag.copy_from_slice(&aead::seal_in_place(
+            &send.hk.0,
+            &header_nonce,
+            &assoc,
+            header_out,
+        ));
+        assoc.truncate(self.assoc.len());
+        assoc.extend_from_slice(head);
+        assoc.extend_from_slice(ad);
+        let tag = aead::seal_in_place(&mk.key.0, &mk.nonce, &assoc, body);
+        msg.extend_from_slice(&tag);
         send.ck = ck;
         send.n += 1;
-        Ok((msg, mk))
+        // The buffer now holds only ciphertext.
+        Ok((mem::take(&mut *msg), mk))
     }
 
-    /// The sending half of the DH ratchet step, done lazily at the first send after
-    /// a new peer key arrived (so decryption needs no randomness).
+    /// The sending half of the DH ratchet step (a turn): a fresh key pair, done
+    /// in `encrypt` (so decryption needs no randomness) when [`Self::turn_due`].
     fn send_step(&mut self, rng: &mut (impl RngCore + CryptoRng)) -> Result<(), CryptoError> {
         let dhr = self.dhr.ok_or(CryptoError::NotReady)?;
         let dhs = KeyPair::new(SecretKey::generate(rng));
@@ -284,8 +369,13 @@ impl Ratchet {
         let (root, ck, nhks) = kdf_root(&self.root, dh.as_bytes());
         let hk = mem::replace(&mut self.nhks, nhks);
         self.root = root;
+        self.pn = self.send.as_ref().map_or(0, |c| c.n);
         self.send = Some(Chain { ck, hk, n: 0 });
+        // The old private key goes: the peer's next key will be agreed with this one.
         self.dhs = Some(dhs);
+        self.turn_pending = false;
+        self.received_since_turn = 0;
+        self.dh_steps = self.dh_steps.saturating_add(1);
         Ok(())
     }
 
@@ -314,53 +404,108 @@ impl Ratchet {
         let Some((nonce, enc_header)) = rest.split_first_chunk::<{ aead::NONCE_LEN }>() else {
             unreachable!("the length was checked")
         };
+        let Ok(enc_header) = <&[u8; ENC_HEADER_LEN]>::try_from(enc_header) else {
+            unreachable!("the length was checked")
+        };
         let version_n = u16::from_be_bytes(*version);
         if version_n != self.version {
             return Err(CryptoError::UnsupportedVersion(version_n));
         }
-        let header_ad = [&self.assoc[..], version, ad].concat();
+        // Both associated data in one buffer: AD || version || ad, AD || prefix || ad.
+        let mut assoc = Vec::with_capacity(2 * (self.assoc.len() + ad.len()) + 2 + PREFIX_LEN);
+        assoc.extend_from_slice(&self.assoc);
+        assoc.extend_from_slice(version);
+        assoc.extend_from_slice(ad);
+        let header_ad_len = assoc.len();
+        assoc.extend_from_slice(&self.assoc);
+        assoc.extend_from_slice(prefix);
+        assoc.extend_from_slice(ad);
+        let (header_ad, body_ad) = assoc.split_at(header_ad_len);
         let input = Incoming {
             nonce,
             enc_header,
-            header_ad: &header_ad,
+            header_ad,
             body,
-            body_ad: &[&self.assoc[..], prefix, ad].concat(),
+            body_ad,
         };
-        let mut next = self.clone();
-        let out = next.decrypt_on(&input)?;
-        *self = next;
-        Ok(out)
+        // Nothing changes until the body has opened: the update is computed from
+        // the current state, then applied.
+        let (update, mk) = self.plan(&input)?;
+        let plain = input.open_body(&mk)?;
+        self.apply(update);
+        Ok((plain, mk))
     }
 
-    fn decrypt_on(&mut self, m: &Incoming<'_>) -> Result<(Vec<u8>, MessageKey), CryptoError> {
+    /// Finds the key of an incoming message and what its use changes, without
+    /// changing anything.
+    fn plan(&self, m: &Incoming<'_>) -> Result<(Update, MessageKey), CryptoError> {
         // 1. The current receiving chain (in order, ahead, or a kept skipped key).
         if let Some(recv) = &self.recv {
-            let hk = recv.hk.clone();
-            if let Some(h) = m.open_header(&hk)? {
-                if let Some(mk) = self.skipped.take(&hk, h.n) {
-                    return m.open_body(mk);
+            if let Some(h) = m.open_header(&recv.hk)? {
+                if let Some(i) = self.skipped.find(&recv.hk, h.n) {
+                    let mk = self.key_at(i)?;
+                    return Ok((Update::Used(i), mk));
                 }
-                self.skip_to(h.n)?;
-                let mk = self.next_recv_key()?;
-                return m.open_body(mk);
+                if h.n < recv.n {
+                    return Err(CryptoError::Replay { n: h.n });
+                }
+                self.check_skip(u64::from(h.n - recv.n))?;
+                let mut keep = Vec::new();
+                let (chain, mk) = advance(recv, h.n, &mut keep)?;
+                return Ok((
+                    Update::Advance {
+                        keep,
+                        recv: chain,
+                        turn: None,
+                    },
+                    mk,
+                ));
             }
         }
-        // 2. The next header key: the peer has a new ratchet key.
-        let nhkr = self.nhkr.clone();
-        if let Some(h) = m.open_header(&nhkr)? {
-            if self.recv.is_some() {
-                self.skip_to(h.pn)?;
+        // 2. The next header key: the peer has a new ratchet key (it turned).
+        if let Some(h) = m.open_header(&self.nhkr)? {
+            let old = match &self.recv {
+                Some(recv) if h.pn < recv.n => return Err(CryptoError::Replay { n: h.pn }),
+                Some(recv) => Some((recv, h.pn - recv.n)),
+                None => None,
+            };
+            let old_skip = old.as_ref().map_or(0, |(_, skip)| u64::from(*skip));
+            self.check_skip(old_skip + u64::from(h.n))?;
+            // The receiving half of the DH step, with our *current* key pair: the
+            // one the peer's new key was agreed with.
+            let dhs = self.dhs.as_ref().ok_or(CryptoError::DecryptFailed {
+                what: "ratchet header",
+            })?;
+            let dh = dhs.secret.diffie_hellman_checked(&h.dh)?;
+            let (root, ck, nhkr) = kdf_root(&self.root, dh.as_bytes());
+            let mut keep = Vec::new();
+            if let Some((recv, _)) = old {
+                skip_keys(recv, h.pn, &mut keep);
             }
-            self.receive_step(&h)?;
-            self.skip_to(h.n)?;
-            let mk = self.next_recv_key()?;
-            return m.open_body(mk);
+            let new = Chain {
+                ck,
+                hk: self.nhkr.clone(),
+                n: 0,
+            };
+            let (chain, mk) = advance(&new, h.n, &mut keep)?;
+            return Ok((
+                Update::Advance {
+                    keep,
+                    recv: chain,
+                    turn: Some(Box::new(PeerTurn {
+                        root,
+                        nhkr,
+                        dhr: h.dh,
+                    })),
+                },
+                mk,
+            ));
         }
         // 3. Kept keys of earlier chains.
         for hk in self.skipped.header_keys() {
-            if let Some(h) = m.open_header(&hk)? {
-                return match self.skipped.take(&hk, h.n) {
-                    Some(mk) => m.open_body(mk),
+            if let Some(h) = m.open_header(hk)? {
+                return match self.skipped.find(hk, h.n) {
+                    Some(i) => Ok((Update::Used(i), self.key_at(i)?)),
                     None => Err(CryptoError::Replay { n: h.n }),
                 };
             }
@@ -370,63 +515,47 @@ impl Ratchet {
         })
     }
 
-    /// The receiving half of the DH ratchet step.
-    fn receive_step(&mut self, h: &Header) -> Result<(), CryptoError> {
-        let dhs = self.dhs.as_ref().ok_or(CryptoError::DecryptFailed {
-            what: "ratchet header",
-        })?;
-        let dh = dhs.secret.diffie_hellman_checked(&h.dh)?;
-        let (root, ck, nhkr) = kdf_root(&self.root, dh.as_bytes());
-        if let Some(send) = &self.send {
-            self.pn = send.n;
-        }
-        let hk = mem::replace(&mut self.nhkr, nhkr);
-        self.root = root;
-        self.recv = Some(Chain { ck, hk, n: 0 });
-        self.dhr = Some(h.dh);
-        // Our old pair is no longer needed; the next send makes a fresh one.
-        self.dhs = None;
-        self.send = None;
-        Ok(())
+    fn key_at(&self, i: usize) -> Result<MessageKey, CryptoError> {
+        self.skipped
+            .key_at(i)
+            .cloned()
+            .ok_or(CryptoError::DecryptFailed {
+                what: "ratchet header",
+            })
     }
 
-    /// Keeps the keys of messages `recv.n .. until` of the receiving chain.
-    fn skip_to(&mut self, until: u32) -> Result<(), CryptoError> {
+    /// One message may skip at most `max_skip` keys, counting the rest of the
+    /// previous chain and the current one.
+    fn check_skip(&self, skip: u64) -> Result<(), CryptoError> {
         let max = self.config.max_skip;
-        let max_usize = self.config.max_skip_usize();
-        let Some(recv) = self.recv.as_mut() else {
-            return Err(CryptoError::DecryptFailed {
-                what: "ratchet header",
-            });
-        };
-        if until < recv.n {
-            return Err(CryptoError::Replay { n: until });
-        }
-        let skip = u64::from(until - recv.n);
         if skip > u64::from(max) {
             return Err(CryptoError::TooManySkipped { skip, max });
         }
-        while recv.n < until {
-            let (ck, mk, _) = kdf_chain(&recv.ck);
-            self.skipped.push(&recv.hk, recv.n, mk, max_usize);
-            recv.ck = ck;
-            recv.n += 1;
-        }
         Ok(())
     }
 
-    /// The key of the next in-order message of the receiving chain.
-    fn next_recv_key(&mut self) -> Result<MessageKey, CryptoError> {
-        let Some(recv) = self.recv.as_mut() else {
-            return Err(CryptoError::DecryptFailed {
-                what: "ratchet header",
-            });
-        };
-        let next_n = recv.n.checked_add(1).ok_or(CryptoError::CounterExhausted)?;
-        let (ck, mk, _) = kdf_chain(&recv.ck);
-        recv.ck = ck;
-        recv.n = next_n;
-        Ok(mk)
+    /// Applies a planned update after its message opened.
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Used(i) => self.skipped.remove(i),
+            Update::Advance { keep, recv, turn } => {
+                let max = self.config.max_skip_usize();
+                for k in keep {
+                    self.skipped.push(k.hk, k.n, k.mk, max);
+                }
+                if let Some(turn) = turn {
+                    let PeerTurn { root, nhkr, dhr } = *turn;
+                    self.root = root;
+                    self.nhkr = nhkr;
+                    self.dhr = Some(dhr);
+                    // Our key pair and sending chain stay until our next turn.
+                    self.turn_pending = true;
+                    self.dh_steps = self.dh_steps.saturating_add(1);
+                }
+                self.recv = Some(recv);
+            }
+        }
+        self.received_since_turn = self.received_since_turn.saturating_add(1);
     }
 
     /// The state as postcard bytes (for storage).
@@ -450,6 +579,16 @@ impl Ratchet {
                 "ratchet public key does not match its secret".into(),
             ));
         }
+        if s.send.is_some() && s.dhs.is_none() {
+            return Err(CryptoError::State(
+                "a sending chain without a ratchet key pair".into(),
+            ));
+        }
+        if s.turn_pending && s.dhr.is_none() {
+            return Err(CryptoError::State(
+                "a pending DH step without a peer ratchet key".into(),
+            ));
+        }
         if s.skipped.len() > s.config.max_skip_usize() {
             return Err(CryptoError::State(
                 "more skipped keys than the configured bound".into(),
@@ -459,10 +598,75 @@ impl Ratchet {
     }
 }
 
+/// A skipped message key to keep.
+struct Kept {
+    hk: Key32,
+    n: u32,
+    mk: MessageKey,
+}
+
+/// The receiving half of a DH step.
+struct PeerTurn {
+    root: Key32,
+    nhkr: Key32,
+    dhr: PublicKey,
+}
+
+/// What a successful decryption changes.
+enum Update {
+    /// A kept key (at this index) was used.
+    Used(usize),
+    /// The receiving chain moved on, keeping the keys it skipped, after a DH step
+    /// when the peer's key is new.
+    Advance {
+        keep: Vec<Kept>,
+        recv: Chain,
+        turn: Option<Box<PeerTurn>>,
+    },
+}
+
+/// Adds to `keep` the keys of messages `chain.n .. until` of `chain` (none when
+/// `until <= chain.n`); returns the chain key of message `until`.
+fn skip_keys(chain: &Chain, until: u32, keep: &mut Vec<Kept>) -> Key32 {
+    let mut ck = chain.ck.clone();
+    for n in chain.n..until {
+        let (next, mk, _) = kdf_chain(&ck);
+        keep.push(Kept {
+            hk: chain.hk.clone(),
+            n,
+            mk,
+        });
+        ck = next;
+    }
+    ck
+}
+
+/// Walks `chain` to message `n`, adding the keys of the messages before `n` to
+/// `keep`; returns the chain after message `n` and the key of message `n`.
+fn advance(
+    chain: &Chain,
+    n: u32,
+    keep: &mut Vec<Kept>,
+) -> Result<(Chain, MessageKey), CryptoError> {
+    if n < chain.n {
+        return Err(CryptoError::Replay { n });
+    }
+    let next_n = n.checked_add(1).ok_or(CryptoError::CounterExhausted)?;
+    let (ck, mk, _) = kdf_chain(&skip_keys(chain, n, keep));
+    Ok((
+        Chain {
+            ck,
+            hk: chain.hk.clone(),
+            n: next_n,
+        },
+        mk,
+    ))
+}
+
 /// The parts of a received message.
 struct Incoming<'a> {
     nonce: &'a [u8; aead::NONCE_LEN],
-    enc_header: &'a [u8],
+    enc_header: &'a [u8; ENC_HEADER_LEN],
     header_ad: &'a [u8],
     body: &'a [u8],
     body_ad: &'a [u8],
@@ -472,28 +676,34 @@ impl Incoming<'_> {
     /// `Ok(None)` when `hk` is not the header's key; an error when it is but the
     /// authenticated header is malformed.
     fn open_header(&self, hk: &Key32) -> Result<Option<Header>, CryptoError> {
-        let Ok(padded) = aead::decrypt(&hk.0, self.nonce, self.header_ad, self.enc_header) else {
+        let mut buf = Zeroizing::new(*self.enc_header);
+        let Ok(padded) = aead::open_in_place(&hk.0, self.nonce, self.header_ad, &mut buf[..])
+        else {
             return Ok(None);
         };
-        let padded = Zeroizing::new(padded);
-        let raw = smp_groups_wire::pad::unpad(&padded).map_err(|_| CryptoError::BadPadding {
+        let raw = smp_groups_wire::pad::unpad(padded).map_err(|_| CryptoError::BadPadding {
             what: "ratchet header",
         })?;
         Header::decode(raw).map(Some)
     }
 
-    fn open_body(&self, mk: MessageKey) -> Result<(Vec<u8>, MessageKey), CryptoError> {
-        let padded = Zeroizing::new(
-            aead::decrypt(&mk.key.0, &mk.nonce, self.body_ad, self.body).map_err(|_| {
-                CryptoError::DecryptFailed {
-                    what: "ratchet body",
-                }
-            })?,
-        );
-        let plain = smp_groups_wire::pad::unpad(&padded).map_err(|_| CryptoError::BadPadding {
-            what: "ratchet body",
-        })?;
-        Ok((plain.to_vec(), mk))
+    fn open_body(&self, mk: &MessageKey) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = self.body.to_vec();
+        let opened = aead::open_in_place(&mk.key.0, &mk.nonce, self.body_ad, &mut buf);
+        let Ok(padded) = opened else {
+            return Err(CryptoError::DecryptFailed {
+                what: "ratchet body",
+            });
+        };
+        let plain = smp_groups_wire::pad::unpad(padded)
+            .map(<[u8]>::to_vec)
+            .map_err(|_| CryptoError::BadPadding {
+                what: "ratchet body",
+            });
+        // Only the length and the message itself are secret; the fill is '#'.
+        let secret_len = plain.as_ref().map_or(padded.len(), |p| p.len() + 2);
+        padded[..secret_len].zeroize();
+        plain
     }
 }
 
