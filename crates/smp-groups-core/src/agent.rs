@@ -306,8 +306,10 @@ impl Agent {
             }
             RelayEvent::Done { op } => {
                 if let Some(p) = self.finish_op(op) {
-                    if let Purpose::Send(conn) = p.purpose {
-                        self.on_send_done(conn, op);
+                    match p.purpose {
+                        Purpose::Send(conn) => self.on_send_done(conn, op),
+                        Purpose::Secure(conn) => self.on_secured(conn),
+                        Purpose::RcvQueue(_) | Purpose::Plain => {}
                     }
                 }
             }
@@ -373,10 +375,20 @@ impl Agent {
                     return;
                 }
                 if let Some(p) = self.finish_op(op) {
-                    if let Purpose::Send(conn) = p.purpose {
+                    match p.purpose {
                         // The peer deleted its queue: nothing on this
                         // connection can be delivered any more.
-                        self.on_send_dead(conn);
+                        Purpose::Send(conn) => self.on_send_dead(conn),
+                        Purpose::Secure(conn) => {
+                            tracing::warn!(conn, ?error, "securing our queue failed");
+                            self.on_secured(conn);
+                        }
+                        Purpose::RcvQueue(conn) => {
+                            tracing::warn!(conn, ?error, "creating a queue failed");
+                        }
+                        Purpose::Plain => {
+                            tracing::warn!(op = op.0, ?error, "relay operation refused");
+                        }
                     }
                 }
             }
@@ -492,7 +504,9 @@ impl Agent {
             for (mid, m) in &g.members {
                 let rec = MemberRecOut {
                     member: m,
-                    integrity: g.integrity.member_state(smp_groups_wire::agent::MemberId(*mid)),
+                    integrity: g
+                        .integrity
+                        .member_state(smp_groups_wire::agent::MemberId(*mid)),
                 };
                 out.extend(encode(&rec).map(|v| (Key::Member(a.clone(), *mid), v)));
             }

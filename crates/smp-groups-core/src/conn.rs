@@ -274,8 +274,13 @@ impl Agent {
                 rcv_id,
                 sender_key,
             },
-            Purpose::Plain,
+            Purpose::Secure(id),
         );
+        // `CONF` waits for the `KEY`: the inviter answers with a signed
+        // `HELLO`, which the relay refuses on a queue not yet secured.
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.securing = true;
+        }
     }
 
     /// Queues an agent message on a connection (fragmented if larger than a block).
@@ -331,7 +336,7 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.in_flight.is_some() {
+        if conn.in_flight.is_some() || conn.securing {
             return;
         }
         if conn.outbox.is_empty() {
@@ -483,7 +488,11 @@ impl Agent {
                     // invitation is gone: it removed our introducer, say)
                     // means our join cannot complete, so we leave rather than
                     // end up in a group of our own.
-                    if self.groups.get(&group).is_some_and(crate::state::Group::joining) {
+                    if self
+                        .groups
+                        .get(&group)
+                        .is_some_and(crate::state::Group::joining)
+                    {
                         tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "a member refused our connection while we join: leaving");
                         self.abandon_join(&group);
                         return;
@@ -539,6 +548,15 @@ impl Agent {
         if let Some(new) = self.conns.get_mut(&to) {
             new.outbox.extend(plain);
             self.touch_conn(to);
+        }
+    }
+
+    /// Our receive queue of connection `id` is secured (or will never be):
+    /// what waited for it can go.
+    pub(crate) fn on_secured(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.securing = false;
+            self.touch_conn(id);
         }
     }
 
@@ -762,8 +780,12 @@ impl Agent {
                     rcv_id: q.rcv_id,
                     sender_key: join.sender_key,
                 },
-                Purpose::Plain,
+                Purpose::Secure(id),
             );
+            // `HELLO` waits for the `KEY`: the joiner then sends signed.
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.securing = true;
+            }
         }
         self.on_connected(id, Some(join));
     }

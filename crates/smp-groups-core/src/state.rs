@@ -172,6 +172,9 @@ pub(crate) struct Conn {
     /// what the peer sent before (its `LEFT`, say) is still read. A member
     /// connection is declared left once the removal grace has passed.
     pub(crate) peer_gone_at: Option<u64>,
+    /// Our `KEY` for the receive queue is in flight: nothing is sent until it
+    /// is done (the peer's answer would be signed).
+    pub(crate) securing: bool,
 }
 
 impl Conn {
@@ -199,6 +202,7 @@ impl Conn {
             retire_at: None,
             linger_until: None,
             peer_gone_at: None,
+            securing: false,
         }
     }
 }
@@ -371,7 +375,9 @@ pub(crate) enum Purpose {
     RcvQueue(u64),
     /// The head of this connection's outbox.
     Send(u64),
-    /// Secure, subscribe, ack, delete: nothing follows.
+    /// Securing this connection's receive queue: its outbox waits for it.
+    Secure(u64),
+    /// Subscribe, ack, delete: nothing follows.
     Plain,
 }
 

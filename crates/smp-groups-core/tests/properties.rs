@@ -33,13 +33,25 @@ use smp_groups_wire::agent::MemberId;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add { by: usize, who: usize },
-    Send { by: usize },
+    Add {
+        by: usize,
+        who: usize,
+    },
+    Send {
+        by: usize,
+    },
     Leave(usize),
-    Remove { by: usize, who: usize },
+    Remove {
+        by: usize,
+        who: usize,
+    },
     Crash(usize),
     Run(u16),
-    Delete { by: usize },
+    Delete {
+        by: usize,
+    },
+    /// Run until nothing is scheduled (every join and send completes).
+    Settle,
 }
 
 fn op(n: usize) -> impl Strategy<Value = Op> {
@@ -51,6 +63,7 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
         2 => (0..n).prop_map(Op::Crash),
         10 => (0u16..3000).prop_map(Op::Run),
         1 => (0..n).prop_map(|by| Op::Delete { by }),
+        3 => Just(Op::Settle),
     ]
 }
 
@@ -331,6 +344,12 @@ impl Run {
             Op::Crash(i) => {
                 self.stats.crashes += 1;
                 self.sim.crash(i);
+            }
+            Op::Settle => {
+                self.restart_all();
+                self.sim.settle_all();
+                self.approve_pending();
+                self.sim.settle_all();
             }
             Op::Run(ms) => {
                 let t = self.sim.now() + u64::from(ms);
@@ -1043,7 +1062,17 @@ fn regression_auto_b() {
 
 #[test]
 fn regression_auto_c() {
-    let ops = vec![Op::Add { by: 1, who: 0 }, Op::Run(2753, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Add { by: 1, who: 0 }, Op::Send { by: 0 }, Op::Run(87, ), Op::Run(2168, ), Op::Add { by: 3, who: 2 }, ];
+    let ops = vec![
+        Op::Add { by: 1, who: 0 },
+        Op::Run(2753),
+        Op::Send { by: 2 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 1, who: 0 },
+        Op::Send { by: 0 },
+        Op::Run(87),
+        Op::Run(2168),
+        Op::Add { by: 3, who: 2 },
+    ];
     let faults = Faults {
         loss_ppm: 15202,
         duplicate_ppm: 8140,
@@ -1059,7 +1088,47 @@ fn regression_auto_c() {
 
 #[test]
 fn regression_auto_d() {
-    let ops = vec![Op::Add { by: 3, who: 1 }, Op::Add { by: 2, who: 2 }, Op::Send { by: 3 }, Op::Run(1037, ), Op::Run(468, ), Op::Run(1436, ), Op::Add { by: 1, who: 2 }, Op::Send { by: 1 }, Op::Remove { by: 3, who: 3 }, Op::Run(2754, ), Op::Run(2130, ), Op::Run(1815, ), Op::Send { by: 2 }, Op::Send { by: 0 }, Op::Add { by: 1, who: 2 }, Op::Delete { by: 3 }, Op::Run(1055, ), Op::Add { by: 2, who: 3 }, Op::Add { by: 0, who: 1 }, Op::Run(751, ), Op::Add { by: 0, who: 3 }, Op::Add { by: 1, who: 1 }, Op::Run(386, ), Op::Add { by: 3, who: 3 }, Op::Run(2267, ), Op::Add { by: 0, who: 3 }, Op::Delete { by: 1 }, Op::Send { by: 2 }, Op::Crash(1, ), Op::Run(2085, ), Op::Send { by: 1 }, Op::Add { by: 3, who: 0 }, Op::Send { by: 2 }, Op::Run(2403, ), Op::Add { by: 2, who: 3 }, Op::Remove { by: 1, who: 0 }, Op::Send { by: 1 }, Op::Run(808, ), Op::Add { by: 2, who: 2 }, ];
+    let ops = vec![
+        Op::Add { by: 3, who: 1 },
+        Op::Add { by: 2, who: 2 },
+        Op::Send { by: 3 },
+        Op::Run(1037),
+        Op::Run(468),
+        Op::Run(1436),
+        Op::Add { by: 1, who: 2 },
+        Op::Send { by: 1 },
+        Op::Remove { by: 3, who: 3 },
+        Op::Run(2754),
+        Op::Run(2130),
+        Op::Run(1815),
+        Op::Send { by: 2 },
+        Op::Send { by: 0 },
+        Op::Add { by: 1, who: 2 },
+        Op::Delete { by: 3 },
+        Op::Run(1055),
+        Op::Add { by: 2, who: 3 },
+        Op::Add { by: 0, who: 1 },
+        Op::Run(751),
+        Op::Add { by: 0, who: 3 },
+        Op::Add { by: 1, who: 1 },
+        Op::Run(386),
+        Op::Add { by: 3, who: 3 },
+        Op::Run(2267),
+        Op::Add { by: 0, who: 3 },
+        Op::Delete { by: 1 },
+        Op::Send { by: 2 },
+        Op::Crash(1),
+        Op::Run(2085),
+        Op::Send { by: 1 },
+        Op::Add { by: 3, who: 0 },
+        Op::Send { by: 2 },
+        Op::Run(2403),
+        Op::Add { by: 2, who: 3 },
+        Op::Remove { by: 1, who: 0 },
+        Op::Send { by: 1 },
+        Op::Run(808),
+        Op::Add { by: 2, who: 2 },
+    ];
     let faults = Faults {
         loss_ppm: 26160,
         duplicate_ppm: 836,
@@ -1075,7 +1144,15 @@ fn regression_auto_d() {
 
 #[test]
 fn regression_auto_e() {
-    let ops = vec![Op::Add { by: 0, who: 1 }, Op::Add { by: 0, who: 1 }, Op::Crash(3, ), Op::Run(128, ), Op::Send { by: 2 }, Op::Add { by: 0, who: 0 }, Op::Send { by: 1 }, ];
+    let ops = vec![
+        Op::Add { by: 0, who: 1 },
+        Op::Add { by: 0, who: 1 },
+        Op::Crash(3),
+        Op::Run(128),
+        Op::Send { by: 2 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 1 },
+    ];
     let faults = Faults {
         loss_ppm: 29122,
         duplicate_ppm: 17954,
@@ -1091,7 +1168,15 @@ fn regression_auto_e() {
 
 #[test]
 fn regression_auto_g() {
-    let ops = vec![Op::Add { by: 0, who: 0 }, Op::Send { by: 0 }, Op::Add { by: 0, who: 0 }, Op::Run(455, ), Op::Send { by: 2 }, Op::Leave(2, ), Op::Crash(0, ), ];
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(455),
+        Op::Send { by: 2 },
+        Op::Leave(2),
+        Op::Crash(0),
+    ];
     let faults = Faults {
         loss_ppm: 0,
         duplicate_ppm: 1,
