@@ -212,6 +212,8 @@ impl Agent {
             Input::Relay(ev) => self.on_relay(ev),
             Input::Timeout => self.on_timeout(),
         }
+        // A check triggered by a message count is due as soon as it counts.
+        self.run_checks();
         self.pump();
         self.flush();
     }
@@ -229,6 +231,7 @@ impl Agent {
                 .values()
                 .any(|m| m.status != crate::state::MemberStatus::Pending)
                 && matches!(g.status, crate::state::GroupStatus::Active)
+                && !g.integrity.idle()
             {
                 g.integrity.next_check_at().map(Timestamp::as_millis)
             } else {

@@ -567,8 +567,10 @@ impl Agent {
             .groups
             .iter()
             .filter(|(_, g)| {
+                // An idle group sends no checks: they would say nothing new.
                 g.status == GroupStatus::Active
                     && g.integrity.members().next().is_some()
+                    && !g.integrity.idle()
                     && g.integrity.due(now)
             })
             .map(|(a, _)| a.clone())

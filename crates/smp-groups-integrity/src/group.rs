@@ -440,6 +440,12 @@ impl GroupIntegrity {
         by_time || by_count
     }
 
+    /// Nothing was sent or received since the last check: a check now would
+    /// say nothing new (a caller may skip time-triggered checks then).
+    pub fn idle(&self) -> bool {
+        self.since_check == 0
+    }
+
     /// When the next time-triggered check is due (`None` without a time trigger).
     pub fn next_check_at(&self) -> Option<Timestamp> {
         self.config
