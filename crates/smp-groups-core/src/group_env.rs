@@ -640,7 +640,7 @@ impl Agent {
             Some(m) if m.status == MemberStatus::Pending => m.announced = true,
             Some(_) => {}
             None => {
-                tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know")
+                tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know");
             }
         }
     }

@@ -372,19 +372,16 @@ impl Run {
         let Some(h) = self.handle(g, by).cloned() else {
             return;
         };
-        match self.sim.invite(&h, who) {
-            Some(nh) => {
-                self.gens[g].handles.insert(who, nh);
-                self.id_of(g, who);
-            }
-            None => {
-                assert!(
-                    !self.holds(g, by),
-                    "seed {}: add of {who} by {by} failed while {by} holds the group",
-                    self.sim.seed()
-                );
-                self.stats.add_lost_introducer += 1;
-            }
+        if let Some(nh) = self.sim.invite(&h, who) {
+            self.gens[g].handles.insert(who, nh);
+            self.id_of(g, who);
+        } else {
+            assert!(
+                !self.holds(g, by),
+                "seed {}: add of {who} by {by} failed while {by} holds the group",
+                self.sim.seed()
+            );
+            self.stats.add_lost_introducer += 1;
         }
     }
 
@@ -452,8 +449,9 @@ fn named(e: &Event) -> (Option<&String>, Vec<MemberId>) {
         }
         Event::Out { group, by } => (Some(group), vec![*by]),
         Event::Deleted { group, by } => (Some(group), by.iter().copied().collect()),
-        Event::Empty { group } | Event::ApprovalRequired { group, .. } => (Some(group), vec![]),
-        Event::Violation { group, .. } => (Some(group), vec![]),
+        Event::Empty { group }
+        | Event::ApprovalRequired { group, .. }
+        | Event::Violation { group, .. } => (Some(group), vec![]),
         _ => (None, vec![]),
     }
 }
@@ -774,9 +772,11 @@ fn run_cases(cases: u32) {
         add(&mut total.lock().expect("stats"), &stats);
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    assert!(
+        result.is_ok(),
+        "{}",
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     let t = total.into_inner().expect("stats");
     eprintln!("{t:#?}");
     assert_eq!(t.cases, u64::from(cases));
@@ -904,7 +904,7 @@ fn regression_delete_with_open_invitations() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(5, ops, faults, 3077736506856027600)
+        ..case(5, ops, faults, 3_077_736_506_856_027_600)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -925,7 +925,7 @@ fn regression_deleter_keeps_group() {
     let c = Case {
         open_invitations: false,
         approval_threshold: 64,
-        ..case(5, ops, faults, 6447940569206508666)
+        ..case(5, ops, faults, 6_447_940_569_206_508_666)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -977,7 +977,7 @@ fn regression_delete_and_leave_n4() {
     let c = Case {
         open_invitations: false,
         approval_threshold: 5,
-        ..case(4, ops, faults, 9861986351614806269)
+        ..case(4, ops, faults, 9_861_986_351_614_806_269)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1002,7 +1002,7 @@ fn regression_leave_after_crash_open_inv() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(3, ops, faults, 17837990790469510940)
+        ..case(3, ops, faults, 17_837_990_790_469_510_940)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1033,7 +1033,7 @@ fn regression_auto_a() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(7, ops, faults, 7094663707023650308)
+        ..case(7, ops, faults, 7_094_663_707_023_650_308)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1055,7 +1055,7 @@ fn regression_auto_b() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(7, ops, faults, 11945222302459417009)
+        ..case(7, ops, faults, 11_945_222_302_459_417_009)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1081,7 +1081,7 @@ fn regression_auto_c() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(4, ops, faults, 2462972356081337289)
+        ..case(4, ops, faults, 2_462_972_356_081_337_289)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1137,7 +1137,7 @@ fn regression_auto_d() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(4, ops, faults, 17207899047475588279)
+        ..case(4, ops, faults, 17_207_899_047_475_588_279)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1161,7 +1161,7 @@ fn regression_auto_e() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 4,
-        ..case(4, ops, faults, 16130844451938258251)
+        ..case(4, ops, faults, 16_130_844_451_938_258_251)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
@@ -1185,7 +1185,7 @@ fn regression_auto_g() {
     let c = Case {
         open_invitations: false,
         approval_threshold: 64,
-        ..case(3, ops, faults, 1055489481334086342)
+        ..case(3, ops, faults, 1_055_489_481_334_086_342)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
