@@ -355,12 +355,11 @@ async fn run_on(
         let mut cfg = AgentConfig::new(&format!("member{i}"), server, Some(db));
         cfg.core = Config {
             server: server.to_owned(),
-            // A check is due once a group message arrived since the last
-            // one; the `G_CHECK` step runs every agent's timers, which is
-            // when the core looks at that count. No time trigger: a round a
-            // second would be n(n-1) envelopes a second.
+            // No scheduled checks: the `G_CHECK` step asks every member for
+            // a round (a time trigger would be n(n-1) envelopes per interval,
+            // a count trigger would mix checks into the message steps).
             check_interval_ms: None,
-            check_every_messages: Some(1),
+            check_every_messages: None,
             check_window: 64,
             ..Config::default()
         };
@@ -680,7 +679,11 @@ async fn gcheck(run: &mut Run) -> Result<(), Error> {
         start.push(count_kinds(&m.agent.metrics().await?, Some(CHECK)));
     }
     for m in &run.members {
-        m.agent.run_timers().await?;
+        m.agent
+            .command(smp_groups_core::Command::Check {
+                group: m.group.clone(),
+            })
+            .await?;
     }
     let mut ok = settle(&run.members).await;
     let elapsed = mark.t.elapsed();

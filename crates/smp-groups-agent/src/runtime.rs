@@ -660,6 +660,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Leave { .. } => "leave",
         Command::Remove { .. } => "remove",
         Command::Delete { .. } => "delete",
+        Command::Check { .. } => "check",
         Command::Approve { .. } => "approve",
     }
 }

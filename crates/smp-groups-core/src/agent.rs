@@ -283,6 +283,7 @@ impl Agent {
             Command::Leave { group } => self.cmd_leave(&group),
             Command::Remove { group, member } => self.cmd_remove(&group, member.0),
             Command::Delete { group } => self.cmd_delete(&group),
+            Command::Check { group } => self.cmd_check(&group),
             Command::Approve {
                 group,
                 approval,

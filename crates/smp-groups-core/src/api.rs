@@ -97,6 +97,11 @@ pub enum Command {
         /// The group.
         group: String,
     },
+    /// Send our `G_CHECK` to every connected member now, whatever the schedule.
+    Check {
+        /// The group.
+        group: String,
+    },
     /// Answer to [`Event::ApprovalRequired`].
     Approve {
         /// The group.

@@ -560,6 +560,34 @@ impl Agent {
         }
     }
 
+    /// `Command::Check`: our `G_CHECK` to every connected member now.
+    pub(crate) fn cmd_check(&mut self, group: &str) -> Result<Event, crate::api::CommandError> {
+        self.active_group(group)?;
+        self.send_check(group);
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    fn send_check(&mut self, alias: &str) {
+        let now = Timestamp::from_millis(self.now);
+        let Some(g) = self.groups.get_mut(alias) else {
+            return;
+        };
+        let check = g.integrity.build_check(now);
+        let conns: Vec<u64> = g
+            .members
+            .values()
+            .filter(|m| m.status != MemberStatus::Pending)
+            .filter_map(|m| m.conn)
+            .collect();
+        self.touch_group(alias);
+        let env = AMessage::Group(GroupEnvelope::Check(check));
+        for c in conns {
+            self.enqueue(c, &env, Note::None);
+        }
+    }
+
     /// Sends every `G_CHECK` that is due.
     pub(crate) fn run_checks(&mut self) {
         let now = Timestamp::from_millis(self.now);
@@ -576,21 +604,7 @@ impl Agent {
             .map(|(a, _)| a.clone())
             .collect();
         for alias in due {
-            let Some(g) = self.groups.get_mut(&alias) else {
-                continue;
-            };
-            let check = g.integrity.build_check(now);
-            let conns: Vec<u64> = g
-                .members
-                .values()
-                .filter(|m| m.status != MemberStatus::Pending)
-                .filter_map(|m| m.conn)
-                .collect();
-            self.touch_group(&alias);
-            let env = AMessage::Group(GroupEnvelope::Check(check));
-            for c in conns {
-                self.enqueue(c, &env, Note::None);
-            }
+            self.send_check(&alias);
         }
     }
 
