@@ -378,10 +378,11 @@ impl Store {
     /// sequence numbers are contiguous, following the last delivered one; a
     /// missing or damaged event is an error, never skipped.
     pub fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError> {
-        let c = read_counters(&self.conn)?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, body, len, sum FROM events ORDER BY seq")?;
+        // One read transaction: the counters and the rows from the same
+        // snapshot, even while another connection commits.
+        let tx = self.conn.unchecked_transaction()?;
+        let c = read_counters(&tx)?;
+        let mut stmt = tx.prepare("SELECT seq, body, len, sum FROM events ORDER BY seq")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
