@@ -228,7 +228,7 @@ impl RelayClient for NetworkClient {
             "relay_op",
             agent = %shared.identity,
             op = op.op().0,
-            kind = kind(&op),
+            kind = op.command_name(),
             server = op.server()
         );
         // A SEND waits for the KEYs issued before it (see the module docs).
@@ -277,18 +277,6 @@ impl RelayClient for NetworkClient {
             },
             span,
         ));
-    }
-}
-
-/// The command an operation sends, for logs.
-fn kind(op: &RelayOp) -> &'static str {
-    match op {
-        RelayOp::CreateQueue { .. } => "NEW",
-        RelayOp::Secure { .. } => "KEY",
-        RelayOp::Subscribe { .. } => "SUB",
-        RelayOp::Send { .. } => "SEND",
-        RelayOp::Ack { .. } => "ACK",
-        RelayOp::Delete { .. } => "DEL",
     }
 }
 

@@ -64,9 +64,9 @@ pub struct Agent {
     outputs: VecDeque<Output>,
     pub(crate) now: u64,
     pub(crate) rng: ChaCha20Rng,
-    /// A digest of each member record as last written, by group: a group's
+    /// Each member's own record part as last written, by group: a group's
     /// flush writes only the members whose record changed.
-    written: BTreeMap<String, BTreeMap<Mid, u64>>,
+    written: BTreeMap<String, BTreeMap<Mid, Vec<u8>>>,
 }
 
 impl Agent {
@@ -178,8 +178,8 @@ impl Agent {
         agent.ops = ops;
         let aliases: Vec<String> = agent.groups.keys().cloned().collect();
         for a in aliases {
-            let digests = agent.member_digests(&a);
-            agent.written.insert(a, digests);
+            let written = agent.member_parts(&a);
+            agent.written.insert(a, written);
         }
         for (id, c) in &agent.conns {
             if let Some(q) = &c.rcv {
@@ -547,8 +547,8 @@ impl Agent {
         let mut now = BTreeMap::new();
         for (mid, m) in &g.members {
             let id = smp_groups_wire::agent::MemberId(*mid);
-            let digest = member_digest(m);
-            let same = old.get(mid) == Some(&digest) && !changed.contains(&id);
+            let part = encode(m).unwrap_or_default();
+            let same = old.get(mid) == Some(&part) && !changed.contains(&id);
             if !same {
                 let rec = MemberRecOut {
                     member: m,
@@ -558,7 +558,7 @@ impl Agent {
                     batch.puts.push((Key::Member(alias.to_owned(), *mid), v));
                 }
             }
-            now.insert(*mid, digest);
+            now.insert(*mid, part);
         }
         for mid in old.keys() {
             if !g.members.contains_key(mid) {
@@ -568,12 +568,12 @@ impl Agent {
         self.written.insert(alias.to_owned(), now);
     }
 
-    /// The digests of a group's member records as they are now.
-    fn member_digests(&self, alias: &str) -> BTreeMap<Mid, u64> {
+    /// The own parts of a group's member records as they are now.
+    fn member_parts(&self, alias: &str) -> BTreeMap<Mid, Vec<u8>> {
         self.groups.get(alias).map_or_else(BTreeMap::new, |g| {
             g.members
                 .iter()
-                .map(|(mid, m)| (*mid, member_digest(m)))
+                .map(|(mid, m)| (*mid, encode(m).unwrap_or_default()))
                 .collect()
         })
     }
@@ -627,14 +627,6 @@ impl Agent {
             .get_mut(alias)
             .ok_or_else(|| CommandError::NoGroup(alias.to_owned()))
     }
-}
-
-/// A digest of a member record's own part (the integrity part reports its
-/// changes itself), to tell whether it must be written again.
-fn member_digest(m: &crate::state::Member) -> u64 {
-    let bytes = encode(m).unwrap_or_default();
-    let h = smp_groups_crypto::sha256(&bytes);
-    u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
 }
 
 fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {

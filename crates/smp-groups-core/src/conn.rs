@@ -619,20 +619,14 @@ impl Agent {
     /// Member connections whose peer's queue went away and that sent no
     /// word within the removal grace: the member counts as left.
     pub(crate) fn expire_gone_peers(&mut self) {
-        let limit = self.now.saturating_sub(self.cfg.removal_grace_ms);
-        let due: Vec<(u64, Owner)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.peer_gone_at
-                    .is_some_and(|t| t <= limit && self.now >= self.cfg.removal_grace_ms)
-            })
-            .map(|(id, c)| (*id, c.owner.clone()))
-            .collect();
-        for (id, owner) in due {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.peer_gone_at = None;
-            }
+        let grace = self.cfg.removal_grace_ms;
+        let due = self.conns_due(|c| c.peer_gone_at.map(|t| t.saturating_add(grace)));
+        for id in due {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            c.peer_gone_at = None;
+            let owner = c.owner.clone();
             self.close_conn(id);
             let Owner::Member { group, member } = owner else {
                 continue;
@@ -654,16 +648,18 @@ impl Agent {
         }
     }
 
+    /// The connections whose timer `at` (one of their deadlines) has come.
+    pub(crate) fn conns_due(&self, at: impl Fn(&Conn) -> Option<u64>) -> Vec<u64> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| at(c).is_some_and(|t| t <= self.now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Closing connections that waited in vain for `HELLO`: drop what they hold.
     pub(crate) fn end_lingering(&mut self) {
-        let now = self.now;
-        let due: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.linger_until.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
+        for id in self.conns_due(|c| c.linger_until) {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.linger_until = None;
                 let keep = usize::from(c.in_flight.is_some());

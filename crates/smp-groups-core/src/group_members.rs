@@ -326,14 +326,7 @@ impl Agent {
 
     /// Closes retired connections whose grace ended.
     pub(crate) fn close_retired(&mut self) {
-        let now = self.now;
-        let due: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.retire_at.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for c in due {
+        for c in self.conns_due(|c| c.retire_at) {
             if let Some(cs) = self.conns.get_mut(&c) {
                 cs.retire_at = None;
             }

@@ -94,6 +94,19 @@ impl RelayOp {
         }
     }
 
+    /// The SMP command the operation sends (`NEW`, `KEY`, `SUB`, `SEND`, `ACK`,
+    /// `DEL`), for logs and counts.
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            Self::CreateQueue { .. } => "NEW",
+            Self::Secure { .. } => "KEY",
+            Self::Subscribe { .. } => "SUB",
+            Self::Send { .. } => "SEND",
+            Self::Ack { .. } => "ACK",
+            Self::Delete { .. } => "DEL",
+        }
+    }
+
     /// The relay the operation goes to.
     pub fn server(&self) -> &str {
         match self {

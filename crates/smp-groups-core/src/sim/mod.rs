@@ -342,7 +342,7 @@ impl Sim {
                 Output::Relay(op) => {
                     let id = op.op().0;
                     if self.counted.insert((i, id)) {
-                        *self.op_counts.entry(op_name(&op)).or_default() += 1;
+                        *self.op_counts.entry(op.command_name()).or_default() += 1;
                         if let RelayOp::Send { kind, .. } = &op {
                             *self.counts.entry(kind.clone()).or_default() += 1;
                         }
@@ -563,16 +563,5 @@ fn apply(store: &mut BTreeMap<Key, Vec<u8>>, batch: crate::StoreBatch) {
     }
     for k in batch.deletes {
         store.remove(&k);
-    }
-}
-
-fn op_name(op: &RelayOp) -> &'static str {
-    match op {
-        RelayOp::CreateQueue { .. } => "NEW",
-        RelayOp::Secure { .. } => "KEY",
-        RelayOp::Subscribe { .. } => "SUB",
-        RelayOp::Send { .. } => "SEND",
-        RelayOp::Ack { .. } => "ACK",
-        RelayOp::Delete { .. } => "DEL",
     }
 }
