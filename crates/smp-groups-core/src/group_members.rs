@@ -306,15 +306,13 @@ impl Agent {
     /// A removed member: drop what is queued for it (unless `keep_outbox`) and
     /// read its connection only for concurrent removals until the grace ends.
     pub(crate) fn retire_member(&mut self, group: &str, x: Mid, keep_outbox: bool) {
-        let conn = self
-            .groups
-            .get(group)
-            .and_then(|g| g.members.get(&x))
-            .and_then(|m| m.conn);
         let until = self.now.saturating_add(self.cfg.removal_grace_ms);
-        if let Some(c) = conn
-            && let Some(cs) = self.conns.get_mut(&c)
-        {
+        // Every connection with it: its `OUT`, `REM` or `DEL` may come on any
+        // (invitations that crossed leave two).
+        for c in self.attempts(group, x) {
+            let Some(cs) = self.conns.get_mut(&c) else {
+                continue;
+            };
             if !keep_outbox {
                 let keep = usize::from(cs.in_flight.is_some());
                 cs.outbox.truncate(keep);
@@ -478,7 +476,11 @@ impl Agent {
             tracing::debug!(group, member = %MemberId(x), waiting = set.len(), "deletion confirmed");
             self.touch_group(group);
         }
-        self.close_member(group, x);
+        // Our `DEL` still goes out if it is queued: a member that removed us
+        // at the same time (`OUT`) reads it on the retired connection.
+        for c in self.attempts(group, x) {
+            self.close_conn(c);
+        }
         self.check_delete_done(group);
     }
 

@@ -1189,3 +1189,27 @@ fn regression_auto_g() {
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
+
+#[test]
+fn regression_delete_after_remove_and_leave() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Settle,
+        Op::Remove { by: 1, who: 2 },
+        Op::Send { by: 2 },
+        Op::Leave(0),
+        Op::Delete { by: 1 },
+    ];
+    let faults = Faults {
+        loss_ppm: 6829,
+        duplicate_ppm: 0,
+        max_delay_ms: 136,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 64,
+        ..case(3, ops, faults, 8043467359133673939)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
