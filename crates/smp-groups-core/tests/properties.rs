@@ -636,11 +636,19 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
         // 4. Exactly once to every member that was in at send time and still is.
         for s in run.sent.iter().filter(|s| s.generation == g) {
             let sender_alias = &gen_.handles[&s.sender_agent].alias;
+            // Removed, whether it heard of it (`OUT`) or not: a member that
+            // removed it drops what it sent that arrives after the removal.
             let removed = run
                 .sim
                 .events(s.sender_agent)
                 .iter()
-                .any(|e| matches!(&e.event, Event::Out { group, .. } if group == sender_alias));
+                .any(|e| matches!(&e.event, Event::Out { group, .. } if group == sender_alias))
+                || gen_.handles.iter().any(|(i, h)| {
+                    run.sim.events(*i).iter().any(|e| {
+                        matches!(&e.event, Event::Removed { group, member, .. }
+                            if *group == h.alias && *member == s.sender)
+                    })
+                });
             if removed {
                 run.stats.sender_removed += 1;
                 continue;
@@ -1209,7 +1217,30 @@ fn regression_delete_after_remove_and_leave() {
     let c = Case {
         open_invitations: true,
         approval_threshold: 64,
-        ..case(3, ops, faults, 8043467359133673939)
+        ..case(3, ops, faults, 8_043_467_359_133_673_939)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_message_from_member_removed_while_leaving() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(1140),
+        Op::Send { by: 0 },
+        Op::Remove { by: 1, who: 0 },
+        Op::Leave(0),
+    ];
+    let faults = Faults {
+        loss_ppm: 0,
+        duplicate_ppm: 0,
+        max_delay_ms: 0,
+    };
+    let c = Case {
+        open_invitations: false,
+        approval_threshold: 64,
+        ..case(3, ops, faults, 0)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
