@@ -250,6 +250,10 @@ impl Agent {
             .groups
             .values()
             .filter_map(|g| g.join.as_ref().filter(|j| !j.done).map(|j| j.deadline));
+        let deletions = self.groups.values().filter_map(|g| match g.status {
+            crate::state::GroupStatus::Deleting { until, .. } => Some(until),
+            crate::state::GroupStatus::Active => None,
+        });
         let retired = self.conns.values().flat_map(|c| {
             c.retire_at
                 .into_iter()
@@ -259,6 +263,7 @@ impl Agent {
         ops.chain(checks)
             .chain(pending)
             .chain(joins)
+            .chain(deletions)
             .chain(retired)
             .min()
             .map(Timestamp::from_millis)
@@ -418,6 +423,7 @@ impl Agent {
         self.run_checks();
         self.expire_pending();
         self.expire_joins();
+        self.expire_deletions();
         self.close_retired();
         self.end_lingering();
         self.expire_gone_peers();

@@ -395,6 +395,7 @@ impl Agent {
         let body = body.clone();
         let kind = head.kind.clone();
         let op = OpIdGen::next(&mut self.next_id);
+        tracing::trace!(conn = id, kind, op = op.0, "sending");
         self.dirty.insert(crate::store::Key::Meta);
         if let Some(c) = self.conns.get_mut(&id) {
             c.in_flight = Some(op);

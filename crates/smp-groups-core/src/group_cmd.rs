@@ -361,6 +361,7 @@ impl Agent {
     }
 
     pub(crate) fn cmd_delete(&mut self, group: &str) -> Result<Event, CommandError> {
+        let until = self.now.saturating_add(self.cfg.removal_grace_ms);
         let g = self.active_group(group)?;
         if g.joining() {
             // Members we do not know yet would never hear of the deletion.
@@ -371,7 +372,10 @@ impl Agent {
             .iter()
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
             .collect();
-        g.status = GroupStatus::Deleting(targets.iter().map(|(m, _)| *m).collect());
+        g.status = GroupStatus::Deleting {
+            waiting: targets.iter().map(|(m, _)| *m).collect(),
+            until,
+        };
         tracing::debug!(group, waiting = ?targets.iter().map(|(m, c)| (MemberId(*m).to_string(), *c)).collect::<Vec<_>>(), "deleting");
         self.touch_group(group);
         for (_, c) in &targets {

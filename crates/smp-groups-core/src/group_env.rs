@@ -131,7 +131,7 @@ impl Agent {
             }
             return;
         }
-        if let GroupStatus::Deleting(_) = g.status {
+        if let GroupStatus::Deleting { .. } = g.status {
             // Whoever confirmed, left, deleted too or removed us (concurrent
             // removal) will not answer any more.
             if matches!(

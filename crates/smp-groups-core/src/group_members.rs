@@ -352,8 +352,8 @@ impl Agent {
         g.members.remove(&x);
         g.gone.insert(x);
         // A deletion does not wait for a member that is gone.
-        let deleting = if let GroupStatus::Deleting(set) = &mut g.status {
-            set.remove(&x);
+        let deleting = if let GroupStatus::Deleting { waiting, .. } = &mut g.status {
+            waiting.remove(&x);
             true
         } else {
             false
@@ -470,10 +470,10 @@ impl Agent {
 
     pub(crate) fn member_done_deleting(&mut self, group: &str, x: Mid) {
         if let Some(g) = self.groups.get_mut(group)
-            && let GroupStatus::Deleting(set) = &mut g.status
+            && let GroupStatus::Deleting { waiting, .. } = &mut g.status
         {
-            set.remove(&x);
-            tracing::debug!(group, member = %MemberId(x), waiting = set.len(), "deletion confirmed");
+            waiting.remove(&x);
+            tracing::debug!(group, member = %MemberId(x), waiting = waiting.len(), "deletion confirmed");
             self.touch_group(group);
         }
         // Our `DEL` still goes out if it is queued: a member that removed us
@@ -488,9 +488,16 @@ impl Agent {
         let Some(g) = self.groups.get(group) else {
             return;
         };
-        if let GroupStatus::Deleting(set) = &g.status
-            && set.is_empty()
+        if let GroupStatus::Deleting { waiting, until } = &g.status
+            && (waiting.is_empty() || *until <= self.now)
         {
+            if !waiting.is_empty() {
+                tracing::warn!(
+                    group,
+                    unconfirmed = ?waiting.iter().map(|m| MemberId(*m).to_string()).collect::<Vec<_>>(),
+                    "deletion completed without every member's confirmation"
+                );
+            }
             let conns = self.member_conns(group);
             self.drop_group(group, &conns);
             self.event(Event::Deleted {
@@ -619,6 +626,20 @@ impl Agent {
         for group in late {
             tracing::warn!(group, "our join did not complete in time: leaving");
             self.abandon_join(&group);
+        }
+    }
+
+    /// Completes deletions whose wait for `DELD` has run out.
+    pub(crate) fn expire_deletions(&mut self) {
+        let now = self.now;
+        let late: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| matches!(g.status, GroupStatus::Deleting { until, .. } if until <= now))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for group in late {
+            self.check_delete_done(&group);
         }
     }
 

@@ -326,8 +326,15 @@ impl From<ChangeRec> for Change {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum GroupStatus {
     Active,
-    /// We deleted it and wait for `DELD` from these members.
-    Deleting(BTreeSet<Mid>),
+    /// We deleted it and wait for `DELD` from the members in `waiting`, until
+    /// `until` at the latest (a member that deleted the group on another
+    /// member's `DEL` may never read ours).
+    Deleting {
+        /// Members whose `DELD` has not come yet.
+        waiting: BTreeSet<Mid>,
+        /// When the deletion completes without the missing answers.
+        until: u64,
+    },
 }
 
 /// One group.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the stored records' layout. A store holding another version
 /// must be migrated before [`crate::Agent::restore`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The key of one stored record. Values are postcard-encoded records.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

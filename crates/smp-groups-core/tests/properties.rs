@@ -484,7 +484,9 @@ fn config(case: &Case) -> Config {
 fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     if std::env::var_os("CORE_PROP_DUMP").is_some() {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("smp_groups_core=debug")
+            .with_env_filter(
+                std::env::var("CORE_PROP_LOG").unwrap_or_else(|_| "smp_groups_core=debug".into()),
+            )
             .with_test_writer()
             .try_init();
     }
@@ -1241,6 +1243,36 @@ fn regression_message_from_member_removed_while_leaving() {
         open_invitations: false,
         approval_threshold: 64,
         ..case(3, ops, faults, 0)
+    };
+    check(&c, &mut Stats::default()).expect("holds");
+}
+
+#[test]
+fn regression_deleted_generation_held_n6() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 1 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 1 },
+        Op::Run(1327),
+        Op::Add { by: 3, who: 0 },
+        Op::Remove { by: 1, who: 0 },
+        Op::Send { by: 4 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(951),
+        Op::Delete { by: 0 },
+        Op::Run(0),
+    ];
+    let faults = Faults {
+        loss_ppm: 7815,
+        duplicate_ppm: 808,
+        max_delay_ms: 80,
+    };
+    let c = Case {
+        open_invitations: false,
+        approval_threshold: 64,
+        ..case(6, ops, faults, 7_270_652_418_418_256_016)
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
