@@ -66,7 +66,7 @@ pub struct Agent {
     pub(crate) rng: ChaCha20Rng,
     /// Each member's own record part as last written, by group: a group's
     /// flush writes only the members whose record changed.
-    written: BTreeMap<String, BTreeMap<Mid, Vec<u8>>>,
+    written: BTreeMap<String, BTreeMap<Mid, crate::state::Member>>,
 }
 
 impl Agent {
@@ -553,8 +553,7 @@ impl Agent {
         let mut now = BTreeMap::new();
         for (mid, m) in &g.members {
             let id = smp_groups_wire::agent::MemberId(*mid);
-            let part = encode(m).unwrap_or_default();
-            let same = old.get(mid) == Some(&part) && !changed.contains(&id);
+            let same = old.get(mid) == Some(m) && !changed.contains(&id);
             if !same {
                 let rec = MemberRecOut {
                     member: m,
@@ -564,7 +563,7 @@ impl Agent {
                     batch.puts.push((Key::Member(alias.to_owned(), *mid), v));
                 }
             }
-            now.insert(*mid, part);
+            now.insert(*mid, m.clone());
         }
         for mid in old.keys() {
             if !g.members.contains_key(mid) {
@@ -575,13 +574,10 @@ impl Agent {
     }
 
     /// The own parts of a group's member records as they are now.
-    fn member_parts(&self, alias: &str) -> BTreeMap<Mid, Vec<u8>> {
-        self.groups.get(alias).map_or_else(BTreeMap::new, |g| {
-            g.members
-                .iter()
-                .map(|(mid, m)| (*mid, encode(m).unwrap_or_default()))
-                .collect()
-        })
+    fn member_parts(&self, alias: &str) -> BTreeMap<Mid, crate::state::Member> {
+        self.groups
+            .get(alias)
+            .map_or_else(BTreeMap::new, |g| g.members.clone())
     }
 
     /// Writes every dirty record into one batch, and queues the outputs.

@@ -34,12 +34,13 @@ impl Agent {
         config.max_held = self.cfg.check_window.max(1);
         let mut integrity =
             GroupIntegrity::new(config, MemberId(me), Timestamp::from_millis(self.now));
-        integrity.set_own_signing_key(SigningKey::from_seed(signing_seed).public_key());
+        let signing_key = SigningKey::from_seed(signing_seed);
+        integrity.set_own_signing_key(signing_key.public_key());
         Group {
             id,
             info,
             me,
-            signing_seed,
+            signing_key,
             status: GroupStatus::Active,
             members: BTreeMap::new(),
             integrity,
@@ -165,13 +166,7 @@ impl Agent {
         let me = gi.member_id.0;
         let introducer = gi.introducer.member_id.0;
         let g = self.new_group_state(gi.group_id.0, me, gi.group_info.into_vec());
-        let my_info = (
-            me,
-            *SigningKey::from_seed(g.signing_seed)
-                .public_key()
-                .as_bytes(),
-            Vec::new(),
-        );
+        let my_info = (me, *g.signing_key.public_key().as_bytes(), Vec::new());
         self.groups.insert(alias.clone(), g);
         let mut m = self.new_member(&alias, None);
         m.signing_key = Some(gi.introducer.signing_key);
@@ -289,9 +284,7 @@ impl Agent {
             r.ext_msg_id,
             &smp_groups_wire::agent::Digest(r.content_hash),
         );
-        let sig = SigningKey::from_seed(g.signing_seed)
-            .sign(&payload)
-            .to_bytes();
+        let sig = g.signing_key.sign(&payload).to_bytes();
         let conn = g.members.get(&r.from).and_then(|m| m.conn);
         self.touch_group(group);
         if let Some(conn) = conn {

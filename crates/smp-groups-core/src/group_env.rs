@@ -2,7 +2,7 @@
 //! `FWD`, `OINV`, `MEM`), departures (`LEFT`, `OUT`, `REM`, `REMD`, `DEL`,
 //! `DELD`), messages (`MSG`, `RCVD`) and `G_CHECK`.
 
-use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
+use smp_groups_crypto::ed25519::PublicKey;
 use smp_groups_integrity::{Delivery, Timestamp};
 use smp_groups_wire::Encode;
 use smp_groups_wire::agent::{AMessage, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile};
@@ -326,12 +326,7 @@ impl Agent {
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (
-                *SigningKey::from_seed(g.signing_seed)
-                    .public_key()
-                    .as_bytes(),
-                Vec::new(),
-            )
+            (*g.signing_key.public_key().as_bytes(), Vec::new())
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
@@ -491,12 +486,7 @@ impl Agent {
                 let Some(g) = self.groups.get(group) else {
                     return;
                 };
-                (
-                    g.me,
-                    *SigningKey::from_seed(g.signing_seed)
-                        .public_key()
-                        .as_bytes(),
-                )
+                (g.me, *g.signing_key.public_key().as_bytes())
             };
             if let Err(e) = self.new_joiner_conn(
                 Owner::Member {
@@ -522,9 +512,7 @@ impl Agent {
         m.peer_anchor = invite.anchor;
         let my_anchor = m.my_anchor;
         let me = g.me;
-        let my_key = *SigningKey::from_seed(g.signing_seed)
-            .public_key()
-            .as_bytes();
+        let my_key = *g.signing_key.public_key().as_bytes();
         if let Some(g) = self.groups.get_mut(group) {
             g.members.insert(x, m);
         }

@@ -229,12 +229,7 @@ impl Agent {
     ) -> Option<smp_groups_wire::agent::MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (
-                *smp_groups_crypto::ed25519::SigningKey::from_seed(g.signing_seed)
-                    .public_key()
-                    .as_bytes(),
-                Vec::new(),
-            )
+            (*g.signing_key.public_key().as_bytes(), Vec::new())
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
@@ -635,7 +630,9 @@ impl Agent {
         let late: Vec<String> = self
             .groups
             .iter()
-            .filter(|(_, g)| matches!(g.status, GroupStatus::Deleting { until, .. } if until <= now))
+            .filter(
+                |(_, g)| matches!(g.status, GroupStatus::Deleting { until, .. } if until <= now),
+            )
             .map(|(a, _)| a.clone())
             .collect();
         for group in late {

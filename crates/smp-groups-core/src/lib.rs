@@ -30,6 +30,7 @@ mod group_cmd;
 mod group_env;
 mod group_members;
 mod relay;
+mod serde_bytes;
 mod state;
 pub mod store;
 mod time;

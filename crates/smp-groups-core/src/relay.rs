@@ -57,6 +57,7 @@ pub enum RelayOp {
         /// only: it does not travel.
         kind: String,
         /// The agent envelope.
+        #[serde(with = "crate::serde_bytes")]
         body: Vec<u8>,
     },
     /// Acknowledge the message last delivered from a queue (`ACK`).

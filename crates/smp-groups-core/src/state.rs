@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
+use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::ratchet::{Ratchet, X3dhKeyPairs, X3dhParams};
 use smp_groups_integrity::{Anchor, ConnectionChain, GroupIntegrity};
 use smp_groups_wire::agent::Digest;
@@ -124,9 +125,9 @@ pub(crate) struct OutItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Payload {
     /// An encoded `AMessage`.
-    Plain(Vec<u8>),
+    Plain(#[serde(with = "crate::serde_bytes")] Vec<u8>),
     /// A ready agent envelope.
-    Sealed(Vec<u8>),
+    Sealed(#[serde(with = "crate::serde_bytes")] Vec<u8>),
 }
 
 /// One pairwise connection.
@@ -219,7 +220,7 @@ pub(crate) enum MemberStatus {
 }
 
 /// One other member of a group.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Member {
     pub(crate) conn: Option<u64>,
     pub(crate) status: MemberStatus,
@@ -343,7 +344,9 @@ pub(crate) struct Group {
     pub(crate) id: [u8; 16],
     pub(crate) info: Vec<u8>,
     pub(crate) me: Mid,
-    pub(crate) signing_seed: [u8; 32],
+    /// Our group signing key (stored as its seed; the key pair is derived
+    /// once, when the record is read).
+    pub(crate) signing_key: SigningKey,
     pub(crate) status: GroupStatus,
     /// Stored apart, one record per member ([`MemberRec`]).
     #[serde(skip)]

@@ -81,6 +81,7 @@ pub struct Sim {
     corr: u64,
     visible: BTreeMap<(usize, usize), (String, String)>,
     check_store: bool,
+    record_trace: bool,
 }
 
 impl Sim {
@@ -124,6 +125,7 @@ impl Sim {
             corr: 0,
             visible: BTreeMap::new(),
             check_store: false,
+            record_trace: true,
         }
     }
 
@@ -233,7 +235,11 @@ impl Sim {
         let Some(agent) = node.agent.as_mut() else {
             return;
         };
-        let desc = describe(now, i, &input);
+        let desc = if self.record_trace || self.check_store {
+            describe(now, i, &input)
+        } else {
+            String::new()
+        };
         let _span = tracing::debug_span!("agent", i, now).entered();
         agent.handle(input, Timestamp::from_millis(now), &mut node.rng);
         let mut outputs = Vec::new();
@@ -242,7 +248,9 @@ impl Sim {
         }
         let timer = agent.poll_timeout().map(Timestamp::as_millis);
         self.steps += 1;
-        self.mix(&desc);
+        if self.record_trace {
+            self.mix(&desc);
+        }
         self.act(i, outputs);
         self.set_timer(i, timer);
         if self.check_store {
@@ -255,6 +263,12 @@ impl Sim {
     /// crash). Slow: for tests.
     pub fn set_check_store(&mut self, on: bool) {
         self.check_store = on;
+    }
+
+    /// Whether [`Sim::trace_hash`] is kept (on by default). Benchmarks turn
+    /// it off: it hashes every message body, a cost no agent has.
+    pub fn set_trace(&mut self, on: bool) {
+        self.record_trace = on;
     }
 
     fn assert_store_current(&self, i: usize, input: &str) {
@@ -317,6 +331,11 @@ impl Sim {
                 Output::Store(b) => {
                     if let Some(node) = self.nodes.get_mut(i) {
                         apply(&mut node.store, b);
+                    }
+                }
+                Output::Event(e) if !self.record_trace => {
+                    if let Some(node) = self.nodes.get_mut(i) {
+                        node.events.push(e);
                     }
                 }
                 Output::Event(e) => {
