@@ -250,6 +250,10 @@ impl Agent {
             .groups
             .values()
             .filter_map(|g| g.join.as_ref().filter(|j| !j.done).map(|j| j.deadline));
+        let receipts = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.values().filter_map(|m| m.receipts_due));
         let deletions = self.groups.values().filter_map(|g| match g.status {
             crate::state::GroupStatus::Deleting { until, .. } => Some(until),
             crate::state::GroupStatus::Active => None,
@@ -264,6 +268,7 @@ impl Agent {
             .chain(pending)
             .chain(joins)
             .chain(deletions)
+            .chain(receipts)
             .chain(retired)
             .min()
             .map(Timestamp::from_millis)
@@ -424,6 +429,7 @@ impl Agent {
         self.expire_pending();
         self.expire_joins();
         self.expire_deletions();
+        self.send_due_receipts();
         self.close_retired();
         self.end_lingering();
         self.expire_gone_peers();

@@ -38,6 +38,46 @@ pub struct Config {
     pub removal_grace_ms: u64,
     /// A member that was invited but did not connect within this time is dropped.
     pub pending_member_ttl_ms: u64,
+    /// How receipts for group messages go back to their senders.
+    pub receipts: ReceiptPolicy,
+}
+
+/// How the receipts for acknowledged group messages are sent (see
+/// `docs/groups.md`, "Receipts").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptPolicy {
+    /// Sign receipts with our group signing key (one signature per envelope).
+    pub sign: bool,
+    /// Receipts for up to this many acknowledged messages of one sender go in
+    /// one envelope (`RCVDS`); 1 sends one `RCVD` per message. At most
+    /// 256; 0 counts as 1.
+    pub batch: u16,
+    /// A receipt waits at most this long for others to share its envelope.
+    pub max_delay_ms: u64,
+}
+
+impl Default for ReceiptPolicy {
+    fn default() -> Self {
+        Self {
+            sign: true,
+            batch: 64,
+            max_delay_ms: 2_000,
+        }
+    }
+}
+
+impl ReceiptPolicy {
+    /// One signed `RCVD` per message, sent when the client acknowledges it.
+    pub const EACH_SIGNED: Self = Self {
+        sign: true,
+        batch: 1,
+        max_delay_ms: 0,
+    };
+
+    /// The batch size in use: between 1 and the wire's maximum.
+    pub(crate) fn batch_len(&self) -> usize {
+        usize::from(self.batch).clamp(1, smp_groups_wire::agent::MAX_GROUP_RECEIPTS)
+    }
 }
 
 impl Default for Config {
@@ -55,6 +95,7 @@ impl Default for Config {
             max_retry_ms: 60_000,
             removal_grace_ms: 600_000,
             pending_member_ttl_ms: 24 * 3_600_000,
+            receipts: ReceiptPolicy::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use rand_core::RngCore;
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_integrity::{GroupIntegrity, MAX_MEMBERS, Timestamp};
 use smp_groups_wire::Reader;
-use smp_groups_wire::agent::{AMessage, Content, GroupEnvelope, MemberId};
+use smp_groups_wire::agent::{AMessage, Content, Digest, GroupEnvelope, MemberId};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -82,6 +82,8 @@ impl Agent {
             my_anchor,
             peer_anchor: None,
             announced: false,
+            receipts: Vec::new(),
+            receipts_due: None,
         }
     }
 
@@ -275,29 +277,95 @@ impl Agent {
     }
 
     pub(crate) fn cmd_ack(&mut self, group: &str, msg_id: u64) -> Result<Event, CommandError> {
+        let policy = self.cfg.receipts;
+        let now = self.now;
         let g = self.group_mut(group)?;
         let r = g.recvs.remove(&msg_id).ok_or(CommandError::NoId(msg_id))?;
-        let payload = smp_groups_integrity::receipt_payload(
-            &smp_groups_wire::agent::GroupId(g.id),
-            &MemberId(r.from),
-            &MemberId(g.me),
-            r.ext_msg_id,
-            &smp_groups_wire::agent::Digest(r.content_hash),
-        );
-        let sig = g.signing_key.sign(&payload).to_bytes();
-        let conn = g.members.get(&r.from).and_then(|m| m.conn);
+        // A member that is gone gets no receipt.
+        let full = g.members.get_mut(&r.from).is_some_and(|m| {
+            m.receipts.push((r.ext_msg_id, r.content_hash));
+            m.receipts_due
+                .get_or_insert(now.saturating_add(policy.max_delay_ms));
+            m.receipts.len() >= policy.batch_len() || policy.max_delay_ms == 0
+        });
         self.touch_group(group);
-        if let Some(conn) = conn {
-            let env = GroupEnvelope::Rcvd {
-                ext_msg_id: r.ext_msg_id,
-                digest: smp_groups_wire::agent::Digest(r.content_hash),
-                sig: Some(sig),
-            };
-            self.enqueue(conn, &AMessage::Group(env), Note::None);
+        if full {
+            self.send_receipts(group, r.from);
         }
         Ok(Event::Ok {
             alias: group.to_owned(),
         })
+    }
+
+    /// Sends the receipts waiting for member `x`: one `RCVD` for a single
+    /// message, otherwise `RCVDS` envelopes of up to the policy's batch size,
+    /// each with one signature.
+    pub(crate) fn send_receipts(&mut self, group: &str, x: Mid) {
+        let policy = self.cfg.receipts;
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let (gid, me) = (smp_groups_wire::agent::GroupId(g.id), MemberId(g.me));
+        let Some(m) = g.members.get_mut(&x) else {
+            return;
+        };
+        let pending = std::mem::take(&mut m.receipts);
+        m.receipts_due = None;
+        let Some(conn) = m.conn else {
+            tracing::debug!(group, member = %MemberId(x), count = pending.len(), "receipts for a member not connected: dropped");
+            return;
+        };
+        let mut envs = Vec::new();
+        for chunk in pending.chunks(policy.batch_len()) {
+            let list: Vec<(u64, Digest)> = chunk.iter().map(|(id, h)| (*id, Digest(*h))).collect();
+            let env = match list.as_slice() {
+                [(id, digest)] => GroupEnvelope::Rcvd {
+                    ext_msg_id: *id,
+                    digest: *digest,
+                    sig: policy.sign.then(|| {
+                        let payload = smp_groups_integrity::receipt_payload(
+                            &gid,
+                            &MemberId(x),
+                            &me,
+                            *id,
+                            digest,
+                        );
+                        g.signing_key.sign(&payload).to_bytes()
+                    }),
+                },
+                _ => GroupEnvelope::Receipts {
+                    sig: policy.sign.then(|| {
+                        let payload =
+                            smp_groups_integrity::receipts_payload(&gid, &MemberId(x), &me, &list);
+                        g.signing_key.sign(&payload).to_bytes()
+                    }),
+                    receipts: list,
+                },
+            };
+            envs.push(env);
+        }
+        self.touch_group(group);
+        for env in envs {
+            self.enqueue(conn, &AMessage::Group(env), Note::None);
+        }
+    }
+
+    /// Sends the receipts whose delay has run out.
+    pub(crate) fn send_due_receipts(&mut self) {
+        let now = self.now;
+        let due: Vec<(String, Mid)> = self
+            .groups
+            .iter()
+            .flat_map(|(a, g)| {
+                g.members
+                    .iter()
+                    .filter(move |(_, m)| m.receipts_due.is_some_and(|t| t <= now))
+                    .map(move |(x, _)| (a.clone(), *x))
+            })
+            .collect();
+        for (group, x) in due {
+            self.send_receipts(&group, x);
+        }
     }
 
     pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {

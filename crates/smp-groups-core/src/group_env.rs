@@ -233,6 +233,9 @@ impl Agent {
                 digest,
                 sig,
             } => self.on_rcvd(group, sender, ext_msg_id, digest, sig),
+            GroupEnvelope::Receipts { receipts, sig } => {
+                self.on_receipts(group, sender, &receipts, sig);
+            }
             GroupEnvelope::Check(check) => {
                 let now = Timestamp::from_millis(self.now);
                 let Some(g) = self.groups.get_mut(group) else {
@@ -680,38 +683,72 @@ impl Agent {
         digest: smp_groups_wire::agent::Digest,
         sig: Option<[u8; 64]>,
     ) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let payload = |gid, me| {
+            smp_groups_integrity::receipt_payload(
+                &smp_groups_wire::agent::GroupId(gid),
+                &MemberId(me),
+                &MemberId(from),
+                ext_msg_id,
+                &digest,
+            )
+        };
+        let sig_ok = receipt_sig_ok(g, from, sig, payload);
+        self.apply_receipt(group, from, ext_msg_id, digest, sig_ok);
+    }
+
+    /// `RCVDS`: one signature over several receipts of `from`.
+    fn on_receipts(
+        &mut self,
+        group: &str,
+        from: Mid,
+        receipts: &[(u64, smp_groups_wire::agent::Digest)],
+        sig: Option<[u8; 64]>,
+    ) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let payload = |gid, me| {
+            smp_groups_integrity::receipts_payload(
+                &smp_groups_wire::agent::GroupId(gid),
+                &MemberId(me),
+                &MemberId(from),
+                receipts,
+            )
+        };
+        let sig_ok = receipt_sig_ok(g, from, sig, payload);
+        if !sig_ok {
+            tracing::warn!(group, member = %MemberId(from), count = receipts.len(), "receipts with a bad signature");
+        }
+        for (id, digest) in receipts {
+            self.apply_receipt(group, from, *id, *digest, sig_ok);
+        }
+    }
+
+    /// One receipt of `from` for our message `ext_msg_id`, its signature
+    /// already checked.
+    fn apply_receipt(
+        &mut self,
+        group: &str,
+        from: Mid,
+        ext_msg_id: u64,
+        digest: smp_groups_wire::agent::Digest,
+        sig_ok: bool,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
         let Some(int_id) = g.ext_to_int.get(&ext_msg_id).copied() else {
             return;
         };
-        let key = g.members.get(&from).and_then(|m| m.signing_key);
-        let (gid, me) = (g.id, g.me);
         let Some(t) = g.sends.get_mut(&int_id) else {
             return;
         };
         if !t.rcvd_pending.remove(&from) {
             return;
         }
-        let sig_ok = match (sig, key) {
-            (Some(s), Some(k)) => {
-                let payload = smp_groups_integrity::receipt_payload(
-                    &smp_groups_wire::agent::GroupId(gid),
-                    &MemberId(me),
-                    &MemberId(from),
-                    ext_msg_id,
-                    &digest,
-                );
-                PublicKey::from_bytes(k)
-                    .verify(
-                        &payload,
-                        &smp_groups_crypto::ed25519::Signature::from_bytes(s),
-                    )
-                    .is_ok()
-            }
-            _ => true,
-        };
         let ok = digest.0 == t.content_hash && sig_ok;
         t.all_ok &= ok;
         self.event(Event::Rcvd {
@@ -721,6 +758,27 @@ impl Agent {
             ok,
         });
         self.finish_send_track(group, int_id);
+    }
+}
+
+/// Whether a receipt signature by `from` over `payload(group id, our id)`
+/// holds. An unsigned receipt, or one from a member whose key we do not know,
+/// counts as valid.
+fn receipt_sig_ok(
+    g: &crate::state::Group,
+    from: Mid,
+    sig: Option<[u8; 64]>,
+    payload: impl FnOnce([u8; 16], Mid) -> Vec<u8>,
+) -> bool {
+    let key = g.members.get(&from).and_then(|m| m.signing_key);
+    match (sig, key) {
+        (Some(s), Some(k)) => PublicKey::from_bytes(k)
+            .verify(
+                &payload(g.id, g.me),
+                &smp_groups_crypto::ed25519::Signature::from_bytes(s),
+            )
+            .is_ok(),
+        _ => true,
     }
 }
 

@@ -40,7 +40,7 @@ pub mod sim;
 
 pub use agent::{Agent, Input, Output};
 pub use api::{Change, ClientEvent, Command, CommandError, Event};
-pub use config::Config;
+pub use config::{Config, ReceiptPolicy};
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

@@ -237,6 +237,11 @@ pub(crate) struct Member {
     /// Its introducer announced it connected to all (`MEM`) while our own
     /// connection with it was still pending: it becomes `Full` once connected.
     pub(crate) announced: bool,
+    /// Its messages our client acknowledged whose receipts are not sent yet:
+    /// (extMsgId, content hash), sent together ([`crate::ReceiptPolicy`]).
+    pub(crate) receipts: Vec<(u64, [u8; 32])>,
+    /// When the oldest of `receipts` must go out.
+    pub(crate) receipts_due: Option<u64>,
 }
 
 /// The introducer's view of one member it adds.

@@ -184,3 +184,84 @@ fn send_leave_remove_delete_costs() {
         assert_eq!(total(&d, &[]), 2 * m as u64 - 2, "delete n={n}: {d:?}");
     }
 }
+
+/// `k` messages from one sender, then every member acknowledges them all:
+/// envelopes by type, and the sender's `RCVD` events (member, ok).
+fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool, bool)>) {
+    let mut sim = Sim::new(n, cfg, Faults::default(), 7 + n as u64);
+    let hs = sim.build_group(n).expect("group");
+    let mut seen = BTreeMap::new();
+    ack_all(&mut sim, &hs, &mut seen);
+    sim.settle_all();
+    let before = sim.counts().clone();
+    let start = sim.events(0).len();
+    for i in 0..k {
+        sim.command(
+            0,
+            Command::Send {
+                group: hs[0].alias.clone(),
+                body: format!("m{i}").into_bytes(),
+            },
+        );
+    }
+    sim.settle_all();
+    ack_all(&mut sim, &hs, &mut seen);
+    sim.settle_all();
+    let rcvd = sim.events(0)[start..]
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Rcvd { member, ok, .. } => Some((member.is_some(), *ok)),
+            _ => None,
+        })
+        .collect();
+    (diff(&before, sim.counts()), rcvd)
+}
+
+#[test]
+fn receipts_of_a_burst_share_one_envelope_per_member() {
+    let (n, k) = (6usize, 10usize);
+    let (d, rcvd) = burst(n, k, &config(false));
+    let (n64, k64) = (n as u64, k as u64);
+    assert_eq!(d.get("MSG"), Some(&(k64 * (n64 - 1))), "{d:?}");
+    // Default policy: every member's ten receipts in one signed RCVDS.
+    assert_eq!(d.get("RCVDS"), Some(&(n64 - 1)), "{d:?}");
+    assert_eq!(d.get("RCVD"), None, "{d:?}");
+    // Every receipt checked (signature, hash) and reported per member, and
+    // one summary per message.
+    assert_eq!(rcvd.iter().filter(|(m, ok)| *m && *ok).count(), k * (n - 1));
+    assert_eq!(rcvd.iter().filter(|(m, ok)| !*m && *ok).count(), k);
+    assert!(rcvd.iter().all(|(_, ok)| *ok));
+}
+
+#[test]
+fn receipts_each_signed_policy_sends_one_per_message() {
+    let (n, k) = (5usize, 4usize);
+    let cfg = Config {
+        receipts: smp_groups_core::ReceiptPolicy::EACH_SIGNED,
+        ..config(false)
+    };
+    let (d, rcvd) = burst(n, k, &cfg);
+    let (n64, k64) = (n as u64, k as u64);
+    assert_eq!(d.get("RCVD"), Some(&(k64 * (n64 - 1))), "{d:?}");
+    assert_eq!(d.get("RCVDS"), None, "{d:?}");
+    assert_eq!(rcvd.iter().filter(|(m, ok)| *m && *ok).count(), k * (n - 1));
+}
+
+#[test]
+fn receipts_batches_are_split_at_the_policy_size() {
+    let (n, k) = (3usize, 7usize);
+    let cfg = Config {
+        receipts: smp_groups_core::ReceiptPolicy {
+            sign: false,
+            batch: 3,
+            max_delay_ms: 60_000,
+        },
+        ..config(false)
+    };
+    let (d, rcvd) = burst(n, k, &cfg);
+    // 7 receipts per member: two full batches of 3 at once, the last one
+    // alone when the delay runs out (a single receipt travels as RCVD).
+    assert_eq!(d.get("RCVDS"), Some(&(2 * (n as u64 - 1))), "{d:?}");
+    assert_eq!(d.get("RCVD"), Some(&(n as u64 - 1)), "{d:?}");
+    assert_eq!(rcvd.iter().filter(|(m, ok)| *m && *ok).count(), k * (n - 1));
+}

@@ -74,8 +74,8 @@ pub use connection::{ConnVerdict, ConnectionChain};
 pub use error::{CheckError, ConnError, MemberError, ReceiptError, ReceiveError, SendError};
 pub use group::{Delivery, GroupIntegrity, MemberState, Received, Sent};
 pub use receipt::{
-    BatchOutcome, MAX_BATCH_RECEIPTS, RECEIPT_LABEL, RECEIPT_LEN, Receipt, ReceiptBatch,
-    receipt_payload,
+    BatchOutcome, MAX_BATCH_RECEIPTS, RECEIPT_LABEL, RECEIPT_LEN, RECEIPTS_LABEL, Receipt,
+    ReceiptBatch, receipt_payload, receipts_payload,
 };
 pub use time::Timestamp;
 pub use violation::{Violation, ViolationKind};

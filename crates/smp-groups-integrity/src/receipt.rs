@@ -53,6 +53,36 @@ pub fn receipt_payload(
     b
 }
 
+/// Domain-separation label of the signature over an `RCVDS` envelope.
+pub const RECEIPTS_LABEL: &[u8] = b"smp-groups receipts v1";
+
+/// The bytes the one signature of an `RCVDS` envelope covers: `signer`
+/// received these messages of `sender` with these content hashes.
+///
+/// ```text
+/// signed = "smp-groups receipts v1" || groupId(16) || senderMemberId(16)
+///          || signerMemberId(16) || BE16(count) || (BE64(extMsgId) || hash(32))*
+/// ```
+pub fn receipts_payload(
+    group: &GroupId,
+    sender: &MemberId,
+    signer: &MemberId,
+    receipts: &[(u64, Digest)],
+) -> Vec<u8> {
+    let mut b = Vec::with_capacity(RECEIPTS_LABEL.len() + 50 + 40 * receipts.len());
+    b.extend_from_slice(RECEIPTS_LABEL);
+    b.extend_from_slice(&group.0);
+    b.extend_from_slice(&sender.0);
+    b.extend_from_slice(&signer.0);
+    let n = u16::try_from(receipts.len()).unwrap_or(u16::MAX);
+    b.extend_from_slice(&n.to_be_bytes());
+    for (id, d) in receipts.iter().take(usize::from(n)) {
+        b.extend_from_slice(&id.to_be_bytes());
+        b.extend_from_slice(&d.0);
+    }
+    b
+}
+
 /// A signed statement by `signer`: "my chain for `sender` at `ext_msg_id` is
 /// `digest`".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -139,6 +139,13 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         (
+            "RCVDS",
+            Body(g(GroupEnvelope::Receipts {
+                receipts: vec![(7, D4), (8, Digest([0x55; 32]))],
+                sig: Some([0x66; 64]),
+            })),
+        ),
+        (
             "G_CHECK",
             Body(g(GroupEnvelope::Check(GCheck {
                 entries: vec![

@@ -123,6 +123,8 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
             digest,
             sig
         }),
+        (vec((any::<u64>(), digest()), 1..20), sig())
+            .prop_map(|(receipts, sig)| GroupEnvelope::Receipts { receipts, sig }),
         gcheck().prop_map(GroupEnvelope::Check),
     ]
 }

@@ -19,6 +19,8 @@ pub const MAX_GROUP_INFO_LEN: usize = 8192;
 pub const MAX_PROFILE_LEN: usize = 4096;
 /// The longest message content, after reassembly of fragments.
 pub const MAX_CONTENT_LEN: usize = 1 << 20;
+/// The most receipts in one `RCVDS` envelope.
+pub const MAX_GROUP_RECEIPTS: usize = 256;
 
 /// An invitation to a (hidden) connection, opaque here: the connection layer
 /// encodes and parses it.
@@ -140,6 +142,15 @@ pub enum GroupEnvelope {
         /// Optional Ed25519 signature by the receiver's group signing key.
         sig: Option<[u8; 64]>,
     },
+    /// `RCVDS`: receipts for several group messages of one sender, with one
+    /// signature over all of them.
+    Receipts {
+        /// The receipted messages: the sender's group-wide id and the hash the
+        /// receiver computed; 1 to [`MAX_GROUP_RECEIPTS`] of them.
+        receipts: Vec<(u64, Digest)>,
+        /// Optional Ed25519 signature by the receiver's group signing key.
+        sig: Option<[u8; 64]>,
+    },
     /// `G_CHECK`: the group integrity check, in the RFC's text syntax.
     Check(GCheck),
 }
@@ -162,6 +173,7 @@ impl GroupEnvelope {
             Self::Deld => b"DELD",
             Self::Msg { .. } => b"MSG",
             Self::Rcvd { .. } => b"RCVD",
+            Self::Receipts { .. } => b"RCVDS",
             Self::Check(_) => super::gcheck::GCHECK_TAG,
         }
     }
@@ -218,6 +230,22 @@ impl GroupEnvelope {
                     }
                 }
             }
+            Self::Receipts { receipts, sig } => {
+                // Encoding writes at most MAX_GROUP_RECEIPTS (a u16); callers split.
+                let n = receipts.len().min(MAX_GROUP_RECEIPTS);
+                out.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes());
+                for (id, digest) in receipts.iter().take(n) {
+                    out.extend_from_slice(&id.to_be_bytes());
+                    digest.encode(out);
+                }
+                match sig {
+                    None => out.push(b'0'),
+                    Some(s) => {
+                        out.push(b'1');
+                        out.extend_from_slice(s);
+                    }
+                }
+            }
             Self::Check(c) => {
                 // G_CHECK is text: the tag and SP are written by the caller.
                 let text = c.to_bytes();
@@ -265,6 +293,24 @@ impl GroupEnvelope {
                     digest: Digest::decode(r)?,
                     sig: r.maybe("signature", |r| r.array("signature"))?,
                 },
+                b"RCVDS" => {
+                    let n = usize::from(r.u16("receipt count")?);
+                    if n == 0 || n > MAX_GROUP_RECEIPTS {
+                        return Err(Error::TooLong {
+                            what: "receipts",
+                            len: n,
+                            max: MAX_GROUP_RECEIPTS,
+                        });
+                    }
+                    let mut receipts = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        receipts.push((read_u64(r, "extMsgId")?, Digest::decode(r)?));
+                    }
+                    Self::Receipts {
+                        receipts,
+                        sig: r.maybe("signature", |r| r.array("signature"))?,
+                    }
+                }
                 _ => Self::Check(GCheck::parse_entries(r.rest())?),
             })
         };
@@ -284,6 +330,7 @@ impl GroupEnvelope {
                 | b"DELD"
                 | b"MSG"
                 | b"RCVD"
+                | b"RCVDS"
                 | b"G_CHECK"
         );
         known.then(|| read(r))

@@ -34,7 +34,8 @@ pub(crate) use gcheck::parse_u64 as parse_decimal;
 pub use gcheck::{GCheck, GCheckEntry, GCheckStatus, MAX_GCHECK_ENTRIES};
 pub use group::{
     Content, GroupEnvelope, GroupInfo, GroupInvitation, Invitation, MAX_CONTENT_LEN,
-    MAX_GROUP_INFO_LEN, MAX_INVITATION_LEN, MAX_PROFILE_LEN, MemberInfo, Profile,
+    MAX_GROUP_INFO_LEN, MAX_GROUP_RECEIPTS, MAX_INVITATION_LEN, MAX_PROFILE_LEN, MemberInfo,
+    Profile,
 };
 pub use ids::{Digest, GroupId, MemberId};
 pub use message::{
