@@ -391,6 +391,17 @@ fn main() {
             }
             if want(ours_side::Ours::name()) {
                 run::<ours_side::Ours>(&o, n, &mut rows, &mut extra);
+                if o.ops != "changes" {
+                    for (op, samples) in ours_side::policy_rows(n, (o.iters_msg / 5).max(3)) {
+                        report("ours", &op, n, &samples);
+                        extra.push(Row {
+                            op,
+                            n,
+                            imp: "ours",
+                            samples,
+                        });
+                    }
+                }
             }
         }
         (rows, extra)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::{Command, Config, Event, ReceiptPolicy};
 
 use crate::{Protocol, Sample};
 
@@ -71,7 +71,7 @@ impl Ours {
     }
 
     /// A group of `n` agents (and `spare` more) with configuration `cfg`.
-    fn setup_with(n: usize, spare: usize, cfg: &Config) -> Self {
+    pub fn setup_with(n: usize, spare: usize, cfg: &Config) -> Self {
         let mut sim = Sim::new(n + spare, cfg, Faults::default(), 42);
         // The run's trace digest hashes every message body: a cost of the
         // simulation, not of an agent.
@@ -96,6 +96,86 @@ impl Ours {
             self.seen.insert(h.agent, self.sim.events(h.agent).len());
         }
     }
+}
+
+impl Ours {
+    /// `k` messages from member `from` in a row, delivered to everyone, every
+    /// one acknowledged by every member, until every receipt is back.
+    pub fn send_burst(&mut self, from: usize, body: &[u8], k: usize) {
+        let sender = self.hs[from].clone();
+        let start = self.sim.events(sender.agent).len();
+        for _ in 0..k {
+            self.sim.command(
+                sender.agent,
+                Command::Send {
+                    group: sender.alias.clone(),
+                    body: body.to_vec(),
+                },
+            );
+        }
+        self.sim.settle_all();
+        let acks = self.ack_all();
+        self.sim.settle_all();
+        assert_eq!(acks, k * (self.hs.len() - 1), "every member received every message");
+        let done = self.sim.events(sender.agent)[start..]
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    Event::Rcvd {
+                        member: None,
+                        ok: true,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(done, k, "the sender has every receipt");
+        self.mark_seen();
+    }
+}
+
+/// The receipt policies compared in the detail rows: name, policy, burst.
+pub fn policies() -> Vec<(&'static str, ReceiptPolicy, usize)> {
+    let grouped = ReceiptPolicy::default();
+    vec![
+        ("receipts grouped and signed (default), burst of 16", grouped, 16),
+        ("each receipt signed, one message", ReceiptPolicy::EACH_SIGNED, 1),
+        (
+            "receipts grouped, unsigned, burst of 16",
+            ReceiptPolicy {
+                sign: false,
+                ..grouped
+            },
+            16,
+        ),
+    ]
+}
+
+/// The cost of one 15 kB message with its receipts under each policy, per
+/// message (a burst's time divided by its length).
+pub fn policy_rows(n: usize, iters: usize) -> Vec<(String, Vec<Sample>)> {
+    let body: Vec<u8> = (0..15_000usize).map(|i| (i % 251) as u8).collect();
+    let mut out = Vec::new();
+    for (name, policy, k) in policies() {
+        let cfg = Config {
+            receipts: policy,
+            ..config()
+        };
+        let mut o = Ours::setup_with(n, 0, &cfg);
+        o.send_burst(n / 2, &body, k); // warm-up
+        let mut samples = Vec::new();
+        for _ in 0..iters {
+            let ((), s) = crate::measure(|| o.send_burst(n / 2, &body, k));
+            let k32 = u32::try_from(k).unwrap_or(1);
+            samples.push(Sample {
+                cpu: s.cpu / k32,
+                wall: s.wall / k32,
+            });
+        }
+        out.push((format!("message 15 kB, {name}, per message"), samples));
+    }
+    out
 }
 
 /// A joiner: an agent with a visible connection to member 0.
