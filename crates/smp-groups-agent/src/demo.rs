@@ -361,6 +361,14 @@ async fn run_on(
             check_interval_ms: None,
             check_every_messages: None,
             check_window: 64,
+            // Receipts are grouped (the default), but the demo sends one
+            // message at a time and waits for its receipts: each member's
+            // receipt goes out alone once the delay has passed, so a short
+            // delay keeps the steps quick (the count stays 2n-2).
+            receipts: smp_groups_core::ReceiptPolicy {
+                max_delay_ms: 50,
+                ..smp_groups_core::ReceiptPolicy::default()
+            },
             ..Config::default()
         };
         let agent = Agent::open(cfg, relays.clone())?;
