@@ -234,7 +234,14 @@ impl Agent {
                 sig,
             } => self.on_rcvd(group, sender, ext_msg_id, digest, sig),
             GroupEnvelope::Receipts { receipts, sig } => {
-                self.on_receipts(group, sender, &receipts, sig);
+                self.on_receipts(group, sender, &receipts, sig, |gid, me| {
+                    smp_groups_integrity::receipts_payload(
+                        &smp_groups_wire::agent::GroupId(gid),
+                        &MemberId(me),
+                        &MemberId(sender),
+                        &receipts,
+                    )
+                });
             }
             GroupEnvelope::Check(check) => {
                 let now = Timestamp::from_millis(self.now);
@@ -683,10 +690,7 @@ impl Agent {
         digest: smp_groups_wire::agent::Digest,
         sig: Option<[u8; 64]>,
     ) {
-        let Some(g) = self.groups.get(group) else {
-            return;
-        };
-        let payload = |gid, me| {
+        self.on_receipts(group, from, &[(ext_msg_id, digest)], sig, |gid, me| {
             smp_groups_integrity::receipt_payload(
                 &smp_groups_wire::agent::GroupId(gid),
                 &MemberId(me),
@@ -694,30 +698,32 @@ impl Agent {
                 ext_msg_id,
                 &digest,
             )
-        };
-        let sig_ok = receipt_sig_ok(g, from, sig, payload);
-        self.apply_receipt(group, from, ext_msg_id, digest, sig_ok);
+        });
     }
 
-    /// `RCVDS`: one signature over several receipts of `from`.
+    /// Receipts of `from` for our messages (`RCVD`: one, `RCVDS`: several)
+    /// under one signature over `payload(group id, our id)`. The signature is
+    /// checked once, and only if one of them is still awaited.
     fn on_receipts(
         &mut self,
         group: &str,
         from: Mid,
         receipts: &[(u64, smp_groups_wire::agent::Digest)],
         sig: Option<[u8; 64]>,
+        payload: impl FnOnce([u8; 16], Mid) -> Vec<u8>,
     ) {
         let Some(g) = self.groups.get(group) else {
             return;
         };
-        let payload = |gid, me| {
-            smp_groups_integrity::receipts_payload(
-                &smp_groups_wire::agent::GroupId(gid),
-                &MemberId(me),
-                &MemberId(from),
-                receipts,
-            )
-        };
+        let awaited = receipts.iter().any(|(id, _)| {
+            g.ext_to_int
+                .get(id)
+                .and_then(|int_id| g.sends.get(int_id))
+                .is_some_and(|t| t.rcvd_pending.contains(&from))
+        });
+        if !awaited {
+            return;
+        }
         let sig_ok = receipt_sig_ok(g, from, sig, payload);
         if !sig_ok {
             tracing::warn!(group, member = %MemberId(from), count = receipts.len(), "receipts with a bad signature");

@@ -222,13 +222,7 @@ impl GroupEnvelope {
             } => {
                 out.extend_from_slice(&ext_msg_id.to_be_bytes());
                 digest.encode(out);
-                match sig {
-                    None => out.push(b'0'),
-                    Some(s) => {
-                        out.push(b'1');
-                        out.extend_from_slice(s);
-                    }
-                }
+                encode_signature(sig.as_ref(), out);
             }
             Self::Receipts { receipts, sig } => {
                 // Encoding writes at most MAX_GROUP_RECEIPTS (a u16); callers split.
@@ -238,13 +232,7 @@ impl GroupEnvelope {
                     out.extend_from_slice(&id.to_be_bytes());
                     digest.encode(out);
                 }
-                match sig {
-                    None => out.push(b'0'),
-                    Some(s) => {
-                        out.push(b'1');
-                        out.extend_from_slice(s);
-                    }
-                }
+                encode_signature(sig.as_ref(), out);
             }
             Self::Check(c) => {
                 // G_CHECK is text: the tag and SP are written by the caller.
@@ -334,6 +322,17 @@ impl GroupEnvelope {
                 | b"G_CHECK"
         );
         known.then(|| read(r))
+    }
+}
+
+/// `signature = "0" / "1" 64OCTET`: an optional Ed25519 signature.
+fn encode_signature(sig: Option<&[u8; 64]>, out: &mut Vec<u8>) {
+    match sig {
+        None => out.push(b'0'),
+        Some(s) => {
+            out.push(b'1');
+            out.extend_from_slice(s);
+        }
     }
 }
 
