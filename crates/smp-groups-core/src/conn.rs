@@ -149,10 +149,27 @@ impl Agent {
         rcv_id: Vec<u8>,
         snd_id: Vec<u8>,
     ) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            // The connection was dropped meanwhile: delete the orphan queue.
+        let waits = self
+            .conns
+            .get(&id)
+            .map(|c| matches!(c.status, ConnStatus::NewQueue | ConnStatus::JoinQueue));
+        if waits != Some(true) {
+            // Not a refusal when the connection was dropped meanwhile (a
+            // race); a connection that has its queue already asked for no
+            // other. Either way the new queue is deleted.
+            if waits.is_some() {
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::ResultMismatch,
+                    At::conn(id),
+                    &"a second queue for a connection that has one",
+                );
+            }
             let op = self.alloc_op();
             self.issue(RelayOp::Delete { op, server, rcv_id }, Purpose::Plain);
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.rcv = Some(RcvQueue {
@@ -205,6 +222,7 @@ impl Agent {
                 }
             }
             ConnStatus::JoinQueue => self.send_confirmation(id, &server, &snd_id),
+            // Checked above.
             _ => {}
         }
     }
@@ -1214,9 +1232,9 @@ impl Agent {
             .conns
             .get_mut(&id)
             .ok_or_else(|| CommandError::NoConn(alias.to_owned()))?;
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let msg_id = conn.next_msg_id;
         conn.next_msg_id += 1;
-        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         self.enqueue(id, &AMessage::UserMsg(content), Note::ConnMsg { msg_id });
         Ok(Event::Queued {
             alias: alias.to_owned(),

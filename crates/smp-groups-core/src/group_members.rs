@@ -8,6 +8,7 @@ use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
 use crate::Agent;
 use crate::api::Event;
 use crate::conn::JoinInfo;
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
 
 impl Agent {
@@ -19,13 +20,24 @@ impl Agent {
         member: Mid,
         join: Option<JoinInfo>,
     ) {
+        let at = At::member(group, Some(member), Some(conn));
         let Some(g) = self.groups.get_mut(group) else {
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &"connected for a group we no longer hold",
+            );
             return;
         };
-        if g.gone.contains(&member) {
-            return;
-        }
-        let Some(m) = g.members.get_mut(&member) else {
+        let Some(m) = g.members.get_mut(&member).filter(|_| !g.gone.contains(&member)) else {
+            // It left or was removed while the handshake ran.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &"connected with a member that is gone",
+            );
             return;
         };
         if m.status != MemberStatus::Pending {
@@ -62,9 +74,21 @@ impl Agent {
             .signing_key
             .map(smp_groups_crypto::ed25519::PublicKey::from_bytes);
         // Already present after a duplicate handshake: nothing to add.
-        let _ = g.integrity.add_member(MemberId(member), anchor.into(), key);
+        let full = match g.integrity.add_member(MemberId(member), anchor.into(), key) {
+            Err(smp_groups_integrity::MemberError::Full(max)) => Some(max),
+            _ => None,
+        };
         g.had_members = true;
         self.touch_group(group);
+        if let Some(max) = full {
+            // Its messages will be refused as from an unknown sender.
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::OverLimit,
+                at,
+                &format!("the group's integrity state is full ({max} members)"),
+            );
+        }
         if let Some(p) = previous {
             self.move_outbox(p, conn);
         }
@@ -181,11 +205,27 @@ impl Agent {
                 && g.open_offered.get(&holder) == Some(&conn)
         });
         let (Some(x), true) = (member, usable) else {
-            tracing::debug!(
-                group,
-                conn,
-                "open invitation used by no member we can accept"
-            );
+            let me = self.groups.get(group).map(|g| g.me);
+            let (source, kind, detail) = match member {
+                None => (
+                    FaultSource::Peer,
+                    FaultKind::BadConfirmation,
+                    "open invitation used without a member id",
+                ),
+                Some(x) if Some(x) == me => (
+                    FaultSource::Peer,
+                    FaultKind::BadConfirmation,
+                    "open invitation used with our own member id",
+                ),
+                // The member is gone, or the slot was replaced or its holder
+                // left meanwhile.
+                Some(_) => (
+                    FaultSource::Nobody,
+                    FaultKind::Stale,
+                    "open invitation used by a member that is gone, or a stale slot",
+                ),
+            };
+            self.refuse(source, kind, At::member(group, member, Some(conn)), &detail);
             self.close_conn(conn);
             return;
         };
