@@ -72,7 +72,14 @@ pub struct Agent {
     pub(crate) refusals: RefusalCounts,
     /// Undecryptable messages in a row, by connection (not stored).
     pub(crate) undecryptable: BTreeMap<u64, u32>,
+    /// Receive queues we deleted lately (not stored; at most
+    /// [`FORGOTTEN_QUEUES`]): what the relay still says of them is a race.
+    pub(crate) forgotten: VecDeque<(String, Vec<u8>)>,
 }
+
+/// How many deleted receive queues [`Agent`] remembers, to tell a late
+/// message or answer for one of them (a race) from the relay's mistake.
+const FORGOTTEN_QUEUES: usize = 1024;
 
 impl Agent {
     /// A new agent with no connections or groups. Poll it for its first storage
@@ -103,6 +110,7 @@ impl Agent {
             written: BTreeMap::new(),
             refusals: RefusalCounts::default(),
             undecryptable: BTreeMap::new(),
+            forgotten: VecDeque::new(),
         }
     }
 
@@ -380,12 +388,9 @@ impl Agent {
                     Some(conn) => self.on_message(conn, &body),
                     None => {
                         // Messages the relay delivered before it executed our
-                        // `DEL` are a race; after that, the relay's fault.
-                        let deleting = self.ops.values().any(|p| {
-                            matches!(&p.op, RelayOp::Delete { server: s, rcv_id: r, .. }
-                                if *s == server && *r == rcv_id)
-                        });
-                        let source = if deleting {
+                        // `DEL` are a race; for a queue we never had, the
+                        // relay's fault.
+                        let source = if self.deleted_queue(&server, &rcv_id) {
                             FaultSource::Nobody
                         } else {
                             FaultSource::Relay
@@ -407,6 +412,26 @@ impl Agent {
                 );
             }
         }
+    }
+
+    /// Remembers a receive queue we deleted (bounded, not stored).
+    pub(crate) fn forget_queue(&mut self, server: String, rcv_id: Vec<u8>) {
+        if self.forgotten.len() >= FORGOTTEN_QUEUES {
+            self.forgotten.pop_front();
+        }
+        self.forgotten.push_back((server, rcv_id));
+    }
+
+    /// Whether we deleted (or are deleting) this receive queue: what the
+    /// relay says of it now is a race, not a fault.
+    fn deleted_queue(&self, server: &str, rcv_id: &[u8]) -> bool {
+        self.forgotten
+            .iter()
+            .any(|(s, r)| s == server && r.as_slice() == rcv_id)
+            || self.ops.values().any(|p| {
+                matches!(&p.op, RelayOp::Delete { server: s, rcv_id: r, .. }
+                    if s == server && r.as_slice() == rcv_id)
+            })
     }
 
     /// A relay result for an operation that is not pending: a late answer
@@ -464,12 +489,15 @@ impl Agent {
                         // connection can be delivered any more.
                         Purpose::Send(conn) => self.on_send_dead(conn),
                         Purpose::Secure(conn) => {
-                            self.refuse(
-                                FaultSource::Relay,
-                                FaultKind::SecureRefused,
-                                At::conn(conn),
-                                &detail,
-                            );
+                            // We deleted the queue while its `KEY` was on
+                            // the way (the connection closed): a race.
+                            let ours = self.conns.get(&conn).is_some_and(|c| c.rcv.is_some());
+                            let source = if ours {
+                                FaultSource::Relay
+                            } else {
+                                FaultSource::Nobody
+                            };
+                            self.refuse(source, FaultKind::SecureRefused, At::conn(conn), &detail);
                             self.on_secured(conn);
                         }
                         Purpose::RcvQueue(conn) => {
@@ -519,9 +547,18 @@ impl Agent {
                     &detail,
                 );
             }
-            (_, c) => {
-                let at = c.map(At::conn).unwrap_or_default();
-                self.refuse(FaultSource::Relay, FaultKind::OpRefused, at, &detail);
+            (_, Some(c)) => {
+                self.refuse(FaultSource::Relay, FaultKind::OpRefused, At::conn(c), &detail);
+            }
+            // A queue we no longer have: we deleted it while the operation
+            // was on the way (a race), or never had it.
+            (_, None) => {
+                let source = if self.deleted_queue(server, rcv_id) {
+                    FaultSource::Nobody
+                } else {
+                    FaultSource::Relay
+                };
+                self.refuse(source, FaultKind::OpRefused, At::default(), &detail);
             }
         }
     }

@@ -656,6 +656,7 @@ impl Agent {
             return;
         };
         self.rcv_index.remove(&(q.server.clone(), q.rcv_id.clone()));
+        self.forget_queue(q.server.clone(), q.rcv_id.clone());
         let op = self.alloc_op();
         self.issue(
             RelayOp::Delete {

@@ -209,7 +209,8 @@ pub enum FaultTarget {
 
 /// How many inputs were refused, by source and kind, since the agent was
 /// created or restored (the counts are not stored: a restart resets them).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Shown as `source/kind=count ...`.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RefusalCounts {
     counts: BTreeMap<(FaultSource, FaultKind), u64>,
 }
@@ -257,6 +258,12 @@ impl RefusalCounts {
             let m = self.counts.entry((s, k)).or_default();
             *m = m.saturating_add(n);
         }
+    }
+}
+
+impl fmt::Debug for RefusalCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RefusalCounts({self})")
     }
 }
 

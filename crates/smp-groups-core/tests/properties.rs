@@ -12,7 +12,12 @@
 //!   (join complete on both sides) when it was sent and is still in it, unless
 //!   its sender was removed; no agent receives a message twice; every send of a
 //!   member still in the group completes (`RCVD` for all);
-//! - no `VIOLATION` in these honest runs; no event names an unknown member or group.
+//! - no `VIOLATION` in these honest runs; no event names an unknown member or group;
+//! - no input refused as the fault of a peer or of the agent itself
+//!   ([`FaultSource::Peer`], [`FaultSource::Local`]) and no `FAULT` event: the
+//!   simulated relay's duplicates, reordering and losses are counted as the
+//!   relay's (or as expected races), and without any injected fault nothing is
+//!   counted as a duplicate.
 //!
 //! Every operation that could not be applied is counted by cause, and the totals
 //! over all cases are bounded (a run where most operations were skipped proves
@@ -28,7 +33,7 @@ use common::ack_all;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::{Command, Config, Event, FaultKind, FaultSource, RefusalCounts};
 use smp_groups_wire::agent::MemberId;
 
 #[derive(Clone, Debug)]
@@ -130,6 +135,8 @@ struct Stats {
     deletes: u64,
     approvals: u64,
     crashes: u64,
+    /// Inputs the agents refused, by source and kind.
+    refusals: RefusalCounts,
 }
 
 struct Sent {
@@ -745,6 +752,43 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
             }
         }
     }
+    // 6. Refusals: none by a peer or by ourselves in these honest runs.
+    let crashed = case.ops.iter().any(|o| matches!(o, Op::Crash(_)));
+    let fault_free =
+        case.faults.loss_ppm == 0 && case.faults.duplicate_ppm == 0 && !crashed;
+    for i in 0..n {
+        let r = run.sim.refusals(i);
+        let own = r.of_source(FaultSource::Peer) + r.of_source(FaultSource::Local);
+        if own > 0 {
+            dump();
+        }
+        prop_assert_eq!(
+            own,
+            0,
+            "seed {}: agent {} refused inputs as a peer's or its own fault: {}",
+            seed,
+            i,
+            r
+        );
+        if fault_free {
+            prop_assert_eq!(
+                r.get(FaultSource::Relay, FaultKind::Duplicate),
+                0,
+                "seed {}: agent {} counted duplicates in a run without faults: {}",
+                seed,
+                i,
+                r
+            );
+        }
+        for e in run.sim.events(i) {
+            prop_assert!(
+                !matches!(e.event, Event::Fault { .. }),
+                "seed {seed}: agent {i} reported {:?} in an honest run",
+                e.event
+            );
+        }
+        run.stats.refusals.add(&r);
+    }
     *stats = run.stats;
     Ok(())
 }
@@ -766,6 +810,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.deletes += s.deletes;
     total.approvals += s.approvals;
     total.crashes += s.crashes;
+    total.refusals.add(&s.refusals);
 }
 
 /// Runs `cases` random cases and bounds what was skipped over all of them.
@@ -807,6 +852,12 @@ fn run_cases(cases: u32) {
     assert!(
         t.sender_removed * 10 <= t.sends,
         "too many unchecked sends: {t:?}"
+    );
+    // The relay's duplicates were seen, and counted as the relay's.
+    assert!(
+        t.refusals.get(FaultSource::Relay, FaultKind::Duplicate) > 0,
+        "no duplicate counted: {}",
+        t.refusals
     );
 }
 

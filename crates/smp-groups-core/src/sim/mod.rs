@@ -59,6 +59,8 @@ struct Node {
     events: Vec<ClientEvent>,
     timer: Option<u64>,
     rng: ChaCha20Rng,
+    /// Refusals counted by the agent's earlier incarnations.
+    refused: crate::RefusalCounts,
 }
 
 /// The simulation.
@@ -97,6 +99,7 @@ impl Sim {
                     events: Vec::new(),
                     timer: None,
                     rng: ChaCha20Rng::seed_from_u64(rng.next_u64()),
+                    refused: crate::RefusalCounts::default(),
                 };
                 if let Some(a) = node.agent.as_mut() {
                     while let Some(Output::Store(b)) = a.poll() {
@@ -157,6 +160,19 @@ impl Sim {
     /// The client events agent `i` produced so far.
     pub fn events(&self, i: usize) -> &[ClientEvent] {
         self.nodes.get(i).map_or(&[], |n| n.events.as_slice())
+    }
+
+    /// The inputs agent `i` refused, by source and kind, over all its
+    /// incarnations (an agent's own counts restart with it).
+    pub fn refusals(&self, i: usize) -> crate::RefusalCounts {
+        let Some(node) = self.nodes.get(i) else {
+            return crate::RefusalCounts::default();
+        };
+        let mut total = node.refused.clone();
+        if let Some(a) = &node.agent {
+            total.add(a.refusals());
+        }
+        total
     }
 
     /// Agent envelopes sent, by type (first attempt of each relay `SEND`).
@@ -507,7 +523,9 @@ impl Sim {
     /// Takes agent `i` down (its in-memory state is lost; its store survives).
     pub fn crash(&mut self, i: usize) {
         if let Some(node) = self.nodes.get_mut(i) {
-            node.agent = None;
+            if let Some(a) = node.agent.take() {
+                node.refused.add(a.refusals());
+            }
             node.incarnation += 1;
             node.timer = None;
         }
