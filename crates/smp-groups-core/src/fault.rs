@@ -413,3 +413,148 @@ impl crate::Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Group envelopes that honest peers never send, fed to the handlers
+    //! directly: each is refused and counted with the right source and kind.
+
+    use smp_groups_wire::agent::{
+        Content, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile,
+    };
+
+    use super::{FaultKind, FaultSource};
+    use crate::state::Owner;
+    use crate::{Agent, Command, Config, Input, Timestamp};
+
+    const PEER: [u8; 16] = [9; 16];
+
+    /// An agent holding group `g` (no members).
+    fn agent() -> Agent {
+        let mut a = Agent::new(Config::default());
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
+        a.handle(
+            Input::Command {
+                corr: "1".into(),
+                command: Command::NewGroup {
+                    alias: Some("g".into()),
+                    info: Vec::new(),
+                },
+            },
+            Timestamp::from_millis(1),
+            &mut rng,
+        );
+        while a.poll().is_some() {}
+        a
+    }
+
+    fn from_peer(a: &mut Agent, env: GroupEnvelope) {
+        let owner = Owner::Member {
+            group: "g".into(),
+            member: PEER,
+        };
+        a.on_group_envelope(77, &owner, 1, env);
+    }
+
+    fn only(a: &Agent, source: FaultSource, kind: FaultKind) {
+        assert_eq!(a.refusals().get(source, kind), 1, "{}", a.refusals());
+        assert_eq!(a.refusals().total(), 1, "{}", a.refusals());
+    }
+
+    #[test]
+    fn an_envelope_for_a_group_we_no_longer_hold_is_stale() {
+        let mut a = agent();
+        let owner = Owner::Member {
+            group: "left".into(),
+            member: PEER,
+        };
+        a.on_group_envelope(77, &owner, 1, GroupEnvelope::Left);
+        only(&a, FaultSource::Nobody, FaultKind::Stale);
+    }
+
+    #[test]
+    fn an_envelope_from_a_member_that_is_gone_is_stale() {
+        let mut a = agent();
+        a.groups.get_mut("g").expect("group").gone.insert(PEER);
+        from_peer(&mut a, GroupEnvelope::Left);
+        only(&a, FaultSource::Nobody, FaultKind::Stale);
+    }
+
+    #[test]
+    fn a_group_envelope_on_a_visible_connection_is_unexpected() {
+        let mut a = agent();
+        a.on_group_envelope(77, &Owner::Visible("c".into()), 1, GroupEnvelope::Left);
+        only(&a, FaultSource::Peer, FaultKind::Unexpected);
+    }
+
+    #[test]
+    fn a_removal_of_ourselves_by_rem_is_unexpected() {
+        let mut a = agent();
+        let me = a.groups["g"].me;
+        from_peer(&mut a, GroupEnvelope::Rem(MemberId(me)));
+        only(&a, FaultSource::Peer, FaultKind::Unexpected);
+        assert!(a.groups.contains_key("g"));
+    }
+
+    #[test]
+    fn deld_while_we_do_not_delete_is_unexpected() {
+        let mut a = agent();
+        from_peer(&mut a, GroupEnvelope::Deld);
+        only(&a, FaultSource::Peer, FaultKind::Unexpected);
+    }
+
+    #[test]
+    fn a_message_from_a_sender_we_are_not_connected_to_is_stale() {
+        let mut a = agent();
+        from_peer(
+            &mut a,
+            GroupEnvelope::Msg {
+                ext_msg_id: 1,
+                content: Content::new(b"hi".to_vec()).expect("bounded"),
+            },
+        );
+        only(&a, FaultSource::Nobody, FaultKind::Stale);
+    }
+
+    #[test]
+    fn a_forwarded_invitation_that_does_not_parse_is_malformed() {
+        let mut a = agent();
+        let info = MemberInfo {
+            member_id: MemberId([5; 16]),
+            signing_key: [0; 32],
+            profile: Profile::new(Vec::new()).expect("bounded"),
+        };
+        from_peer(
+            &mut a,
+            GroupEnvelope::Fwd {
+                member: info,
+                invitation: Invitation::new(b"garbage".to_vec()).expect("bounded"),
+            },
+        );
+        only(&a, FaultSource::Peer, FaultKind::Malformed);
+        // Nothing was added for it.
+        assert!(a.groups["g"].members.is_empty());
+        assert_eq!(a.connection_count(), 0);
+    }
+
+    #[test]
+    fn mem_of_ourselves_from_a_member_that_did_not_introduce_us_is_unexpected() {
+        let mut a = agent();
+        let me = a.groups["g"].me;
+        from_peer(&mut a, GroupEnvelope::Mem(MemberId(me)));
+        only(&a, FaultSource::Peer, FaultKind::Unexpected);
+    }
+
+    #[test]
+    fn an_answer_to_an_introduction_we_do_not_wait_for_is_stale() {
+        let mut a = agent();
+        from_peer(
+            &mut a,
+            GroupEnvelope::Inv {
+                member_id: MemberId([5; 16]),
+                invitation: Invitation::new(Vec::new()).expect("bounded"),
+            },
+        );
+        only(&a, FaultSource::Nobody, FaultKind::Stale);
+    }
+}

@@ -274,6 +274,23 @@ impl Sim {
         }
     }
 
+    /// Runs `input` on agent `i` now, as if its driver gave it: for tests that
+    /// feed what an honest relay or peer would not (garbage, a message for a
+    /// queue that does not exist, a forged confirmation).
+    pub fn inject(&mut self, i: usize, input: Input) {
+        self.deliver(i, input);
+    }
+
+    /// The receive queues agent `i` has at the relays: (server, recipient id).
+    pub fn receive_queues(&self, i: usize) -> Vec<(String, Vec<u8>)> {
+        self.relays
+            .queues
+            .iter()
+            .filter(|(_, q)| q.owner == i)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// After every input, check that each agent's store holds exactly its
     /// in-memory state (a change never marked for storage would be lost in a
     /// crash). Slow: for tests.
