@@ -548,7 +548,12 @@ impl Agent {
                 );
             }
             (_, Some(c)) => {
-                self.refuse(FaultSource::Relay, FaultKind::OpRefused, At::conn(c), &detail);
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::OpRefused,
+                    At::conn(c),
+                    &detail,
+                );
             }
             // A queue we no longer have: we deleted it while the operation
             // was on the way (a race), or never had it.

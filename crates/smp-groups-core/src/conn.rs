@@ -369,6 +369,7 @@ impl Agent {
             }
             return;
         }
+        // An inviter has no queue to send to before the confirmation.
         let Some(snd) = conn.snd.clone() else { return };
         let Some(head) = conn.outbox.front_mut() else {
             return;
@@ -831,12 +832,7 @@ impl Agent {
             ConnVerdict::Ok => {}
             ConnVerdict::BadId { id: got, last } => {
                 let detail = format!("message id {got} after {last}");
-                self.refuse(
-                    FaultSource::Peer,
-                    FaultKind::ChainId,
-                    At::conn(id),
-                    &detail,
-                );
+                self.refuse(FaultSource::Peer, FaultKind::ChainId, At::conn(id), &detail);
                 return;
             }
             ConnVerdict::Duplicate { id: got } => {
@@ -996,7 +992,12 @@ impl Agent {
             // Internal: our caller found it in this input.
             return;
         };
-        let unexpected = |what: &str| format!("{what} on a connection {:?} of {:?}", conn.status, conn.owner);
+        let unexpected = |what: &str| {
+            format!(
+                "{what} on a connection {:?} of {:?}",
+                conn.status, conn.owner
+            )
+        };
         match body {
             AMessage::Hello => {
                 if conn.status == ConnStatus::Joined {

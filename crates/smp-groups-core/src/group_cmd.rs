@@ -480,12 +480,22 @@ impl Agent {
             Ok(AMessage::Group(env)) => env,
             Ok(_) => {
                 let detail = "a stored approval that is not a group envelope";
-                self.refuse(FaultSource::Local, FaultKind::Internal, At::conn(p.conn), &detail);
+                self.refuse(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::conn(p.conn),
+                    &detail,
+                );
                 return Err(CommandError::Internal(detail.to_owned()));
             }
             Err(e) => {
                 let detail = format!("a stored approval: {e}");
-                self.refuse(FaultSource::Local, FaultKind::Internal, At::conn(p.conn), &detail);
+                self.refuse(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::conn(p.conn),
+                    &detail,
+                );
                 return Err(CommandError::Internal(detail));
             }
         };

@@ -222,7 +222,12 @@ impl Agent {
                 let me = self.groups.get(group).map(|g| g.me);
                 if me == Some(x) {
                     // A remover tells the member it removes with `OUT`.
-                    self.refuse(FaultSource::Peer, FaultKind::Unexpected, at, &"REM of ourselves");
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        at,
+                        &"REM of ourselves",
+                    );
                     return;
                 }
                 let known = self
@@ -422,6 +427,8 @@ impl Agent {
         invitation: Vec<u8>,
     ) {
         let Some(g) = self.groups.get_mut(group) else {
+            // Not an input: we left the group while the queue was created
+            // (its connection closes with the group).
             return;
         };
         if let Some(add) = g.adds.get_mut(&member)
@@ -432,7 +439,9 @@ impl Agent {
             let gid = g.id;
             self.touch_group(group);
             let me = self.groups.get(group).map_or([0; 16], |g| g.me);
-            let parts = self.member_info(group, me).ok_or_else(|| "no member info".to_owned());
+            let parts = self
+                .member_info(group, me)
+                .ok_or_else(|| "no member info".to_owned());
             let parts = parts.and_then(|introducer| {
                 Ok((
                     introducer,
@@ -485,6 +494,7 @@ impl Agent {
     fn on_intro(&mut self, conn: u64, group: &str, by: Mid, info: &MemberInfo) {
         let x = info.member_id.0;
         let Some(g) = self.groups.get(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
         if x == g.me || g.members.contains_key(&x) || g.gone.contains(&x) {
@@ -556,7 +566,12 @@ impl Agent {
             return;
         };
         if x == g.me {
-            self.refuse(FaultSource::Peer, FaultKind::Unexpected, at, &"FWD of ourselves");
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::Unexpected,
+                at,
+                &"FWD of ourselves",
+            );
             return;
         }
         if g.gone.contains(&x) {

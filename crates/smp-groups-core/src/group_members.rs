@@ -30,7 +30,11 @@ impl Agent {
             );
             return;
         };
-        let Some(m) = g.members.get_mut(&member).filter(|_| !g.gone.contains(&member)) else {
+        let Some(m) = g
+            .members
+            .get_mut(&member)
+            .filter(|_| !g.gone.contains(&member))
+        else {
             // It left or was removed while the handshake ran.
             self.refuse(
                 FaultSource::Nobody,

@@ -754,8 +754,7 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
     }
     // 6. Refusals: none by a peer or by ourselves in these honest runs.
     let crashed = case.ops.iter().any(|o| matches!(o, Op::Crash(_)));
-    let fault_free =
-        case.faults.loss_ppm == 0 && case.faults.duplicate_ppm == 0 && !crashed;
+    let fault_free = case.faults.loss_ppm == 0 && case.faults.duplicate_ppm == 0 && !crashed;
     for i in 0..n {
         let r = run.sim.refusals(i);
         let own = r.of_source(FaultSource::Peer) + r.of_source(FaultSource::Local);

@@ -202,7 +202,11 @@ fn a_bad_confirmation_is_reported_and_the_invitation_stays_open() {
         }),
     );
     let r = sim.refusals(0);
-    assert_eq!(r.get(FaultSource::Peer, FaultKind::BadConfirmation), 1, "{r}");
+    assert_eq!(
+        r.get(FaultSource::Peer, FaultKind::BadConfirmation),
+        1,
+        "{r}"
+    );
     assert_eq!(
         count(sim.events(0), |e| matches!(
             e,
@@ -283,7 +287,10 @@ fn undecryptable_messages_are_counted_and_reported_once_in_a_row() {
     );
     sim.settle_all();
     assert_eq!(
-        count(sim.events(0), |e| matches!(e, Event::ConnMsg { body, .. } if body == b"hi")),
+        count(
+            sim.events(0),
+            |e| matches!(e, Event::ConnMsg { body, .. } if body == b"hi")
+        ),
         1
     );
     assert_eq!(reported(&sim), 1);
@@ -348,8 +355,16 @@ fn duplicates_from_the_relay_are_counted_as_the_relays() {
         );
     }
     // Agent 0 got the confirmation and three messages twice, agent 1 HELLO.
-    assert!(sim.refusals(0).get(FaultSource::Relay, FaultKind::Duplicate) >= 4);
-    assert!(sim.refusals(1).get(FaultSource::Relay, FaultKind::Duplicate) >= 1);
+    assert!(
+        sim.refusals(0)
+            .get(FaultSource::Relay, FaultKind::Duplicate)
+            >= 4
+    );
+    assert!(
+        sim.refusals(1)
+            .get(FaultSource::Relay, FaultKind::Duplicate)
+            >= 1
+    );
 }
 
 #[test]
@@ -379,7 +394,10 @@ fn a_fault_free_group_refuses_nothing_but_refused_commands() {
         let expected = u64::from(i == 0);
         assert_eq!(r.total(), expected, "agent {i}: {r}");
         assert_eq!(r.get(FaultSource::Client, FaultKind::Command), expected);
-        assert_eq!(count(sim.events(i), |e| matches!(e, Event::Fault { .. })), 0);
+        assert_eq!(
+            count(sim.events(i), |e| matches!(e, Event::Fault { .. })),
+            0
+        );
     }
 }
 

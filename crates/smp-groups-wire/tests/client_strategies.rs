@@ -141,9 +141,8 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             invitation,
             info
         }),
-        (alias(), fault_source(), fault_kind()).prop_map(|(conn, source, kind)| {
-            AgentEvent::Fault { conn, source, kind }
-        }),
+        (alias(), fault_source(), fault_kind())
+            .prop_map(|(conn, source, kind)| { AgentEvent::Fault { conn, source, kind } }),
     ];
     let group_events = prop_oneof![
         (alias(), alias()).prop_map(|(group, member)| AgentEvent::GroupCon { group, member }),

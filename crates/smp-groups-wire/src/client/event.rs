@@ -96,7 +96,9 @@ impl FaultSource {
             b"peer" => Ok(Self::Peer),
             b"relay" => Ok(Self::Relay),
             b"local" => Ok(Self::Local),
-            _ => Err(LineError::syntax("fault source must be peer, relay or local")),
+            _ => Err(LineError::syntax(
+                "fault source must be peer, relay or local",
+            )),
         }
     }
 }
