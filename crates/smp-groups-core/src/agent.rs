@@ -384,20 +384,19 @@ impl Agent {
                     .rcv_index
                     .get(&(server.clone(), rcv_id.clone()))
                     .copied();
-                match conn {
-                    Some(conn) => self.on_message(conn, &body),
-                    None => {
-                        // Messages the relay delivered before it executed our
-                        // `DEL` are a race; for a queue we never had, the
-                        // relay's fault.
-                        let source = if self.deleted_queue(&server, &rcv_id) {
-                            FaultSource::Nobody
-                        } else {
-                            FaultSource::Relay
-                        };
-                        let detail = format!("message for queue {server} {rcv_id:02x?}");
-                        self.refuse(source, FaultKind::UnknownQueue, At::default(), &detail);
-                    }
+                if let Some(conn) = conn {
+                    self.on_message(conn, &body);
+                } else {
+                    // Messages the relay delivered before it executed our
+                    // `DEL` are a race; for a queue we never had, the
+                    // relay's fault.
+                    let source = if self.deleted_queue(&server, &rcv_id) {
+                        FaultSource::Nobody
+                    } else {
+                        FaultSource::Relay
+                    };
+                    let detail = format!("message for queue {server} {rcv_id:02x?}");
+                    self.refuse(source, FaultKind::UnknownQueue, At::default(), &detail);
                 }
                 // Acknowledged after the effects are in this input's batch.
                 let op = self.alloc_op();

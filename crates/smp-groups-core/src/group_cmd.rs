@@ -229,12 +229,11 @@ impl Agent {
             .map(|(id, _)| *id)
             .collect();
         // Everything that can fail before the group changes.
-        let content =
-            Content::new(body.clone()).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let g = self.active_group(group)?;
         let sent = g
             .integrity
-            .on_sent(&body)
+            .on_sent(content.as_slice())
             .map_err(|e| CommandError::Internal(e.to_string()))?;
         let int_id = g.next_msg_id;
         g.next_msg_id += 1;
