@@ -915,16 +915,27 @@ impl Agent {
         digest: smp_groups_wire::agent::Digest,
         sig_ok: bool,
     ) {
+        let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
-        let Some(int_id) = g.ext_to_int.get(&ext_msg_id).copied() else {
+        let Some(t) = g
+            .ext_to_int
+            .get(&ext_msg_id)
+            .copied()
+            .and_then(|int_id| Some((int_id, g.sends.get_mut(&int_id)?)))
+        else {
+            // The send is complete (everyone else answered, or stopped
+            // waiting for this member).
+            let detail = format!("receipt for {ext_msg_id}, a send no longer tracked");
+            self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             return;
         };
-        let Some(t) = g.sends.get_mut(&int_id) else {
-            return;
-        };
+        let (int_id, t) = t;
         if !t.rcvd_pending.remove(&from) {
+            let detail = format!("receipt for {ext_msg_id} again");
+            self.refuse(FaultSource::Nobody, FaultKind::Duplicate, at, &detail);
             return;
         }
         let ok = digest.0 == t.content_hash && sig_ok;
