@@ -258,6 +258,23 @@ impl Agent {
         self.touch_conn(conn);
         self.touch_group(group);
         self.member_connected(conn, group, x, join);
+        // We are deleting the group: a member that joined through an open
+        // invitation meanwhile was not told (its introducer may have finished
+        // its add before our `DEL` reached it). It is told now, and the
+        // deletion waits for its `DELD` too.
+        let deleting = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| match &mut g.status {
+                GroupStatus::Deleting { waiting, .. } => Some(waiting.insert(x)),
+                GroupStatus::Active => None,
+            });
+        if let Some(new) = deleting {
+            if new {
+                self.enqueue(conn, &AMessage::Group(GroupEnvelope::Del), Note::None);
+            }
+            return;
+        }
         if !known {
             // Members we are adding concurrently may be unknown to its
             // introducer: we introduce them to it.

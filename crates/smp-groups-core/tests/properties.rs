@@ -1326,3 +1326,30 @@ fn regression_deleted_generation_held_n6() {
     };
     check(&c, &mut Stats::default()).expect("holds");
 }
+
+/// Found by a 1,000-case run after the refusal counters went in: generation 0
+/// was deleted, and agent 2 still held it.
+#[test]
+fn regression_deleted_generation_held_n3_open() {
+    let ops = vec![
+        Op::Crash(2),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 2 },
+        Op::Settle,
+        Op::Add { by: 1, who: 0 },
+        Op::Crash(1),
+        Op::Add { by: 0, who: 0 },
+        Op::Delete { by: 0 },
+        Op::Add { by: 0, who: 1 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 2 },
+    ];
+    let faults = Faults {
+        loss_ppm: 22861,
+        duplicate_ppm: 19470,
+        max_delay_ms: 124,
+    };
+    let mut c = case(3, ops, faults, 15_542_363_175_822_980_046);
+    c.open_invitations = true;
+    check(&c, &mut Stats::default()).expect("deleted everywhere");
+}
