@@ -384,9 +384,7 @@ impl Agent {
     pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
         self.group_mut(group)?;
         let conns = self.member_conns(group);
-        for c in &conns {
-            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
-        }
+        self.send_left(group);
         self.drop_group(group, &conns);
         self.event(Event::Left {
             group: group.to_owned(),

@@ -481,14 +481,33 @@ impl Agent {
     /// reached, then forget it.
     pub(crate) fn abandon_join(&mut self, group: &str) {
         let conns = self.member_conns(group);
-        for c in &conns {
-            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
-        }
+        self.send_left(group);
         self.drop_group(group, &conns);
         self.event(Event::Left {
             group: group.to_owned(),
             member: None,
         });
+    }
+
+    /// `LEFT` on every live connection with a member of the group: with
+    /// invitations that crossed, the member's current connection may be one
+    /// that never got established while the other attempt did (or will: a
+    /// joined attempt waits for `HELLO` before it sends), and the member
+    /// reads us on that one.
+    pub(crate) fn send_left(&mut self, group: &str) {
+        let conns: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.closing
+                    && c.retire_at.is_none()
+                    && matches!(&c.owner, crate::state::Owner::Member { group: g, .. } if g == group)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for c in conns {
+            self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
+        }
     }
 
     pub(crate) fn check_empty(&mut self, group: &str) {

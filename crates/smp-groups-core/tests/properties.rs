@@ -1353,3 +1353,30 @@ fn regression_deleted_generation_held_n3_open() {
     c.open_invitations = true;
     check(&c, &mut Stats::default()).expect("deleted everywhere");
 }
+
+/// Found by a 10,000-case run: agent 2 left while agent 1's add was in
+/// flight and agent 1 crashed; agent 2 still saw agent 1 afterwards.
+#[test]
+fn regression_leave_during_add_with_crash_n3() {
+    let ops = vec![
+        Op::Crash(1),
+        Op::Run(0),
+        Op::Run(96),
+        Op::Add { by: 0, who: 1 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(2783),
+        Op::Crash(1),
+        Op::Leave(2),
+        Op::Send { by: 0 },
+        Op::Send { by: 0 },
+        Op::Run(1348),
+    ];
+    let faults = Faults {
+        loss_ppm: 24941,
+        duplicate_ppm: 24051,
+        max_delay_ms: 189,
+    };
+    let c = case(3, ops, faults, 8_954_991_876_690_546_906);
+    check(&c, &mut Stats::default()).expect("converges");
+}
