@@ -489,23 +489,32 @@ impl Agent {
         });
     }
 
-    /// `LEFT` on every live connection with a member of the group: with
-    /// invitations that crossed, the member's current connection may be one
-    /// that never got established while the other attempt did (or will: a
-    /// joined attempt waits for `HELLO` before it sends), and the member
-    /// reads us on that one.
+    /// `LEFT` to every member of the group, on the connection we send to it
+    /// on. With invitations that crossed, that connection may be one that is
+    /// not established (and never will be: we leave) while the other attempt
+    /// is, or will be once `HELLO` comes, and the member reads us there: then
+    /// `LEFT` goes on every attempt. (On an established connection it goes
+    /// there only, after what is queued: on another attempt it could overtake
+    /// our last messages.)
     pub(crate) fn send_left(&mut self, group: &str) {
-        let conns: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                !c.closing
-                    && c.retire_at.is_none()
-                    && matches!(&c.owner, crate::state::Owner::Member { group: g, .. } if g == group)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for c in conns {
+        let members: Vec<(Mid, Option<u64>)> = self
+            .groups
+            .get(group)
+            .map(|g| g.members.iter().map(|(x, m)| (*x, m.conn)).collect())
+            .unwrap_or_default();
+        let mut targets = Vec::new();
+        for (x, conn) in members {
+            let ready = conn
+                .and_then(|c| self.conns.get(&c))
+                .is_some_and(|c| c.status == crate::state::ConnStatus::Ready);
+            targets.extend(conn);
+            if !ready {
+                targets.extend(self.attempts(group, x));
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        for c in targets {
             self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
         }
     }

@@ -1380,3 +1380,27 @@ fn regression_leave_during_add_with_crash_n3() {
     let c = case(3, ops, faults, 8_954_991_876_690_546_906);
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run: a message from agent 1 never reached agent 2.
+#[test]
+fn regression_message_lost_after_leaves_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 2 },
+        Op::Send { by: 0 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 0 },
+        Op::Settle,
+        Op::Leave(0),
+        Op::Send { by: 0 },
+        Op::Leave(2),
+        Op::Remove { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 1973,
+        duplicate_ppm: 1,
+        max_delay_ms: 4,
+    };
+    let c = case(3, ops, faults, 91_277_867_169_262_827);
+    check(&c, &mut Stats::default()).expect("exactly once");
+}
