@@ -513,8 +513,16 @@ impl Agent {
                 .map(|m| m.status);
             if status.is_none() {
                 // Not the member's current connection: another attempt with it
-                // (crossing invitations) carries on; this one is dropped.
-                self.close_conn(id);
+                // (crossing invitations) carries on. This one is still read
+                // within the removal grace, then closed: the member may send
+                // on it (its current connection may be this one), and what
+                // it sent before it deleted its queue (a `LEFT`) is still in
+                // ours.
+                if let Some(c) = self.conns.get_mut(&id)
+                    && c.peer_gone_at.is_none()
+                {
+                    c.peer_gone_at = Some(self.now);
+                }
                 return;
             }
             match status {

@@ -1404,3 +1404,26 @@ fn regression_message_lost_after_leaves_n3() {
     let c = case(3, ops, faults, 91_277_867_169_262_827);
     check(&c, &mut Stats::default()).expect("exactly once");
 }
+
+/// Found by a 10,000-case run: agent 1 still saw a member that left.
+#[test]
+fn regression_remove_then_leave_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(388),
+        Op::Send { by: 0 },
+        Op::Settle,
+        Op::Remove { by: 2, who: 0 },
+        Op::Leave(2),
+    ];
+    let faults = Faults {
+        loss_ppm: 9158,
+        duplicate_ppm: 10472,
+        max_delay_ms: 1,
+    };
+    let c = case(3, ops, faults, 9_357_422_634_048_332_618);
+    check(&c, &mut Stats::default()).expect("converges");
+}
