@@ -204,6 +204,13 @@ impl Agent {
         join: Option<JoinInfo>,
     ) {
         let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
+        let removed = self.groups.get(group).and_then(|g| {
+            member.filter(|x| g.gone.contains(x) && g.open_offered.get(&holder) == Some(&conn))
+        });
+        if let Some(x) = removed {
+            self.open_invitation_used_by_removed(conn, group, holder, x);
+            return;
+        }
         let usable = self.groups.get(group).is_some_and(|g| {
             member.is_some_and(|x| x != g.me && !g.gone.contains(&x))
                 && g.open_offered.get(&holder) == Some(&conn)
@@ -280,6 +287,31 @@ impl Agent {
             // introducer: we introduce them to it.
             self.introduce_late(group, x);
         }
+        self.offer_open_invitation(group, holder);
+    }
+
+    /// A member we already count as removed joined through our open
+    /// invitation: it may not know of its removal yet, and what it sent
+    /// before it learned of it (a deletion, a removal) still applies
+    /// (concurrent removals). The connection is read as a retired one, within
+    /// the removal grace; we send it nothing but `HELLO`.
+    fn open_invitation_used_by_removed(&mut self, conn: u64, group: &str, holder: Mid, x: Mid) {
+        tracing::debug!(group, conn, member = %MemberId(x), "open invitation used by a removed member: read as retired");
+        let until = self.now.saturating_add(self.cfg.removal_grace_ms);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.owner = crate::state::Owner::Member {
+                group: group.to_owned(),
+                member: x,
+            };
+            // `HELLO` (queued first) only.
+            c.outbox.truncate(1);
+            c.retire_at = Some(until);
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            g.open_offered.remove(&holder);
+        }
+        self.touch_conn(conn);
+        self.touch_group(group);
         self.offer_open_invitation(group, holder);
     }
 

@@ -1427,3 +1427,30 @@ fn regression_remove_then_leave_n3() {
     let c = case(3, ops, faults, 9_357_422_634_048_332_618);
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run: generation 0 was deleted, and agent 1 still
+/// held it.
+#[test]
+fn regression_delete_after_remove_open_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Crash(2),
+        Op::Run(2281),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 1 },
+        Op::Send { by: 2 },
+        Op::Send { by: 2 },
+        Op::Run(2326),
+        Op::Remove { by: 0, who: 2 },
+        Op::Run(1796),
+        Op::Delete { by: 2 },
+    ];
+    let faults = Faults {
+        loss_ppm: 25361,
+        duplicate_ppm: 1,
+        max_delay_ms: 290,
+    };
+    let mut c = case(3, ops, faults, 15_671_451_395_477_387_409);
+    c.open_invitations = true;
+    check(&c, &mut Stats::default()).expect("deleted everywhere");
+}
