@@ -46,7 +46,19 @@ pub struct Agent {
     tx: mpsc::Sender<Request>,
 }
 
-/// The client events of an agent, in order ([`Agent::events`]).
+/// The client events of an agent, in order ([`Agent::events`]): responses are
+/// returned by the commands, these are the events the agent sends on its own,
+/// in the client protocol's terms ([`smp_groups_wire::client::AgentEvent`]).
+/// Among them, `FAULT` ([`AgentEvent::Fault`] on a connection,
+/// [`AgentEvent::GroupFault`] on a group) says that a connection can no longer
+/// make progress because the agent refused an input (the peer's queue is gone,
+/// our queue was refused or lost at the relay, a confirmation could not be
+/// processed, messages could not be decrypted several times in a row, one of
+/// our own steps failed); every refused input, reported or not, is counted in
+/// [`Metrics::refusals`](crate::Metrics::refusals). See `docs/faults.md`.
+///
+/// [`AgentEvent::Fault`]: smp_groups_wire::client::AgentEvent::Fault
+/// [`AgentEvent::GroupFault`]: smp_groups_wire::client::AgentEvent::GroupFault
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::UnboundedReceiver<Delivery>,

@@ -5,7 +5,7 @@
 //! base64url form (no padding) of its group member id, so `REM C:alias` names
 //! the member directly. Invitations to connections travel as base64url text.
 
-use smp_groups_core::{Change, Command, CommandError, Event};
+use smp_groups_core::{Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget};
 use smp_groups_integrity::{Violation, ViolationKind as Kind};
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::base64url;
@@ -13,6 +13,7 @@ use smp_groups_wire::client::{
     AgentEvent, Alias, Approval, ClientCommand, Entity, ErrorCode, InvitationText, RcvdStatus,
     ViolationKind,
 };
+use smp_groups_wire::client::{FaultKind as TextFaultKind, FaultSource as TextFaultSource};
 
 /// The alias a member has in client events.
 pub fn member_alias(member: &MemberId) -> Option<Alias> {
@@ -108,6 +109,46 @@ fn violation(group: Alias, v: &Violation) -> Option<AgentEvent> {
         kind,
         msg_id,
         reporter: member_alias(&v.reporter),
+    })
+}
+
+/// A core fault as `FAULT`: only the sources and kinds the client protocol
+/// names (core reports no others to the client; `None` for any other).
+fn fault(target: &FaultTarget, source: FaultSource, kind: FaultKind) -> Option<AgentEvent> {
+    let source = match source {
+        FaultSource::Peer => TextFaultSource::Peer,
+        FaultSource::Relay => TextFaultSource::Relay,
+        FaultSource::Local => TextFaultSource::Local,
+        _ => return None,
+    };
+    let kind = match kind {
+        FaultKind::PeerQueueGone => TextFaultKind::PeerQueueGone,
+        FaultKind::QueueRefused => TextFaultKind::QueueRefused,
+        FaultKind::QueueGone => TextFaultKind::QueueGone,
+        FaultKind::BadConfirmation => TextFaultKind::BadConfirmation,
+        FaultKind::Undecryptable => TextFaultKind::Undecryptable,
+        FaultKind::Internal => TextFaultKind::Internal,
+        _ => return None,
+    };
+    Some(match target {
+        FaultTarget::Conn(a) => AgentEvent::Fault {
+            conn: alias(a)?,
+            source,
+            kind,
+        },
+        FaultTarget::Member { group, member } => AgentEvent::GroupFault {
+            group: alias(group)?,
+            member: Some(member_alias(member)?),
+            source,
+            kind,
+        },
+        FaultTarget::Group(group) => AgentEvent::GroupFault {
+            group: alias(group)?,
+            member: None,
+            source,
+            kind,
+        },
+        _ => return None,
     })
 }
 
@@ -254,6 +295,11 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
             group,
             violation: v,
         } => return violation(alias(group)?, v),
+        Event::Fault {
+            target,
+            source,
+            kind,
+        } => return fault(target, *source, *kind),
     })
 }
 
@@ -422,6 +468,48 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn faults_reach_the_client_on_their_connection_or_group() {
+        let ev = to_agent_event(&Event::Fault {
+            target: FaultTarget::Conn("bob".into()),
+            source: FaultSource::Peer,
+            kind: FaultKind::PeerQueueGone,
+        });
+        assert_eq!(
+            ev,
+            Some(AgentEvent::Fault {
+                conn: Alias::new("bob").unwrap(),
+                source: TextFaultSource::Peer,
+                kind: TextFaultKind::PeerQueueGone,
+            })
+        );
+        let m = MemberId([3; 16]);
+        let ev = to_agent_event(&Event::Fault {
+            target: FaultTarget::Member {
+                group: "team".into(),
+                member: m,
+            },
+            source: FaultSource::Relay,
+            kind: FaultKind::QueueGone,
+        });
+        assert_eq!(
+            ev,
+            Some(AgentEvent::GroupFault {
+                group: Alias::new("team").unwrap(),
+                member: member_alias(&m),
+                source: TextFaultSource::Relay,
+                kind: TextFaultKind::QueueGone,
+            })
+        );
+        // Kinds core only counts have no text form.
+        let ev = to_agent_event(&Event::Fault {
+            target: FaultTarget::Conn("bob".into()),
+            source: FaultSource::Peer,
+            kind: FaultKind::Malformed,
+        });
+        assert_eq!(ev, None);
     }
 
     #[test]

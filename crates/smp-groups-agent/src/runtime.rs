@@ -31,8 +31,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use smp_groups_core::{
-    Agent as CoreAgent, ClientEvent, Command, Event, Input, OpId, Output, RelayEvent, RelayOp,
-    Timestamp,
+    Agent as CoreAgent, ClientEvent, Command, Event, Input, OpId, Output, RefusalCounts,
+    RelayEvent, RelayOp, Timestamp,
 };
 use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
 use smp_groups_wire::agent::MemberId;
@@ -71,6 +71,11 @@ pub struct Metrics {
     /// performed and not answered yet, and inputs handled and not committed
     /// yet (0: the agent is idle until a message or timer arrives).
     pub in_flight: u64,
+    /// Inputs the core refused since this agent started, by who is at fault
+    /// and what was refused (`docs/faults.md`). Not stored: a restart resets
+    /// them. Messages the runtime recognises as already processed are
+    /// acknowledged without reaching the core, and are not counted.
+    pub refusals: RefusalCounts,
 }
 
 impl Metrics {
@@ -453,6 +458,7 @@ impl Runtime {
                 let uncommitted =
                     self.pending.inputs + self.inflight.as_ref().map_or(0, |f| f.inputs);
                 m.in_flight = (self.outbox.len() + uncommitted) as u64;
+                m.refusals = self.core.refusals().clone();
                 let _ = tx.send(m);
             }
             Request::Members(group, tx) => {

@@ -112,3 +112,52 @@ async fn bad_lines_get_errors_and_the_session_goes_on() {
         Some(ErrorCode::Duplicate)
     );
 }
+
+/// A peer that deleted the connection: the next send is refused by the relay,
+/// and the client gets `FAULT peer peer_queue_gone` on it; the refusal is
+/// counted in the agent's metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_peer_is_reported_as_a_fault() {
+    use smp_groups_core::{FaultKind, FaultSource};
+    use smp_groups_wire::client::{FaultKind as Kind, FaultSource as Source};
+
+    let relays = relays();
+    let (agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
+    let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
+    let mut a = Client::connect(addr_a, "alice").await;
+    let mut b = Client::connect(addr_b, "bob").await;
+    flows::connect(&mut a, &mut b, "bob", "alice").await;
+    assert!(matches!(
+        b.call("d1", "C:alice DEL").await,
+        AgentEvent::Ok { .. }
+    ));
+    // Bob's queue is deleted once his `DEL` is done; until then a send may
+    // still go through. Send until the fault comes.
+    let from = a.seen.len();
+    let mut n = 0;
+    let fault = loop {
+        n += 1;
+        let r = a.call(&format!("s{n}"), "C:bob SEND :anyone?").await;
+        assert!(matches!(r, AgentEvent::Sent { .. }), "{r:?}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        a.pump_until(deadline).await;
+        let found = a.seen[from..].iter().find_map(|t| match &t.msg {
+            AgentEvent::Fault { conn, source, kind } if conn.as_str() == "bob" => {
+                Some((*source, *kind))
+            }
+            _ => None,
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(n < 20, "no FAULT; seen {:#?}", &a.seen[from..]);
+    };
+    assert_eq!(fault, (Source::Peer, Kind::PeerQueueGone));
+    let m = agent_a.metrics().await.unwrap();
+    assert_eq!(
+        m.refusals.get(FaultSource::Peer, FaultKind::PeerQueueGone),
+        1,
+        "{}",
+        m.refusals
+    );
+}

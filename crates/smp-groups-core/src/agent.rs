@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::api::{ClientEvent, Command, CommandError, Event};
 use crate::config::Config;
+use crate::fault::{At, FaultKind, FaultSource, RefusalCounts};
 use crate::relay::{OpId, RelayError, RelayEvent, RelayOp};
 use crate::state::{
     Conn, Group, MemberRecIn, MemberRecOut, Meta, Mid, PendingOp, Purpose, RecvInvitation,
@@ -67,7 +68,18 @@ pub struct Agent {
     /// Each member's own record part as last written, by group: a group's
     /// flush writes only the members whose record changed.
     written: BTreeMap<String, BTreeMap<Mid, crate::state::Member>>,
+    /// Refused inputs since creation or restore (not stored).
+    pub(crate) refusals: RefusalCounts,
+    /// Undecryptable messages in a row, by connection (not stored).
+    pub(crate) undecryptable: BTreeMap<u64, u32>,
+    /// Receive queues we deleted lately (not stored; at most
+    /// [`FORGOTTEN_QUEUES`]): what the relay still says of them is a race.
+    pub(crate) forgotten: VecDeque<(String, Vec<u8>)>,
 }
+
+/// How many deleted receive queues [`Agent`] remembers, to tell a late
+/// message or answer for one of them (a race) from the relay's mistake.
+const FORGOTTEN_QUEUES: usize = 1024;
 
 impl Agent {
     /// A new agent with no connections or groups. Poll it for its first storage
@@ -96,6 +108,9 @@ impl Agent {
             now: 0,
             rng: ChaCha20Rng::from_seed([0; 32]),
             written: BTreeMap::new(),
+            refusals: RefusalCounts::default(),
+            undecryptable: BTreeMap::new(),
+            forgotten: VecDeque::new(),
         }
     }
 
@@ -300,7 +315,10 @@ impl Agent {
                 accept,
             } => self.cmd_approve(&group, approval, accept),
         };
-        let event = result.unwrap_or_else(Event::Err);
+        let event = result.unwrap_or_else(|e| {
+            self.refuse(FaultSource::Client, FaultKind::Command, At::default(), &e);
+            Event::Err(e)
+        });
         self.events_out.push(ClientEvent {
             corr: Some(corr),
             event,
@@ -310,15 +328,43 @@ impl Agent {
     fn on_relay(&mut self, ev: RelayEvent) {
         match ev {
             RelayEvent::QueueCreated { op, rcv_id, snd_id } => {
-                if let Some(p) = self.finish_op(op) {
-                    if let (Purpose::RcvQueue(conn), RelayOp::CreateQueue { server, .. }) =
-                        (p.purpose, p.op)
-                    {
-                        self.on_queue_created(conn, server, rcv_id, snd_id);
-                    }
-                }
+                let Some(p) = self.ops.get(&op) else {
+                    // The queue was created but nothing waits for it: without
+                    // its server we cannot delete it (it expires at the relay).
+                    self.unknown_op(op, "QueueCreated");
+                    return;
+                };
+                let (Purpose::RcvQueue(conn), RelayOp::CreateQueue { server, .. }) =
+                    (&p.purpose, &p.op)
+                else {
+                    let detail = format!("a queue created for {}", p.op.command_name());
+                    self.refuse(
+                        FaultSource::Relay,
+                        FaultKind::ResultMismatch,
+                        At::default(),
+                        &detail,
+                    );
+                    return;
+                };
+                let (conn, server) = (*conn, server.clone());
+                self.finish_op(op);
+                self.on_queue_created(conn, server, rcv_id, snd_id);
             }
             RelayEvent::Done { op } => {
+                let Some(p) = self.ops.get(&op) else {
+                    self.unknown_op(op, "Done");
+                    return;
+                };
+                if let Purpose::RcvQueue(conn) = p.purpose {
+                    // A queue creation must answer with the queue's ids.
+                    self.refuse(
+                        FaultSource::Relay,
+                        FaultKind::ResultMismatch,
+                        At::conn(conn),
+                        &"NEW answered without a queue",
+                    );
+                    return;
+                }
                 if let Some(p) = self.finish_op(op) {
                     match p.purpose {
                         Purpose::Send(conn) => self.on_send_done(conn, op),
@@ -340,6 +386,17 @@ impl Agent {
                     .copied();
                 if let Some(conn) = conn {
                     self.on_message(conn, &body);
+                } else {
+                    // Messages the relay delivered before it executed our
+                    // `DEL` are a race; for a queue we never had, the
+                    // relay's fault.
+                    let source = if self.deleted_queue(&server, &rcv_id) {
+                        FaultSource::Nobody
+                    } else {
+                        FaultSource::Relay
+                    };
+                    let detail = format!("message for queue {server} {rcv_id:02x?}");
+                    self.refuse(source, FaultKind::UnknownQueue, At::default(), &detail);
                 }
                 // Acknowledged after the effects are in this input's batch.
                 let op = self.alloc_op();
@@ -356,7 +413,43 @@ impl Agent {
         }
     }
 
+    /// Remembers a receive queue we deleted (bounded, not stored).
+    pub(crate) fn forget_queue(&mut self, server: String, rcv_id: Vec<u8>) {
+        if self.forgotten.len() >= FORGOTTEN_QUEUES {
+            self.forgotten.pop_front();
+        }
+        self.forgotten.push_back((server, rcv_id));
+    }
+
+    /// Whether we deleted (or are deleting) this receive queue: what the
+    /// relay says of it now is a race, not a fault.
+    fn deleted_queue(&self, server: &str, rcv_id: &[u8]) -> bool {
+        self.forgotten
+            .iter()
+            .any(|(s, r)| s == server && r.as_slice() == rcv_id)
+            || self.ops.values().any(|p| {
+                matches!(&p.op, RelayOp::Delete { server: s, rcv_id: r, .. }
+                    if s == server && r.as_slice() == rcv_id)
+            })
+    }
+
+    /// A relay result for an operation that is not pending: a late answer
+    /// to one that was retried or already answered.
+    fn unknown_op(&mut self, op: OpId, what: &str) {
+        let detail = format!("{what} for operation {}", op.0);
+        self.refuse(
+            FaultSource::Nobody,
+            FaultKind::UnknownOp,
+            At::default(),
+            &detail,
+        );
+    }
+
     fn on_op_failed(&mut self, op: OpId, error: RelayError) {
+        if !self.ops.contains_key(&op) {
+            self.unknown_op(op, &format!("{error:?}"));
+            return;
+        }
         match error {
             RelayError::Temporary => {
                 let (base, max, now) = (self.cfg.retry_ms, self.cfg.max_retry_ms, self.now);
@@ -389,22 +482,87 @@ impl Agent {
                     return;
                 }
                 if let Some(p) = self.finish_op(op) {
+                    let detail = format!("{} refused: {error:?}", p.op.command_name());
                     match p.purpose {
                         // The peer deleted its queue: nothing on this
                         // connection can be delivered any more.
                         Purpose::Send(conn) => self.on_send_dead(conn),
                         Purpose::Secure(conn) => {
-                            tracing::warn!(conn, ?error, "securing our queue failed");
+                            // We deleted the queue while its `KEY` was on
+                            // the way (the connection closed): a race.
+                            let ours = self.conns.get(&conn).is_some_and(|c| c.rcv.is_some());
+                            let source = if ours {
+                                FaultSource::Relay
+                            } else {
+                                FaultSource::Nobody
+                            };
+                            self.refuse(source, FaultKind::SecureRefused, At::conn(conn), &detail);
                             self.on_secured(conn);
                         }
                         Purpose::RcvQueue(conn) => {
-                            tracing::warn!(conn, ?error, "creating a queue failed");
+                            // The connection stays as it is (the client may
+                            // delete it; a member's expires as pending).
+                            self.report(
+                                FaultSource::Relay,
+                                FaultKind::QueueRefused,
+                                At::conn(conn),
+                                &detail,
+                            );
                         }
-                        Purpose::Plain => {
-                            tracing::warn!(op = op.0, ?error, "relay operation refused");
-                        }
+                        Purpose::Plain => self.plain_op_refused(&p.op, &detail),
                     }
                 }
+            }
+        }
+    }
+
+    /// A `SUB`, `ACK` or `DEL` refused for good. A refused `SUB` means our
+    /// receive queue is gone: nothing more arrives on its connection.
+    fn plain_op_refused(&mut self, op: &RelayOp, detail: &str) {
+        let (server, rcv_id) = match op {
+            RelayOp::Subscribe { server, rcv_id, .. }
+            | RelayOp::Ack { server, rcv_id, .. }
+            | RelayOp::Delete { server, rcv_id, .. } => (server, rcv_id),
+            RelayOp::CreateQueue { .. } | RelayOp::Secure { .. } | RelayOp::Send { .. } => {
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::OpRefused,
+                    At::default(),
+                    &detail,
+                );
+                return;
+            }
+        };
+        let conn = self
+            .rcv_index
+            .get(&(server.clone(), rcv_id.clone()))
+            .copied();
+        match (op, conn) {
+            (RelayOp::Subscribe { .. }, Some(c)) => {
+                self.report(
+                    FaultSource::Relay,
+                    FaultKind::QueueGone,
+                    At::conn(c),
+                    &detail,
+                );
+            }
+            (_, Some(c)) => {
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::OpRefused,
+                    At::conn(c),
+                    &detail,
+                );
+            }
+            // A queue we no longer have: we deleted it while the operation
+            // was on the way (a race), or never had it.
+            (_, None) => {
+                let source = if self.deleted_queue(server, rcv_id) {
+                    FaultSource::Nobody
+                } else {
+                    FaultSource::Relay
+                };
+                self.refuse(source, FaultKind::OpRefused, At::default(), &detail);
             }
         }
     }

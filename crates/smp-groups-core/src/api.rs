@@ -7,6 +7,8 @@
 use smp_groups_integrity::Violation;
 use smp_groups_wire::agent::MemberId;
 
+use crate::fault::{FaultKind, FaultSource, FaultTarget};
+
 /// A client command, with the correlation id its response carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -347,5 +349,19 @@ pub enum Event {
         group: String,
         /// What disagrees.
         violation: Violation,
+    },
+    /// An input was refused and what it concerns cannot make progress: a
+    /// connection whose peer's queue is gone, our receive queue refused or
+    /// lost at the relay, a confirmation that cannot be processed, several
+    /// undecryptable messages in a row, a message we cannot seal. Every
+    /// refusal is counted ([`crate::Agent::refusals`]) and logged; only these
+    /// reach the client (`docs/faults.md`).
+    Fault {
+        /// The connection, member or group concerned.
+        target: FaultTarget,
+        /// Who is at fault.
+        source: FaultSource,
+        /// What was refused.
+        kind: FaultKind,
     },
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::ratchet::{Ratchet, X3dhKeyPairs, X3dhParams};
 use smp_groups_crypto::sha256;
+use smp_groups_integrity::ConnVerdict;
 use smp_groups_wire::agent::{
     AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Content, Encrypted,
     Fragment, Limits, MsgHeader, Receipt,
@@ -27,6 +28,7 @@ use smp_groups_wire::{Encode, Reader};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::relay::RelayOp;
 use crate::state::{
     AnchorRec, Conn, ConnStatus, Mid, Note, OutItem, Owner, Payload, Purpose, RcvQueue, SndQueue,
@@ -147,10 +149,27 @@ impl Agent {
         rcv_id: Vec<u8>,
         snd_id: Vec<u8>,
     ) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            // The connection was dropped meanwhile: delete the orphan queue.
+        let waits = self
+            .conns
+            .get(&id)
+            .map(|c| matches!(c.status, ConnStatus::NewQueue | ConnStatus::JoinQueue));
+        if waits != Some(true) {
+            // Not a refusal when the connection was dropped meanwhile (a
+            // race); a connection that has its queue already asked for no
+            // other. Either way the new queue is deleted.
+            if waits.is_some() {
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::ResultMismatch,
+                    At::conn(id),
+                    &"a second queue for a connection that has one",
+                );
+            }
             let op = self.alloc_op();
             self.issue(RelayOp::Delete { op, server, rcv_id }, Purpose::Plain);
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.rcv = Some(RcvQueue {
@@ -203,54 +222,41 @@ impl Agent {
                 }
             }
             ConnStatus::JoinQueue => self.send_confirmation(id, &server, &snd_id),
+            // Checked above.
             _ => {}
         }
     }
 
+    /// As joiner, once our reply queue exists: the confirmation to the
+    /// inviter's queue, and the `KEY` that secures our queue for it. Every
+    /// step that can fail comes before the connection changes: on a failure
+    /// it keeps its keys and the client is told.
     fn send_confirmation(&mut self, id: u64, server: &str, snd_id: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            // Internal: our caller found it in this input.
+            return;
+        };
+        match confirmation(conn, &mut self.rng, self.cfg.ratchet, server, snd_id) {
+            Ok((env, ratchet, join)) => {
+                conn.keys = None;
+                conn.peer_params = None;
+                conn.ratchet = Some(ratchet);
+                conn.status = ConnStatus::Joined;
+                self.confirmation_ready(id, server, &env, &join);
+            }
+            Err(e) => self.report(
+                FaultSource::Local,
+                FaultKind::Internal,
+                At::conn(id),
+                &format!("our confirmation could not be built: {e}"),
+            ),
+        }
+    }
+
+    fn confirmation_ready(&mut self, id: u64, server: &str, env: &AgentEnvelope, join: &JoinInfo) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let (Some(keys), Some(peer)) = (conn.keys.take(), conn.peer_params.take()) else {
-            return;
-        };
-        let Ok(join) = postcard::from_bytes::<JoinInfo>(&conn.join_info) else {
-            return;
-        };
-        let Ok(mut ratchet) = Ratchet::init_initiator(&keys, &peer, self.cfg.ratchet) else {
-            return;
-        };
-        let reply = postcard::to_allocvec(&QueueAddr {
-            server: server.to_owned(),
-            snd_id: snd_id.to_vec(),
-        })
-        .unwrap_or_default();
-        let (Ok(reply_queue), Ok(info)) =
-            (Bounded::new(reply), Bounded::new(conn.join_info.clone()))
-        else {
-            return;
-        };
-        let plain = AgentMessage::ConnInfo(ConnInfo {
-            reply_queue: Some(reply_queue),
-            info,
-        })
-        .to_bytes();
-        let Ok(ct) = ratchet.encrypt(&mut self.rng, &plain, RATCHET_AD) else {
-            return;
-        };
-        let (Ok(e2e_params), Ok(enc_conn_info)) = (
-            Bounded::new(keys.params().to_bytes().to_vec()),
-            Encrypted::new(ct),
-        ) else {
-            return;
-        };
-        let env = AgentEnvelope::Confirmation {
-            agent_version: AGENT_VERSION,
-            e2e_params,
-            enc_conn_info,
-        };
-        conn.ratchet = Some(ratchet);
-        conn.status = ConnStatus::Joined;
         conn.outbox.push_front(OutItem {
             payload: Payload::Sealed(env.to_bytes()),
             note: Note::None,
@@ -291,6 +297,7 @@ impl Agent {
         let chunk = self.cfg.fragment_chunk();
         let limits = self.limits();
         let Some(conn) = self.conns.get_mut(&id) else {
+            // Internal: callers pass connections they just found.
             return;
         };
         if conn.closing || conn.peer_gone_at.is_some() {
@@ -309,10 +316,20 @@ impl Agent {
             });
         } else {
             let frag_id = conn.next_frag_id;
-            conn.next_frag_id += 1;
-            let Ok(parts) = Fragment::split(frag_id, &bytes, chunk, limits.max_fragments) else {
-                return;
+            let parts = match Fragment::split(frag_id, &bytes, chunk, limits.max_fragments) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let detail = format!("{kind} of {} bytes not queued: {e}", bytes.len());
+                    self.refuse(
+                        FaultSource::Local,
+                        FaultKind::Internal,
+                        At::conn(id),
+                        &detail,
+                    );
+                    return;
+                }
             };
+            conn.next_frag_id += 1;
             let last = parts.len().saturating_sub(1);
             for (i, f) in parts.into_iter().enumerate() {
                 conn.outbox.push_back(OutItem {
@@ -352,44 +369,39 @@ impl Agent {
             }
             return;
         }
+        // An inviter has no queue to send to before the confirmation.
         let Some(snd) = conn.snd.clone() else { return };
         let Some(head) = conn.outbox.front_mut() else {
             return;
         };
         if let Payload::Plain(body) = &head.payload {
             if conn.status != ConnStatus::Ready {
+                // It waits for the connection to be established.
                 return;
             }
-            let Some(ratchet) = conn.ratchet.as_mut() else {
-                return;
-            };
-            let Ok(header) = conn.chain.next_header() else {
-                return;
-            };
-            let mut plain = vec![b'M'];
-            header.encode(&mut plain);
-            plain.extend_from_slice(body);
-            let Ok(ct) = ratchet.encrypt(&mut self.rng, &plain, RATCHET_AD) else {
-                return;
-            };
-            if conn.chain.record_sent(&header, &plain).is_err() {
-                return;
-            }
-            if let Note::ConnMsg { msg_id } = head.note {
-                // Bounded: the oldest unacknowledged ones are forgotten first.
-                if conn.sent_ids.len() >= 1024 {
-                    conn.sent_ids.pop_first();
+            match seal(&mut conn.chain, conn.ratchet.as_mut(), &mut self.rng, body) {
+                Ok((snd_msg_id, sealed)) => {
+                    if let Note::ConnMsg { msg_id } = head.note {
+                        // Bounded: the oldest unacknowledged ones are forgotten first.
+                        if conn.sent_ids.len() >= 1024 {
+                            conn.sent_ids.pop_first();
+                        }
+                        conn.sent_ids.insert(snd_msg_id, msg_id);
+                    }
+                    head.payload = Payload::Sealed(sealed);
                 }
-                conn.sent_ids.insert(header.snd_msg_id, msg_id);
-            }
-            let Ok(enc) = Encrypted::new(ct) else { return };
-            head.payload = Payload::Sealed(
-                AgentEnvelope::Message {
-                    agent_version: AGENT_VERSION,
-                    enc_agent_message: enc,
+                Err(e) => {
+                    // The outbox cannot move past this message.
+                    let detail = format!("cannot seal {}: {e}", head.kind);
+                    self.report(
+                        FaultSource::Local,
+                        FaultKind::Internal,
+                        At::conn(id),
+                        &detail,
+                    );
+                    return;
                 }
-                .to_bytes(),
-            );
+            }
         }
         let (Payload::Sealed(body) | Payload::Plain(body)) = &head.payload;
         let body = body.clone();
@@ -417,9 +429,21 @@ impl Agent {
 
     pub(crate) fn on_send_done(&mut self, id: u64, op: crate::relay::OpId) {
         let Some(conn) = self.conns.get_mut(&id) else {
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                At::conn(id),
+                &"send result for a connection that is gone",
+            );
             return;
         };
         if conn.in_flight != Some(op) {
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::UnknownOp,
+                At::conn(id),
+                &format!("send result for operation {} not in flight", op.0),
+            );
             return;
         }
         conn.in_flight = None;
@@ -443,10 +467,37 @@ impl Agent {
 
     /// The peer's queue is gone: drop what cannot be delivered.
     pub(crate) fn on_send_dead(&mut self, id: u64) {
+        let Some(conn) = self.conns.get(&id) else {
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                At::conn(id),
+                &"send refused on a connection that is gone",
+            );
+            return;
+        };
+        let detail = format!("the peer's queue is gone (connection {:?})", conn.status);
+        if matches!(conn.owner, Owner::Visible(_)) {
+            // The peer deleted the connection: nothing can be sent on it.
+            self.report(
+                FaultSource::Peer,
+                FaultKind::PeerQueueGone,
+                At::conn(id),
+                &detail,
+            );
+        } else {
+            // How a member's departure (or a refused attempt) shows; what it
+            // means for the group is decided below and reported as `LEFT`.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::PeerQueueGone,
+                At::conn(id),
+                &detail,
+            );
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        tracing::warn!(conn = id, owner = ?conn.owner, status = ?conn.status, "the peer's queue is gone");
         conn.in_flight = None;
         conn.outbox.clear();
         let owner = conn.owner.clone();
@@ -462,8 +513,16 @@ impl Agent {
                 .map(|m| m.status);
             if status.is_none() {
                 // Not the member's current connection: another attempt with it
-                // (crossing invitations) carries on; this one is dropped.
-                self.close_conn(id);
+                // (crossing invitations) carries on. This one is still read
+                // within the removal grace, then closed: the member may send
+                // on it (its current connection may be this one), and what
+                // it sent before it deleted its queue (a `LEFT`) is still in
+                // ours.
+                if let Some(c) = self.conns.get_mut(&id)
+                    && c.peer_gone_at.is_none()
+                {
+                    c.peer_gone_at = Some(self.now);
+                }
                 return;
             }
             match status {
@@ -606,6 +665,7 @@ impl Agent {
             return;
         };
         self.rcv_index.remove(&(q.server.clone(), q.rcv_id.clone()));
+        self.forget_queue(q.server.clone(), q.rcv_id.clone());
         let op = self.alloc_op();
         self.issue(
             RelayOp::Delete {
@@ -679,8 +739,18 @@ impl Agent {
 
     /// A message arrived on connection `id`'s receive queue.
     pub(crate) fn on_message(&mut self, id: u64, body: &[u8]) {
-        let Ok(env) = smp_groups_wire::decode_all::<AgentEnvelope>(body) else {
-            return;
+        let env = match smp_groups_wire::decode_all::<AgentEnvelope>(body) {
+            Ok(env) => env,
+            Err(e) => {
+                let detail = format!("envelope: {e}");
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Malformed,
+                    At::conn(id),
+                    &detail,
+                );
+                return;
+            }
         };
         match env {
             AgentEnvelope::Confirmation {
@@ -690,65 +760,187 @@ impl Agent {
             } => self.on_confirmation(id, e2e_params.as_slice(), enc_conn_info.as_slice()),
             AgentEnvelope::Message {
                 enc_agent_message, ..
-            } => {
-                let limits = self.limits();
-                let Some(conn) = self.conns.get_mut(&id) else {
-                    return;
-                };
-                let Some(ratchet) = conn.ratchet.as_mut() else {
-                    return;
-                };
-                // A replay or a forgery fails here and leaves the state unchanged.
-                let Ok(plain) = ratchet.decrypt(enc_agent_message.as_slice(), RATCHET_AD) else {
-                    return;
-                };
-                let Ok(AgentMessage::Message { header, body }) =
-                    AgentMessage::decode_with(&plain, &limits)
-                else {
-                    return;
-                };
-                self.touch_conn(id);
-                if !self
-                    .conns
-                    .get_mut(&id)
-                    .is_some_and(|c| c.chain.receive(&header, &plain).accepted())
-                {
-                    return;
-                }
-                self.dispatch(id, header, body, true);
+            } => self.on_sealed(id, enc_agent_message.as_slice()),
+        }
+    }
+
+    /// A ratchet-encrypted agent message on connection `id`.
+    fn on_sealed(&mut self, id: u64, enc: &[u8]) {
+        let limits = self.limits();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            // Internal: the receive index names live connections only.
+            return;
+        };
+        let Some(ratchet) = conn.ratchet.as_mut() else {
+            // An inviter waiting for the confirmation has no ratchet yet.
+            let detail = format!("a message before the handshake ({:?})", conn.status);
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::Unexpected,
+                At::conn(id),
+                &detail,
+            );
+            return;
+        };
+        // A replay or a forgery fails here and leaves the state unchanged.
+        let plain = match ratchet.decrypt(enc, RATCHET_AD) {
+            Ok(plain) => plain,
+            Err(smp_groups_crypto::CryptoError::Replay { n }) => {
+                // Delivery is at least once: the relay redelivers what was
+                // not acknowledged, and a send whose answer was lost is sent
+                // again. (A peer that sends an old ciphertext again is
+                // counted here too; it has no effect.)
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::Duplicate,
+                    At::conn(id),
+                    &format!("a message the ratchet already decrypted ({n})"),
+                );
+                return;
+            }
+            Err(e) => {
+                self.undecryptable(id, &e);
+                return;
+            }
+        };
+        // The ratchet advanced: the connection is stored with this input,
+        // whatever becomes of the message.
+        self.undecryptable.remove(&id);
+        self.touch_conn(id);
+        let (header, body) = match AgentMessage::decode_with(&plain, &limits) {
+            Ok(AgentMessage::Message { header, body }) => (header, body),
+            Ok(AgentMessage::ConnInfo(_)) => {
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Unexpected,
+                    At::conn(id),
+                    &"connection info after the handshake",
+                );
+                return;
+            }
+            Err(e) => {
+                let detail = format!("agent message: {e}");
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Malformed,
+                    At::conn(id),
+                    &detail,
+                );
+                return;
+            }
+        };
+        let Some(verdict) = self
+            .conns
+            .get_mut(&id)
+            .map(|c| c.chain.receive(&header, &plain))
+        else {
+            return;
+        };
+        match verdict {
+            ConnVerdict::Ok => {}
+            ConnVerdict::BadId { id: got, last } => {
+                let detail = format!("message id {got} after {last}");
+                self.refuse(FaultSource::Peer, FaultKind::ChainId, At::conn(id), &detail);
+                return;
+            }
+            ConnVerdict::Duplicate { id: got } => {
+                let detail = format!("message id {got} again");
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::Duplicate,
+                    At::conn(id),
+                    &detail,
+                );
+                return;
+            }
+            // Taken, but counted: messages were lost or the histories differ.
+            ConnVerdict::Skipped { from, to } => {
+                let detail = format!("messages {from}..={to} never arrived");
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::ChainGap,
+                    At::conn(id),
+                    &detail,
+                );
+            }
+            ConnVerdict::BadHash { id: got } => {
+                let detail = format!("message {got} follows another history");
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::ChainFork,
+                    At::conn(id),
+                    &detail,
+                );
             }
         }
+        self.dispatch(id, header, body, true);
     }
 
     fn on_confirmation(&mut self, id: u64, params: &[u8], enc: &[u8]) {
         let limits = self.limits();
         let Some(conn) = self.conns.get_mut(&id) else {
+            // Internal: the receive index names live connections only.
             return;
         };
         tracing::debug!(conn = id, owner = ?conn.owner, status = ?conn.status, "confirmation");
         if conn.status != ConnStatus::Invited {
+            // An inviter already confirmed: the same confirmation again (or a
+            // second use of the invitation, which we cannot tell apart).
+            // A joiner is never sent a confirmation.
+            let inviter = conn.keys.is_none() && conn.peer_params.is_none();
+            let (source, kind) = if inviter && conn.status == ConnStatus::Ready {
+                (FaultSource::Relay, FaultKind::Duplicate)
+            } else {
+                (FaultSource::Peer, FaultKind::Unexpected)
+            };
+            let detail = format!("confirmation on a connection {:?}", conn.status);
+            self.refuse(source, kind, At::conn(id), &detail);
             return;
         }
         let Some(keys) = conn.keys.as_ref() else {
+            self.report(
+                FaultSource::Local,
+                FaultKind::Internal,
+                At::conn(id),
+                &"an invitation without its keys",
+            );
             return;
         };
-        let Ok(peer) = X3dhParams::from_bytes(params) else {
-            return;
+        let parsed = (|| {
+            let peer = X3dhParams::from_bytes(params).map_err(|e| format!("keys: {e}"))?;
+            let mut ratchet = Ratchet::init_responder(keys, &peer, self.cfg.ratchet)
+                .map_err(|e| format!("ratchet: {e}"))?;
+            let plain = ratchet
+                .decrypt(enc, RATCHET_AD)
+                .map_err(|e| format!("connection info: {e}"))?;
+            let ci = match AgentMessage::decode_with(&plain, &limits) {
+                Ok(AgentMessage::ConnInfo(ci)) => ci,
+                Ok(AgentMessage::Message { .. }) => {
+                    return Err("a message instead of connection info".to_owned());
+                }
+                Err(e) => return Err(format!("connection info: {e}")),
+            };
+            let reply = ci.reply_queue.ok_or_else(|| "no reply queue".to_owned())?;
+            let addr = postcard::from_bytes::<QueueAddr>(reply.as_slice())
+                .map_err(|e| format!("reply queue: {e}"))?;
+            let join = postcard::from_bytes::<JoinInfo>(ci.info.as_slice())
+                .map_err(|e| format!("join info: {e}"))?;
+            Ok::<_, String>((ratchet, addr, join))
+        })();
+        let (ratchet, addr, join) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                // The invitation stays open: a good confirmation may follow.
+                self.report(
+                    FaultSource::Peer,
+                    FaultKind::BadConfirmation,
+                    At::conn(id),
+                    &e,
+                );
+                return;
+            }
         };
-        let Ok(mut ratchet) = Ratchet::init_responder(keys, &peer, self.cfg.ratchet) else {
-            return;
-        };
-        let Ok(plain) = ratchet.decrypt(enc, RATCHET_AD) else {
-            return;
-        };
-        let Ok(AgentMessage::ConnInfo(ci)) = AgentMessage::decode_with(&plain, &limits) else {
-            return;
-        };
-        let Some(reply) = ci.reply_queue else { return };
-        let Ok(addr) = postcard::from_bytes::<QueueAddr>(reply.as_slice()) else {
-            return;
-        };
-        let Ok(join) = postcard::from_bytes::<JoinInfo>(ci.info.as_slice()) else {
+        let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.ratchet = Some(ratchet);
@@ -805,7 +997,14 @@ impl Agent {
     /// reassembled from fragments (which cannot itself be a fragment).
     fn dispatch(&mut self, id: u64, header: MsgHeader, body: AMessage, top: bool) {
         let Some(conn) = self.conns.get_mut(&id) else {
+            // Internal: our caller found it in this input.
             return;
+        };
+        let unexpected = |what: &str| {
+            format!(
+                "{what} on a connection {:?} of {:?}",
+                conn.status, conn.owner
+            )
         };
         match body {
             AMessage::Hello => {
@@ -813,6 +1012,14 @@ impl Agent {
                     conn.status = ConnStatus::Ready;
                     self.touch_conn(id);
                     self.on_connected(id, None);
+                } else {
+                    let detail = unexpected("HELLO");
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        At::conn(id),
+                        &detail,
+                    );
                 }
             }
             AMessage::UserMsg(content) => {
@@ -827,74 +1034,154 @@ impl Agent {
                         msg_id,
                         body: content.into_vec(),
                     });
+                } else {
+                    let detail = unexpected("a pairwise message");
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        At::conn(id),
+                        &detail,
+                    );
                 }
             }
             AMessage::Receipts(receipts) => {
-                if let Owner::Visible(alias) = conn.owner.clone() {
-                    let ids: Vec<u64> = receipts
-                        .iter()
-                        .filter_map(|r| conn.sent_ids.remove(&r.msg_id))
-                        .collect();
-                    self.dirty.insert(crate::store::Key::Conn(id));
-                    for msg_id in ids {
-                        self.event(Event::ConnRcvd {
-                            alias: alias.clone(),
-                            msg_id,
-                        });
-                    }
-                }
-            }
-            AMessage::Fragment(f) if top => {
-                let count = usize::from(f.count);
-                if !conn.frags.contains_key(&f.msg_id) && conn.frags.len() >= MAX_PARTIAL {
-                    conn.frags.pop_first();
-                }
-                let parts = conn.frags.entry(f.msg_id).or_default();
-                if parts.iter().any(|(i, _, _)| *i == f.index) {
+                let Owner::Visible(alias) = conn.owner.clone() else {
+                    let detail = unexpected("pairwise receipts");
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        At::conn(id),
+                        &detail,
+                    );
                     return;
-                }
-                parts.push((f.index, f.count, f.bytes.into_vec()));
+                };
+                let total = receipts.len();
+                let ids: Vec<u64> = receipts
+                    .iter()
+                    .filter_map(|r| conn.sent_ids.remove(&r.msg_id))
+                    .collect();
                 self.dirty.insert(crate::store::Key::Conn(id));
-                if parts.len() < count {
-                    return;
+                if ids.len() < total {
+                    // Receipts for messages we never sent, or sent so long
+                    // ago that we forgot them (we keep the last 1,024).
+                    let detail = format!("{} receipts for no message we know", total - ids.len());
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        At::conn(id),
+                        &detail,
+                    );
                 }
-                let parts = conn.frags.remove(&f.msg_id).unwrap_or_default();
-                let mut frags = Vec::with_capacity(parts.len());
-                for (index, count, bytes) in parts {
-                    let Ok(bytes) = smp_groups_wire::agent::FragmentBytes::new(bytes) else {
-                        return;
-                    };
-                    frags.push(Fragment {
-                        msg_id: f.msg_id,
-                        index,
-                        count,
-                        bytes,
+                for msg_id in ids {
+                    self.event(Event::ConnRcvd {
+                        alias: alias.clone(),
+                        msg_id,
                     });
                 }
-                let Ok(whole) = Fragment::join(&frags) else {
-                    return;
-                };
-                if whole.len() > self.cfg.max_message_len.saturating_add(64) {
-                    return;
-                }
-                let limits = self.limits();
-                let mut r = Reader::new(&whole);
-                let Ok(inner) = AMessage::read(&mut r, &limits) else {
-                    return;
-                };
-                if r.expect_end("message").is_err() {
-                    return;
-                }
-                self.dispatch(id, header, inner, false);
             }
-            AMessage::Fragment(_) => {}
+            AMessage::Fragment(f) if top => match self.on_fragment(id, f) {
+                Ok(Some(inner)) => self.dispatch(id, header, inner, false),
+                Ok(None) => {}
+                Err((kind, detail)) => {
+                    self.refuse(FaultSource::Peer, kind, At::conn(id), &detail);
+                }
+            },
+            AMessage::Fragment(_) => {
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Malformed,
+                    At::conn(id),
+                    &"a fragment inside a fragmented message",
+                );
+            }
             AMessage::Group(env) => {
                 let owner = conn.owner.clone();
-                if !matches!(owner, Owner::Open { .. }) {
+                if matches!(owner, Owner::Open { .. }) {
+                    // A slot whose confirmation we refused (it is closing).
+                    self.refuse(
+                        FaultSource::Nobody,
+                        FaultKind::Stale,
+                        At::conn(id),
+                        &"group envelope on an open invitation nobody took",
+                    );
+                } else {
                     self.on_group_envelope(id, &owner, header.snd_msg_id, env);
                 }
             }
         }
+    }
+
+    /// One fragment of a message on connection `id`: the whole message once
+    /// every part is in, `None` while parts are missing.
+    fn on_fragment(
+        &mut self,
+        id: u64,
+        f: Fragment,
+    ) -> Result<Option<AMessage>, (FaultKind, String)> {
+        let max_len = self.cfg.max_message_len.saturating_add(64);
+        let limits = self.limits();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Ok(None);
+        };
+        let count = usize::from(f.count);
+        if conn
+            .frags
+            .get(&f.msg_id)
+            .is_some_and(|parts| parts.iter().any(|(i, _, _)| *i == f.index))
+        {
+            return Err((
+                FaultKind::Malformed,
+                format!("fragment {} of message {} again", f.index, f.msg_id),
+            ));
+        }
+        let evicted = if !conn.frags.contains_key(&f.msg_id) && conn.frags.len() >= MAX_PARTIAL {
+            conn.frags.pop_first().map(|(m, _)| m)
+        } else {
+            None
+        };
+        let parts = conn.frags.entry(f.msg_id).or_default();
+        parts.push((f.index, f.count, f.bytes.into_vec()));
+        let complete = parts.len() >= count;
+        self.dirty.insert(crate::store::Key::Conn(id));
+        if let Some(m) = evicted {
+            // Our sender never interleaves fragmented messages.
+            let detail = format!("more than {MAX_PARTIAL} partial messages: {m} dropped");
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::OverLimit,
+                At::conn(id),
+                &detail,
+            );
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Ok(None);
+        };
+        if !complete {
+            return Ok(None);
+        }
+        let parts = conn.frags.remove(&f.msg_id).unwrap_or_default();
+        let bad = |e: &dyn std::fmt::Display| (FaultKind::Malformed, format!("fragments: {e}"));
+        let mut frags = Vec::with_capacity(parts.len());
+        for (index, count, bytes) in parts {
+            let bytes = smp_groups_wire::agent::FragmentBytes::new(bytes).map_err(|e| bad(&e))?;
+            frags.push(Fragment {
+                msg_id: f.msg_id,
+                index,
+                count,
+                bytes,
+            });
+        }
+        let whole = Fragment::join(&frags).map_err(|e| bad(&e))?;
+        if whole.len() > max_len {
+            return Err((
+                FaultKind::OverLimit,
+                format!("a message of {} bytes", whole.len()),
+            ));
+        }
+        let mut r = Reader::new(&whole);
+        let inner = AMessage::read(&mut r, &limits).map_err(|e| bad(&e))?;
+        r.expect_end("message").map_err(|e| bad(&e))?;
+        Ok(Some(inner))
     }
 
     // --- client commands on visible connections ---
@@ -955,9 +1242,9 @@ impl Agent {
             .conns
             .get_mut(&id)
             .ok_or_else(|| CommandError::NoConn(alias.to_owned()))?;
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let msg_id = conn.next_msg_id;
         conn.next_msg_id += 1;
-        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         self.enqueue(id, &AMessage::UserMsg(content), Note::ConnMsg { msg_id });
         Ok(Event::Queued {
             alias: alias.to_owned(),
@@ -1006,4 +1293,74 @@ impl OpIdGen {
         *counter += 1;
         crate::relay::OpId(id)
     }
+}
+
+/// The joiner's confirmation for `conn` (keys and peer parameters from its
+/// invitation), with the ratchet it starts and what we tell the inviter. The
+/// connection is not changed: the caller applies the result.
+fn confirmation(
+    conn: &Conn,
+    rng: &mut rand_chacha::ChaCha20Rng,
+    config: smp_groups_crypto::ratchet::RatchetConfig,
+    server: &str,
+    snd_id: &[u8],
+) -> Result<(AgentEnvelope, Ratchet, JoinInfo), String> {
+    let (Some(keys), Some(peer)) = (conn.keys.as_ref(), conn.peer_params.as_ref()) else {
+        return Err("no keys".to_owned());
+    };
+    let join = postcard::from_bytes::<JoinInfo>(&conn.join_info).map_err(|e| e.to_string())?;
+    let mut ratchet = Ratchet::init_initiator(keys, peer, config).map_err(|e| e.to_string())?;
+    let reply = postcard::to_allocvec(&QueueAddr {
+        server: server.to_owned(),
+        snd_id: snd_id.to_vec(),
+    })
+    .map_err(|e| e.to_string())?;
+    let reply_queue = Bounded::new(reply).map_err(|e| e.to_string())?;
+    let info = Bounded::new(conn.join_info.clone()).map_err(|e| e.to_string())?;
+    let plain = AgentMessage::ConnInfo(ConnInfo {
+        reply_queue: Some(reply_queue),
+        info,
+    })
+    .to_bytes();
+    let ct = ratchet
+        .encrypt(rng, &plain, RATCHET_AD)
+        .map_err(|e| e.to_string())?;
+    let e2e_params = Bounded::new(keys.params().to_bytes().to_vec()).map_err(|e| e.to_string())?;
+    let enc_conn_info = Encrypted::new(ct).map_err(|e| e.to_string())?;
+    let env = AgentEnvelope::Confirmation {
+        agent_version: AGENT_VERSION,
+        e2e_params,
+        enc_conn_info,
+    };
+    Ok((env, ratchet, join))
+}
+
+/// Seals one agent message for sending: the connection's next header, then
+/// the ratchet. The chain records it only once the ratchet sealed it (the
+/// fixed-size ciphertext always fits an envelope, so nothing fails after the
+/// ratchet advanced).
+fn seal(
+    chain: &mut smp_groups_integrity::ConnectionChain,
+    ratchet: Option<&mut Ratchet>,
+    rng: &mut rand_chacha::ChaCha20Rng,
+    body: &[u8],
+) -> Result<(u64, Vec<u8>), String> {
+    let ratchet = ratchet.ok_or_else(|| "no ratchet".to_owned())?;
+    let header = chain.next_header().map_err(|e| e.to_string())?;
+    let mut plain = vec![b'M'];
+    header.encode(&mut plain);
+    plain.extend_from_slice(body);
+    let ct = ratchet
+        .encrypt(rng, &plain, RATCHET_AD)
+        .map_err(|e| e.to_string())?;
+    let enc = Encrypted::new(ct).map_err(|e| e.to_string())?;
+    chain
+        .record_sent(&header, &plain)
+        .map_err(|e| e.to_string())?;
+    let sealed = AgentEnvelope::Message {
+        agent_version: AGENT_VERSION,
+        enc_agent_message: enc,
+    }
+    .to_bytes();
+    Ok((header.snd_msg_id, sealed))
 }

@@ -12,6 +12,7 @@ use smp_groups_wire::agent::{AMessage, Content, Digest, GroupEnvelope, MemberId}
 use crate::Agent;
 use crate::api::{CommandError, Event};
 use crate::conn::InviteRec;
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{
     AddTrack, AnchorRec, Group, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Note, Owner,
     SendTrack,
@@ -161,10 +162,10 @@ impl Agent {
         };
         let invite: InviteRec = postcard::from_bytes(gi.invitation.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
+        // Checked before anything changes (the connection parses them again).
+        smp_groups_crypto::ratchet::X3dhParams::from_bytes(&invite.params)
+            .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         let alias = self.take_alias(alias, "g")?;
-        self.invitations.remove(invitation);
-        self.dirty
-            .insert(crate::store::Key::Invitation(invitation.to_owned()));
         let me = gi.member_id.0;
         let introducer = gi.introducer.member_id.0;
         let g = self.new_group_state(gi.group_id.0, me, gi.group_info.into_vec());
@@ -185,7 +186,7 @@ impl Agent {
             done: false,
             deadline,
         });
-        let cid = self.new_joiner_conn(
+        let cid = match self.new_joiner_conn(
             Owner::Member {
                 group: alias.clone(),
                 member: introducer,
@@ -194,10 +195,21 @@ impl Agent {
             Some(my_info),
             Some(my_anchor),
             Vec::new(),
-        )?;
+        ) {
+            Ok(cid) => cid,
+            Err(e) => {
+                // Nothing of the join stays behind.
+                self.groups.remove(&alias);
+                self.touch_group(&alias);
+                return Err(e);
+            }
+        };
         if let Some(m) = self.group_mut(&alias)?.members.get_mut(&introducer) {
             m.conn = Some(cid);
         }
+        self.invitations.remove(invitation);
+        self.dirty
+            .insert(crate::store::Key::Invitation(invitation.to_owned()));
         self.touch_group(&alias);
         Ok(Event::Ok { alias })
     }
@@ -216,10 +228,12 @@ impl Agent {
             .filter(|(_, c)| c.peer_gone_at.is_some())
             .map(|(id, _)| *id)
             .collect();
+        // Everything that can fail before the group changes.
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let g = self.active_group(group)?;
         let sent = g
             .integrity
-            .on_sent(&body)
+            .on_sent(content.as_slice())
             .map_err(|e| CommandError::Internal(e.to_string()))?;
         let int_id = g.next_msg_id;
         g.next_msg_id += 1;
@@ -242,7 +256,6 @@ impl Agent {
             },
         );
         self.touch_group(group);
-        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let msg = AMessage::Group(GroupEnvelope::Msg {
             ext_msg_id: sent.ext_msg_id,
             content,
@@ -371,9 +384,7 @@ impl Agent {
     pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
         self.group_mut(group)?;
         let conns = self.member_conns(group);
-        for c in &conns {
-            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
-        }
+        self.send_left(group);
         self.drop_group(group, &conns);
         self.event(Event::Left {
             group: group.to_owned(),
@@ -462,21 +473,50 @@ impl Agent {
         self.touch_group(group);
         let limits = self.limits();
         let mut r = Reader::new(&p.envelope);
-        if let Ok(AMessage::Group(env)) = AMessage::read(&mut r, &limits) {
-            let owner = self.conns.get(&p.conn).map(|c| c.owner.clone());
-            if let Some(Owner::Member {
-                group: gname,
-                member,
-            }) = owner
-            {
-                if accept {
-                    self.apply_group_envelope(p.conn, &gname, member, 0, env);
-                } else if let GroupEnvelope::Intro(info) = env {
-                    // Declined: answer with an empty invitation so the
-                    // introducer does not wait for us.
-                    self.send_inv(p.conn, info.member_id.0, Vec::new());
-                }
+        let env = match AMessage::read(&mut r, &limits) {
+            Ok(AMessage::Group(env)) => env,
+            Ok(_) => {
+                let detail = "a stored approval that is not a group envelope";
+                self.refuse(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::conn(p.conn),
+                    &detail,
+                );
+                return Err(CommandError::Internal(detail.to_owned()));
             }
+            Err(e) => {
+                let detail = format!("a stored approval: {e}");
+                self.refuse(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::conn(p.conn),
+                    &detail,
+                );
+                return Err(CommandError::Internal(detail));
+            }
+        };
+        let owner = self.conns.get(&p.conn).map(|c| c.owner.clone());
+        if let Some(Owner::Member {
+            group: gname,
+            member,
+        }) = owner
+        {
+            if accept {
+                self.apply_group_envelope(p.conn, &gname, member, 0, env);
+            } else if let GroupEnvelope::Intro(info) = env {
+                // Declined: answer with an empty invitation so the
+                // introducer does not wait for us.
+                self.send_inv(p.conn, info.member_id.0, Vec::new());
+            }
+        } else {
+            // The member's connection closed while the change waited.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                At::member(group, None, Some(p.conn)),
+                &"an approved change from a connection that is gone",
+            );
         }
         Ok(Event::Ok {
             alias: group.to_owned(),

@@ -10,6 +10,7 @@ use smp_groups_wire::agent::{AMessage, GroupEnvelope, Invitation, MemberId, Memb
 use crate::Agent;
 use crate::api::Event;
 use crate::conn::InviteRec;
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{
     ChangeRec, GroupStatus, MemberStatus, Mid, Note, Owner, PendingApproval, RecvInvitation,
     RecvTrack,
@@ -25,7 +26,20 @@ impl Agent {
     ) {
         match owner {
             Owner::Visible(alias) => {
-                if let GroupEnvelope::Group(gi) = &env {
+                let GroupEnvelope::Group(gi) = &env else {
+                    let detail = format!(
+                        "group envelope {} on a visible connection",
+                        String::from_utf8_lossy(env.tag())
+                    );
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        At::conn(conn),
+                        &detail,
+                    );
+                    return;
+                };
+                {
                     let id = self.fresh_alias("i");
                     let info = gi.group_info.as_slice().to_vec();
                     self.invitations.insert(
@@ -43,17 +57,20 @@ impl Agent {
                     });
                 }
             }
+            // Refused by the caller (`dispatch`).
             Owner::Open { .. } => {}
             Owner::Member { group, member } => {
-                if !self.groups.contains_key(group) {
-                    tracing::debug!(group, conn, "group envelope for a group we no longer hold");
-                    return;
-                }
-                // Whatever the envelope does to the group is stored with this input.
-                self.touch_group(group);
                 let Some(g) = self.groups.get_mut(group) else {
+                    self.refuse(
+                        FaultSource::Nobody,
+                        FaultKind::Stale,
+                        At::member(group, Some(*member), Some(conn)),
+                        &format!("{} for a group we no longer hold", tag(&env)),
+                    );
                     return;
                 };
+                // Whatever the envelope does to the group is stored with this input.
+                self.dirty.insert(crate::store::Key::Group(group.clone()));
                 if g.gone.contains(member) {
                     // Only a retired connection's removals and deletion apply.
                     self.apply_group_envelope(conn, &group.clone(), *member, seq, env);
@@ -119,7 +136,15 @@ impl Agent {
             detail = ?env_detail(&env),
             "group envelope"
         );
+        let at = At::member(group, Some(sender), Some(conn));
         let Some(g) = self.groups.get(group) else {
+            // An approval answered after the group ended.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &format!("{} for a group we no longer hold", tag(&env)),
+            );
             return;
         };
         if g.gone.contains(&sender) {
@@ -128,6 +153,13 @@ impl Agent {
             let retired = self.conns.get(&conn).is_some_and(|c| c.retire_at.is_some());
             if retired {
                 self.apply_from_retired(conn, group, sender, &env);
+            } else {
+                self.refuse(
+                    FaultSource::Nobody,
+                    FaultKind::Stale,
+                    at,
+                    &format!("{} from a member that is gone", tag(&env)),
+                );
             }
             return;
         }
@@ -139,12 +171,28 @@ impl Agent {
                 GroupEnvelope::Deld | GroupEnvelope::Left | GroupEnvelope::Del | GroupEnvelope::Out
             ) {
                 self.member_done_deleting(group, sender);
+            } else {
+                self.refuse(
+                    FaultSource::Nobody,
+                    FaultKind::Stale,
+                    at,
+                    &format!("{} while we delete the group", tag(&env)),
+                );
             }
             return;
         }
         self.touch_group(group);
         match env {
-            GroupEnvelope::Group(_) | GroupEnvelope::Deld => {}
+            GroupEnvelope::Group(_) | GroupEnvelope::Deld => {
+                // `GROUP` belongs on a visible connection; `DELD` answers a
+                // `DEL` of ours, and we are not deleting.
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Unexpected,
+                    at,
+                    &format!("{} from a member", tag(&env)),
+                );
+            }
             GroupEnvelope::Intro(info) => self.on_intro(conn, group, sender, &info),
             GroupEnvelope::Inv {
                 member_id,
@@ -173,6 +221,13 @@ impl Agent {
                 let x = x.0;
                 let me = self.groups.get(group).map(|g| g.me);
                 if me == Some(x) {
+                    // A remover tells the member it removes with `OUT`.
+                    self.refuse(
+                        FaultSource::Peer,
+                        FaultKind::Unexpected,
+                        at,
+                        &"REM of ourselves",
+                    );
                     return;
                 }
                 let known = self
@@ -199,12 +254,19 @@ impl Agent {
                 self.check_empty(group);
             }
             GroupEnvelope::Remd(x) => {
-                if let Some(set) = self
+                let waited = self
                     .groups
                     .get_mut(group)
                     .and_then(|g| g.removals.get_mut(&x.0))
-                {
-                    set.remove(&sender);
+                    .is_some_and(|set| set.remove(&sender));
+                if !waited {
+                    // A removal already complete, or not ours.
+                    self.refuse(
+                        FaultSource::Nobody,
+                        FaultKind::Stale,
+                        at,
+                        &format!("REMD {x} for no removal waiting for it"),
+                    );
                 }
                 self.check_removal_done(group, x.0);
             }
@@ -246,14 +308,21 @@ impl Agent {
             GroupEnvelope::Check(check) => {
                 let now = Timestamp::from_millis(self.now);
                 let Some(g) = self.groups.get_mut(group) else {
+                    // Internal: found above in this input.
                     return;
                 };
-                if let Ok(vs) = g.integrity.on_check(MemberId(sender), seq, &check, now) {
-                    for v in vs {
-                        self.event(Event::Violation {
-                            group: group.to_owned(),
-                            violation: v,
-                        });
+                match g.integrity.on_check(MemberId(sender), seq, &check, now) {
+                    Ok(vs) => {
+                        for v in vs {
+                            self.event(Event::Violation {
+                                group: group.to_owned(),
+                                violation: v,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let (source, kind) = check_fault(&e);
+                        self.refuse(source, kind, at, &format!("G_CHECK: {e}"));
                     }
                 }
             }
@@ -291,7 +360,15 @@ impl Agent {
                     by: Some(MemberId(sender)),
                 });
             }
-            _ => {}
+            _ => {
+                // Only its removals and deletion apply.
+                self.refuse(
+                    FaultSource::Nobody,
+                    FaultKind::Stale,
+                    At::member(group, Some(sender), Some(conn)),
+                    &format!("{} from a member we removed", tag(env)),
+                );
+            }
         }
     }
 
@@ -357,6 +434,8 @@ impl Agent {
         invitation: Vec<u8>,
     ) {
         let Some(g) = self.groups.get_mut(group) else {
+            // Not an input: we left the group while the queue was created
+            // (its connection closes with the group).
             return;
         };
         if let Some(add) = g.adds.get_mut(&member)
@@ -366,16 +445,29 @@ impl Agent {
             let info = add.group_info.clone();
             let gid = g.id;
             self.touch_group(group);
-            let Some(introducer) =
-                self.member_info(group, self.groups.get(group).map_or([0; 16], |g| g.me))
-            else {
-                return;
-            };
-            let (Ok(invitation), Ok(group_info)) = (
-                Invitation::new(invitation),
-                smp_groups_wire::agent::GroupInfo::new(info),
-            ) else {
-                return;
+            let me = self.groups.get(group).map_or([0; 16], |g| g.me);
+            let parts = self
+                .member_info(group, me)
+                .ok_or_else(|| "no member info".to_owned());
+            let parts = parts.and_then(|introducer| {
+                Ok((
+                    introducer,
+                    Invitation::new(invitation).map_err(|e| e.to_string())?,
+                    smp_groups_wire::agent::GroupInfo::new(info).map_err(|e| e.to_string())?,
+                ))
+            });
+            let (introducer, invitation, group_info) = match parts {
+                Ok(p) => p,
+                Err(e) => {
+                    // The invitee never gets its invitation.
+                    self.report(
+                        FaultSource::Local,
+                        FaultKind::Internal,
+                        At::member(group, Some(member), Some(via)),
+                        &format!("GROUP invitation: {e}"),
+                    );
+                    return;
+                }
             };
             let env = GroupEnvelope::Group(smp_groups_wire::agent::GroupInvitation {
                 group_id: smp_groups_wire::agent::GroupId(gid),
@@ -409,6 +501,7 @@ impl Agent {
     fn on_intro(&mut self, conn: u64, group: &str, by: Mid, info: &MemberInfo) {
         let x = info.member_id.0;
         let Some(g) = self.groups.get(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
         if x == g.me || g.members.contains_key(&x) || g.gone.contains(&x) {
@@ -440,12 +533,22 @@ impl Agent {
     /// `INV`: member `from` invites the member `x` we introduce.
     fn on_inv(&mut self, group: &str, from: Mid, x: Mid, invitation: Invitation) {
         let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
-        let Some(add) = g.adds.get_mut(&x) else {
-            return;
-        };
-        if !add.awaiting_inv.remove(&from) {
+        let awaited = g
+            .adds
+            .get_mut(&x)
+            .is_some_and(|add| add.awaiting_inv.remove(&from));
+        if !awaited {
+            // Its add ended (the member left or was removed), or the answer
+            // came already.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                At::member(group, Some(from), None),
+                &format!("INV for {} that we do not wait for", MemberId(x)),
+            );
             return;
         }
         let target = g.members.get(&x).and_then(|m| m.conn);
@@ -464,18 +567,38 @@ impl Agent {
     /// `FWD`: our introducer forwards member `info`'s invitation.
     fn on_fwd(&mut self, group: &str, by: Mid, info: &MemberInfo, invitation: &[u8]) {
         let x = info.member_id.0;
+        let at = At::member(group, Some(by), None);
         let Some(g) = self.groups.get(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
-        if x == g.me || g.gone.contains(&x) {
+        if x == g.me {
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::Unexpected,
+                at,
+                &"FWD of ourselves",
+            );
             return;
         }
-        let Ok(invite) = postcard::from_bytes::<InviteRec>(invitation) else {
+        if g.gone.contains(&x) {
+            let detail = format!("FWD for {} that is gone", MemberId(x));
+            self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             return;
+        }
+        let invite = match postcard::from_bytes::<InviteRec>(invitation) {
+            Ok(invite) => invite,
+            Err(e) => {
+                let detail = format!("FWD for {}: invitation: {e}", MemberId(x));
+                self.refuse(FaultSource::Peer, FaultKind::Malformed, at, &detail);
+                return;
+            }
         };
         if let Some(existing) = g.members.get(&x) {
             if existing.status != MemberStatus::Pending {
-                tracing::debug!(group, member = %MemberId(x), "FWD for a member we are connected to");
+                // Introduced twice (concurrent introductions).
+                let detail = format!("FWD for {} we are connected to", MemberId(x));
+                self.refuse(FaultSource::Nobody, FaultKind::Duplicate, at, &detail);
                 return;
             }
             // Introduced both ways at once: our invitation and theirs cross.
@@ -508,7 +631,8 @@ impl Agent {
                 Some(anchor),
                 Vec::new(),
             ) {
-                tracing::warn!(group, member = %MemberId(x), error = %e, "FWD with an unusable invitation");
+                let detail = format!("FWD for {}: {e}", MemberId(x));
+                self.refuse(FaultSource::Peer, FaultKind::Malformed, at, &detail);
             }
             self.touch_group(group);
             return;
@@ -523,10 +647,8 @@ impl Agent {
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *g.signing_key.public_key().as_bytes();
-        if let Some(g) = self.groups.get_mut(group) {
-            g.members.insert(x, m);
-        }
-        let Ok(cid) = self.new_joiner_conn(
+        // The connection first: the member is added only if it can start.
+        let cid = match self.new_joiner_conn(
             Owner::Member {
                 group: group.to_owned(),
                 member: x,
@@ -535,18 +657,17 @@ impl Agent {
             Some((me, my_key, Vec::new())),
             Some(my_anchor),
             Vec::new(),
-        ) else {
-            if let Some(g) = self.groups.get_mut(group) {
-                g.members.remove(&x);
+        ) {
+            Ok(cid) => cid,
+            Err(e) => {
+                let detail = format!("FWD for {}: {e}", MemberId(x));
+                self.refuse(FaultSource::Peer, FaultKind::Malformed, at, &detail);
+                return;
             }
-            return;
         };
-        if let Some(m) = self
-            .groups
-            .get_mut(group)
-            .and_then(|g| g.members.get_mut(&x))
-        {
-            m.conn = Some(cid);
+        m.conn = Some(cid);
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.insert(x, m);
         }
         self.introduce_late(group, x);
     }
@@ -581,7 +702,9 @@ impl Agent {
 
     /// `MEM x` from `from`.
     fn on_mem(&mut self, group: &str, from: Mid, x: Mid) {
+        let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
         if x == g.me {
@@ -589,6 +712,15 @@ impl Agent {
                 && j.introducer == from
             {
                 j.intros_done = true;
+            } else {
+                // Only our introducer announces us.
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Unexpected,
+                    at,
+                    &"MEM of ourselves from a member that did not introduce us",
+                );
+                return;
             }
             self.check_join_done(group);
             return;
@@ -596,9 +728,21 @@ impl Agent {
         if x == from {
             // The member we introduced is connected to all it was introduced to.
             let Some(add) = g.adds.get_mut(&x) else {
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::Unexpected,
+                    at,
+                    &"MEM of itself from a member we did not add",
+                );
                 return;
             };
             if add.done {
+                self.refuse(
+                    FaultSource::Nobody,
+                    FaultKind::Duplicate,
+                    at,
+                    &"MEM of itself again",
+                );
                 return;
             }
             add.done = true;
@@ -638,16 +782,50 @@ impl Agent {
             Some(m) if m.status == MemberStatus::Pending => m.announced = true,
             Some(_) => {}
             None => {
-                tracing::debug!(group, member = %MemberId(x), "MEM for a member we do not know");
+                // It left or was removed meanwhile, or we have not heard of it yet.
+                let detail = format!("MEM for {} we do not know", MemberId(x));
+                self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             }
         }
     }
 
     fn on_group_msg(&mut self, group: &str, from: Mid, ext_msg_id: u64, content: &[u8]) {
+        let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
-        let Ok(r) = g.integrity.on_received(MemberId(from), ext_msg_id, content) else {
+        let r = match g.integrity.on_received(MemberId(from), ext_msg_id, content) {
+            Ok(r) => r,
+            Err(e) => {
+                let (source, kind) = match e {
+                    // Not connected yet on our side (its first message
+                    // overtook the handshake), or gone.
+                    smp_groups_integrity::ReceiveError::UnknownSender(_) => {
+                        (FaultSource::Nobody, FaultKind::Stale)
+                    }
+                    smp_groups_integrity::ReceiveError::TooFarAhead { .. } => {
+                        (FaultSource::Peer, FaultKind::OverLimit)
+                    }
+                    _ => (FaultSource::Peer, FaultKind::Unexpected),
+                };
+                self.refuse(source, kind, at, &format!("MSG {ext_msg_id}: {e}"));
+                return;
+            }
+        };
+        let dropped = match r.delivery {
+            Delivery::Chained { .. } | Delivery::Held { .. } => None,
+            // The same message on two connections with the member (an open
+            // invitation slot and another), or again after a restart.
+            Delivery::Duplicate => Some((FaultSource::Nobody, FaultKind::Duplicate)),
+            // Older than our anchor (sent before we joined) or the window.
+            Delivery::Stale => Some((FaultSource::Nobody, FaultKind::Stale)),
+            Delivery::Conflict => Some((FaultSource::Peer, FaultKind::Conflict)),
+        };
+        if let Some((source, kind)) = dropped {
+            self.refuse(source, kind, at, &format!("MSG {ext_msg_id}"));
+        }
+        let Some(g) = self.groups.get_mut(group) else {
             return;
         };
         let deliver = matches!(r.delivery, Delivery::Chained { .. } | Delivery::Held { .. });
@@ -743,16 +921,27 @@ impl Agent {
         digest: smp_groups_wire::agent::Digest,
         sig_ok: bool,
     ) {
+        let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
             return;
         };
-        let Some(int_id) = g.ext_to_int.get(&ext_msg_id).copied() else {
+        let Some(t) = g
+            .ext_to_int
+            .get(&ext_msg_id)
+            .copied()
+            .and_then(|int_id| Some((int_id, g.sends.get_mut(&int_id)?)))
+        else {
+            // The send is complete (everyone else answered, or stopped
+            // waiting for this member).
+            let detail = format!("receipt for {ext_msg_id}, a send no longer tracked");
+            self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             return;
         };
-        let Some(t) = g.sends.get_mut(&int_id) else {
-            return;
-        };
+        let (int_id, t) = t;
         if !t.rcvd_pending.remove(&from) {
+            let detail = format!("receipt for {ext_msg_id} again");
+            self.refuse(FaultSource::Nobody, FaultKind::Duplicate, at, &detail);
             return;
         }
         let ok = digest.0 == t.content_hash && sig_ok;
@@ -802,5 +991,24 @@ fn env_detail(env: &GroupEnvelope) -> Option<String> {
             Some(x.to_string())
         }
         _ => None,
+    }
+}
+
+/// An envelope's tag, for logs.
+fn tag(env: &GroupEnvelope) -> String {
+    String::from_utf8_lossy(env.tag()).into_owned()
+}
+
+/// Whose fault a refused `G_CHECK` is: an old one again is a race (checks
+/// cross on the way, or are sent again after a restart); the others are
+/// malformed.
+fn check_fault(e: &smp_groups_integrity::CheckError) -> (FaultSource, FaultKind) {
+    use smp_groups_integrity::CheckError;
+    match e {
+        CheckError::Replayed { .. } | CheckError::Regressed { .. } => {
+            (FaultSource::Nobody, FaultKind::Duplicate)
+        }
+        CheckError::UnknownReporter(_) => (FaultSource::Nobody, FaultKind::Stale),
+        _ => (FaultSource::Peer, FaultKind::Malformed),
     }
 }

@@ -8,6 +8,7 @@ use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
 use crate::Agent;
 use crate::api::Event;
 use crate::conn::JoinInfo;
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
 
 impl Agent {
@@ -19,13 +20,28 @@ impl Agent {
         member: Mid,
         join: Option<JoinInfo>,
     ) {
+        let at = At::member(group, Some(member), Some(conn));
         let Some(g) = self.groups.get_mut(group) else {
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &"connected for a group we no longer hold",
+            );
             return;
         };
-        if g.gone.contains(&member) {
-            return;
-        }
-        let Some(m) = g.members.get_mut(&member) else {
+        let Some(m) = g
+            .members
+            .get_mut(&member)
+            .filter(|_| !g.gone.contains(&member))
+        else {
+            // It left or was removed while the handshake ran.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &"connected with a member that is gone",
+            );
             return;
         };
         if m.status != MemberStatus::Pending {
@@ -62,9 +78,21 @@ impl Agent {
             .signing_key
             .map(smp_groups_crypto::ed25519::PublicKey::from_bytes);
         // Already present after a duplicate handshake: nothing to add.
-        let _ = g.integrity.add_member(MemberId(member), anchor.into(), key);
+        let full = match g.integrity.add_member(MemberId(member), anchor.into(), key) {
+            Err(smp_groups_integrity::MemberError::Full(max)) => Some(max),
+            _ => None,
+        };
         g.had_members = true;
         self.touch_group(group);
+        if let Some(max) = full {
+            // Its messages will be refused as from an unknown sender.
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::OverLimit,
+                at,
+                &format!("the group's integrity state is full ({max} members)"),
+            );
+        }
         if let Some(p) = previous {
             self.move_outbox(p, conn);
         }
@@ -176,16 +204,39 @@ impl Agent {
         join: Option<JoinInfo>,
     ) {
         let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
+        let removed = self.groups.get(group).and_then(|g| {
+            member.filter(|x| g.gone.contains(x) && g.open_offered.get(&holder) == Some(&conn))
+        });
+        if let Some(x) = removed {
+            self.open_invitation_used_by_removed(conn, group, holder, x);
+            return;
+        }
         let usable = self.groups.get(group).is_some_and(|g| {
             member.is_some_and(|x| x != g.me && !g.gone.contains(&x))
                 && g.open_offered.get(&holder) == Some(&conn)
         });
         let (Some(x), true) = (member, usable) else {
-            tracing::debug!(
-                group,
-                conn,
-                "open invitation used by no member we can accept"
-            );
+            let me = self.groups.get(group).map(|g| g.me);
+            let (source, kind, detail) = match member {
+                None => (
+                    FaultSource::Peer,
+                    FaultKind::BadConfirmation,
+                    "open invitation used without a member id",
+                ),
+                Some(x) if Some(x) == me => (
+                    FaultSource::Peer,
+                    FaultKind::BadConfirmation,
+                    "open invitation used with our own member id",
+                ),
+                // The member is gone, or the slot was replaced or its holder
+                // left meanwhile.
+                Some(_) => (
+                    FaultSource::Nobody,
+                    FaultKind::Stale,
+                    "open invitation used by a member that is gone, or a stale slot",
+                ),
+            };
+            self.refuse(source, kind, At::member(group, member, Some(conn)), &detail);
             self.close_conn(conn);
             return;
         };
@@ -214,11 +265,53 @@ impl Agent {
         self.touch_conn(conn);
         self.touch_group(group);
         self.member_connected(conn, group, x, join);
+        // We are deleting the group: a member that joined through an open
+        // invitation meanwhile was not told (its introducer may have finished
+        // its add before our `DEL` reached it). It is told now, and the
+        // deletion waits for its `DELD` too.
+        let deleting = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| match &mut g.status {
+                GroupStatus::Deleting { waiting, .. } => Some(waiting.insert(x)),
+                GroupStatus::Active => None,
+            });
+        if let Some(new) = deleting {
+            if new {
+                self.enqueue(conn, &AMessage::Group(GroupEnvelope::Del), Note::None);
+            }
+            return;
+        }
         if !known {
             // Members we are adding concurrently may be unknown to its
             // introducer: we introduce them to it.
             self.introduce_late(group, x);
         }
+        self.offer_open_invitation(group, holder);
+    }
+
+    /// A member we already count as removed joined through our open
+    /// invitation: it may not know of its removal yet, and what it sent
+    /// before it learned of it (a deletion, a removal) still applies
+    /// (concurrent removals). The connection is read as a retired one, within
+    /// the removal grace; we send it nothing but `HELLO`.
+    fn open_invitation_used_by_removed(&mut self, conn: u64, group: &str, holder: Mid, x: Mid) {
+        tracing::debug!(group, conn, member = %MemberId(x), "open invitation used by a removed member: read as retired");
+        let until = self.now.saturating_add(self.cfg.removal_grace_ms);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.owner = crate::state::Owner::Member {
+                group: group.to_owned(),
+                member: x,
+            };
+            // `HELLO` (queued first) only.
+            c.outbox.truncate(1);
+            c.retire_at = Some(until);
+        }
+        if let Some(g) = self.groups.get_mut(group) {
+            g.open_offered.remove(&holder);
+        }
+        self.touch_conn(conn);
+        self.touch_group(group);
         self.offer_open_invitation(group, holder);
     }
 
@@ -420,14 +513,42 @@ impl Agent {
     /// reached, then forget it.
     pub(crate) fn abandon_join(&mut self, group: &str) {
         let conns = self.member_conns(group);
-        for c in &conns {
-            self.enqueue(*c, &AMessage::Group(GroupEnvelope::Left), Note::None);
-        }
+        self.send_left(group);
         self.drop_group(group, &conns);
         self.event(Event::Left {
             group: group.to_owned(),
             member: None,
         });
+    }
+
+    /// `LEFT` to every member of the group, on the connection we send to it
+    /// on. With invitations that crossed, that connection may be one that is
+    /// not established (and never will be: we leave) while the other attempt
+    /// is, or will be once `HELLO` comes, and the member reads us there: then
+    /// `LEFT` goes on every attempt. (On an established connection it goes
+    /// there only, after what is queued: on another attempt it could overtake
+    /// our last messages.)
+    pub(crate) fn send_left(&mut self, group: &str) {
+        let members: Vec<(Mid, Option<u64>)> = self
+            .groups
+            .get(group)
+            .map(|g| g.members.iter().map(|(x, m)| (*x, m.conn)).collect())
+            .unwrap_or_default();
+        let mut targets = Vec::new();
+        for (x, conn) in members {
+            let ready = conn
+                .and_then(|c| self.conns.get(&c))
+                .is_some_and(|c| c.status == crate::state::ConnStatus::Ready);
+            targets.extend(conn);
+            if !ready {
+                targets.extend(self.attempts(group, x));
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        for c in targets {
+            self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
+        }
     }
 
     pub(crate) fn check_empty(&mut self, group: &str) {

@@ -17,6 +17,11 @@
 //! is chained (sequential id, previous message's hash) and encrypted with the
 //! connection's double ratchet.
 //!
+//! Every input the agent refuses is counted by who is at fault and what was
+//! refused ([`Agent::refusals`], [`FaultSource`], [`FaultKind`]) and logged with
+//! `tracing`; refusals that leave a connection unable to make progress reach
+//! the client as [`Event::Fault`] (`docs/faults.md`).
+//!
 //! The semantics under concurrency are in `docs/groups.md`, the costs in
 //! `docs/costs.md`. With the `sim` feature, [`sim`] runs many agents against
 //! in-memory relays with a virtual clock and seeded faults.
@@ -26,6 +31,7 @@ mod agent;
 mod api;
 mod config;
 mod conn;
+mod fault;
 mod group_cmd;
 mod group_env;
 mod group_members;
@@ -41,6 +47,7 @@ pub mod sim;
 pub use agent::{Agent, Input, Output};
 pub use api::{Change, ClientEvent, Command, CommandError, Event};
 pub use config::{Config, ReceiptPolicy};
+pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

@@ -12,7 +12,12 @@
 //!   (join complete on both sides) when it was sent and is still in it, unless
 //!   its sender was removed; no agent receives a message twice; every send of a
 //!   member still in the group completes (`RCVD` for all);
-//! - no `VIOLATION` in these honest runs; no event names an unknown member or group.
+//! - no `VIOLATION` in these honest runs; no event names an unknown member or group;
+//! - no input refused as the fault of a peer or of the agent itself
+//!   ([`FaultSource::Peer`], [`FaultSource::Local`]) and no `FAULT` event: the
+//!   simulated relay's duplicates, reordering and losses are counted as the
+//!   relay's (or as expected races), and without any injected fault nothing is
+//!   counted as a duplicate.
 //!
 //! Every operation that could not be applied is counted by cause, and the totals
 //! over all cases are bounded (a run where most operations were skipped proves
@@ -28,7 +33,7 @@ use common::ack_all;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::{Command, Config, Event, FaultKind, FaultSource, RefusalCounts};
 use smp_groups_wire::agent::MemberId;
 
 #[derive(Clone, Debug)]
@@ -130,6 +135,8 @@ struct Stats {
     deletes: u64,
     approvals: u64,
     crashes: u64,
+    /// Inputs the agents refused, by source and kind.
+    refusals: RefusalCounts,
 }
 
 struct Sent {
@@ -745,6 +752,42 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), TestCaseError> {
             }
         }
     }
+    // 6. Refusals: none by a peer or by ourselves in these honest runs.
+    let crashed = case.ops.iter().any(|o| matches!(o, Op::Crash(_)));
+    let fault_free = case.faults.loss_ppm == 0 && case.faults.duplicate_ppm == 0 && !crashed;
+    for i in 0..n {
+        let r = run.sim.refusals(i);
+        let own = r.of_source(FaultSource::Peer) + r.of_source(FaultSource::Local);
+        if own > 0 {
+            dump();
+        }
+        prop_assert_eq!(
+            own,
+            0,
+            "seed {}: agent {} refused inputs as a peer's or its own fault: {}",
+            seed,
+            i,
+            r
+        );
+        if fault_free {
+            prop_assert_eq!(
+                r.get(FaultSource::Relay, FaultKind::Duplicate),
+                0,
+                "seed {}: agent {} counted duplicates in a run without faults: {}",
+                seed,
+                i,
+                r
+            );
+        }
+        for e in run.sim.events(i) {
+            prop_assert!(
+                !matches!(e.event, Event::Fault { .. }),
+                "seed {seed}: agent {i} reported {:?} in an honest run",
+                e.event
+            );
+        }
+        run.stats.refusals.add(&r);
+    }
     *stats = run.stats;
     Ok(())
 }
@@ -766,6 +809,7 @@ fn add(total: &mut Stats, s: &Stats) {
     total.deletes += s.deletes;
     total.approvals += s.approvals;
     total.crashes += s.crashes;
+    total.refusals.add(&s.refusals);
 }
 
 /// Runs `cases` random cases and bounds what was skipped over all of them.
@@ -807,6 +851,12 @@ fn run_cases(cases: u32) {
     assert!(
         t.sender_removed * 10 <= t.sends,
         "too many unchecked sends: {t:?}"
+    );
+    // The relay's duplicates were seen, and counted as the relay's.
+    assert!(
+        t.refusals.get(FaultSource::Relay, FaultKind::Duplicate) > 0,
+        "no duplicate counted: {}",
+        t.refusals
     );
 }
 
@@ -1310,9 +1360,9 @@ fn regression_member_kept_after_removal_and_leave_n8() {
     check(&c, &mut Stats::default()).expect("holds");
 }
 
-// Open on main; passes on branch h11f (its leave/connection fixes).
+/// Found by CI on a fresh seed: a member kept across a delete and a leave
+/// (fixed by sending LEFT on every live connection).
 #[test]
-#[ignore = "open on main, fixed on branch h11f (issue 11): member kept across a delete"]
 fn regression_member_kept_after_delete_generation_n4() {
     let ops = vec![
         Op::Add { by: 0, who: 0 },
@@ -1349,4 +1399,132 @@ fn regression_member_kept_after_delete_generation_n4() {
         ..case(4, ops, faults, 484_066_623_420_452_364)
     };
     check(&c, &mut Stats::default()).expect("holds");
+}
+
+/// Found by a 1,000-case run after the refusal counters went in: generation 0
+/// was deleted, and agent 2 still held it.
+#[test]
+fn regression_deleted_generation_held_n3_open() {
+    let ops = vec![
+        Op::Crash(2),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 2 },
+        Op::Settle,
+        Op::Add { by: 1, who: 0 },
+        Op::Crash(1),
+        Op::Add { by: 0, who: 0 },
+        Op::Delete { by: 0 },
+        Op::Add { by: 0, who: 1 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 2 },
+    ];
+    let faults = Faults {
+        loss_ppm: 22861,
+        duplicate_ppm: 19470,
+        max_delay_ms: 124,
+    };
+    let mut c = case(3, ops, faults, 15_542_363_175_822_980_046);
+    c.open_invitations = true;
+    check(&c, &mut Stats::default()).expect("deleted everywhere");
+}
+
+/// Found by a 10,000-case run: agent 2 left while agent 1's add was in
+/// flight and agent 1 crashed; agent 2 still saw agent 1 afterwards.
+#[test]
+fn regression_leave_during_add_with_crash_n3() {
+    let ops = vec![
+        Op::Crash(1),
+        Op::Run(0),
+        Op::Run(96),
+        Op::Add { by: 0, who: 1 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(2783),
+        Op::Crash(1),
+        Op::Leave(2),
+        Op::Send { by: 0 },
+        Op::Send { by: 0 },
+        Op::Run(1348),
+    ];
+    let faults = Faults {
+        loss_ppm: 24941,
+        duplicate_ppm: 24051,
+        max_delay_ms: 189,
+    };
+    let c = case(3, ops, faults, 8_954_991_876_690_546_906);
+    check(&c, &mut Stats::default()).expect("converges");
+}
+
+/// Found by a 10,000-case run: a message from agent 1 never reached agent 2.
+#[test]
+fn regression_message_lost_after_leaves_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 2 },
+        Op::Send { by: 0 },
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 0 },
+        Op::Settle,
+        Op::Leave(0),
+        Op::Send { by: 0 },
+        Op::Leave(2),
+        Op::Remove { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 1973,
+        duplicate_ppm: 1,
+        max_delay_ms: 4,
+    };
+    let c = case(3, ops, faults, 91_277_867_169_262_827);
+    check(&c, &mut Stats::default()).expect("exactly once");
+}
+
+/// Found by a 10,000-case run: agent 1 still saw a member that left.
+#[test]
+fn regression_remove_then_leave_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(388),
+        Op::Send { by: 0 },
+        Op::Settle,
+        Op::Remove { by: 2, who: 0 },
+        Op::Leave(2),
+    ];
+    let faults = Faults {
+        loss_ppm: 9158,
+        duplicate_ppm: 10472,
+        max_delay_ms: 1,
+    };
+    let c = case(3, ops, faults, 9_357_422_634_048_332_618);
+    check(&c, &mut Stats::default()).expect("converges");
+}
+
+/// Found by a 10,000-case run: generation 0 was deleted, and agent 1 still
+/// held it.
+#[test]
+fn regression_delete_after_remove_open_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Crash(2),
+        Op::Run(2281),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 1 },
+        Op::Send { by: 2 },
+        Op::Send { by: 2 },
+        Op::Run(2326),
+        Op::Remove { by: 0, who: 2 },
+        Op::Run(1796),
+        Op::Delete { by: 2 },
+    ];
+    let faults = Faults {
+        loss_ppm: 25361,
+        duplicate_ppm: 1,
+        max_delay_ms: 290,
+    };
+    let mut c = case(3, ops, faults, 15_671_451_395_477_387_409);
+    c.open_invitations = true;
+    check(&c, &mut Stats::default()).expect("deleted everywhere");
 }

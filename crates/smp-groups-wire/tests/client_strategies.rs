@@ -5,9 +5,30 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use smp_groups_wire::client::{
-    AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, InvitationText,
-    RcvdStatus, Transmission, ViolationKind,
+    AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, FaultKind, FaultSource,
+    InvitationText, RcvdStatus, Transmission, ViolationKind,
 };
+
+/// Every fault source.
+pub fn fault_source() -> impl Strategy<Value = FaultSource> {
+    prop_oneof![
+        Just(FaultSource::Peer),
+        Just(FaultSource::Relay),
+        Just(FaultSource::Local)
+    ]
+}
+
+/// Every fault kind.
+pub fn fault_kind() -> impl Strategy<Value = FaultKind> {
+    prop_oneof![
+        Just(FaultKind::PeerQueueGone),
+        Just(FaultKind::QueueRefused),
+        Just(FaultKind::QueueGone),
+        Just(FaultKind::BadConfirmation),
+        Just(FaultKind::Undecryptable),
+        Just(FaultKind::Internal),
+    ]
+}
 
 /// Valid aliases, 1 to 64 printable characters.
 pub fn alias() -> impl Strategy<Value = Alias> {
@@ -120,6 +141,8 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             invitation,
             info
         }),
+        (alias(), fault_source(), fault_kind())
+            .prop_map(|(conn, source, kind)| { AgentEvent::Fault { conn, source, kind } }),
     ];
     let group_events = prop_oneof![
         (alias(), alias()).prop_map(|(group, member)| AgentEvent::GroupCon { group, member }),
@@ -193,6 +216,14 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
                     reporter
                 }
             ),
+        (alias(), opt_alias(), fault_source(), fault_kind()).prop_map(
+            |(group, member, source, kind)| AgentEvent::GroupFault {
+                group,
+                member,
+                source,
+                kind
+            }
+        ),
     ];
     prop_oneof![conn_events, group_events]
 }

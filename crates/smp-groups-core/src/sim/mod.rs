@@ -59,6 +59,8 @@ struct Node {
     events: Vec<ClientEvent>,
     timer: Option<u64>,
     rng: ChaCha20Rng,
+    /// Refusals counted by the agent's earlier incarnations.
+    refused: crate::RefusalCounts,
 }
 
 /// The simulation.
@@ -97,6 +99,7 @@ impl Sim {
                     events: Vec::new(),
                     timer: None,
                     rng: ChaCha20Rng::seed_from_u64(rng.next_u64()),
+                    refused: crate::RefusalCounts::default(),
                 };
                 if let Some(a) = node.agent.as_mut() {
                     while let Some(Output::Store(b)) = a.poll() {
@@ -157,6 +160,19 @@ impl Sim {
     /// The client events agent `i` produced so far.
     pub fn events(&self, i: usize) -> &[ClientEvent] {
         self.nodes.get(i).map_or(&[], |n| n.events.as_slice())
+    }
+
+    /// The inputs agent `i` refused, by source and kind, over all its
+    /// incarnations (an agent's own counts restart with it).
+    pub fn refusals(&self, i: usize) -> crate::RefusalCounts {
+        let Some(node) = self.nodes.get(i) else {
+            return crate::RefusalCounts::default();
+        };
+        let mut total = node.refused.clone();
+        if let Some(a) = &node.agent {
+            total.add(a.refusals());
+        }
+        total
     }
 
     /// Agent envelopes sent, by type (first attempt of each relay `SEND`).
@@ -256,6 +272,23 @@ impl Sim {
         if self.check_store {
             self.assert_store_current(i, &desc);
         }
+    }
+
+    /// Runs `input` on agent `i` now, as if its driver gave it: for tests that
+    /// feed what an honest relay or peer would not (garbage, a message for a
+    /// queue that does not exist, a forged confirmation).
+    pub fn inject(&mut self, i: usize, input: Input) {
+        self.deliver(i, input);
+    }
+
+    /// The receive queues agent `i` has at the relays: (server, recipient id).
+    pub fn receive_queues(&self, i: usize) -> Vec<(String, Vec<u8>)> {
+        self.relays
+            .queues
+            .iter()
+            .filter(|(_, q)| q.owner == i)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// After every input, check that each agent's store holds exactly its
@@ -507,7 +540,9 @@ impl Sim {
     /// Takes agent `i` down (its in-memory state is lost; its store survives).
     pub fn crash(&mut self, i: usize) {
         if let Some(node) = self.nodes.get_mut(i) {
-            node.agent = None;
+            if let Some(a) = node.agent.take() {
+                node.refused.add(a.refusals());
+            }
             node.incarnation += 1;
             node.timer = None;
         }

@@ -69,6 +69,87 @@ impl ViolationKind {
     }
 }
 
+/// Who is at fault in `FAULT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultSource {
+    /// `peer`: the other end of the connection (or the member).
+    Peer,
+    /// `relay`: the relay.
+    Relay,
+    /// `local`: this agent.
+    Local,
+}
+
+impl FaultSource {
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Peer => "peer",
+            Self::Relay => "relay",
+            Self::Local => "local",
+        }
+    }
+
+    fn parse(t: &[u8]) -> Result<Self, LineError> {
+        match t {
+            b"peer" => Ok(Self::Peer),
+            b"relay" => Ok(Self::Relay),
+            b"local" => Ok(Self::Local),
+            _ => Err(LineError::syntax(
+                "fault source must be peer, relay or local",
+            )),
+        }
+    }
+}
+
+/// What cannot make progress, in `FAULT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// `peer_queue_gone`: the peer's queue is gone; nothing more can be sent.
+    PeerQueueGone,
+    /// `queue_refused`: the relay refused to create our queue; the connection
+    /// cannot be established.
+    QueueRefused,
+    /// `queue_gone`: our queue is gone at the relay; nothing more arrives.
+    QueueGone,
+    /// `bad_confirmation`: a confirmation could not be processed (the
+    /// invitation stays open).
+    BadConfirmation,
+    /// `undecryptable`: several messages in a row could not be decrypted.
+    Undecryptable,
+    /// `internal`: one of the agent's own steps failed; the connection's
+    /// outgoing messages cannot move.
+    Internal,
+}
+
+impl FaultKind {
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PeerQueueGone => "peer_queue_gone",
+            Self::QueueRefused => "queue_refused",
+            Self::QueueGone => "queue_gone",
+            Self::BadConfirmation => "bad_confirmation",
+            Self::Undecryptable => "undecryptable",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn parse(t: &[u8]) -> Result<Self, LineError> {
+        match t {
+            b"peer_queue_gone" => Ok(Self::PeerQueueGone),
+            b"queue_refused" => Ok(Self::QueueRefused),
+            b"queue_gone" => Ok(Self::QueueGone),
+            b"bad_confirmation" => Ok(Self::BadConfirmation),
+            b"undecryptable" => Ok(Self::Undecryptable),
+            b"internal" => Ok(Self::Internal),
+            _ => Err(LineError::syntax("unknown fault kind")),
+        }
+    }
+}
+
 /// A membership change waiting for the client's `ALLOW` or `DENY`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Approval {
@@ -143,6 +224,15 @@ pub enum AgentEvent {
         msg_id: u64,
         /// The delivery status.
         status: RcvdStatus,
+    },
+    /// `C:a FAULT source kind`: the connection cannot make progress.
+    Fault {
+        /// The connection.
+        conn: Alias,
+        /// Who is at fault.
+        source: FaultSource,
+        /// What cannot make progress.
+        kind: FaultKind,
     },
     /// `C:a REQ g:inv gInfo`: the peer invites us to a group.
     Req {
@@ -264,6 +354,18 @@ pub enum AgentEvent {
         /// The member who reported it, or `None` if we found it.
         reporter: Option<Alias>,
     },
+    /// `G:g FAULT source kind [C:a]`: the connection with member `a` (or,
+    /// without an alias, something of the group's) cannot make progress.
+    GroupFault {
+        /// The group.
+        group: Alias,
+        /// The member, if the fault concerns the connection with one.
+        member: Option<Alias>,
+        /// Who is at fault.
+        source: FaultSource,
+        /// What cannot make progress.
+        kind: FaultKind,
+    },
 }
 
 impl AgentEvent {
@@ -276,6 +378,7 @@ impl AgentEvent {
             | Self::Sent { conn, .. }
             | Self::Msg { conn, .. }
             | Self::Rcvd { conn, .. }
+            | Self::Fault { conn, .. }
             | Self::Req { conn, .. } => Entity::Conn(Some(conn.clone())),
             Self::GroupCon { group, .. }
             | Self::GroupMem { group, .. }
@@ -289,7 +392,8 @@ impl AgentEvent {
             | Self::Empty { group }
             | Self::Deleted { group, .. }
             | Self::Approve { group, .. }
-            | Self::Violation { group, .. } => Entity::Group(Some(group.clone())),
+            | Self::Violation { group, .. }
+            | Self::GroupFault { group, .. } => Entity::Group(Some(group.clone())),
         }
     }
 
@@ -312,6 +416,7 @@ impl AgentEvent {
             Self::Deleted { .. } => "DELD",
             Self::Approve { .. } => "APPROVE",
             Self::Violation { .. } => "VIOLATION",
+            Self::Fault { .. } | Self::GroupFault { .. } => "FAULT",
         }
     }
 
@@ -392,6 +497,16 @@ impl AgentEvent {
                 .word(kind.as_str())
                 .number(*msg_id)
                 .opt_conn(reporter.as_ref()),
+            Self::Fault { source, kind, .. } => w.word(source.as_str()).word(kind.as_str()),
+            Self::GroupFault {
+                member,
+                source,
+                kind,
+                ..
+            } => w
+                .word(source.as_str())
+                .word(kind.as_str())
+                .opt_conn(member.as_ref()),
         };
         w.finish();
     }
@@ -468,6 +583,11 @@ impl AgentEvent {
                         conn,
                         invitation: c.invitation()?,
                         info: c.payload()?,
+                    },
+                    b"FAULT" => Self::Fault {
+                        conn,
+                        source: FaultSource::parse(c.required("fault source")?)?,
+                        kind: FaultKind::parse(c.required("fault kind")?)?,
                     },
                     _ => return Err(unknown()),
                 }
@@ -570,6 +690,12 @@ impl AgentEvent {
                         change,
                     }
                 }
+                b"FAULT" => Self::GroupFault {
+                    group,
+                    source: FaultSource::parse(c.required("fault source")?)?,
+                    kind: FaultKind::parse(c.required("fault kind")?)?,
+                    member: c.opt_conn()?,
+                },
                 _ => Self::Violation {
                     group,
                     member: c.conn()?,
@@ -593,6 +719,7 @@ impl AgentEvent {
                 | b"DELD"
                 | b"APPROVE"
                 | b"VIOLATION"
+                | b"FAULT"
         );
         known.then(|| parse(c))
     }

@@ -21,7 +21,7 @@ mod writer;
 
 pub use command::ClientCommand;
 pub use error::{ErrorCode, LineError};
-pub use event::{AgentEvent, Approval, RcvdStatus, ViolationKind};
+pub use event::{AgentEvent, Approval, FaultKind, FaultSource, RcvdStatus, ViolationKind};
 pub use framer::{DEFAULT_MAX_LINE, FrameLimits, LineDecoder, MAX_SKIP};
 pub use token::{
     Alias, CorrId, Cursor, DEFAULT_MAX_PAYLOAD, Entity, EntityKind, InvitationText, MAX_ALIAS_LEN,
