@@ -192,7 +192,10 @@ async fn a_wrong_alpn_gets_the_no_application_protocol_alert() {
     );
     let server_err = server.await.unwrap().unwrap_err();
     assert!(
-        matches!(server_err, NetError::Tls(rustls::Error::NoApplicationProtocol)),
+        matches!(
+            server_err,
+            NetError::Tls(rustls::Error::NoApplicationProtocol)
+        ),
         "unexpected relay error {server_err:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
