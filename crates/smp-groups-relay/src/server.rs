@@ -581,24 +581,31 @@ impl Server {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         backoff = Duration::ZERO;
-                        if counters.connections.load(Ordering::Relaxed) >= self.config.max_connections {
-                            refuse(&counters.refused, "connection refused", "max_connections are open");
-                            drop(tcp);
-                            continue;
-                        }
-                        counters.connections.fetch_add(1, Ordering::Relaxed);
-                        let _ = tcp.set_nodelay(true);
-                        serial += 1;
+                        let at_cap = counters.connections.load(Ordering::Relaxed)
+                            >= self.config.max_connections;
                         let (evict_tx, evict_rx) = oneshot::channel();
                         {
                             let mut hs = lock(&handshakes);
-                            while hs.len() >= self.config.max_handshakes {
+                            if at_cap && hs.is_empty() {
+                                drop(hs);
+                                refuse(&counters.refused, "connection refused", "max_connections sessions are open");
+                                drop(tcp);
+                                continue;
+                            }
+                            // Room for this handshake: the oldest ones are
+                            // dropped (silent connections cannot hold the
+                            // relay's slots against a client that talks).
+                            let over = (hs.len() + 1).saturating_sub(self.config.max_handshakes);
+                            for _ in 0..over.max(usize::from(at_cap)) {
                                 if hs.pop_front().is_some() {
-                                    refuse(&counters.evicted, "handshake dropped for a newer connection", "max_handshakes in progress");
+                                    refuse(&counters.evicted, "handshake dropped for a newer connection", "max_handshakes or max_connections reached");
                                 }
                             }
+                            serial += 1;
                             hs.push_back((serial, evict_tx));
                         }
+                        counters.connections.fetch_add(1, Ordering::Relaxed);
+                        let _ = tcp.set_nodelay(true);
                         let ctx = ConnCtx {
                             shared: Arc::clone(&self.shared),
                             identity: Arc::clone(&self.identity),

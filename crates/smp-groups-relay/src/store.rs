@@ -270,6 +270,14 @@ impl Store {
         })
     }
 
+    /// Caps the database at `pages` pages (as a full disk would: writes
+    /// beyond fail with `SQLITE_FULL`); for tests of store failures.
+    pub fn limit_pages(&self, pages: u32) -> Result<(), StoreError> {
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Starts the transaction the next changes are written in.
     pub fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_batch {
