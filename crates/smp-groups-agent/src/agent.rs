@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::relay_client::{RelayConnector, RelayContext};
-use crate::runtime::{Delivery, Metrics, Request, Runtime};
+use crate::runtime::{Delivery, Metrics, Request, Runtime, Shared};
 
 /// How to open an agent.
 #[derive(Clone, Debug)]
@@ -44,13 +44,17 @@ impl AgentConfig {
 #[derive(Clone, Debug)]
 pub struct Agent {
     tx: mpsc::Sender<Request>,
+    shared: Shared,
 }
 
-/// The client events of an agent, in order ([`Agent::events`]).
+/// The client events of an agent, in order ([`Agent::events`]). A stream
+/// reads the agent's log of unconfirmed events at its own pace: nothing is
+/// queued for it, so one that is not read costs the agent nothing.
 #[derive(Debug)]
 pub struct EventStream {
-    rx: mpsc::UnboundedReceiver<Delivery>,
     agent: Agent,
+    /// The next sequence number to return.
+    next: u64,
     auto_confirm: bool,
 }
 
@@ -59,7 +63,15 @@ impl EventStream {
     /// [`Agent::events_unconfirmed`], the event is confirmed as delivered
     /// when it is returned.
     pub async fn next(&mut self) -> Option<Delivery> {
-        let d = self.rx.recv().await?;
+        let d = loop {
+            let mut latest = self.agent.shared.latest.clone();
+            latest.borrow_and_update();
+            if let Some(d) = self.agent.shared.log.first_from(self.next) {
+                break d;
+            }
+            latest.changed().await.ok()?;
+        };
+        self.next = d.seq + 1;
         if self.auto_confirm {
             self.agent.confirm(d.seq).await;
         }
@@ -106,9 +118,27 @@ impl Agent {
             keys: store.queue_keys()?,
         })?;
         let runtime = Runtime::new(core, store, relay, requests, relay_events, &config.identity)?;
+        let shared = runtime.shared();
         let span = tracing::info_span!("agent", identity = %config.identity);
         tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));
-        Ok(Self { tx })
+        Ok(Self { tx, shared })
+    }
+
+    /// Why the agent has stopped: [`Error::StoreFailed`] with the cause if a
+    /// store failure stopped it, else [`Error::Stopped`].
+    pub fn stopped_error(&self) -> Error {
+        match self.shared.failure.borrow().clone() {
+            Some(cause) => Error::StoreFailed(cause),
+            None => Error::Stopped,
+        }
+    }
+
+    /// Waits until the agent's runtime has stopped (shut down, or stopped by
+    /// a store failure) and returns why ([`Agent::stopped_error`]).
+    pub async fn stopped(&self) -> Error {
+        let mut failure = self.shared.failure.clone();
+        while failure.changed().await.is_ok() {}
+        self.stopped_error()
     }
 
     /// Runs a core command and returns its response.
@@ -117,8 +147,8 @@ impl Agent {
         self.tx
             .send(Request::Command { command, reply })
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     async fn expect_ok(&self, command: Command) -> Result<String, Error> {
@@ -150,14 +180,12 @@ impl Agent {
     }
 
     async fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.tx
-            .send(Request::Subscribe(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        if self.tx.is_closed() {
+            return Err(self.stopped_error());
+        }
         Ok(EventStream {
-            rx,
             agent: self.clone(),
+            next: 0,
             auto_confirm,
         })
     }
@@ -173,8 +201,8 @@ impl Agent {
         self.tx
             .send(Request::Metrics(tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// The other members of `group` this agent is connected with.
@@ -183,8 +211,8 @@ impl Agent {
         self.tx
             .send(Request::Members(group.to_owned(), tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// This agent's member id in `group`.
@@ -193,8 +221,8 @@ impl Agent {
         self.tx
             .send(Request::MemberId(group.to_owned(), tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// Runs the agent's timers now, as if the next one had expired: retries
@@ -206,8 +234,8 @@ impl Agent {
         self.tx
             .send(Request::RunTimers(tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// Stops the agent between two inputs (the inputs it has handled are
