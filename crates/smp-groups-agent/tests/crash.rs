@@ -125,8 +125,8 @@ async fn group(relay: &str, dir: &Path) -> (Proc, Client, Proc, Client, PathBuf)
     let bob_db = dir.join("bob.db");
     let (pa, addr_a) = procs::agent("alice", relay, &dir.join("alice.db"));
     let (pb, addr_b) = procs::agent("bob", relay, &bob_db);
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
     flows::connect(&mut a, &mut b, "bob", "alice").await;
     let r = a.call("g", "G:club NEW :crash club").await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
@@ -182,7 +182,7 @@ async fn kill_bob_repeatedly(points: usize) {
 
         let (p, addr) = procs::agent("bob", &relay, &bob_db);
         pb = p;
-        b = Client::connect(addr, "bob").await;
+        b = Client::connect(&addr, "bob").await;
         bob_inbox.read = 0;
     }
 
@@ -322,7 +322,7 @@ async fn an_agent_started_while_its_relay_is_down_catches_up() {
     let (mut first, relay) = procs::relay(&listen, &d.join("relay"));
     first.kill9();
     let (_pa, addr) = procs::agent("alice", &relay, &d.join("alice.db"));
-    let mut a = Client::connect(addr, "alice").await;
+    let mut a = Client::connect(&addr, "alice").await;
     // Accepted while the relay is unreachable; the queue is made once it is up.
     let r = a.call("1", "C:bob NEW").await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
