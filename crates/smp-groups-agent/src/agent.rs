@@ -169,17 +169,19 @@ impl Agent {
 
     /// Subscribes to the agent's events: first those not yet confirmed (also
     /// from before a restart), then new ones. Each is confirmed when returned.
+    #[allow(clippy::unused_async)] // kept async: callers await it, as when it asked the runtime
     pub async fn events(&self) -> Result<EventStream, Error> {
-        self.subscribe(true).await
+        self.subscribe(true)
     }
 
     /// Like [`events`](Self::events), but the caller confirms with
     /// [`confirm`](Self::confirm) once it has handled an event.
+    #[allow(clippy::unused_async)] // kept async: callers await it, as when it asked the runtime
     pub async fn events_unconfirmed(&self) -> Result<EventStream, Error> {
-        self.subscribe(false).await
+        self.subscribe(false)
     }
 
-    async fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
+    fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
         if self.tx.is_closed() {
             return Err(self.stopped_error());
         }

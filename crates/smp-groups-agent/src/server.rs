@@ -424,7 +424,7 @@ async fn session(
         while let Some(out) = out_rx.recv().await {
             match out {
                 Out::Line(bytes) => {
-                    timed(tokio::time::timeout(stall, writer.write_all(&bytes)).await)?
+                    timed(tokio::time::timeout(stall, writer.write_all(&bytes)).await)?;
                 }
                 Out::Event(bytes, seq, key) => {
                     let write = async {
