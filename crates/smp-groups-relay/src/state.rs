@@ -888,6 +888,12 @@ impl RelayState {
         Ok(n)
     }
 
+    /// Caps the store at `pages` pages, as a full disk would (for tests and
+    /// fuzzing of store failures).
+    pub fn limit_store_pages(&self, pages: u32) -> Result<(), StoreError> {
+        self.store.limit_pages(pages)
+    }
+
     /// The stored messages of queue `rid`, oldest first (for checks).
     pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, StoreError> {
         self.store.messages(rid)
