@@ -237,13 +237,21 @@ enum Out {
     Event(Response),
     /// A message waits for it in this queue.
     Deliver(QueueId),
+    /// A message made for it (at most [`EAGER_BODIES`] wait at once).
+    Msg(Response),
 }
+
+/// Messages made for a connection and not yet taken by its writer, beyond
+/// which deliveries wait as queue ids.
+const EAGER_BODIES: usize = 4;
 
 /// A connection's outbox as the store thread sees it.
 struct ConnOut {
     tx: mpsc::UnboundedSender<Out>,
     /// Events queued and not taken by the writer.
     events: Arc<AtomicUsize>,
+    /// `Out::Msg` queued and not taken by the writer.
+    bodies: Arc<AtomicUsize>,
     /// More than `max_events` events: the connection is to be closed.
     overloaded: AtomicBool,
     wake: Notify,
@@ -514,7 +522,17 @@ fn store_thread(
                 }
                 Routed::Deliver(conn, rid) => {
                     if let Some(c) = conns.get(&conn) {
-                        c.event(Out::Deliver(rid), max_events);
+                        // A connection with few messages waiting gets this one
+                        // made now (no round trip); otherwise only its id
+                        // waits, and the message is made when it is written.
+                        if c.bodies.load(Ordering::Relaxed) < EAGER_BODIES {
+                            if let Some(msg) = state.deliver(conn, rid) {
+                                c.bodies.fetch_add(1, Ordering::Relaxed);
+                                c.event(Out::Msg(msg), max_events);
+                            }
+                        } else {
+                            c.event(Out::Deliver(rid), max_events);
+                        }
                     }
                 }
                 Routed::Delivered(reply, msg) => {
@@ -782,9 +800,11 @@ impl ConnCtx {
         let conn = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let events = Arc::new(AtomicUsize::new(0));
+        let bodies = Arc::new(AtomicUsize::new(0));
         let out = Arc::new(ConnOut {
             tx,
             events: Arc::clone(&events),
+            bodies: Arc::clone(&bodies),
             overloaded: AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -810,7 +830,7 @@ impl ConnCtx {
             acc.writer,
             rx,
             session.clone(),
-            events,
+            (events, bodies),
             Arc::clone(&self.shared),
             self.config.idle_timeout,
         ));
@@ -931,7 +951,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: BlockWriter<W>,
     mut rx: mpsc::UnboundedReceiver<Out>,
     session: Session,
-    events: Arc<AtomicUsize>,
+    (events, bodies): (Arc<AtomicUsize>, Arc<AtomicUsize>),
     shared: Arc<Shared>,
     stall: Duration,
 ) -> Result<(), Ended> {
@@ -948,6 +968,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
                 Out::Event(r) => {
                     events.fetch_sub(1, Ordering::Relaxed);
+                    batch.push(r);
+                }
+                Out::Msg(r) => {
+                    events.fetch_sub(1, Ordering::Relaxed);
+                    bodies.fetch_sub(1, Ordering::Relaxed);
                     batch.push(r);
                 }
                 Out::Deliver(rid) => {
