@@ -64,8 +64,8 @@ struct World {
     delivered: Vec<Option<Vec<u8>>>,
     corr: u32,
     body_seq: u32,
-    /// The DH key of the `NEW` being made.
-    pending_dh: Option<x25519::SecretKey>,
+    /// The DH keys of the `NEW`s made, by correlation id.
+    pending_dh: std::collections::HashMap<Vec<u8>, x25519::SecretKey>,
 }
 
 fn session(relay: &mut RelayState, version: u16) -> Session {
@@ -101,7 +101,7 @@ impl World {
             delivered: Vec::new(),
             corr: 0,
             body_seq: 0,
-            pending_dh: None,
+            pending_dh: std::collections::HashMap::new(),
         }
     }
 
@@ -154,8 +154,9 @@ impl World {
                     subscribe,
                     mode: Some(if contact { QueueMode::Contact } else { QueueMode::Messaging }),
                 });
-                self.pending_dh = Some(dh);
-                (self.conn(conn), self.request(Some(&k), &[], cmd), None)
+                let req = self.request(Some(&k), &[], cmd);
+                self.pending_dh.insert(req.corr_id.clone(), dh);
+                (self.conn(conn), req, None)
             }
             Op::Sub { conn, q, key } => {
                 let i = self.q(q)?;
@@ -296,8 +297,10 @@ fn check_answer(w: &mut World, req: &Request, qi: Option<usize>, before: Option<
 }
 
 fn record_new(w: &mut World, responses: &[Response]) {
-    if let Some(Reply::Ids { recipient_id, sender_id, server_dh_key, .. }) = responses.first().map(|r| &r.reply) {
-        if let Some(dh) = w.pending_dh.take() {
+    let Some(first) = responses.first() else { return };
+    let dh = w.pending_dh.remove(&first.corr_id);
+    if let Reply::Ids { recipient_id, sender_id, server_dh_key, .. } = &first.reply {
+        if let Some(dh) = dh {
             w.queues.push(Q { rid: *recipient_id, sid: *sender_id, dh, srv: *server_dh_key });
             w.delivered.push(None);
         }
@@ -366,11 +369,7 @@ fuzz_target!(|input: Input| {
                 let Some((s, req, qi)) = w.make(op) else { continue };
                 let before = qi.map(|i| stored(&w, i));
                 let out = w.relay.handle(&s, req.clone(), 0);
-                if matches!(op, Op::New { .. }) {
-                    record_new(&mut w, &out.responses);
-                } else {
-                    w.pending_dh = None;
-                }
+                record_new(&mut w, &out.responses);
                 let failed = out.responses.first().is_some_and(|r| r.reply == Reply::Err(smp_groups_relay::types::ErrorCode::Internal));
                 if !failed {
                     check_answer(&mut w, &req, qi, before, &out.responses);
