@@ -129,9 +129,14 @@ impl Inbox {
         };
         for &id in &self.acked {
             match answer(id) {
-                None | Some(AgentEvent::Ok { .. }) => {}
-                Some(AgentEvent::Error { code, .. })
-                    if code == smp_groups_wire::client::ErrorCode::UnknownEntity => {}
+                None
+                | Some(
+                    AgentEvent::Ok { .. }
+                    | AgentEvent::Error {
+                        code: smp_groups_wire::client::ErrorCode::UnknownEntity,
+                        ..
+                    },
+                ) => {}
                 Some(other) => panic!("ACK {id} answered {other:?}"),
             }
         }
