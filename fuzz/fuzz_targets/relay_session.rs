@@ -27,20 +27,68 @@ const KEYS: usize = 4;
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Op {
-    New { conn: u8, key: u8, subscribe: bool, contact: bool, low_dh: bool },
-    Sub { conn: u8, q: u8, key: u8 },
-    Get { conn: u8, q: u8 },
-    Ack { conn: u8, q: u8, which: u8 },
-    Key { conn: u8, q: u8, key: u8 },
-    SKey { conn: u8, q: u8, key: u8 },
-    Send { conn: u8, q: u8, len: u16, sign: Option<u8> },
-    Off { conn: u8, q: u8 },
-    Del { conn: u8, q: u8, key: u8 },
-    Ping { conn: u8 },
-    Disconnect { conn: u8 },
-    Raw { conn: u8, bytes: Vec<u8> },
-    Batch { ops: Vec<Op> },
-    Fill { pages: u8 },
+    New {
+        conn: u8,
+        key: u8,
+        subscribe: bool,
+        contact: bool,
+        low_dh: bool,
+    },
+    Sub {
+        conn: u8,
+        q: u8,
+        key: u8,
+    },
+    Get {
+        conn: u8,
+        q: u8,
+    },
+    Ack {
+        conn: u8,
+        q: u8,
+        which: u8,
+    },
+    Key {
+        conn: u8,
+        q: u8,
+        key: u8,
+    },
+    SKey {
+        conn: u8,
+        q: u8,
+        key: u8,
+    },
+    Send {
+        conn: u8,
+        q: u8,
+        len: u16,
+        sign: Option<u8>,
+    },
+    Off {
+        conn: u8,
+        q: u8,
+    },
+    Del {
+        conn: u8,
+        q: u8,
+        key: u8,
+    },
+    Ping {
+        conn: u8,
+    },
+    Disconnect {
+        conn: u8,
+    },
+    Raw {
+        conn: u8,
+        bytes: Vec<u8>,
+    },
+    Batch {
+        ops: Vec<Op>,
+    },
+    Fill {
+        pages: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -92,7 +140,9 @@ impl World {
             .map(|i| session(&mut relay, [6, 11, 18][i % 3]))
             .collect();
         let mut r = rng::seeded(2);
-        let keys = (0..KEYS).map(|_| ed25519::SigningKey::generate(&mut r)).collect();
+        let keys = (0..KEYS)
+            .map(|_| ed25519::SigningKey::generate(&mut r))
+            .collect();
         Self {
             relay,
             conns,
@@ -117,7 +167,12 @@ impl World {
         (!self.queues.is_empty()).then(|| usize::from(q) % self.queues.len())
     }
 
-    fn request(&mut self, key: Option<&ed25519::SigningKey>, entity: &[u8], command: Command) -> Request {
+    fn request(
+        &mut self,
+        key: Option<&ed25519::SigningKey>,
+        entity: &[u8],
+        command: Command,
+    ) -> Request {
         self.corr += 1;
         let mut corr_id = vec![0u8; 24];
         corr_id[..4].copy_from_slice(&self.corr.to_be_bytes());
@@ -129,7 +184,9 @@ impl World {
         authorized.extend_from_slice(entity);
         authorized.extend_from_slice(format!("{command:?}").as_bytes());
         Request {
-            auth: key.map_or(Authorization::None, |k| Authorization::Ed25519(k.sign(&authorized))),
+            auth: key.map_or(Authorization::None, |k| {
+                Authorization::Ed25519(k.sign(&authorized))
+            }),
             corr_id,
             entity_id: entity.to_vec(),
             authorized,
@@ -140,7 +197,13 @@ impl World {
     /// The request an op makes (`None` for ops that are not requests).
     fn make(&mut self, op: &Op) -> Option<(Session, Request, Option<usize>)> {
         Some(match *op {
-            Op::New { conn, key, subscribe, contact, low_dh } => {
+            Op::New {
+                conn,
+                key,
+                subscribe,
+                contact,
+                low_dh,
+            } => {
                 let k = self.key(key).clone();
                 let dh = x25519::SecretKey::generate(&mut rng::seeded(u64::from(self.corr)));
                 let cmd = Command::New(NewQueue {
@@ -152,7 +215,11 @@ impl World {
                     },
                     basic_auth: None,
                     subscribe,
-                    mode: Some(if contact { QueueMode::Contact } else { QueueMode::Messaging }),
+                    mode: Some(if contact {
+                        QueueMode::Contact
+                    } else {
+                        QueueMode::Messaging
+                    }),
                 });
                 let req = self.request(Some(&k), &[], cmd);
                 self.pending_dh.insert(req.corr_id.clone(), dh);
@@ -161,13 +228,21 @@ impl World {
             Op::Sub { conn, q, key } => {
                 let i = self.q(q)?;
                 let (rid, k) = (self.queues[i].rid, self.key(key).clone());
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Sub), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Sub),
+                    Some(i),
+                )
             }
             Op::Get { conn, q } => {
                 let i = self.q(q)?;
                 let rid = self.queues[i].rid;
                 let k = self.keys[0].clone();
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Get), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Get),
+                    Some(i),
+                )
             }
             Op::Ack { conn, q, which } => {
                 let i = self.q(q)?;
@@ -178,14 +253,22 @@ impl World {
                     _ => vec![which; 24],
                 };
                 let k = self.keys[0].clone();
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Ack(id)), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Ack(id)),
+                    Some(i),
+                )
             }
             Op::Key { conn, q, key } => {
                 let i = self.q(q)?;
                 let rid = self.queues[i].rid;
                 let sk = AuthKey::Ed25519(self.key(key).public_key());
                 let k = self.keys[0].clone();
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Key(sk)), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Key(sk)),
+                    Some(i),
+                )
             }
             Op::SKey { conn, q, key } => {
                 let i = self.q(q)?;
@@ -201,22 +284,41 @@ impl World {
                 let mut body = self.body_seq.to_be_bytes().to_vec();
                 body.resize(usize::from(len % 17_000).max(4), 0xab);
                 let k = sign.map(|s| self.key(s).clone());
-                let cmd = Command::Send { notification: len % 2 == 0, body };
-                (self.conn(conn), self.request(k.as_ref(), &sid, cmd), Some(i))
+                let cmd = Command::Send {
+                    notification: len % 2 == 0,
+                    body,
+                };
+                (
+                    self.conn(conn),
+                    self.request(k.as_ref(), &sid, cmd),
+                    Some(i),
+                )
             }
             Op::Off { conn, q } => {
                 let i = self.q(q)?;
                 let rid = self.queues[i].rid;
                 let k = self.keys[0].clone();
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Off), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Off),
+                    Some(i),
+                )
             }
             Op::Del { conn, q, key } => {
                 let i = self.q(q)?;
                 let rid = self.queues[i].rid;
                 let k = self.key(key).clone();
-                (self.conn(conn), self.request(Some(&k), &rid, Command::Del), Some(i))
+                (
+                    self.conn(conn),
+                    self.request(Some(&k), &rid, Command::Del),
+                    Some(i),
+                )
             }
-            Op::Ping { conn } => (self.conn(conn), self.request(None, &[], Command::Ping), None),
+            Op::Ping { conn } => (
+                self.conn(conn),
+                self.request(None, &[], Command::Ping),
+                None,
+            ),
             _ => return None,
         })
     }
@@ -231,8 +333,14 @@ fn stored(w: &World, i: usize) -> Vec<smp_groups_relay::types::StoredMessage> {
 /// request) is the queue's first stored message.
 fn check_msgs(w: &mut World, out: &[(ConnId, Response)], strict: bool) {
     for (_, r) in out {
-        let Reply::Msg { msg_id, enc_body } = &r.reply else { continue };
-        let Some(i) = w.queues.iter().position(|q| q.rid.as_slice() == r.entity_id.as_slice()) else {
+        let Reply::Msg { msg_id, enc_body } = &r.reply else {
+            continue;
+        };
+        let Some(i) = w
+            .queues
+            .iter()
+            .position(|q| q.rid.as_slice() == r.entity_id.as_slice())
+        else {
             panic!("MSG for an unknown queue")
         };
         let secret = w.queues[i].dh.diffie_hellman(&w.queues[i].srv);
@@ -241,7 +349,10 @@ fn check_msgs(w: &mut World, out: &[(ConnId, Response)], strict: bool) {
         if !strict {
             continue;
         }
-        let first = stored(w, i).into_iter().next().expect("a delivered message is stored");
+        let first = stored(w, i)
+            .into_iter()
+            .next()
+            .expect("a delivered message is stored");
         assert_eq!(&first.id, msg_id, "MSG is the first stored message");
         match first.body {
             MessageBody::Message { body, .. } => assert_eq!(plain.get(10..), Some(body.as_slice())),
@@ -252,7 +363,11 @@ fn check_msgs(w: &mut World, out: &[(ConnId, Response)], strict: bool) {
 
 fn check_totals(w: &World) {
     let n: usize = (0..w.queues.len()).map(|i| stored(w, i).len()).sum();
-    assert_eq!(w.relay.message_count(), n, "memory and store agree on messages");
+    assert_eq!(
+        w.relay.message_count(),
+        n,
+        "memory and store agree on messages"
+    );
     let bytes: u64 = (0..w.queues.len())
         .flat_map(|i| stored(w, i))
         .map(|m| match m.body {
@@ -260,17 +375,34 @@ fn check_totals(w: &World) {
             MessageBody::Quota => 0,
         })
         .sum();
-    assert_eq!(w.relay.stored_bytes(), bytes, "memory and store agree on bytes");
+    assert_eq!(
+        w.relay.stored_bytes(),
+        bytes,
+        "memory and store agree on bytes"
+    );
     for i in 0..w.queues.len() {
-        assert!(stored(w, i).len() <= QUOTA + 1, "quota and one marker at most");
+        assert!(
+            stored(w, i).len() <= QUOTA + 1,
+            "quota and one marker at most"
+        );
     }
 }
 
 /// Checks a request's answer against the store before and after.
-fn check_answer(w: &mut World, req: &Request, qi: Option<usize>, before: Option<Vec<smp_groups_relay::types::StoredMessage>>, responses: &[Response]) {
-    let Some(first) = responses.first() else { panic!("every request is answered") };
+fn check_answer(
+    w: &mut World,
+    req: &Request,
+    qi: Option<usize>,
+    before: Option<Vec<smp_groups_relay::types::StoredMessage>>,
+    responses: &[Response],
+) {
+    let Some(first) = responses.first() else {
+        panic!("every request is answered")
+    };
     assert_eq!(first.corr_id, req.corr_id);
-    let (Some(i), Some(before)) = (qi, before) else { return };
+    let (Some(i), Some(before)) = (qi, before) else {
+        return;
+    };
     let after = stored(w, i);
     match (&req.command, &first.reply) {
         (Command::Send { body, .. }, Reply::Ok) => {
@@ -283,13 +415,26 @@ fn check_answer(w: &mut World, req: &Request, qi: Option<usize>, before: Option<
         (Command::Send { .. }, Reply::Err(_)) => {
             assert!(after.len() <= before.len() + 1);
             if after.len() == before.len() + 1 {
-                assert!(matches!(after.last().map(|m| &m.body), Some(MessageBody::Quota)));
+                assert!(matches!(
+                    after.last().map(|m| &m.body),
+                    Some(MessageBody::Quota)
+                ));
             }
         }
         (Command::Ack(id), Reply::Ok | Reply::Msg { .. }) => {
-            let acked_first = before.first().is_some_and(|m| m.id.as_slice() == id.as_slice());
-            let expect = if acked_first { before.len() - 1 } else { before.len() };
-            assert_eq!(after.len(), expect, "ACK removes the acknowledged first message only");
+            let acked_first = before
+                .first()
+                .is_some_and(|m| m.id.as_slice() == id.as_slice());
+            let expect = if acked_first {
+                before.len() - 1
+            } else {
+                before.len()
+            };
+            assert_eq!(
+                after.len(),
+                expect,
+                "ACK removes the acknowledged first message only"
+            );
         }
         (Command::Del, Reply::Ok) => assert!(after.is_empty()),
         _ => {}
@@ -297,11 +442,24 @@ fn check_answer(w: &mut World, req: &Request, qi: Option<usize>, before: Option<
 }
 
 fn record_new(w: &mut World, responses: &[Response]) {
-    let Some(first) = responses.first() else { return };
+    let Some(first) = responses.first() else {
+        return;
+    };
     let dh = w.pending_dh.remove(&first.corr_id);
-    if let Reply::Ids { recipient_id, sender_id, server_dh_key, .. } = &first.reply {
+    if let Reply::Ids {
+        recipient_id,
+        sender_id,
+        server_dh_key,
+        ..
+    } = &first.reply
+    {
         if let Some(dh) = dh {
-            w.queues.push(Q { rid: *recipient_id, sid: *sender_id, dh, srv: *server_dh_key });
+            w.queues.push(Q {
+                rid: *recipient_id,
+                sid: *sender_id,
+                dh,
+                srv: *server_dh_key,
+            });
             w.delivered.push(None);
         }
     }
@@ -319,7 +477,12 @@ fuzz_target!(|input: Input| {
             Op::Raw { conn, bytes } => {
                 let s = w.conn(*conn);
                 let out = handle_batch(&mut w.relay, &s, bytes, 0);
-                let all: Vec<_> = out.responses.iter().map(|r| (s.conn, r.clone())).chain(out.events.clone()).collect();
+                let all: Vec<_> = out
+                    .responses
+                    .iter()
+                    .map(|r| (s.conn, r.clone()))
+                    .chain(out.events.clone())
+                    .collect();
                 check_msgs(&mut w, &all, true);
             }
             Op::Fill { pages } => {
@@ -355,7 +518,8 @@ fuzz_target!(|input: Input| {
                 if failed.is_none() {
                     check_msgs(&mut w, &seen, false);
                 }
-                let mut deliveries: Vec<(ConnId, QueueId)> = outs.into_iter().flat_map(|(_, o)| o.deliveries).collect();
+                let mut deliveries: Vec<(ConnId, QueueId)> =
+                    outs.into_iter().flat_map(|(_, o)| o.deliveries).collect();
                 if let Some(f) = failed {
                     deliveries = f.redeliver;
                 }
@@ -366,15 +530,24 @@ fuzz_target!(|input: Input| {
                 }
             }
             op => {
-                let Some((s, req, qi)) = w.make(op) else { continue };
+                let Some((s, req, qi)) = w.make(op) else {
+                    continue;
+                };
                 let before = qi.map(|i| stored(&w, i));
                 let out = w.relay.handle(&s, req.clone(), 0);
                 record_new(&mut w, &out.responses);
-                let failed = out.responses.first().is_some_and(|r| r.reply == Reply::Err(smp_groups_relay::types::ErrorCode::Internal));
+                let failed = out.responses.first().is_some_and(|r| {
+                    r.reply == Reply::Err(smp_groups_relay::types::ErrorCode::Internal)
+                });
                 if !failed {
                     check_answer(&mut w, &req, qi, before, &out.responses);
                 }
-                let all: Vec<_> = out.responses.iter().map(|r| (s.conn, r.clone())).chain(out.events.clone()).collect();
+                let all: Vec<_> = out
+                    .responses
+                    .iter()
+                    .map(|r| (s.conn, r.clone()))
+                    .chain(out.events.clone())
+                    .collect();
                 check_msgs(&mut w, &all, true);
             }
         }

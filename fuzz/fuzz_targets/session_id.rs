@@ -54,7 +54,9 @@ fn expand_label(prk: &hkdf::Prk, label: &[u8], out: &mut [u8]) {
 
 fn find_finished(mut msgs: &[u8]) -> Option<&[u8]> {
     while msgs.len() >= 4 {
-        let len = msgs[1..4].iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        let len = msgs[1..4]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
         let body = msgs.get(4..4 + len)?;
         if msgs[0] == 20 {
             return Some(body);
@@ -66,9 +68,24 @@ fn find_finished(mut msgs: &[u8]) -> Option<&[u8]> {
 
 fuzz_target!(|input: Input| {
     let (suite, hash, alg, hash_len) = match input.suite % 3 {
-        0 => (CipherSuite::TLS13_CHACHA20_POLY1305_SHA256, hkdf::HKDF_SHA256, &aead::CHACHA20_POLY1305, 32),
-        1 => (CipherSuite::TLS13_AES_128_GCM_SHA256, hkdf::HKDF_SHA256, &aead::AES_128_GCM, 32),
-        _ => (CipherSuite::TLS13_AES_256_GCM_SHA384, hkdf::HKDF_SHA384, &aead::AES_256_GCM, 48),
+        0 => (
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+            hkdf::HKDF_SHA256,
+            &aead::CHACHA20_POLY1305,
+            32,
+        ),
+        1 => (
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            hkdf::HKDF_SHA256,
+            &aead::AES_128_GCM,
+            32,
+        ),
+        _ => (
+            CipherSuite::TLS13_AES_256_GCM_SHA384,
+            hkdf::HKDF_SHA384,
+            &aead::AES_256_GCM,
+            48,
+        ),
     };
     let secret = &input.secret[..hash_len];
     // ClientHello record: type(1) u24 length, legacy_version, random, more.
@@ -99,11 +116,17 @@ fuzz_target!(|input: Input| {
         let mut cuts = input.cuts.iter().cycle();
         let mut seq = 0u64;
         while !rest.is_empty() && seq < 64 {
-            let cut = usize::from(*cuts.next().unwrap_or(&255)).max(1).min(rest.len());
+            let cut = usize::from(*cuts.next().unwrap_or(&255))
+                .max(1)
+                .min(rest.len());
             let (chunk, more) = rest.split_at(cut);
             rest = more;
             let mut inner = chunk.to_vec();
-            inner.push(if input.inner_type == 0 { 22 } else { input.inner_type });
+            inner.push(if input.inner_type == 0 {
+                22
+            } else {
+                input.inner_type
+            });
             inner.extend(std::iter::repeat_n(0, usize::from(input.padding % 16)));
             let len = u16::try_from(inner.len() + alg.tag_len()).unwrap_or(0);
             let header = [23, 3, 3, len.to_be_bytes()[0], len.to_be_bytes()[1]];
