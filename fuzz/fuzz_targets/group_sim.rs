@@ -43,8 +43,7 @@ fn pick(list: &[usize], i: u8) -> Option<usize> {
 }
 
 fn holds(sim: &Sim, h: &GroupHandle) -> bool {
-    sim.agent(h.agent)
-        .is_some_and(|a| a.groups().contains(&h.alias))
+    sim.agent(h.agent).is_some_and(|a| a.groups().contains(&h.alias))
 }
 
 fuzz_target!(|script: Script| {
@@ -64,9 +63,7 @@ fuzz_target!(|script: Script| {
         ..Config::default()
     };
     let mut sim = Sim::new(n, &config, faults, script.seed);
-    let Some(first) = sim.create_group(0) else {
-        panic!("create")
-    };
+    let Some(first) = sim.create_group(0) else { panic!("create") };
     let mut handles: BTreeMap<usize, GroupHandle> = BTreeMap::from([(0, first)]);
     let mut ids: BTreeSet<MemberId> = BTreeSet::new();
     let mut departed = BTreeSet::new();
@@ -78,11 +75,7 @@ fuzz_target!(|script: Script| {
                 ids.insert(id);
             }
         }
-        let holders: Vec<usize> = handles
-            .iter()
-            .filter(|(_, h)| holds(&sim, h))
-            .map(|(i, _)| *i)
-            .collect();
+        let holders: Vec<usize> = handles.iter().filter(|(_, h)| holds(&sim, h)).map(|(i, _)| *i).collect();
         let outside: Vec<usize> = (0..n).filter(|i| !handles.contains_key(i)).collect();
         match *op {
             Op::Add { by, who } => {
@@ -118,52 +111,28 @@ fuzz_target!(|script: Script| {
                         .collect();
                     acked.insert(*i, sim.events(*i).len());
                     for msg_id in msgs {
-                        sim.command(
-                            *i,
-                            Command::Ack {
-                                group: h.alias.clone(),
-                                msg_id,
-                            },
-                        );
+                        sim.command(*i, Command::Ack { group: h.alias.clone(), msg_id });
                     }
                 }
             }
             Op::Leave(i) => {
                 if let Some(i) = pick(&holders, i) {
-                    sim.command(
-                        i,
-                        Command::Leave {
-                            group: handles[&i].alias.clone(),
-                        },
-                    );
+                    sim.command(i, Command::Leave { group: handles[&i].alias.clone() });
                     departed.insert(i);
                 }
             }
             Op::Remove { by, who } => {
                 if let (Some(by), Some(who)) = (pick(&holders, by), pick(&holders, who))
                     && by != who
-                    && let Some(member) = sim
-                        .agent(who)
-                        .and_then(|a| a.member_id(&handles[&who].alias))
+                    && let Some(member) = sim.agent(who).and_then(|a| a.member_id(&handles[&who].alias))
                 {
-                    sim.command(
-                        by,
-                        Command::Remove {
-                            group: handles[&by].alias.clone(),
-                            member,
-                        },
-                    );
+                    sim.command(by, Command::Remove { group: handles[&by].alias.clone(), member });
                     departed.insert(who);
                 }
             }
             Op::Delete(i) => {
                 if let Some(i) = pick(&holders, i) {
-                    sim.command(
-                        i,
-                        Command::Delete {
-                            group: handles[&i].alias.clone(),
-                        },
-                    );
+                    sim.command(i, Command::Delete { group: handles[&i].alias.clone() });
                     departed.extend(handles.keys().copied());
                 }
             }
@@ -201,17 +170,11 @@ fuzz_target!(|script: Script| {
         for e in sim.events(i) {
             let named: Vec<MemberId> = match &e.event {
                 Event::Msg { member, body, .. } => {
-                    assert!(
-                        got.insert((*member, body.clone())),
-                        "seed {}: duplicate delivery",
-                        script.seed
-                    );
+                    assert!(got.insert((*member, body.clone())), "seed {}: duplicate delivery", script.seed);
                     vec![*member]
                 }
                 Event::GroupCon { member, .. } => vec![*member],
-                Event::Mem { member, .. } | Event::Left { member, .. } => {
-                    member.iter().copied().collect()
-                }
+                Event::Mem { member, .. } | Event::Left { member, .. } => member.iter().copied().collect(),
                 Event::Removed { member, by, .. } => std::iter::once(*member).chain(*by).collect(),
                 Event::Out { by, .. } => vec![*by],
                 _ => vec![],
@@ -224,13 +187,7 @@ fuzz_target!(|script: Script| {
     let views: BTreeSet<BTreeSet<MemberId>> = handles
         .iter()
         .filter(|(i, h)| holds(&sim, h) && !departed.contains(*i))
-        .filter(|(i, _)| {
-            **i == 0
-                || sim
-                    .events(**i)
-                    .iter()
-                    .any(|e| matches!(e.event, Event::Mem { member: None, .. }))
-        })
+        .filter(|(i, _)| **i == 0 || sim.events(**i).iter().any(|e| matches!(e.event, Event::Mem { member: None, .. })))
         .filter_map(|(i, h)| {
             let a = sim.agent(*i)?;
             let mut v: BTreeSet<MemberId> = a.members(&h.alias).into_iter().collect();
@@ -238,9 +195,5 @@ fuzz_target!(|script: Script| {
             Some(v)
         })
         .collect();
-    assert!(
-        views.len() <= 1,
-        "seed {}: members diverge: {views:?}",
-        script.seed
-    );
+    assert!(views.len() <= 1, "seed {}: members diverge: {views:?}", script.seed);
 });
