@@ -171,10 +171,17 @@ fn fuzz(secs: u64) -> Result<(), String> {
     }
     let time = format!("-max_total_time={secs}");
     for target in fuzz_targets()? {
-        run(
-            "cargo",
-            &["fuzz", "run", "-s", "none", &target, "--", &time],
-        )?;
+        // New inputs go to fuzz/corpus/TARGET (ignored by git); the seeds in
+        // fuzz/seeds/TARGET (real certificate chains, say) are read too.
+        let corpus = format!("fuzz/corpus/{target}");
+        let seeds = format!("fuzz/seeds/{target}");
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{corpus}: {e}"))?;
+        let mut args = vec!["fuzz", "run", "-s", "none", &target, &corpus];
+        if std::path::Path::new(&seeds).is_dir() {
+            args.push(&seeds);
+        }
+        args.extend(["--", &time]);
+        run("cargo", &args)?;
     }
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! `smp-vectors/1` format against the project's own wire and crypto code.
 //!
 //! Each kind computes its outputs from the inputs; a vector passes when every
-//! field under `expect` equals the computed one, or, for `"error": true`, when
-//! the operation fails. An unknown kind is a failure.
+//! field under `expect` equals the computed one (an `expect` naming no field
+//! fails), or, for `"error": true`, when the project's code refuses the input:
+//! an error of the runner itself (an unknown kind, an input it cannot read or
+//! does not support) fails the vector either way. A file without vectors
+//! fails.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,9 @@ pub(crate) fn run_file(path: &str) -> Result<bool, String> {
     let vectors = file["vectors"]
         .as_array()
         .ok_or_else(|| format!("{path}: no vectors array"))?;
+    if vectors.is_empty() {
+        return Err(format!("{path}: no vectors"));
+    }
     let (mut passed, mut failed) = (0usize, 0usize);
     for (i, v) in vectors.iter().enumerate() {
         let kind = v["kind"].as_str().unwrap_or("<no kind>");
@@ -51,12 +57,18 @@ fn check(kind: &str, input: &Value, expect: &Value) -> Result<(), String> {
     let computed = compute(kind, input);
     if expect["error"] == true {
         return match computed {
-            Err(_) => Ok(()),
+            Err(e) if e.starts_with(REFUSED) => Ok(()),
+            Err(e) => Err(format!(
+                "expected the code to refuse the input; the runner failed: {e}"
+            )),
             Ok(out) => Err(format!("expected an error, got {}", show(&out))),
         };
     }
     let out = computed?;
     let expect = expect.as_object().ok_or("expect is not an object")?;
+    if expect.is_empty() {
+        return Err("expect names no field".into());
+    }
     for (field, want) in expect {
         match out.get(field.as_str()) {
             Some(got) if got == want => {}
@@ -302,8 +314,13 @@ fn key_hash(i: &Value) -> Result<KeyHash, String> {
     KeyHash::new(bytes(i, "key_hash")?).map_err(err)
 }
 
+/// The prefix of an error the project's code returned (as opposed to one of
+/// the runner: an unknown kind, an input field it cannot read).
+const REFUSED: &str = "refused: ";
+
+/// An error the project's code returned for the input.
 fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+    format!("{REFUSED}{e}")
 }
 
 fn hex(b: &[u8]) -> Value {
@@ -354,4 +371,55 @@ fn int(v: &Value, field: &str) -> Result<usize, String> {
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| format!("{field} is not a number"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::needless_pass_by_value)]
+mod tests {
+    use super::*;
+
+    fn vector(kind: &str, input: Value, expect: Value) -> Result<(), String> {
+        check(kind, &input, &expect)
+    }
+
+    #[test]
+    fn an_error_vector_passes_only_when_the_code_refuses() {
+        let error = serde_json::json!({ "error": true });
+        // The code refuses: a message longer than the padded length.
+        assert!(
+            vector(
+                "pad",
+                serde_json::json!({"msg": "0011", "len": 1}),
+                error.clone()
+            )
+            .is_ok()
+        );
+        // The runner fails: an unknown kind, an unreadable or missing input.
+        assert!(vector("no.such.kind", serde_json::json!({}), error.clone()).is_err());
+        assert!(
+            vector(
+                "pad",
+                serde_json::json!({"msg": "0", "len": 9}),
+                error.clone()
+            )
+            .is_err()
+        );
+        assert!(vector("pad", serde_json::json!({}), error).is_err());
+    }
+
+    #[test]
+    fn an_empty_expect_fails() {
+        let input = serde_json::json!({"msg": "00", "len": 8});
+        assert!(vector("pad", input.clone(), serde_json::json!({})).is_err());
+        let out = compute("pad", &input).unwrap();
+        assert!(vector("pad", input, serde_json::json!({ "out": out["out"] })).is_ok());
+    }
+
+    #[test]
+    fn a_file_without_vectors_fails() {
+        let path = std::env::temp_dir().join(format!("xtask-empty-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"format": "smp-vectors/1", "vectors": []}"#).unwrap();
+        assert!(run_file(path.to_str().unwrap()).is_err());
+        let _ = std::fs::remove_file(&path);
+    }
 }

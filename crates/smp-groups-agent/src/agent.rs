@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::relay_client::{RelayConnector, RelayContext};
-use crate::runtime::{Delivery, Metrics, Request, Runtime};
+use crate::runtime::{Delivery, Metrics, Request, Runtime, Shared};
 
 /// How to open an agent.
 #[derive(Clone, Debug)]
@@ -44,11 +44,15 @@ impl AgentConfig {
 #[derive(Clone, Debug)]
 pub struct Agent {
     tx: mpsc::Sender<Request>,
+    shared: Shared,
 }
 
 /// The client events of an agent, in order ([`Agent::events`]): responses are
 /// returned by the commands, these are the events the agent sends on its own,
 /// in the client protocol's terms ([`smp_groups_wire::client::AgentEvent`]).
+/// A stream reads the agent's log of unconfirmed events at its own pace:
+/// nothing is queued for it, so one that is not read costs the agent nothing.
+///
 /// Among them, `FAULT` ([`AgentEvent::Fault`] on a connection,
 /// [`AgentEvent::GroupFault`] on a group) says that a connection can no longer
 /// make progress because the agent refused an input (the peer's queue is gone,
@@ -61,8 +65,9 @@ pub struct Agent {
 /// [`AgentEvent::GroupFault`]: smp_groups_wire::client::AgentEvent::GroupFault
 #[derive(Debug)]
 pub struct EventStream {
-    rx: mpsc::UnboundedReceiver<Delivery>,
     agent: Agent,
+    /// The next sequence number to return.
+    next: u64,
     auto_confirm: bool,
 }
 
@@ -71,7 +76,15 @@ impl EventStream {
     /// [`Agent::events_unconfirmed`], the event is confirmed as delivered
     /// when it is returned.
     pub async fn next(&mut self) -> Option<Delivery> {
-        let d = self.rx.recv().await?;
+        let d = loop {
+            let mut latest = self.agent.shared.latest.clone();
+            latest.borrow_and_update();
+            if let Some(d) = self.agent.shared.log.first_from(self.next) {
+                break d;
+            }
+            latest.changed().await.ok()?;
+        };
+        self.next = d.seq + 1;
         if self.auto_confirm {
             self.agent.confirm(d.seq).await;
         }
@@ -118,9 +131,27 @@ impl Agent {
             keys: store.queue_keys()?,
         })?;
         let runtime = Runtime::new(core, store, relay, requests, relay_events, &config.identity)?;
+        let shared = runtime.shared();
         let span = tracing::info_span!("agent", identity = %config.identity);
         tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));
-        Ok(Self { tx })
+        Ok(Self { tx, shared })
+    }
+
+    /// Why the agent has stopped: [`Error::StoreFailed`] with the cause if a
+    /// store failure stopped it, else [`Error::Stopped`].
+    pub fn stopped_error(&self) -> Error {
+        match self.shared.failure.borrow().clone() {
+            Some(cause) => Error::StoreFailed(cause),
+            None => Error::Stopped,
+        }
+    }
+
+    /// Waits until the agent's runtime has stopped (shut down, or stopped by
+    /// a store failure) and returns why ([`Agent::stopped_error`]).
+    pub async fn stopped(&self) -> Error {
+        let mut failure = self.shared.failure.clone();
+        while failure.changed().await.is_ok() {}
+        self.stopped_error()
     }
 
     /// Runs a core command and returns its response.
@@ -129,8 +160,8 @@ impl Agent {
         self.tx
             .send(Request::Command { command, reply })
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     async fn expect_ok(&self, command: Command) -> Result<String, Error> {
@@ -151,25 +182,25 @@ impl Agent {
 
     /// Subscribes to the agent's events: first those not yet confirmed (also
     /// from before a restart), then new ones. Each is confirmed when returned.
+    #[allow(clippy::unused_async)] // kept async: callers await it, as when it asked the runtime
     pub async fn events(&self) -> Result<EventStream, Error> {
-        self.subscribe(true).await
+        self.subscribe(true)
     }
 
     /// Like [`events`](Self::events), but the caller confirms with
     /// [`confirm`](Self::confirm) once it has handled an event.
+    #[allow(clippy::unused_async)] // kept async: callers await it, as when it asked the runtime
     pub async fn events_unconfirmed(&self) -> Result<EventStream, Error> {
-        self.subscribe(false).await
+        self.subscribe(false)
     }
 
-    async fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.tx
-            .send(Request::Subscribe(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
+    fn subscribe(&self, auto_confirm: bool) -> Result<EventStream, Error> {
+        if self.tx.is_closed() {
+            return Err(self.stopped_error());
+        }
         Ok(EventStream {
-            rx,
             agent: self.clone(),
+            next: 0,
             auto_confirm,
         })
     }
@@ -185,8 +216,8 @@ impl Agent {
         self.tx
             .send(Request::Metrics(tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// The other members of `group` this agent is connected with.
@@ -195,8 +226,8 @@ impl Agent {
         self.tx
             .send(Request::Members(group.to_owned(), tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// This agent's member id in `group`.
@@ -205,8 +236,8 @@ impl Agent {
         self.tx
             .send(Request::MemberId(group.to_owned(), tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// Runs the agent's timers now, as if the next one had expired: retries
@@ -218,8 +249,8 @@ impl Agent {
         self.tx
             .send(Request::RunTimers(tx))
             .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
     }
 
     /// Stops the agent between two inputs (the inputs it has handled are

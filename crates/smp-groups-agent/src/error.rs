@@ -18,7 +18,12 @@ pub enum Error {
     /// The agent answered with an event the call did not expect.
     #[error("unexpected response: {0}")]
     Unexpected(String),
-    /// The agent's task has stopped (shut down, or a store failure stopped it).
+    /// The agent's task has stopped (shut down).
     #[error("the agent has stopped")]
     Stopped,
+    /// A store failure stopped the agent's task (a full disk, say): nothing
+    /// it accepted before is lost, nothing more is accepted; `smp-agent`
+    /// exits non-zero so that a supervisor restarts it.
+    #[error("the agent has stopped: store failed: {0}")]
+    StoreFailed(String),
 }

@@ -28,6 +28,7 @@
 //!    confirmation is committed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use smp_groups_core::{
@@ -37,7 +38,7 @@ use smp_groups_core::{
 use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::client::{AgentEvent, CorrId, LineDecoder, Transmission};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::Error;
 use crate::events::to_agent_event;
@@ -90,7 +91,6 @@ pub(crate) enum Request {
         command: Command,
         reply: oneshot::Sender<Event>,
     },
-    Subscribe(mpsc::UnboundedSender<Delivery>),
     Confirm(u64),
     Metrics(oneshot::Sender<Metrics>),
     Members(String, oneshot::Sender<Vec<MemberId>>),
@@ -116,6 +116,62 @@ const MAX_GROUP_ITEMS: usize = 8_192;
 /// How long a delivered mark with nothing else to commit waits for other work
 /// before it is committed alone.
 pub(crate) const MARK_DELAY: Duration = Duration::from_millis(100);
+
+/// Events committed and not confirmed that the runtime holds before it stops
+/// taking delivered messages from the relays (they wait there, within the
+/// relays' quotas, until a client confirms events).
+pub(crate) const MAX_UNCONFIRMED_EVENTS: usize = 10_000;
+
+/// Events committed and not yet confirmed, in order: the runtime appends and
+/// removes confirmed ones; every event stream reads them at its own pace
+/// (nothing is queued per subscriber, so a subscriber that does not read
+/// costs nothing).
+#[derive(Debug, Default)]
+pub(crate) struct EventLog {
+    queue: Mutex<VecDeque<Delivery>>,
+}
+
+impl EventLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Delivery>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The first event with a sequence number of at least `seq`.
+    pub(crate) fn first_from(&self, seq: u64) -> Option<Delivery> {
+        let q = self.lock();
+        let i = q.partition_point(|d| d.seq < seq);
+        q.get(i).cloned()
+    }
+
+    fn push(&self, d: Delivery) {
+        self.lock().push_back(d);
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        self.lock().back().map(|d| d.seq)
+    }
+
+    fn confirm_upto(&self, seq: u64) {
+        let mut q = self.lock();
+        while q.front().is_some_and(|d| d.seq <= seq) {
+            q.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// What an agent's handles see of its runtime: the event log, the last
+/// event's sequence number (changes wake the event streams) and, once it has
+/// stopped on a failure, why.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) log: Arc<EventLog>,
+    pub(crate) latest: watch::Receiver<u64>,
+    pub(crate) failure: watch::Receiver<Option<String>>,
+}
 
 /// Jobs the writer thread queues: the commit in flight and the close.
 const WRITER_DEPTH: usize = 2;
@@ -181,9 +237,10 @@ pub(crate) struct Runtime {
     counted: HashSet<OpId>,
     metrics: Metrics,
     waiting: HashMap<String, oneshot::Sender<Event>>,
-    subscribers: Vec<mpsc::UnboundedSender<Delivery>>,
     /// Events committed and not yet confirmed, in order.
-    unconfirmed: VecDeque<Delivery>,
+    log: Arc<EventLog>,
+    latest: watch::Sender<u64>,
+    failure: watch::Sender<Option<String>>,
     next_corr: u64,
     next_own_op: u64,
     /// The last message given to the core of each receive queue (committed,
@@ -244,10 +301,10 @@ impl Runtime {
         name: &str,
     ) -> Result<Self, Error> {
         let stale: Vec<u64> = store.outbox()?.into_iter().map(|i| i.id).collect();
-        let mut unconfirmed = VecDeque::new();
+        let log = Arc::new(EventLog::default());
         for p in store.pending_events()? {
             if let Some(event) = decode_event(&p.body) {
-                unconfirmed.push_back(Delivery { seq: p.seq, event });
+                log.push(Delivery { seq: p.seq, event });
             } else {
                 tracing::error!(seq = p.seq, "stored event does not decode; skipped");
             }
@@ -264,8 +321,9 @@ impl Runtime {
             counted: HashSet::new(),
             metrics: Metrics::default(),
             waiting: HashMap::new(),
-            subscribers: Vec::new(),
-            unconfirmed,
+            latest: watch::Sender::new(log.last_seq().unwrap_or(0)),
+            log,
+            failure: watch::Sender::new(None),
             next_corr: 0,
             next_own_op: 0,
             processed,
@@ -295,7 +353,7 @@ impl Runtime {
     pub(crate) async fn run(mut self) {
         loop {
             if let Err(e) = self.submit_ready() {
-                tracing::error!(error = %e, "agent stopped: a store transaction failed");
+                self.fail(&e);
                 return;
             }
             if self.inflight.is_none()
@@ -306,6 +364,9 @@ impl Runtime {
                 return;
             }
             let accepting = self.stopping.is_none() && self.pending.has_room();
+            // Delivered messages wait at their relays while clients have
+            // not confirmed many events.
+            let relays_open = accepting && self.log.len() < MAX_UNCONFIRMED_EVENTS;
             let timer = self.core.poll_timeout().map(|t| {
                 let wait = t.as_millis().saturating_sub(now().as_millis());
                 tokio::time::Instant::now() + Duration::from_millis(wait)
@@ -329,7 +390,7 @@ impl Runtime {
                     }
                     None => return,
                 },
-                ev = self.relay_events.recv(), if accepting => match ev {
+                ev = self.relay_events.recv(), if relays_open => match ev {
                     Some(ev) => {
                         self.on_relay(ev);
                         Ok(())
@@ -348,9 +409,26 @@ impl Runtime {
                 }
             };
             if let Err(e) = result {
-                tracing::error!(error = %e, "agent stopped: a store transaction failed");
+                self.fail(&e);
                 return;
             }
+        }
+    }
+
+    /// A store transaction failed: nothing more can be made durable, so the
+    /// runtime stops; its handles answer with the cause from now on
+    /// ([`Error::StoreFailed`]), and `smp-agent` exits non-zero.
+    fn fail(&self, e: &Error) {
+        tracing::error!(error = %e, "agent stopped: a store transaction failed");
+        self.failure.send_replace(Some(e.to_string()));
+    }
+
+    /// What the agent's handles see of this runtime.
+    pub(crate) fn shared(&self) -> Shared {
+        Shared {
+            log: Arc::clone(&self.log),
+            latest: self.latest.subscribe(),
+            failure: self.failure.subscribe(),
         }
     }
 
@@ -429,24 +507,14 @@ impl Runtime {
                 self.waiting.insert(corr.clone(), reply);
                 self.step(Input::Command { corr, command }, None, Vec::new());
             }
-            Request::Subscribe(tx) => {
-                for d in &self.unconfirmed {
-                    if tx.send(d.clone()).is_err() {
-                        break;
-                    }
-                }
-                self.subscribers.push(tx);
-            }
             Request::Confirm(seq) => {
-                let Some(last) = self.unconfirmed.back().map(|d| d.seq) else {
+                let Some(last) = self.log.last_seq() else {
                     return;
                 };
                 if seq > last {
                     return;
                 }
-                while self.unconfirmed.front().is_some_and(|d| d.seq <= seq) {
-                    self.unconfirmed.pop_front();
-                }
+                self.log.confirm_upto(seq);
                 let p = &mut self.pending;
                 p.txn.delivered_upto = p.txn.delivered_upto.max(Some(seq));
                 if p.marks_only() && p.mark_since.is_none() {
@@ -632,8 +700,8 @@ impl Runtime {
                         ));
                     };
                     let d = Delivery { seq, event };
-                    self.subscribers.retain(|s| s.send(d.clone()).is_ok());
-                    self.unconfirmed.push_back(d);
+                    self.log.push(d);
+                    self.latest.send_replace(seq);
                 }
                 Action::Ack(op) => self.relay.perform(op),
                 Action::Members(tx, v) => {

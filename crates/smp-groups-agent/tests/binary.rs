@@ -7,7 +7,7 @@ mod common;
 use common::{Client, procs, temp_db};
 use smp_groups_wire::client::{AgentEvent, ErrorCode};
 
-fn serve(db: &std::path::Path, relay: &str) -> (procs::Proc, std::net::SocketAddr) {
+fn serve(db: &std::path::Path, relay: &str) -> (procs::Proc, common::Endpoint) {
     procs::agent("agent", relay, db)
 }
 
@@ -30,7 +30,7 @@ async fn serve_keeps_its_state_across_kill_9() {
     let db = temp_db("served");
     let (_relay, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
     let (mut child, addr) = serve(&db, &relay);
-    let mut c = Client::connect(addr, "client").await;
+    let mut c = Client::connect(&addr, "client").await;
     let r = c.call("1", "G:club NEW :Book club").await;
     assert!(
         matches!(&r, AgentEvent::Ok { entity } if entity.to_string() == "G:club"),
@@ -47,7 +47,7 @@ async fn serve_keeps_its_state_across_kill_9() {
     child.kill9();
 
     let (mut child, addr) = serve(&db, &relay);
-    let mut c = Client::connect(addr, "client").await;
+    let mut c = Client::connect(&addr, "client").await;
     let r = c.call("5", "G:club NEW :again").await;
     assert_survived(&r, "the group");
     let r = c.call("6", "C:a NEW").await;
@@ -62,7 +62,7 @@ async fn serve_stops_cleanly_on_sigterm() {
     let db = temp_db("sigterm");
     let (_relay, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
     let (mut p, addr) = serve(&db, &relay);
-    let mut c = Client::connect(addr, "client").await;
+    let mut c = Client::connect(&addr, "client").await;
     let r = c.call("1", "G:club NEW :Book club").await;
     assert!(matches!(&r, AgentEvent::Ok { .. }), "{r:?}");
     let status = std::process::Command::new("kill")
@@ -73,7 +73,7 @@ async fn serve_stops_cleanly_on_sigterm() {
     let exit = p.child.wait().unwrap();
     assert!(exit.success(), "smp-agent exited with {exit}");
     let (_p, addr) = serve(&db, &relay);
-    let mut c = Client::connect(addr, "client").await;
+    let mut c = Client::connect(&addr, "client").await;
     let r = c.call("2", "G:club NEW :again").await;
     assert_survived(&r, "the group");
 }

@@ -8,8 +8,17 @@
 //! confirmed when the agent died, and then with the same body; and the group
 //! still works afterwards in both directions.
 //!
-//! The kill points come from a seeded generator: `CRASH_SEED=n` reproduces a
-//! run's schedule (the seed is printed).
+//! "Confirmed" is what the client can know: its `ACK` of the message was
+//! answered `OK`, and a command it wrote after that `ACK` was answered too (the
+//! agent takes a session's lines in order, so the confirmation was handed to
+//! the agent before that command, and committed with it or before). Such an
+//! id must never be shown again. Every `ACK` answer is checked: `OK`, or
+//! `ERR UNKNOWN_ENTITY` for a message shown again that an earlier session had
+//! acknowledged.
+//!
+//! The kill points come from a seeded generator, seeded from the clock unless
+//! `CRASH_SEED=n` is set; the seed is printed, so a failing run can be
+//! repeated.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
@@ -31,7 +40,13 @@ impl Schedule {
         let seed = std::env::var("CRASH_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed_c0de_u64);
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0x5eed_c0de, |d| {
+                        u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1)
+                    })
+            });
         eprintln!("crash schedule seed {seed} (CRASH_SEED={seed} repeats it)");
         Self(seed.max(1))
     }
@@ -53,6 +68,11 @@ struct Inbox {
     read: usize,
     /// The same id shown again (after a restart, unconfirmed).
     redelivered: usize,
+    /// Ids whose confirmation the client knows was handed to the agent
+    /// before a later command was answered: never to be shown again.
+    confirmed: BTreeSet<u64>,
+    /// Ids acknowledged in this session, in the order the `ACK`s were written.
+    acked: Vec<u64>,
 }
 
 impl Inbox {
@@ -76,6 +96,10 @@ impl Inbox {
             match self.by_id.get(&id) {
                 Some(b) => {
                     assert_eq!(*b, body, "message {id} shown again with another body");
+                    assert!(
+                        !self.confirmed.contains(&id),
+                        "message {id} shown again after its confirmation was committed"
+                    );
                     self.redelivered += 1;
                 }
                 None => {
@@ -87,7 +111,45 @@ impl Inbox {
             let _ = client
                 .try_line(&format!("ack{id} G:{group} ACK {id}"))
                 .await;
+            self.acked.push(id);
         }
+    }
+
+    /// Checks the answers to this session's `ACK`s, and records as confirmed
+    /// the first `upto` acknowledged ids if the command written after them
+    /// (`barrier`) was answered; starts a new session's bookkeeping.
+    fn end_session(&mut self, client: &Client, upto: usize, barrier: &str) {
+        let answer = |id: u64| {
+            let corr = format!("ack{id}");
+            client
+                .seen
+                .iter()
+                .find(|t| t.corr_id.as_str() == corr)
+                .map(|t| t.msg.clone())
+        };
+        for &id in &self.acked {
+            match answer(id) {
+                None
+                | Some(
+                    AgentEvent::Ok { .. }
+                    | AgentEvent::Error {
+                        code: smp_groups_wire::client::ErrorCode::UnknownEntity,
+                        ..
+                    },
+                ) => {}
+                Some(other) => panic!("ACK {id} answered {other:?}"),
+            }
+        }
+        let barrier_answered = client.seen.iter().any(|t| t.corr_id.as_str() == barrier);
+        if barrier_answered {
+            for &id in self.acked.iter().take(upto) {
+                if matches!(answer(id), Some(AgentEvent::Ok { .. })) {
+                    self.confirmed.insert(id);
+                }
+            }
+        }
+        self.acked.clear();
+        self.read = 0;
     }
 
     /// Every body, checked to appear under one id only.
@@ -125,8 +187,8 @@ async fn group(relay: &str, dir: &Path) -> (Proc, Client, Proc, Client, PathBuf)
     let bob_db = dir.join("bob.db");
     let (pa, addr_a) = procs::agent("alice", relay, &dir.join("alice.db"));
     let (pb, addr_b) = procs::agent("bob", relay, &bob_db);
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
     flows::connect(&mut a, &mut b, "bob", "alice").await;
     let r = a.call("g", "G:club NEW :crash club").await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
@@ -155,19 +217,29 @@ async fn kill_bob_repeatedly(points: usize) {
             a.try_line(&format!("{corr} G:club SEND :{body}")).await;
             to_bob.insert(corr, body.into_bytes());
         }
-        // Bob sends one, reads and acknowledges for a random while, and is
-        // killed at a random moment.
+        // Bob reads and acknowledges for a random while, sends one message
+        // at a random moment of it, and is killed at a random moment.
         let corr = format!("b{round}");
         let body = format!("from bob {round}");
-        b.try_line(&format!("{corr} G:books SEND :{body}")).await;
-        to_alice.insert(corr, body.into_bytes());
-        let until = Instant::now() + Duration::from_millis(rng.below(400));
+        to_alice.insert(corr.clone(), body.clone().into_bytes());
+        let start = Instant::now();
+        let until = start + Duration::from_millis(rng.below(400));
+        let send_at = start + Duration::from_millis(rng.below(400));
+        let mut barrier = None;
         while Instant::now() < until {
+            if barrier.is_none() && Instant::now() >= send_at {
+                b.try_line(&format!("{corr} G:books SEND :{body}")).await;
+                barrier = Some(bob_inbox.acked.len());
+            }
             let step = Instant::now() + Duration::from_millis(rng.below(40) + 1);
             if !b.pump_until(step.min(until)).await {
                 break;
             }
             bob_inbox.take(&mut b, "books").await;
+        }
+        if barrier.is_none() {
+            b.try_line(&format!("{corr} G:books SEND :{body}")).await;
+            barrier = Some(bob_inbox.acked.len());
         }
         bob_accepted.extend(accepted(&b, &to_alice));
         pb.kill9();
@@ -180,10 +252,11 @@ async fn kill_bob_repeatedly(points: usize) {
             .await;
         alice_inbox.take(&mut a, "club").await;
 
+        bob_inbox.end_session(&b, barrier.unwrap_or(0), &corr);
+
         let (p, addr) = procs::agent("bob", &relay, &bob_db);
         pb = p;
-        b = Client::connect(addr, "bob").await;
-        bob_inbox.read = 0;
+        b = Client::connect(&addr, "bob").await;
     }
 
     // Everything alice's agent accepted reaches bob's client; everything
@@ -225,9 +298,10 @@ async fn kill_bob_repeatedly(points: usize) {
         );
     }
     eprintln!(
-        "{points} kills: bob got {} messages ({} shown again unconfirmed), alice got {} of bob's {} accepted",
+        "{points} kills: bob got {} messages ({} shown again unconfirmed, {} known confirmed), alice got {} of bob's {} accepted",
         bob_inbox.by_id.len(),
         bob_inbox.redelivered,
+        bob_inbox.confirmed.len(),
         alice_inbox.by_id.len(),
         bob_accepted.len()
     );
@@ -322,7 +396,7 @@ async fn an_agent_started_while_its_relay_is_down_catches_up() {
     let (mut first, relay) = procs::relay(&listen, &d.join("relay"));
     first.kill9();
     let (_pa, addr) = procs::agent("alice", &relay, &d.join("alice.db"));
-    let mut a = Client::connect(addr, "alice").await;
+    let mut a = Client::connect(&addr, "alice").await;
     // Accepted while the relay is unreachable; the queue is made once it is up.
     let r = a.call("1", "C:bob NEW").await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");

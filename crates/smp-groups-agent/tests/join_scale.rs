@@ -31,7 +31,6 @@ use common::procs::{self, Proc};
 use common::temp_db;
 use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, RcvdStatus, Transmission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
@@ -96,15 +95,20 @@ impl Member {
         let name = format!("m{index}");
         let db = dir.join(format!("{name}.db"));
         let (proc_, addr) = procs::agent(&name, relay.1, &db);
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let (stream, rest) = common::connect_authenticated(&addr).await;
         let (mut rd, writer) = stream.into_split();
         let seen: Seen = Arc::default();
         let sink = Arc::clone(&seen);
         let who = name.clone();
         let reader = tokio::spawn(async move {
             let mut decoder = LineDecoder::<AgentEvent>::new(FrameLimits::default());
+            decoder.push(&rest);
             let mut buf = vec![0u8; 16 * 1024];
             loop {
+                while let Some(t) = decoder.next() {
+                    let t = t.unwrap_or_else(|e| panic!("{who}: a line that does not decode: {e}"));
+                    sink.lock().unwrap().push((Instant::now(), t));
+                }
                 let n = match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,

@@ -14,9 +14,9 @@ async fn every_group_flow_on_two_tls_relays() {
     let (_a, addr_a) = serve_network_agent("alice", &ra, Some(temp_db("alice"))).await;
     let (_b, addr_b) = serve_network_agent("bob", &rb, Some(temp_db("bob"))).await;
     let (_c, addr_c) = serve_network_agent("carol", &ra, Some(temp_db("carol"))).await;
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
-    let mut c = Client::connect(addr_c, "carol").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
+    let mut c = Client::connect(&addr_c, "carol").await;
     flows::every_group_flow(&mut a, &mut b, &mut c).await;
 }
 
@@ -28,8 +28,8 @@ async fn every_group_flow_with_relay_and_agent_processes() {
     let (_pa, addr_a) = procs::agent("alice", &ra, &dir.join("alice.db"));
     let (_pb, addr_b) = procs::agent("bob", &rb, &dir.join("bob.db"));
     let (_pc, addr_c) = procs::agent("carol", &ra, &dir.join("carol.db"));
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
-    let mut c = Client::connect(addr_c, "carol").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
+    let mut c = Client::connect(&addr_c, "carol").await;
     flows::every_group_flow(&mut a, &mut b, &mut c).await;
 }

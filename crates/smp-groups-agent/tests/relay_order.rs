@@ -73,8 +73,8 @@ async fn a_late_key_does_not_lose_the_joiner() {
     let (_a, addr_a) =
         serve_network_agent("alice", &relay_x.address(), Some(temp_db("order-alice"))).await;
     let (_b, addr_b) = serve_network_agent("bob", &y, Some(temp_db("order-bob"))).await;
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
     flows::connect(&mut a, &mut b, "bob", "alice").await;
 
     // Both directions work: neither side took the other for gone.

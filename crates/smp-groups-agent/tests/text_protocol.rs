@@ -13,9 +13,9 @@ async fn every_group_flow_over_the_text_protocol() {
     let (_agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
     let (_agent_c, addr_c) = serve_agent(&relays, "carol", RELAY_A).await;
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
-    let mut c = Client::connect(addr_c, "carol").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
+    let mut c = Client::connect(&addr_c, "carol").await;
     flows::every_group_flow(&mut a, &mut b, &mut c).await;
 }
 
@@ -23,8 +23,8 @@ async fn every_group_flow_over_the_text_protocol() {
 async fn bad_lines_get_errors_and_the_session_goes_on() {
     let relays = relays();
     let (_agent, addr) = serve_agent(&relays, "dave", RELAY_A).await;
-    let mut x = Client::connect(addr, "x").await;
-    let mut y = Client::connect(addr, "y").await;
+    let mut x = Client::connect(&addr, "x").await;
+    let mut y = Client::connect(&addr, "y").await;
 
     let code = |e: &AgentEvent| match e {
         AgentEvent::Error { code, .. } => Some(*code),
@@ -124,8 +124,8 @@ async fn a_deleted_peer_is_reported_as_a_fault() {
     let relays = relays();
     let (agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
-    let mut a = Client::connect(addr_a, "alice").await;
-    let mut b = Client::connect(addr_b, "bob").await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
     flows::connect(&mut a, &mut b, "bob", "alice").await;
     assert!(matches!(
         b.call("d1", "C:alice DEL").await,

@@ -156,6 +156,7 @@ pub fn cb_authenticator(
 
 /// Checks an authenticator made by [`cb_authenticator`]; the verifier holds the
 /// other private key (`own_priv`) and the signer's public key (`peer_pub`).
+/// A `peer_pub` of small order is refused ([`CryptoError::InvalidKey`]).
 pub fn verify_cb_authenticator(
     peer_pub: &PublicKey,
     own_priv: &SecretKey,
@@ -170,7 +171,9 @@ pub fn verify_cb_authenticator(
             expected: "80",
         });
     }
-    let dh = own_priv.diffie_hellman(peer_pub);
+    // A key of small order makes the shared secret all zeros whatever our key
+    // is, so anyone could make the authenticator: such keys authorize nothing.
+    let dh = own_priv.diffie_hellman_checked(peer_pub)?;
     let digest = open(dh.as_bytes(), nonce, auth, "authenticator")?;
     if crate::ct_eq(&digest, &sha512(msg)) {
         Ok(())

@@ -116,6 +116,28 @@ fn authenticator_verifies_and_rejects() {
     ));
 }
 
+/// A public key of small order gives the all-zero shared secret with any
+/// private key, so its "authenticator" can be made by anyone: refused.
+#[test]
+fn authenticator_with_a_small_order_key_is_refused() {
+    let server = SecretKey::generate(&mut rng::seeded(3));
+    let nonce = [7u8; 24];
+    let msg = b"transmission";
+    // u = 0 and u = 1 are points of small order.
+    for low in [[0u8; 32], {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        one
+    }] {
+        let forged = nacl::cb_encrypt_no_pad(&[0u8; 32], &nonce, &smp_groups_crypto::sha512(msg));
+        let peer = smp_groups_crypto::x25519::PublicKey::from_bytes(low);
+        assert!(matches!(
+            nacl::verify_cb_authenticator(&peer, &server, &nonce, msg, &forged),
+            Err(CryptoError::InvalidKey { .. })
+        ));
+    }
+}
+
 #[test]
 fn block_chain_both_directions() {
     let server = sbc_init(b"session id", b"dh secret");

@@ -90,6 +90,38 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
         res
     }
 
+    /// Vectored writes pass through: rustls hands over everything it has
+    /// queued in one call, and a handshake that fails (a wrong ALPN, say) has
+    /// one last chance to write its flight *and* the alert that ends it; with
+    /// the default (first buffer only) the alert stayed unsent and the peer
+    /// saw a bare close.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if this.direction == Direction::Writes
+            && let Poll::Ready(Ok(n)) = res
+        {
+            let mut left = n;
+            for b in bufs {
+                if left == 0 {
+                    break;
+                }
+                let take = left.min(b.len());
+                this.record(b.get(..take).unwrap_or_default());
+                left -= take;
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }

@@ -162,3 +162,41 @@ fn incomplete_or_mismatched_identity_directories_are_rejected() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&other_dir).unwrap();
 }
+
+/// A client offering only another ALPN protocol gets the `no_application_protocol`
+/// alert (over TCP, where the relay's failed handshake has one write to send
+/// its flight and the alert), not a bare close.
+#[tokio::test]
+async fn a_wrong_alpn_gets_the_no_application_protocol_alert() {
+    let dir = common::fresh_dir("alpn");
+    let identity = ServerIdentity::load_or_create(&dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server_cfg = server_config(&identity).unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        SmpTlsStream::accept(tcp, &server_cfg).await.map(|_| ())
+    });
+    let mut client_cfg = client_config(identity.key_hash()).unwrap();
+    client_cfg.alpn_protocols = vec![b"foo/1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let err = SmpTlsStream::connect(tcp, &client_cfg).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::Tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::NoApplicationProtocol
+            ))
+        ),
+        "unexpected error {err:?}"
+    );
+    let server_err = server.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            server_err,
+            NetError::Tls(rustls::Error::NoApplicationProtocol)
+        ),
+        "unexpected relay error {server_err:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

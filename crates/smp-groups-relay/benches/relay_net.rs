@@ -1,7 +1,9 @@
 //! Relay throughput over loopback TLS (block encryption, v11): a sender
 //! connection sends 16000-byte messages, the subscribed recipient connection
 //! gets each as `MSG` and acknowledges it. One queue (one message in flight)
-//! and 100 queues (100 in flight).
+//! and 100 queues (100 in flight); and 100 concurrent clients, each sending
+//! to its own subscribed queue and acknowledging (`SEND -> MSG -> ACK`, 100
+//! connections, 100 messages in flight).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic)] // criterion macros; setup failures abort the bench
 
@@ -153,6 +155,82 @@ async fn round(s: &mut Setup) {
     assert!(acked.iter().all(|(_, m)| *m == ServerMsg::Ok));
 }
 
+/// One client of the 100: its connection (recipient and sender of its own
+/// queue), the queue, and its `SEND` transmission.
+struct Solo {
+    conn: Conn,
+    rid: Vec<u8>,
+    rk: ed25519::SigningKey,
+    send: Vec<u8>,
+}
+
+async fn solo(relay: &RelayHandle, seed: u64) -> Solo {
+    let mut conn = connect(relay).await;
+    let mut r = rng::seeded(seed);
+    let rk = ed25519::SigningKey::generate(&mut r);
+    let dh = x25519::SecretKey::generate(&mut r);
+    let new = wsmp::Command::Recipient(RecipientCommand::New(Box::new(NewQueue {
+        rcv_auth_key: AuthPublicKey::Ed25519(Ed25519PublicKey(*rk.public_key().as_bytes())),
+        rcv_dh_key: X25519PublicKey(*dh.public_key().as_bytes()),
+        basic_auth: None,
+        subscribe_mode: SubscriptionMode::Subscribe,
+        queue_req: Some(QueueReqData::Messaging(None)),
+        ntf_creds: None,
+    })));
+    let t = tx(&conn, Some(&rk), &[], &new);
+    conn.send_block(&wsmp::encode_batch(&[t]).unwrap())
+        .await
+        .unwrap();
+    let (_, m) = recv_n(&mut conn, 1).await.remove(0);
+    let ServerMsg::Ids(ids) = m else {
+        panic!("{m:?}")
+    };
+    let body = wsmp::Command::Sender(SenderCommand::Send {
+        flags: MsgFlags {
+            notification: false,
+        },
+        body: vec![0x55; BODY],
+    });
+    let sid = ids.snd_id.into_vec();
+    let send = tx(&conn, None, &sid, &body);
+    Solo {
+        conn,
+        rid: ids.rcv_id.into_vec(),
+        rk,
+        send,
+    }
+}
+
+/// One message through one client: `SEND`, its `OK` and the `MSG` (in either
+/// order), `ACK`, its `OK`.
+async fn solo_round(mut s: Solo) -> Solo {
+    s.conn
+        .send_block(&wsmp::encode_batch(std::slice::from_ref(&s.send)).unwrap())
+        .await
+        .unwrap();
+    let mut msg_id = None;
+    for (_, m) in recv_n(&mut s.conn, 2).await {
+        match m {
+            ServerMsg::Ok => {}
+            ServerMsg::Msg { msg_id: id, .. } => msg_id = Some(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let ack = tx(
+        &s.conn,
+        Some(&s.rk),
+        &s.rid,
+        &wsmp::Command::Recipient(RecipientCommand::Ack(msg_id.unwrap())),
+    );
+    s.conn
+        .send_block(&wsmp::encode_batch(&[ack]).unwrap())
+        .await
+        .unwrap();
+    let (_, m) = recv_n(&mut s.conn, 1).await.remove(0);
+    assert_eq!(m, ServerMsg::Ok);
+    s
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,7 +249,33 @@ fn bench(c: &mut Criterion) {
             b.iter(|| rt.block_on(round(&mut s)));
         });
     }
+    let mut clients = Some(rt.block_on(async {
+        let mut v = Vec::new();
+        for i in 0..100 {
+            v.push(solo(&relay, 1_000 + i).await);
+        }
+        v
+    }));
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("send_msg_ack_100_clients", |b| {
+        b.iter(|| {
+            let all = clients.take().unwrap_or_default();
+            let done = rt.block_on(async {
+                let tasks: Vec<_> = all
+                    .into_iter()
+                    .map(|s| tokio::spawn(solo_round(s)))
+                    .collect();
+                let mut back = Vec::with_capacity(tasks.len());
+                for t in tasks {
+                    back.push(t.await.unwrap());
+                }
+                back
+            });
+            clients = Some(done);
+        });
+    });
     g.finish();
+    drop(clients);
     rt.block_on(relay.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,15 @@ pub const DEFAULT_QUOTA: usize = 128;
 /// Default message lifetime: 21 days.
 pub const DEFAULT_MESSAGE_TTL: i64 = 21 * 86_400;
 
+/// Default limit on queues in total.
+pub const DEFAULT_MAX_QUEUES: u64 = 1_000_000;
+
+/// Default limit on queues one connection creates.
+pub const DEFAULT_MAX_QUEUES_PER_CONNECTION: u64 = 4_096;
+
+/// Default limit on the bytes of message bodies stored in total: 16 GiB.
+pub const DEFAULT_MAX_STORED_BYTES: u64 = 16 << 30;
+
 /// Settings of the queue logic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayConfig {
@@ -21,6 +30,13 @@ pub struct RelayConfig {
     pub allow_new_queues: bool,
     /// When set, `NEW` must carry this basic-auth password.
     pub new_queue_password: Option<Vec<u8>>,
+    /// Queues in total; `NEW` beyond gets `ERR QUOTA`.
+    pub max_queues: u64,
+    /// Queues one connection may create; `NEW` beyond gets `ERR QUOTA`.
+    pub max_queues_per_connection: u64,
+    /// Bytes of message bodies stored in total; a `SEND` that would pass it
+    /// gets `ERR QUOTA` (nothing is stored).
+    pub max_stored_bytes: u64,
 }
 
 impl Default for RelayConfig {
@@ -31,6 +47,9 @@ impl Default for RelayConfig {
             expire_on_send: true,
             allow_new_queues: true,
             new_queue_password: None,
+            max_queues: DEFAULT_MAX_QUEUES,
+            max_queues_per_connection: DEFAULT_MAX_QUEUES_PER_CONNECTION,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod protocol;
+pub mod ratelog;
 pub mod server;
 pub mod signal;
 pub mod state;
@@ -23,5 +24,5 @@ pub mod transport;
 pub mod types;
 
 pub use config::RelayConfig;
-pub use state::{RelayRng, RelayState, Session};
+pub use state::{BatchFailed, Refusals, RelayRng, RelayState, Session};
 pub use store::{Durability, Store, StoreError};

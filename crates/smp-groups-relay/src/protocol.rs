@@ -15,6 +15,7 @@ use smp_groups_wire::smp::{
 };
 use smp_groups_wire::{Decode, Error as WireError, Reader, ShortBytes};
 
+use crate::auth::{AuthIndex, Verified, verify_request};
 use crate::state::{RelayState, Session};
 use crate::types::{
     AuthKey, Authorization, CmdError, Command, ErrorCode, NewQueue, Outcome, QueueMode, Reply,
@@ -259,7 +260,7 @@ pub fn handle_batch(state: &mut RelayState, session: &Session, batch: &[u8], now
     let Ok(ts) = wsmp::decode_batch(batch) else {
         return Outcome {
             responses: vec![error_response(Vec::new(), Vec::new(), ErrorCode::Block)],
-            events: Vec::new(),
+            ..Outcome::default()
         };
     };
     let mut out = Outcome::default();
@@ -274,4 +275,41 @@ pub fn handle_batch(state: &mut RelayState, session: &Session, batch: &[u8], now
         }
     }
     out
+}
+
+/// A transmission of a received batch, ready for the queue logic: checked
+/// (credentials and authorization, on the connection's task) or already
+/// answered (it did not decode, or the check refused it).
+#[derive(Debug)]
+pub enum Prepared {
+    /// To apply ([`RelayState::apply`]).
+    Ready(Box<Verified>),
+    /// The answer (an error), to send in its turn.
+    Answer(Response),
+}
+
+/// Decodes a received batch and checks each transmission against `index`
+/// (the relay side of [`handle_batch`] that needs no lock). A batch that does
+/// not parse gets one `ERR BLOCK`.
+pub fn prepare_batch(index: &AuthIndex, session: &Session, batch: &[u8]) -> Vec<Prepared> {
+    let v = Version(session.version);
+    let Ok(ts) = wsmp::decode_batch(batch) else {
+        return vec![Prepared::Answer(error_response(
+            Vec::new(),
+            Vec::new(),
+            ErrorCode::Block,
+        ))];
+    };
+    ts.into_iter()
+        .map(|t| match decode_request(v, &session.session_id, t) {
+            Ok(req) => {
+                let (corr_id, entity_id) = (req.corr_id.clone(), req.entity_id.clone());
+                match verify_request(index, &session.auth, req) {
+                    Ok(v) => Prepared::Ready(Box::new(v)),
+                    Err(e) => Prepared::Answer(error_response(corr_id, entity_id, e)),
+                }
+            }
+            Err(resp) => Prepared::Answer(resp),
+        })
+        .collect()
 }

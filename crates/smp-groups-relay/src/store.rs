@@ -1,22 +1,26 @@
 //! Durable storage of queues and undelivered messages: SQLite in WAL mode.
 //!
-//! Every change is committed before the relay answers the command that made it,
-//! so a restart (or a crash of the process) loses no accepted message and no
-//! queue. `PRAGMA user_version` holds the schema version; a store written by a
-//! newer relay, or a file that is not a relay store, is refused with a typed
-//! error rather than guessed at.
+//! Message bodies live here only: the relay keeps each queue's record, its
+//! message count and the id of its first message in memory, and reads a body
+//! when it delivers it. Every change made while handling a batch of commands
+//! is written inside one transaction ([`Store::begin`] .. [`Store::commit`]);
+//! the relay answers those commands only after the commit, so a restart (or a
+//! crash of the process) loses no accepted message and no queue.
+//! `PRAGMA user_version` holds the schema version; a store written by a newer
+//! relay, or a file that is not a relay store, is refused with a typed error
+//! rather than guessed at.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::types::{
-    AuthKey, ID_LEN, MessageBody, MsgId, QueueId, QueueMode, QueueRecord, QueueStatus,
+    AuthKey, DhSecret, ID_LEN, MessageBody, MsgId, QueueId, QueueMode, QueueRecord, QueueStatus,
     StoredMessage,
 };
 
 /// The schema version this relay writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "relay.sqlite3";
@@ -39,10 +43,10 @@ pub enum StoreError {
         /// The newest version this relay reads.
         supported: i64,
     },
-    /// The data directory cannot be created or read.
-    #[error("relay data directory {path}: {source}")]
+    /// The data directory or the store file cannot be created or read.
+    #[error("relay data {path}: {source}")]
     Io {
-        /// The directory.
+        /// The directory or file.
         path: std::path::PathBuf,
         /// The error.
         source: std::io::Error,
@@ -50,6 +54,9 @@ pub enum StoreError {
     /// A queue with one of these ids exists already.
     #[error("a queue with this id exists already")]
     Duplicate,
+    /// A batch of changes was rolled back (the cause is the first failure).
+    #[error("relay store: changes not committed: {0}")]
+    Batch(String),
 }
 
 /// How durable each commit is.
@@ -62,22 +69,39 @@ pub enum Durability {
     Machine,
 }
 
+/// The first message of a queue, as the relay keeps it in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontMessage {
+    /// Its id.
+    pub id: MsgId,
+    /// When it was accepted (Unix seconds).
+    pub ts: i64,
+    /// True for the quota marker.
+    pub quota: bool,
+}
+
 /// One queue as loaded at start: its record, whether it accepts messages
-/// (quota state) and its messages in order.
+/// (quota state), how many messages it holds and their body bytes, and its
+/// first message. Bodies are not loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadedQueue {
     /// The record.
     pub record: QueueRecord,
     /// False after the quota was reached, until the queue is emptied.
     pub can_write: bool,
-    /// The waiting messages, oldest first.
-    pub messages: Vec<StoredMessage>,
+    /// Messages waiting (the quota marker included).
+    pub count: u64,
+    /// Bytes of the waiting message bodies.
+    pub bytes: u64,
+    /// The first waiting message.
+    pub front: Option<FrontMessage>,
 }
 
 /// The relay's SQLite store.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    in_batch: bool,
 }
 
 const SCHEMA: &str = "
@@ -89,7 +113,9 @@ CREATE TABLE queues (
   sender_key BLOB,
   mode INTEGER,
   status INTEGER NOT NULL,
-  can_write INTEGER NOT NULL
+  can_write INTEGER NOT NULL,
+  msg_count INTEGER NOT NULL DEFAULT 0,
+  msg_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE messages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,6 +129,17 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_queue ON messages(recipient_id, seq);
 ";
 
+/// Version 1 to 2: each queue's message count and body bytes are kept in its
+/// row, so that start-up reads one row per queue and no message.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE queues ADD COLUMN msg_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queues ADD COLUMN msg_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE queues SET
+  msg_count = (SELECT count(*) FROM messages m WHERE m.recipient_id = queues.recipient_id),
+  msg_bytes = (SELECT coalesce(sum(length(body)), 0) FROM messages m
+               WHERE m.recipient_id = queues.recipient_id);
+";
+
 fn corrupt(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
@@ -110,6 +147,42 @@ fn corrupt(e: rusqlite::Error) -> StoreError {
         }
         _ => StoreError::Sqlite(e),
     }
+}
+
+/// The store holds every queue's DH secret: the database is created readable
+/// by its owner only (mode 0600) before SQLite opens it, so SQLite gives its
+/// `-wal` and `-shm` files the same mode; files left with wider modes by an
+/// older relay are tightened.
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn len_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u64_col(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
 }
 
 impl Store {
@@ -124,6 +197,10 @@ impl Store {
 
     /// Opens (creating if needed) the store in file `path`.
     pub fn open_file(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        restrict_permissions(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let conn = Connection::open(path)?;
         Self::init(conn, durability, true)
     }
@@ -181,25 +258,73 @@ impl Store {
             conn.execute_batch(&format!(
                 "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
+        } else if version == 1 {
+            conn.execute_batch(&format!(
+                "BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(corrupt)?;
         }
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            in_batch: false,
+        })
     }
 
-    /// Every queue with its messages.
+    /// Caps the database at `pages` pages (as a full disk would: writes
+    /// beyond fail with `SQLITE_FULL`); for tests of store failures.
+    pub fn limit_pages(&self, pages: u32) -> Result<(), StoreError> {
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Starts the transaction the next changes are written in.
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        if !self.in_batch {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_batch = true;
+        }
+        Ok(())
+    }
+
+    /// Commits the changes since [`Store::begin`].
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_batch {
+            self.in_batch = false;
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the changes since [`Store::begin`].
+    pub fn rollback(&mut self) {
+        if self.in_batch {
+            self.in_batch = false;
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                // SQLite may have rolled back already (a full disk does).
+                tracing::debug!(error = %e, "rollback");
+            }
+        }
+    }
+
+    /// Every queue, with its message count and first message (no bodies).
     pub fn load(&self) -> Result<Vec<LoadedQueue>, StoreError> {
         let mut out = Vec::new();
         let mut q = self.conn.prepare(
             "SELECT recipient_id, sender_id, recipient_key, rcv_dh_secret, sender_key, mode,
-                    status, can_write FROM queues",
+                    status, can_write, msg_count, msg_bytes FROM queues",
         )?;
         let mut rows = q.query([])?;
         while let Some(row) = rows.next()? {
             let recipient_id = id_col(&row.get::<_, Vec<u8>>(0)?, "recipient id")?;
             let sender_id = id_col(&row.get::<_, Vec<u8>>(1)?, "sender id")?;
             let recipient_key = key_col(&row.get::<_, Vec<u8>>(2)?)?;
-            let secret: Vec<u8> = row.get(3)?;
-            let rcv_dh_secret = <[u8; 32]>::try_from(secret.as_slice())
-                .map_err(|_| StoreError::Corrupt("queue DH secret is not 32 bytes".into()))?;
+            let secret = zeroize_vec(row.get::<_, Vec<u8>>(3)?);
+            let rcv_dh_secret = DhSecret::from_slice(&secret)
+                .ok_or_else(|| StoreError::Corrupt("queue DH secret is not 32 bytes".into()))?;
             let sender_key = match row.get::<_, Option<Vec<u8>>>(4)? {
                 Some(k) => Some(key_col(&k)?),
                 None => None,
@@ -216,6 +341,8 @@ impl Store {
                 s => return Err(StoreError::Corrupt(format!("unknown queue status {s}"))),
             };
             let can_write = row.get::<_, i64>(7)? != 0;
+            let count = u64_col(row.get(8)?, "message count")?;
+            let bytes = u64_col(row.get(9)?, "message bytes")?;
             out.push(LoadedQueue {
                 record: QueueRecord {
                     recipient_id,
@@ -227,29 +354,101 @@ impl Store {
                     status,
                 },
                 can_write,
-                messages: Vec::new(),
+                count,
+                bytes,
+                front: None,
             });
         }
         drop(rows);
-        let mut m = self.conn.prepare(
-            "SELECT msg_id, ts, quota, notification, body FROM messages
-             WHERE recipient_id = ?1 ORDER BY seq",
-        )?;
         for lq in &mut out {
-            let mut rows = m.query(params![lq.record.recipient_id.as_slice()])?;
-            while let Some(row) = rows.next()? {
-                let id = id_col(&row.get::<_, Vec<u8>>(0)?, "message id")?;
-                let ts: i64 = row.get(1)?;
-                let body = if row.get::<_, i64>(2)? != 0 {
+            if lq.count > 0 {
+                lq.front = self.front(&lq.record.recipient_id)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first message of a queue, without its body.
+    pub fn front(&self, rid: &QueueId) -> Result<Option<FrontMessage>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT msg_id, ts, quota FROM messages WHERE recipient_id = ?1
+                 ORDER BY seq LIMIT 1",
+            )?
+            .query_row(params![rid.as_slice()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(id, ts, quota)| {
+            Ok(FrontMessage {
+                id: id_col(&id, "message id")?,
+                ts,
+                quota: quota != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// The first message of a queue with its body (read when it is delivered).
+    pub fn front_message(&self, rid: &QueueId) -> Result<Option<StoredMessage>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT msg_id, ts, quota, notification, body FROM messages
+                 WHERE recipient_id = ?1 ORDER BY seq LIMIT 1",
+            )?
+            .query_row(params![rid.as_slice()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(id, ts, quota, notification, body)| {
+            Ok(StoredMessage {
+                id: id_col(&id, "message id")?,
+                ts,
+                body: if quota != 0 {
                     MessageBody::Quota
                 } else {
                     MessageBody::Message {
-                        notification: row.get::<_, i64>(3)? != 0,
-                        body: row.get(4)?,
+                        notification: notification != 0,
+                        body,
                     }
-                };
-                lq.messages.push(StoredMessage { id, ts, body });
-            }
+                },
+            })
+        })
+        .transpose()
+    }
+
+    /// Every message of a queue, oldest first (for tests and checks).
+    pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut m = self.conn.prepare_cached(
+            "SELECT msg_id, ts, quota, notification, body FROM messages
+             WHERE recipient_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = m.query(params![rid.as_slice()])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id = id_col(&row.get::<_, Vec<u8>>(0)?, "message id")?;
+            let ts: i64 = row.get(1)?;
+            let body = if row.get::<_, i64>(2)? != 0 {
+                MessageBody::Quota
+            } else {
+                MessageBody::Message {
+                    notification: row.get::<_, i64>(3)? != 0,
+                    body: row.get(4)?,
+                }
+            };
+            out.push(StoredMessage { id, ts, body });
         }
         Ok(out)
     }
@@ -266,7 +465,7 @@ impl Store {
                 q.recipient_id.as_slice(),
                 q.sender_id.as_slice(),
                 q.recipient_key.to_spki_der(),
-                q.rcv_dh_secret.as_slice(),
+                q.rcv_dh_secret.as_bytes().as_slice(),
                 q.sender_key.map(|k| k.to_spki_der()),
                 q.mode.map(|m| match m {
                     QueueMode::Messaging => 0,
@@ -300,19 +499,19 @@ impl Store {
     }
 
     /// Deletes a queue and its messages.
-    pub fn delete_queue(&mut self, rid: &QueueId) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached("DELETE FROM messages WHERE recipient_id = ?1")?
+    pub fn delete_queue(&self, rid: &QueueId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM messages WHERE recipient_id = ?1")?
             .execute(params![rid.as_slice()])?;
-        tx.prepare_cached("DELETE FROM queues WHERE recipient_id = ?1")?
+        self.conn
+            .prepare_cached("DELETE FROM queues WHERE recipient_id = ?1")?
             .execute(params![rid.as_slice()])?;
-        tx.commit()?;
         Ok(())
     }
 
     /// Appends a message to a queue and records its new quota state.
     pub fn push_message(
-        &mut self,
+        &self,
         rid: &QueueId,
         msg: &StoredMessage,
         can_write: bool,
@@ -321,47 +520,86 @@ impl Store {
             MessageBody::Message { notification, body } => (0, i64::from(*notification), body),
             MessageBody::Quota => (1, 0, &[]),
         };
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO messages (recipient_id, msg_id, ts, quota, notification, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            rid.as_slice(),
-            msg.id.as_slice(),
-            msg.ts,
-            quota,
-            notification,
-            body
-        ])?;
-        tx.prepare_cached("UPDATE queues SET can_write = ?2 WHERE recipient_id = ?1")?
-            .execute(params![rid.as_slice(), i64::from(can_write)])?;
-        tx.commit()?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (recipient_id, msg_id, ts, quota, notification, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                rid.as_slice(),
+                msg.id.as_slice(),
+                msg.ts,
+                quota,
+                notification,
+                body
+            ])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE queues SET can_write = ?2, msg_count = msg_count + 1,
+                   msg_bytes = msg_bytes + ?3 WHERE recipient_id = ?1",
+            )?
+            .execute(params![
+                rid.as_slice(),
+                i64::from(can_write),
+                len_i64(body.len())
+            ])?;
         Ok(())
     }
 
-    /// Removes the given messages of a queue and records its quota state.
-    pub fn remove_messages(
-        &mut self,
-        rid: &QueueId,
-        ids: &[MsgId],
-        can_write: bool,
-    ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut del = tx.prepare_cached(
+    /// Removes the first message of a queue if its id is `id`; returns the
+    /// removed body's length.
+    pub fn remove_front(&self, rid: &QueueId, id: &MsgId) -> Result<Option<u64>, StoreError> {
+        let removed: Option<i64> = self
+            .conn
+            .prepare_cached(
                 "DELETE FROM messages WHERE seq =
-                   (SELECT seq FROM messages WHERE recipient_id = ?1 AND msg_id = ?2
-                    ORDER BY seq LIMIT 1)",
-            )?;
-            for id in ids {
-                del.execute(params![rid.as_slice(), id.as_slice()])?;
-            }
+                   (SELECT seq FROM messages WHERE recipient_id = ?1 ORDER BY seq LIMIT 1)
+                 AND msg_id = ?2 RETURNING length(body)",
+            )?
+            .query_row(params![rid.as_slice(), id.as_slice()], |r| r.get(0))
+            .optional()?;
+        let Some(len) = removed else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE queues SET msg_count = msg_count - 1, msg_bytes = msg_bytes - ?2
+                 WHERE recipient_id = ?1",
+            )?
+            .execute(params![rid.as_slice(), len])?;
+        Ok(Some(u64_col(len, "body length")?))
+    }
+
+    /// Deletes the leading messages of a queue accepted before `old` (stopping
+    /// at the quota marker, as the reference does); returns how many and their
+    /// body bytes.
+    pub fn expire(&self, rid: &QueueId, old: i64) -> Result<(u64, u64), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "DELETE FROM messages WHERE recipient_id = ?1 AND seq < coalesce(
+               (SELECT min(seq) FROM messages WHERE recipient_id = ?1 AND (quota = 1 OR ts >= ?2)),
+               9223372036854775807)
+             RETURNING length(body)",
+        )?;
+        let mut rows = stmt.query(params![rid.as_slice(), old])?;
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(row) = rows.next()? {
+            n += 1;
+            bytes += u64_col(row.get(0)?, "body length")?;
         }
-        tx.prepare_cached("UPDATE queues SET can_write = ?2 WHERE recipient_id = ?1")?
-            .execute(params![rid.as_slice(), i64::from(can_write)])?;
-        tx.commit()?;
-        Ok(())
+        drop(rows);
+        if n > 0 {
+            self.conn
+                .prepare_cached(
+                    "UPDATE queues SET msg_count = msg_count - ?2, msg_bytes = msg_bytes - ?3
+                     WHERE recipient_id = ?1",
+                )?
+                .execute(params![
+                    rid.as_slice(),
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                    i64::try_from(bytes).unwrap_or(i64::MAX)
+                ])?;
+        }
+        Ok((n, bytes))
     }
 
     /// How many messages are stored in all (for checks and reports).
@@ -372,6 +610,11 @@ impl Store {
             .optional()?;
         Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
     }
+}
+
+/// Wipes a column's copy of a secret once it is read.
+fn zeroize_vec(v: Vec<u8>) -> zeroize::Zeroizing<Vec<u8>> {
+    zeroize::Zeroizing::new(v)
 }
 
 fn status_col(s: QueueStatus) -> i64 {

@@ -43,6 +43,44 @@ impl AuthKey {
     }
 }
 
+/// A queue's DH secret: wiped when dropped, compared in constant time, and
+/// never shown by `Debug`.
+#[derive(Clone)]
+pub struct DhSecret(zeroize::Zeroizing<[u8; 32]>);
+
+impl DhSecret {
+    /// Wraps the raw 32 bytes.
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        Self(zeroize::Zeroizing::new(b))
+    }
+
+    /// The secret from a 32-byte slice.
+    pub fn from_slice(b: &[u8]) -> Option<Self> {
+        let mut s = Self::from_bytes([0; 32]);
+        s.0.copy_from_slice(b.get(..32).filter(|_| b.len() == 32)?);
+        Some(s)
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for DhSecret {
+    fn eq(&self, other: &Self) -> bool {
+        smp_groups_crypto::ct_eq(self.0.as_slice(), other.0.as_slice())
+    }
+}
+
+impl Eq for DhSecret {}
+
+impl std::fmt::Debug for DhSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DhSecret(..)")
+    }
+}
+
 /// Who may secure a queue and how it is used (`queueMode` of the reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueMode {
@@ -72,7 +110,7 @@ pub struct QueueRecord {
     pub recipient_key: AuthKey,
     /// X25519(relay's queue DH private key, recipient's DH key from `NEW`): the
     /// key of the boxes the relay delivers.
-    pub rcv_dh_secret: [u8; 32],
+    pub rcv_dh_secret: DhSecret,
     /// The sender's key once the queue is secured (`KEY` or `SKEY`).
     pub sender_key: Option<AuthKey>,
     /// The queue mode, when the client gave one.
@@ -293,4 +331,8 @@ pub struct Outcome {
     pub responses: Vec<Response>,
     /// Transmissions for other connections (`MSG` to a subscriber, `END`, `DELD`).
     pub events: Vec<(ConnId, Response)>,
+    /// Messages to deliver to subscribers when their connection can take them
+    /// ([`crate::RelayState::deliver`] makes the `MSG`).
+    /// [`crate::RelayState::handle`] has already turned them into `events`.
+    pub deliveries: Vec<(ConnId, QueueId)>,
 }

@@ -688,3 +688,169 @@ fn off_survives_restart() {
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn new_cmd(k: &ed25519::SigningKey, dh: &x25519::SecretKey) -> Command {
+    Command::New(NewQueue {
+        recipient_key: AuthKey::Ed25519(k.public_key()),
+        recipient_dh_key: dh.public_key(),
+        basic_auth: None,
+        subscribe: false,
+        mode: None,
+    })
+}
+
+/// Queues per connection and in total are limited: `NEW` beyond gets
+/// `ERR QUOTA`, counted; another connection may create until the total.
+#[test]
+fn queue_limits_refuse_new_and_are_counted() {
+    let mut relay = relay(RelayConfig {
+        max_queues: 5,
+        max_queues_per_connection: 3,
+        ..RelayConfig::default()
+    });
+    let k = ed25519::SigningKey::generate(&mut rng::seeded(40));
+    let dh = x25519::SecretKey::generate(&mut rng::seeded(41));
+    let a = session(&mut relay, None);
+    let b = session(&mut relay, None);
+    let mut replies = Vec::new();
+    for (i, s) in [&a, &a, &a, &a, &b, &b, &b].into_iter().enumerate() {
+        let r = only(&relay.handle(
+            s,
+            signed(&k, u8::try_from(i).unwrap(), &[], new_cmd(&k, &dh)),
+            0,
+        ));
+        replies.push(matches!(r, Reply::Ids { .. }));
+        if !matches!(r, Reply::Ids { .. }) {
+            assert_eq!(r, Reply::Err(ErrorCode::Quota));
+        }
+    }
+    assert_eq!(replies, [true, true, true, false, true, true, false]);
+    assert_eq!(relay.queue_count(), 5);
+    let r = relay.refusals();
+    assert_eq!((r.queues_per_connection, r.queues_total), (1, 1));
+}
+
+/// The bytes of stored bodies are limited in total: a `SEND` that would pass
+/// the limit gets `ERR QUOTA` and stores nothing (no quota marker); once a
+/// message is acknowledged, there is room again.
+#[test]
+fn stored_bytes_limit_refuses_send() {
+    let mut relay = relay(RelayConfig {
+        max_stored_bytes: 2_500,
+        ..RelayConfig::default()
+    });
+    let s = session(&mut relay, None);
+    let q = new_queue(&mut relay, &s, 42, false, None);
+    for i in 0..2u8 {
+        let out = relay.handle(&s, unsigned(10 + i, &q.sid, send(&[i; 1_000])), 0);
+        assert_eq!(only(&out), Reply::Ok);
+    }
+    let out = relay.handle(&s, unsigned(12, &q.sid, send(&[9; 1_000])), 0);
+    assert_eq!(only(&out), Reply::Err(ErrorCode::Quota));
+    assert_eq!((relay.message_count(), relay.stored_bytes()), (2, 2_000));
+    assert_eq!(relay.refusals().stored_bytes, 1);
+    // A GET and its ACK free 1 000 bytes.
+    let out = relay.handle(&s, signed(&q.rcv_key, 13, &q.rid, Command::Get), 0);
+    let (id, ..) = open_msg(&q, &only(&out));
+    let out = relay.handle(&s, signed(&q.rcv_key, 14, &q.rid, Command::Ack(id)), 0);
+    assert_eq!(only(&out), Reply::Ok);
+    let out = relay.handle(&s, unsigned(15, &q.sid, send(&[9; 1_000])), 0);
+    assert_eq!(only(&out), Reply::Ok);
+    assert_eq!(relay.stored_bytes(), 2_000);
+}
+
+/// A recipient DH key of small order would make the delivery boxes' key all
+/// zeros, and an X25519 authorization key of small order would let anyone
+/// authorize: both `NEW`s are refused.
+#[test]
+fn small_order_keys_are_refused() {
+    let mut relay = relay(RelayConfig::default());
+    let server = x25519::SecretKey::generate(&mut rng::seeded(44));
+    let s = session(&mut relay, Some(server.clone()));
+    let k = ed25519::SigningKey::generate(&mut rng::seeded(45));
+    let low = x25519::PublicKey::from_bytes([0; 32]);
+    let cmd = Command::New(NewQueue {
+        recipient_key: AuthKey::Ed25519(k.public_key()),
+        recipient_dh_key: low,
+        basic_auth: None,
+        subscribe: false,
+        mode: None,
+    });
+    let out = relay.handle(&s, signed(&k, 1, &[], cmd), 0);
+    assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
+    // An authenticator "made" with the all-zero shared secret.
+    let dh = x25519::SecretKey::generate(&mut rng::seeded(46));
+    let cmd = Command::New(NewQueue {
+        recipient_key: AuthKey::X25519(low),
+        recipient_dh_key: dh.public_key(),
+        basic_auth: None,
+        subscribe: false,
+        mode: None,
+    });
+    let corr_id = vec![2u8; 24];
+    let authorized = authorized(&corr_id, &[], format!("{cmd:?}").as_bytes());
+    let nonce: [u8; 24] = corr_id.clone().try_into().unwrap();
+    let forged: [u8; 80] =
+        nacl::cb_encrypt_no_pad(&[0; 32], &nonce, &smp_groups_crypto::sha512(&authorized))
+            .try_into()
+            .unwrap();
+    let req = smp_groups_relay::types::Request {
+        corr_id,
+        entity_id: Vec::new(),
+        auth: Authorization::Authenticator(forged),
+        authorized,
+        command: cmd,
+    };
+    assert_eq!(only(&relay.handle(&s, req, 0)), Reply::Err(ErrorCode::Auth));
+    assert_eq!(relay.queue_count(), 0);
+}
+
+/// A queue's DH secret is never shown by `Debug` (logs, panics).
+#[test]
+fn queue_secret_is_not_in_debug_output() {
+    let secret = smp_groups_relay::types::DhSecret::from_bytes([0xab; 32]);
+    let shown = format!("{secret:?}");
+    assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
+}
+
+/// A full store: the change that does not fit is answered `ERR INTERNAL`, the
+/// batch is rolled back and the state reloaded from the store (memory and
+/// store agree: nothing half-done is left), the relay goes on serving, and
+/// once there is room again sends succeed.
+#[test]
+fn a_full_store_fails_the_batch_and_recovers() {
+    let store = Store::in_memory().unwrap();
+    store.limit_pages(60).unwrap();
+    let mut relay =
+        RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(50))).unwrap();
+    let s = session(&mut relay, None);
+    let q = new_queue(&mut relay, &s, 51, true, None);
+    let mut accepted = 0;
+    let mut refused = None;
+    for i in 0..100u8 {
+        let out = relay.handle(&s, unsigned(i, &q.sid, send(&[i; 8_000])), 0);
+        match only(&out) {
+            Reply::Ok => accepted += 1,
+            other => {
+                refused = Some(other);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, Some(Reply::Err(ErrorCode::Internal)));
+    assert!(accepted > 0);
+    // Memory was reloaded from the store: the refused message is in neither.
+    assert_eq!(relay.message_count(), accepted);
+    assert_eq!(relay.messages(&q.rid).unwrap().len(), accepted);
+    // Still serving: the first message is delivered again on SUB (what was
+    // delivered before may not have been committed), and acknowledged.
+    let out = relay.handle(&s, signed(&q.rcv_key, 200, &q.rid, Command::Sub), 0);
+    let (id, _, _, body) = open_msg(&q, &out.responses[1].reply);
+    assert_eq!(body, vec![0u8; 8_000]);
+    let out = relay.handle(&s, signed(&q.rcv_key, 201, &q.rid, Command::Ack(id)), 0);
+    assert!(matches!(only(&out), Reply::Msg { .. }));
+    // Room again: a send fits.
+    let out = relay.handle(&s, unsigned(202, &q.sid, send(&[1; 8_000])), 0);
+    assert_eq!(only(&out), Reply::Ok);
+    assert_eq!(relay.message_count(), accepted);
+}

@@ -47,6 +47,10 @@ impl Store {
                 source,
             })?;
         }
+        restrict_permissions(path).map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(|e| StoreError::classify(e, path))?;
         let mut store = Self::setup(conn, options, path, true).map_err(|e| reclassify(e, path))?;
         store.path = Some(path.to_owned());
@@ -502,6 +506,34 @@ fn mark(conn: &Connection, c: &mut Counters, seq: u64) -> Result<bool, StoreErro
 }
 
 /// An error on the first statements of a file that is not a database.
+/// The store holds queue keys and ratchet state: the database is created
+/// readable by its owner only (mode 0600) before SQLite opens it, so SQLite
+/// gives its `-wal` and `-shm` files the same mode; files left by an older
+/// version with wider modes are tightened.
+pub(crate) fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn reclassify(e: StoreError, path: &Path) -> StoreError {
     match e {
         StoreError::Sqlite(inner) => StoreError::classify(inner, path),

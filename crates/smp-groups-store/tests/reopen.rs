@@ -69,3 +69,27 @@ fn file_is_in_wal_mode() {
         .unwrap();
     assert_eq!(version, smp_groups_store::STORE_VERSION);
 }
+
+/// The database holds queue keys and ratchet state: it and its WAL and
+/// shared-memory files are readable by the owner only, whatever the umask,
+/// and a file left with a wider mode is tightened when opened.
+#[cfg(unix)]
+#[test]
+fn database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = common::TempDir::new("modes");
+    let path = dir.file("agent.sqlite3");
+    let mut s = Store::open(&path).unwrap();
+    let mut t = Transaction::new();
+    t.puts = vec![(b"k".to_vec(), b"v".to_vec())];
+    s.apply(&t).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    drop(s);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Store::open(&path).unwrap());
+    assert_eq!(mode(&path), 0o600);
+}

@@ -1,8 +1,10 @@
 //! `smp-agent`: the smp-groups agent.
 //!
-//! * `smp-agent serve --listen ADDR --relay SMP_URL [--relay ...] --db FILE`
-//!   serves the client text protocol on ADDR; its queues are on the first
-//!   relay, reached over TLS.
+//! * `smp-agent serve --relay SMP_URL [--relay ...] --db FILE` serves the
+//!   client text protocol on the Unix socket `FILE.sock` (mode 0600), or
+//!   with `--listen ADDR` on TCP, each session authenticated with the token
+//!   in `FILE.token`; its queues are on the first relay, reached over TLS.
+//!   It exits non-zero if a store failure stops the agent.
 //! * `smp-agent demo [--members N] [--messages M]` runs a scripted group on
 //!   in-process relays and checks every step's envelope count.
 #![forbid(unsafe_code)]
@@ -25,11 +27,34 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Serve the client text protocol on TCP.
+    /// Serve the client text protocol: on a Unix domain socket (mode 0600,
+    /// `DB.sock` unless --socket says where), or on TCP with --listen (each
+    /// session first sends `AUTH <token>`, the token being in --token-file).
     Serve {
-        /// Address to listen on (e.g. 127.0.0.1:5224).
+        /// The Unix domain socket to listen on (default: the database path
+        /// with `.sock` appended, unless --listen is given).
         #[arg(long)]
-        listen: String,
+        socket: Option<PathBuf>,
+        /// A TCP address to listen on (e.g. 127.0.0.1:5224); clients must
+        /// authenticate with the token. Only loopback addresses unless
+        /// --allow-remote.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Allow --listen on an address other than loopback (the token then
+        /// travels in clear over the network: use a tunnel).
+        #[arg(long)]
+        allow_remote: bool,
+        /// The file holding the TCP token, created (mode 0600) on first start
+        /// (default: the database path with `.token` appended).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Client sessions at once.
+        #[arg(long, default_value_t = server::DEFAULT_MAX_CLIENTS)]
+        max_clients: usize,
+        /// Seconds a write to a client may stall (it does not read) before
+        /// its session is closed.
+        #[arg(long, default_value_t = 60)]
+        write_timeout: u64,
         /// SMP relay address (smp://keyHash@host:port); the agent creates its
         /// queues on the first. Peers' queues may be on any relay.
         #[arg(long = "relay", required = true)]
@@ -79,16 +104,47 @@ fn main() -> ExitCode {
                 }
             },
             Cmd::Serve {
+                socket,
                 listen,
+                allow_remote,
+                token_file,
+                max_clients,
+                write_timeout,
                 relays,
                 db,
                 identity,
-            } => serve(&listen, &relays, db, &identity).await,
+            } => {
+                let listeners = Listeners {
+                    socket,
+                    listen,
+                    allow_remote,
+                    token_file,
+                    max_clients,
+                    write_timeout,
+                };
+                serve(listeners, &relays, db, &identity).await
+            }
         }
     })
 }
 
-async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
+/// Where `serve` listens.
+struct Listeners {
+    socket: Option<PathBuf>,
+    listen: Option<String>,
+    allow_remote: bool,
+    token_file: Option<PathBuf>,
+    max_clients: usize,
+    write_timeout: u64,
+}
+
+fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+async fn serve(l: Listeners, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
     for r in relays {
         if !matches!(ProtocolServer::parse_prefix(r), Ok((_, ""))) {
             eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
@@ -97,6 +153,64 @@ async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> 
     }
     let Some(first) = relays.first() else {
         return ExitCode::FAILURE;
+    };
+    let config = server::ServerConfig {
+        max_clients: l.max_clients.max(1),
+        write_timeout: std::time::Duration::from_secs(l.write_timeout.max(1)),
+        ..server::ServerConfig::default()
+    };
+    // Listeners first, so that a bad address fails before the agent starts.
+    let tcp = match &l.listen {
+        None => None,
+        Some(addr) => {
+            let resolved: Vec<std::net::SocketAddr> = match tokio::net::lookup_host(addr).await {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    eprintln!("--listen {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if !l.allow_remote && resolved.iter().any(|a| !a.ip().is_loopback()) {
+                eprintln!(
+                    "--listen {addr}: not a loopback address; the text protocol gives full \
+                     control of the agent, so other addresses need --allow-remote"
+                );
+                return ExitCode::FAILURE;
+            }
+            let token_path = l
+                .token_file
+                .clone()
+                .unwrap_or_else(|| with_suffix(&db, ".token"));
+            let token = match server::Token::load_or_create(&token_path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("token file {}: {e}", token_path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match tokio::net::TcpListener::bind(resolved.as_slice()).await {
+                Ok(t) => Some((t, token)),
+                Err(e) => {
+                    eprintln!("cannot listen on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let socket_path = match (&l.socket, &tcp) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) => Some(with_suffix(&db, ".sock")),
+        (None, Some(_)) => None,
+    };
+    let unix = match &socket_path {
+        None => None,
+        Some(p) => match server::UnixServer::bind(p) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                eprintln!("cannot listen on {}: {e}", p.display());
+                return ExitCode::FAILURE;
+            }
+        },
     };
     // Queues are created on the first relay; peers' queues may be on any.
     let relays = Arc::new(NetworkRelay::new());
@@ -107,13 +221,6 @@ async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> 
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("cannot listen on {listen}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let stop = match smp_groups_relay::signal::shutdown_signal() {
         Ok(s) => s,
         Err(e) => {
@@ -121,17 +228,26 @@ async fn serve(listen: &str, relays: &[String], db: PathBuf, identity: &str) -> 
             return ExitCode::FAILURE;
         }
     };
-    if let Ok(addr) = listener.local_addr() {
-        println!("listening on {addr}");
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some((t, token)) = tcp {
+        if let Ok(addr) = t.local_addr() {
+            println!("listening on {addr}");
+        }
+        servers.spawn(server::serve_tcp(t, agent.clone(), token, config.clone()));
+    }
+    if let Some(u) = unix {
+        println!("listening on unix:{}", u.path().display());
+        servers.spawn(server::serve_unix(u, agent.clone(), config));
     }
     tokio::select! {
-        r = server::serve(listener, agent.clone()) => match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("server: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Some(why) = servers.join_next() => {
+            // The servers end only when the agent has stopped on its own: a
+            // store failure. Exit non-zero so that a supervisor restarts it
+            // (everything it accepted is committed).
+            let why = why.map_or_else(|e| e.to_string(), |e| e.to_string());
+            eprintln!("smp-agent: {why}");
+            ExitCode::FAILURE
+        }
         () = stop => {
             // Stop between two inputs: everything accepted is committed.
             agent.shutdown().await;

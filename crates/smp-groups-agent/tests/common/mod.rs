@@ -39,7 +39,7 @@ pub async fn serve_agent(
     relays: &Arc<InProcessRelay>,
     name: &str,
     server_name: &str,
-) -> (Agent, std::net::SocketAddr) {
+) -> (Agent, Endpoint) {
     serve_agent_with(relays.clone(), name, server_name, None).await
 }
 
@@ -55,7 +55,7 @@ pub async fn serve_network_agent(
     name: &str,
     relay: &str,
     db: Option<PathBuf>,
-) -> (Agent, std::net::SocketAddr) {
+) -> (Agent, Endpoint) {
     serve_agent_with(Arc::new(NetworkRelay::new()), name, relay, db).await
 }
 
@@ -65,13 +65,60 @@ pub async fn serve_agent_with(
     name: &str,
     server_name: &str,
     db: Option<PathBuf>,
-) -> (Agent, std::net::SocketAddr) {
+) -> (Agent, Endpoint) {
     let cfg = AgentConfig::new(name, server_name, db);
     let agent = Agent::open(cfg, relays).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(listener, agent.clone()));
-    (agent, addr)
+    let token = server::Token::generate();
+    let ep = Endpoint {
+        addr,
+        token: token.as_str().to_owned(),
+    };
+    tokio::spawn(server::serve_tcp(
+        listener,
+        agent.clone(),
+        token,
+        server::ServerConfig::default(),
+    ));
+    (agent, ep)
+}
+
+/// Where an agent serves the text protocol on TCP, and its token.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub addr: std::net::SocketAddr,
+    pub token: String,
+}
+
+/// Connects to `ep` and authenticates (`AUTH token`, `AUTH OK`); returns the
+/// stream and what arrived after the `AUTH OK` line.
+pub async fn connect_authenticated(ep: &Endpoint) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(ep.addr).await.unwrap();
+    stream
+        .write_all(format!("AUTH {}\r\n", ep.token).as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = got.iter().position(|&b| b == b'\n') {
+            break i;
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("AUTH answered")
+            .unwrap();
+        assert!(n > 0, "closed before AUTH OK: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    };
+    assert_eq!(
+        &got[..end],
+        b"AUTH OK\r",
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    (stream, got[end + 1..].to_vec())
 }
 
 /// A client of the text protocol.
@@ -86,11 +133,18 @@ pub struct Client {
 pub const WAIT: Duration = Duration::from_secs(20);
 
 impl Client {
-    pub async fn connect(addr: std::net::SocketAddr, name: &'static str) -> Self {
+    pub async fn connect(ep: &Endpoint, name: &'static str) -> Self {
+        let (stream, rest) = connect_authenticated(ep).await;
+        let mut decoder = LineDecoder::new(FrameLimits::default());
+        decoder.push(&rest);
+        let mut seen = Vec::new();
+        while let Some(t) = decoder.next() {
+            seen.push(t.expect("the agent sends valid lines"));
+        }
         Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            decoder: LineDecoder::new(FrameLimits::default()),
-            seen: Vec::new(),
+            stream,
+            decoder,
+            seen,
             name,
         }
     }

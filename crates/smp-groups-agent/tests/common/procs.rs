@@ -121,9 +121,31 @@ pub fn relay(listen: &str, dir: &Path) -> (Proc, String) {
 }
 
 /// `smp-agent serve --listen 127.0.0.1:0 --relay RELAY --db DB --identity NAME`;
-/// returns it and the address it listens on.
-pub fn agent(name: &str, relay: &str, db: &Path) -> (Proc, std::net::SocketAddr) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smp-agent"));
+/// returns it and where it listens (with the token it made in `DB.token`).
+pub fn agent(name: &str, relay: &str, db: &Path) -> (Proc, super::Endpoint) {
+    agent_with(name, relay, db, None, &[])
+}
+
+/// [`agent`] with more arguments, and run by `sh -c` after `shell` (for
+/// example `ulimit -n 64;`) when given.
+pub fn agent_with(
+    name: &str,
+    relay: &str,
+    db: &Path,
+    shell: Option<&str>,
+    extra: &[&str],
+) -> (Proc, super::Endpoint) {
+    let bin = env!("CARGO_BIN_EXE_smp-agent");
+    let mut cmd = match shell {
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{prefix} exec \"$0\" \"$@\""))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args([
         "serve",
         "--listen",
@@ -134,7 +156,8 @@ pub fn agent(name: &str, relay: &str, db: &Path) -> (Proc, std::net::SocketAddr)
         name,
     ])
     .arg("--db")
-    .arg(db);
+    .arg(db)
+    .args(extra);
     let p = Proc::start(cmd, &db.with_extension("log"));
     let addr = p
         .first_line
@@ -142,5 +165,24 @@ pub fn agent(name: &str, relay: &str, db: &Path) -> (Proc, std::net::SocketAddr)
         .unwrap_or_else(|| panic!("smp-agent printed {:?}", p.first_line))
         .parse()
         .unwrap();
-    (p, addr)
+    let mut token_file = db.as_os_str().to_owned();
+    token_file.push(".token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    (p, super::Endpoint { addr, token })
+}
+
+impl Proc {
+    /// Resident memory in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
 }

@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use smp_groups_relay::server::{Relay, ServerConfig, relay_address};
@@ -43,6 +44,37 @@ struct Args {
     /// Sync every commit to disk (survives a machine crash, slower).
     #[arg(long)]
     fsync: bool,
+    /// Connections at once, handshaking or not (fitted under the open file
+    /// limit); beyond, new ones are closed at once.
+    #[arg(long, default_value_t = smp_groups_relay::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Handshakes in progress at once; a new connection beyond drops the
+    /// oldest handshake.
+    #[arg(long, default_value_t = smp_groups_relay::server::DEFAULT_MAX_HANDSHAKES)]
+    max_handshakes: usize,
+    /// Seconds a client has for the TLS and SMP handshakes together.
+    #[arg(long, default_value_t = 30)]
+    handshake_timeout: u64,
+    /// Seconds after which a session that sends nothing is closed (and a write
+    /// to a client that does not read is given up).
+    #[arg(long, default_value_t = 900)]
+    idle_timeout: u64,
+    /// Queues in total; NEW beyond gets ERR QUOTA.
+    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_QUEUES)]
+    max_queues: u64,
+    /// Queues one connection may create; NEW beyond gets ERR QUOTA.
+    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_QUEUES_PER_CONNECTION)]
+    max_queues_per_connection: u64,
+    /// Bytes of message bodies stored in total; SEND beyond gets ERR QUOTA.
+    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_STORED_BYTES)]
+    max_stored_bytes: u64,
+    /// Transmissions of one connection being handled and not yet answered on
+    /// its socket; beyond, its blocks are not read.
+    #[arg(long, default_value_t = ServerConfig::default().max_inflight)]
+    max_inflight: usize,
+    /// Events waiting for one connection; beyond, it is closed.
+    #[arg(long, default_value_t = ServerConfig::default().max_events)]
+    max_events: usize,
 }
 
 #[tokio::main]
@@ -60,8 +92,17 @@ async fn main() -> ExitCode {
             quota: args.quota,
             message_ttl: (args.expire_days > 0).then(|| args.expire_days.saturating_mul(86_400)),
             new_queue_password: args.password.map(String::into_bytes),
+            max_queues: args.max_queues,
+            max_queues_per_connection: args.max_queues_per_connection,
+            max_stored_bytes: args.max_stored_bytes,
             ..RelayConfig::default()
         },
+        max_connections: args.max_connections,
+        max_handshakes: args.max_handshakes,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_inflight: args.max_inflight,
+        max_events: args.max_events,
         durability: if args.fsync {
             Durability::Machine
         } else {
@@ -92,7 +133,14 @@ async fn main() -> ExitCode {
     };
     let host = args.host.unwrap_or_else(|| addr.ip().to_string());
     println!("{}", relay_address(relay.key_hash(), &host, addr.port()));
-    tracing::info!(%addr, data = %args.data.display(), "relay listening");
+    let limits = relay.config();
+    tracing::info!(
+        %addr,
+        data = %args.data.display(),
+        max_connections = limits.max_connections,
+        max_handshakes = limits.max_handshakes,
+        "relay listening"
+    );
     let handle = match relay.spawn() {
         Ok(h) => h,
         Err(e) => {

@@ -27,11 +27,30 @@ pub struct NetClient {
     writer: WriteHalf<SmpTlsStream<TcpStream>>,
     snd: Option<BlockChain>,
     rx: mpsc::UnboundedReceiver<Received>,
-    _reader: tokio::task::JoinHandle<()>,
+    tx: Option<mpsc::UnboundedSender<Received>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    /// A client that does not read: the half it leaves alone and its chain.
+    unread: Option<(ReadHalf<SmpTlsStream<TcpStream>>, Option<BlockChain>)>,
 }
 
 impl NetClient {
     pub async fn connect(addr: SocketAddr, key_hash: [u8; 32], version: u16) -> Self {
+        Self::connect_with(addr, key_hash, version, true).await
+    }
+
+    /// A client that reads nothing the relay sends until [`start_reading`].
+    pub async fn connect_unread(addr: SocketAddr, key_hash: [u8; 32], version: u16) -> Self {
+        Self::connect_with(addr, key_hash, version, false).await
+    }
+
+    /// Starts reading what the relay sent (and sends).
+    pub fn start_reading(&mut self) {
+        if let (Some((r, chain)), Some(tx)) = (self.unread.take(), self.tx.take()) {
+            self.reader = Some(tokio::spawn(read_loop(r, chain, self.version, tx)));
+        }
+    }
+
+    async fn connect_with(addr: SocketAddr, key_hash: [u8; 32], version: u16, read: bool) -> Self {
         let tcp = TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let mut tls = SmpTlsStream::connect(tcp, &client_config(key_hash).unwrap())
@@ -76,14 +95,24 @@ impl NetClient {
         };
         let (r, w) = tokio::io::split(tls);
         let (tx, rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(r, rcv, version, tx));
+        let (reader, unread, tx) = if read {
+            (
+                Some(tokio::spawn(read_loop(r, rcv, version, tx))),
+                None,
+                None,
+            )
+        } else {
+            (None, Some((r, rcv)), Some(tx))
+        };
         Self {
             version,
             session_id,
             writer: w,
             snd,
             rx,
-            _reader: reader,
+            tx,
+            reader,
+            unread,
         }
     }
 
@@ -137,6 +166,35 @@ impl NetClient {
         };
         self.writer.write_all(&block).await.unwrap();
         self.writer.flush().await.unwrap();
+    }
+
+    /// Sends raw block data; false if the write did not finish within `limit`
+    /// (the relay stopped reading).
+    pub async fn try_send_block(&mut self, data: &[u8], limit: std::time::Duration) -> bool {
+        let block = match &mut self.snd {
+            Some(c) => c.encrypt(data).unwrap(),
+            None => smp_groups_wire::pad::pad(data, BLOCK_SIZE).unwrap(),
+        };
+        let write = async {
+            self.writer.write_all(&block).await?;
+            self.writer.flush().await
+        };
+        matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
+    }
+
+    /// Reads until the relay closes the connection; false if it is still open
+    /// after `limit`. Returns how many transmissions arrived meanwhile.
+    pub async fn closed_within(&mut self, limit: std::time::Duration) -> Option<usize> {
+        self.start_reading();
+        let mut n = 0;
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(end, self.rx.recv()).await {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => return Some(n),
+                Err(_) => return None,
+            }
+        }
     }
 
     /// The next received transmission (fails the test after 30 s).
