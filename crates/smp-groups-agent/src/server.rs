@@ -281,6 +281,10 @@ impl Refused {
 /// How long sessions get to finish writing when the agent has stopped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a session still reads commands once the agent has stopped, so
+/// that a command in flight gets its answer rather than a closed connection.
+const STOP_DRAIN: Duration = Duration::from_millis(200);
+
 async fn serve(listener: Listener, agent: Agent, config: ServerConfig) -> Error {
     let active = Arc::new(AtomicUsize::new(0));
     let mut sessions = JoinSet::new();
@@ -459,18 +463,26 @@ async fn session(
             }
         }
     });
-    let read = read_commands(&mut reader, &mut decoder, &agent, &held, &out_tx);
-    let result = tokio::select! {
-        r = read => r,
-        w = &mut write_task => match w {
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "text client session ended: it does not read");
-                Err(e)
+    let result = {
+        let read = read_commands(&mut reader, &mut decoder, &agent, &held, &out_tx);
+        tokio::pin!(read);
+        tokio::select! {
+            r = &mut read => r,
+            w = &mut write_task => match w {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "text client session ended: it does not read");
+                    Err(e)
+                }
+                _ => Ok(()),
+            },
+            // The agent stopped: the command in flight, if any, is answered
+            // (with why the agent stopped) and queued; then what is queued is
+            // written and the session closes.
+            _ = &mut event_task => {
+                let _ = tokio::time::timeout(STOP_DRAIN, &mut read).await;
+                Ok(())
             }
-            _ => Ok(()),
-        },
-        // The agent stopped: write what is queued and close.
-        _ = &mut event_task => Ok(()),
+        }
     };
     event_task.abort();
     drop(out_tx);

@@ -14,8 +14,8 @@ use crate::api::{CommandError, Event};
 use crate::conn::InviteRec;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{
-    AddTrack, AnchorRec, Group, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Note, Owner,
-    SendTrack,
+    AddTrack, AnchorRec, ChangeRec, Group, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Note,
+    Owner, SendTrack,
 };
 
 impl Agent {
@@ -508,6 +508,19 @@ impl Agent {
                 // Declined: answer with an empty invitation so the
                 // introducer does not wait for us.
                 self.send_inv(p.conn, info.member_id.0, Vec::new());
+            }
+        } else if let (true, GroupEnvelope::Rem(x), ChangeRec::Remove { by, .. }) =
+            (accept, &env, p.change)
+        {
+            // The remover left (or its connection closed) while the removal
+            // waited for us: it was a member when it removed, so the removal
+            // still applies, like everywhere else; nobody waits for a `REMD`.
+            if self
+                .groups
+                .get(group)
+                .is_some_and(|g| !g.gone.contains(&x.0))
+            {
+                self.apply_removal(group, x.0, by);
             }
         } else {
             // The member's connection closed while the change waited.

@@ -230,28 +230,12 @@ impl Agent {
                     );
                     return;
                 }
-                let known = self
-                    .groups
-                    .get(group)
-                    .is_some_and(|g| g.members.contains_key(&x));
-                if known {
-                    self.retire_member(group, x, false);
-                    self.member_gone(group, x);
-                    self.event(Event::Removed {
-                        group: group.to_owned(),
-                        member: MemberId(x),
-                        by: Some(MemberId(sender)),
-                    });
-                } else if let Some(g) = self.groups.get_mut(group) {
-                    // Not known (yet): never accept it later.
-                    g.gone.insert(x);
-                }
+                self.apply_removal(group, x, sender);
                 self.enqueue(
                     conn,
                     &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
                     Note::None,
                 );
-                self.check_empty(group);
             }
             GroupEnvelope::Remd(x) => {
                 let waited = self
@@ -327,6 +311,28 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Member `x` is removed by `by` (a `REM` we accept): its connections
+    /// retire and the client is told. A member not known yet is never
+    /// accepted later.
+    pub(crate) fn apply_removal(&mut self, group: &str, x: Mid, by: Mid) {
+        let known = self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.members.contains_key(&x));
+        if known {
+            self.retire_member(group, x, false);
+            self.member_gone(group, x);
+            self.event(Event::Removed {
+                group: group.to_owned(),
+                member: MemberId(x),
+                by: Some(MemberId(by)),
+            });
+        } else if let Some(g) = self.groups.get_mut(group) {
+            g.gone.insert(x);
+        }
+        self.check_empty(group);
     }
 
     fn apply_from_retired(&mut self, conn: u64, group: &str, sender: Mid, env: &GroupEnvelope) {

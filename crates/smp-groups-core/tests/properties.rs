@@ -1327,11 +1327,10 @@ fn regression_deleted_generation_held_n6() {
     check(&c, &mut Stats::default()).expect("holds");
 }
 
-// Open: fails on main (and before this session's changes, at 6001919, and on
-// branch h11f); found by CI on a fresh seed. Agent 0 keeps a member the
-// others dropped after a removal and a leave with approvals (threshold 2).
+/// Found by CI on a fresh seed: a removal waiting for approval (threshold 2)
+/// whose remover left before it was approved was dropped as stale; the
+/// removed member was out while the others kept it.
 #[test]
-#[ignore = "open convergence bug (issue 11): member kept after removal and leave"]
 fn regression_member_kept_after_removal_and_leave_n8() {
     let ops = vec![
         Op::Add { by: 0, who: 2 },
