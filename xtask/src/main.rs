@@ -4,13 +4,16 @@
 
 use std::process::{Command, ExitCode};
 
+mod setup;
 mod vectors;
 
 const HELP: &str = "\
 cargo xtask <task>
 
 tasks:
-  ci            what CI runs: fmt --check, clippy -D warnings, the tests, a fuzz smoke run
+  ci            what CI runs: installs what is missing (rustfmt, clippy, the OpenSSL
+                headers, cargo-fuzz), then fmt --check, clippy -D warnings, the vectors,
+                a fuzz smoke run and the tests
   test          the test suite (cargo nextest when installed, else cargo test)
   vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
   fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
@@ -115,6 +118,7 @@ fn has_cargo_subcommand(name: &str) -> bool {
 /// Everything CI checks. The test run comes last so that its summary is the
 /// closing line of the output.
 fn ci() -> Result<(), String> {
+    setup::ensure_ci_tools()?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(
         "cargo",
