@@ -466,14 +466,27 @@ async fn session(
     let result = {
         let read = read_commands(&mut reader, &mut decoder, &agent, &held, &out_tx);
         tokio::pin!(read);
+        let writer_ended = |w: Result<std::io::Result<()>, tokio::task::JoinError>| match w {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "text client session ended: it does not read");
+                Err(e)
+            }
+            Ok(Ok(())) => Ok(()),
+            Err(e) => Err(std::io::Error::other(e)),
+        };
         tokio::select! {
-            r = &mut read => r,
-            w = &mut write_task => match w {
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "text client session ended: it does not read");
-                    Err(e)
+            // The writer first: when it gives up on a client that does not
+            // read, the reader sees its queue closed at the same moment, and
+            // the cause is the writer's.
+            biased;
+            w = &mut write_task => writer_ended(w),
+            r = &mut read => match r {
+                Ok(ReadEnd::WriterGone) => writer_ended((&mut write_task).await),
+                Ok(ReadEnd::Eof) => {
+                    tracing::debug!("text client closed its side");
+                    Ok(())
                 }
-                _ => Ok(()),
+                Err(e) => Err(e),
             },
             // The agent stopped: the command in flight, if any, is answered
             // (with why the agent stopped) and queued; then what is queued is
@@ -496,6 +509,14 @@ async fn session(
     result
 }
 
+/// Why [`read_commands`] returned.
+enum ReadEnd {
+    /// The client closed its side.
+    Eof,
+    /// The session's writer is gone (it gave up on the client, or failed).
+    WriterGone,
+}
+
 /// Reads and answers commands; each answer waits for room in the session's
 /// queue before the next bytes are read.
 async fn read_commands<R: AsyncRead + Unpin>(
@@ -504,7 +525,7 @@ async fn read_commands<R: AsyncRead + Unpin>(
     agent: &Agent,
     held: &Mutex<Held>,
     out_tx: &mpsc::Sender<Out>,
-) -> std::io::Result<()> {
+) -> std::io::Result<ReadEnd> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while let Some(item) = decoder.next() {
@@ -541,12 +562,12 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 }
             };
             if out_tx.send(Out::Line(reply.to_bytes())).await.is_err() {
-                return Ok(());
+                return Ok(ReadEnd::WriterGone);
             }
         }
         let n = reader.read(&mut buf).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(ReadEnd::Eof);
         }
         decoder.push(buf.get(..n).unwrap_or_default());
     }
