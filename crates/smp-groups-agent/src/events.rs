@@ -40,7 +40,7 @@ pub fn error_code(e: &CommandError) -> ErrorCode {
         CommandError::Duplicate(_) => ErrorCode::Duplicate,
         CommandError::TooLarge { .. } => ErrorCode::Large,
         CommandError::State(_) => ErrorCode::Prohibited,
-        CommandError::BadInvitation(_) => ErrorCode::Syntax,
+        CommandError::BadInvitation(_) | CommandError::BadAlias { .. } => ErrorCode::Syntax,
         _ => ErrorCode::Internal,
     }
 }

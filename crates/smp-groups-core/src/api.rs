@@ -150,6 +150,16 @@ pub enum CommandError {
     /// The alias is taken.
     #[error("alias {0} is in use")]
     Duplicate(String),
+    /// The alias cannot be carried by the client protocol (empty, too long,
+    /// or not printable ASCII without spaces): every event about it would be
+    /// lost, so it is refused when it is given.
+    #[error("bad alias {alias:?}: {reason}")]
+    BadAlias {
+        /// The alias given.
+        alias: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// The message is longer than the configured maximum.
     #[error("message of {len} bytes exceeds the maximum of {max}")]
     TooLarge {

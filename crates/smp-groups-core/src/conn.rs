@@ -1211,9 +1211,19 @@ impl Agent {
         prefix: &str,
     ) -> Result<String, CommandError> {
         match alias {
-            Some(a) if self.alias_taken(&a) => Err(CommandError::Duplicate(a)),
             Some(a) if a.is_empty() => Ok(self.fresh_alias(prefix)),
-            Some(a) => Ok(a),
+            Some(a) => {
+                if let Err(e) = smp_groups_wire::client::Alias::new(&a) {
+                    return Err(CommandError::BadAlias {
+                        alias: a,
+                        reason: e.to_string(),
+                    });
+                }
+                if self.alias_taken(&a) {
+                    return Err(CommandError::Duplicate(a));
+                }
+                Ok(a)
+            }
             None => Ok(self.fresh_alias(prefix)),
         }
     }

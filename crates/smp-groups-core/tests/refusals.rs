@@ -465,3 +465,56 @@ fn results_for_unknown_or_mismatched_operations_change_nothing() {
     );
     assert!(b.faults().is_empty());
 }
+
+/// An alias the client protocol cannot carry is refused when it is given
+/// (every later event about it would have had no client form), and the
+/// refused command leaves nothing behind: the same command with a good alias
+/// then succeeds, and a taken alias is still a duplicate.
+#[test]
+fn an_alias_the_client_protocol_cannot_carry_is_refused() {
+    let mut b = Bare::new();
+    let too_long = "a".repeat(smp_groups_wire::client::MAX_ALIAS_LEN + 1);
+    for bad in ["Book club", "tab\there", "caf\u{e9}", too_long.as_str()] {
+        b.events.clear();
+        b.command(Command::NewGroup {
+            alias: Some(bad.to_owned()),
+            info: Vec::new(),
+        });
+        assert!(
+            matches!(
+                &b.events[..],
+                [ClientEvent { event: Event::Err(smp_groups_core::CommandError::BadAlias { alias, .. }), .. }]
+                    if alias == bad
+            ),
+            "{bad:?}: {:?}",
+            b.events
+        );
+        b.command(Command::NewConn {
+            alias: Some(bad.to_owned()),
+        });
+        assert!(
+            matches!(
+                b.events.last().map(|e| &e.event),
+                Some(Event::Err(smp_groups_core::CommandError::BadAlias { .. }))
+            ),
+            "{bad:?}: {:?}",
+            b.events
+        );
+    }
+    assert!(b.agent.groups().is_empty(), "{:?}", b.agent.groups());
+    assert!(b.ops.is_empty(), "{:?}", b.ops);
+    b.events.clear();
+    b.command(Command::NewGroup {
+        alias: Some("book-club".into()),
+        info: Vec::new(),
+    });
+    assert_eq!(b.agent.groups(), vec!["book-club".to_owned()]);
+    b.command(Command::NewGroup {
+        alias: Some("book-club".into()),
+        info: Vec::new(),
+    });
+    assert!(matches!(
+        b.events.last().map(|e| &e.event),
+        Some(Event::Err(smp_groups_core::CommandError::Duplicate(a))) if a == "book-club"
+    ));
+}
