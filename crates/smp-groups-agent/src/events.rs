@@ -128,6 +128,7 @@ fn fault(target: &FaultTarget, source: FaultSource, kind: FaultKind) -> Option<A
         FaultKind::BadConfirmation => TextFaultKind::BadConfirmation,
         FaultKind::Undecryptable => TextFaultKind::Undecryptable,
         FaultKind::Internal => TextFaultKind::Internal,
+        FaultKind::SendRefused => TextFaultKind::SendRefused,
         _ => return None,
     };
     Some(match target {

@@ -166,7 +166,8 @@ fn map_error(op: OpId, code: ErrorCode) -> RelayEvent {
         ErrorCode::NoMsg => RelayEvent::Done { op },
         // Refused authorization, and commands the relay refuses as malformed,
         // will be refused again.
-        ErrorCode::Auth | ErrorCode::LargeMsg | ErrorCode::Cmd(_) => failed(op, RelayError::Auth),
+        ErrorCode::Auth => failed(op, RelayError::Auth),
+        ErrorCode::LargeMsg | ErrorCode::Cmd(_) => failed(op, RelayError::Refused),
     }
 }
 

@@ -347,9 +347,10 @@ enum Failure {
 /// The core's view of a client error: retried, or final.
 fn classify(e: &ClientError) -> RelayError {
     match e {
-        ClientError::Server(
-            ErrorType::Auth | ErrorType::LargeMsg | ErrorType::Cmd(_) | ErrorType::Blocked(_),
-        ) => RelayError::Auth,
+        ClientError::Server(ErrorType::Auth) => RelayError::Auth,
+        ClientError::Server(ErrorType::LargeMsg | ErrorType::Cmd(_) | ErrorType::Blocked(_)) => {
+            RelayError::Refused
+        }
         _ => RelayError::Temporary,
     }
 }

@@ -72,6 +72,9 @@ pub struct Agent {
     pub(crate) refusals: RefusalCounts,
     /// Undecryptable messages in a row, by connection (not stored).
     pub(crate) undecryptable: BTreeMap<u64, u32>,
+    /// Connections whose send the relay refused ([`RelayError::Refused`]),
+    /// already reported to the client; cleared when a send goes through.
+    pub(crate) send_refused: BTreeSet<u64>,
     /// Receive queues we deleted lately (not stored; at most
     /// [`FORGOTTEN_QUEUES`]): what the relay still says of them is a race.
     pub(crate) forgotten: VecDeque<(String, Vec<u8>)>,
@@ -110,6 +113,7 @@ impl Agent {
             written: BTreeMap::new(),
             refusals: RefusalCounts::default(),
             undecryptable: BTreeMap::new(),
+            send_refused: BTreeSet::new(),
             forgotten: VecDeque::new(),
         }
     }
@@ -445,25 +449,57 @@ impl Agent {
         );
     }
 
+    /// Schedules operation `op` again: after the next backoff step, or at
+    /// the longest retry interval when `longest`.
+    fn retry_later(&mut self, op: OpId, longest: bool) {
+        let (base, max, now) = (self.cfg.retry_ms, self.cfg.max_retry_ms, self.now);
+        if let Some(p) = self.ops.get_mut(&op) {
+            p.attempts = p.attempts.saturating_add(1);
+            let delay = if longest {
+                max.max(1)
+            } else {
+                base.saturating_mul(1u64 << p.attempts.min(20))
+                    .min(max)
+                    .max(1)
+            };
+            p.retry_at = Some(now.saturating_add(delay));
+            self.dirty.insert(Key::Op(op.0));
+        }
+    }
+
     fn on_op_failed(&mut self, op: OpId, error: RelayError) {
         if !self.ops.contains_key(&op) {
             self.unknown_op(op, &format!("{error:?}"));
             return;
         }
-        match error {
-            RelayError::Temporary => {
-                let (base, max, now) = (self.cfg.retry_ms, self.cfg.max_retry_ms, self.now);
-                if let Some(p) = self.ops.get_mut(&op) {
-                    p.attempts = p.attempts.saturating_add(1);
-                    let delay = base
-                        .saturating_mul(1u64 << p.attempts.min(20))
-                        .min(max)
-                        .max(1);
-                    p.retry_at = Some(now.saturating_add(delay));
-                    self.dirty.insert(Key::Op(op.0));
-                }
+        if let (RelayError::Refused, Some(Purpose::Send(conn))) =
+            (error, self.ops.get(&op).map(|p| &p.purpose))
+        {
+            // Not the peer's doing: the envelope stays first in line and is
+            // tried again, rarely; the client is told once.
+            let conn = *conn;
+            let detail = format!("the relay refused a send on connection {conn}");
+            if self.send_refused.insert(conn) {
+                self.report(
+                    FaultSource::Relay,
+                    FaultKind::SendRefused,
+                    At::conn(conn),
+                    &detail,
+                );
+            } else {
+                self.refuse(
+                    FaultSource::Relay,
+                    FaultKind::SendRefused,
+                    At::conn(conn),
+                    &detail,
+                );
             }
-            RelayError::NoQueue | RelayError::Auth => {
+            self.retry_later(op, true);
+            return;
+        }
+        match error {
+            RelayError::Temporary => self.retry_later(op, false),
+            RelayError::NoQueue | RelayError::Auth | RelayError::Refused => {
                 // A retried confirmation refused because the inviter already
                 // secured its queue with our key: it was delivered.
                 let conf_done = matches!(error, RelayError::Auth)

@@ -450,6 +450,10 @@ impl Agent {
         if let Some(snd) = conn.snd.as_mut() {
             snd.secured = true;
         }
+        self.send_refused.remove(&id);
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         let item = conn.outbox.pop_front();
         let owner = conn.owner.clone();
         self.touch_conn(id);
@@ -467,6 +471,7 @@ impl Agent {
 
     /// The peer's queue is gone: drop what cannot be delivered.
     pub(crate) fn on_send_dead(&mut self, id: u64) {
+        self.send_refused.remove(&id);
         let Some(conn) = self.conns.get(&id) else {
             self.refuse(
                 FaultSource::Nobody,

@@ -136,6 +136,12 @@ pub enum FaultKind {
     PeerQueueGone,
     /// Another relay operation (`ACK`, `DEL`) refused for good.
     OpRefused,
+    /// The relay refused one of our sends for a reason of its own
+    /// ([`crate::RelayError::Refused`]: too large for it, blocked): the peer
+    /// is not known to be gone, so nothing is dropped and no member counts
+    /// as left; the send is retried at the longest retry interval. Reported
+    /// to the client once, until a send on the connection goes through.
+    SendRefused,
     /// One of our own steps failed (sealing a message, encoding a record): the
     /// connection's outbox cannot move. Reported to the client.
     Internal,
@@ -166,6 +172,7 @@ impl FaultKind {
             Self::QueueGone => "queue_gone",
             Self::PeerQueueGone => "peer_queue_gone",
             Self::OpRefused => "op_refused",
+            Self::SendRefused => "send_refused",
             Self::Internal => "internal",
             Self::Command => "command",
         }

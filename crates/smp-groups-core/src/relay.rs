@@ -130,6 +130,13 @@ pub enum RelayError {
     NoQueue,
     /// The relay refused the authorization.
     Auth,
+    /// The relay refused the operation itself, for a reason of its own (the
+    /// message is too large for it, a command it does not take, the queue
+    /// is blocked): the queue is not known to be gone. A send refused so is
+    /// retried at the longest retry interval and reported to the client
+    /// ([`crate::FaultKind::SendRefused`]); it never counts as the peer
+    /// leaving.
+    Refused,
 }
 
 /// What a relay reported, fed to [`crate::Agent::handle`].

@@ -518,3 +518,80 @@ fn an_alias_the_client_protocol_cannot_carry_is_refused() {
         Some(Event::Err(smp_groups_core::CommandError::Duplicate(a))) if a == "book-club"
     ));
 }
+
+/// A send the relay refuses for a reason of its own (a relay whose block is
+/// smaller than ours answers `LARGE_MSG`) is reported once per member as the
+/// relay's `send_refused`, never as the member leaving; nothing is dropped,
+/// and once the relay takes it the message reaches every member once.
+#[test]
+fn a_send_refused_by_the_relay_is_reported_and_kept_not_a_departure() {
+    let mut sim = Sim::new(3, &config(), Faults::default(), 17);
+    let g = sim.create_group(0).expect("group");
+    let h1 = sim.invite(&g, 1).expect("member 1");
+    let h2 = sim.invite(&g, 2).expect("member 2");
+    sim.settle_all();
+    sim.set_relay_max_body(Some(64));
+    sim.command(
+        0,
+        Command::Send {
+            group: g.alias.clone(),
+            body: b"through a narrow relay".to_vec(),
+        },
+    );
+    // Several retries at the longest interval: reported once per member.
+    let until = sim.now() + 5 * 60_000;
+    sim.run_until(until);
+    let refused = |e: &Event| {
+        matches!(
+            e,
+            Event::Fault {
+                target: FaultTarget::Member { .. },
+                source: FaultSource::Relay,
+                kind: FaultKind::SendRefused,
+            }
+        )
+    };
+    assert_eq!(count(sim.events(0), refused), 2, "{:?}", sim.events(0));
+    assert!(
+        sim.refusals(0)
+            .get(FaultSource::Relay, FaultKind::SendRefused)
+            > 2,
+        "{}",
+        sim.refusals(0)
+    );
+    let left = |e: &Event| {
+        matches!(
+            e,
+            Event::Left { .. } | Event::Removed { .. } | Event::Out { .. }
+        )
+    };
+    for i in 0..3 {
+        assert_eq!(
+            count(sim.events(i), left),
+            0,
+            "agent {i}: {:?}",
+            sim.events(i)
+        );
+    }
+    assert_eq!(sim.agent(0).expect("agent 0").members(&g.alias).len(), 2);
+    sim.set_relay_max_body(None);
+    sim.settle_all();
+    for h in [&h1, &h2] {
+        let got: Vec<&[u8]> = sim
+            .events(h.agent)
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Msg { group, body, .. } if *group == h.alias => Some(body.as_slice()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![&b"through a narrow relay"[..]],
+            "agent {}",
+            h.agent
+        );
+    }
+    // Reported once: no second report after the sends went through.
+    assert_eq!(count(sim.events(0), refused), 2);
+}

@@ -291,6 +291,13 @@ impl Sim {
             .collect()
     }
 
+    /// The longest body the simulated relays take in a `SEND` (`None`: no
+    /// limit); a longer one is refused as a relay with a smaller block
+    /// refuses it (`LARGE_MSG`, [`crate::RelayError::Refused`]).
+    pub fn set_relay_max_body(&mut self, max: Option<usize>) {
+        self.relays.max_body = max;
+    }
+
     /// After every input, check that each agent's store holds exactly its
     /// in-memory state (a change never marked for storage would be lost in a
     /// crash). Slow: for tests.

@@ -43,6 +43,9 @@ pub(crate) struct Relays {
     /// Queues whose delivery state may have changed.
     touched: BTreeSet<(String, Vec<u8>)>,
     next: u64,
+    /// The longest body a `SEND` may carry, as a relay with a smaller block
+    /// would have it (longer ones are refused, [`RelayError::Refused`]).
+    pub(crate) max_body: Option<usize>,
 }
 
 impl Relays {
@@ -104,6 +107,9 @@ impl Relays {
             RelayOp::Send {
                 snd_id, auth, body, ..
             } => {
+                if self.max_body.is_some_and(|max| body.len() > max) {
+                    return OpResult::Failed(RelayError::Refused);
+                }
                 let Some(rcv_id) = self
                     .by_sender
                     .get(&(server.clone(), snd_id.clone()))

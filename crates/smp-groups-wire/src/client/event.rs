@@ -122,6 +122,10 @@ pub enum FaultKind {
     /// `internal`: one of the agent's own steps failed; the connection's
     /// outgoing messages cannot move.
     Internal,
+    /// `send_refused`: the relay refused a send for a reason of its own (too
+    /// large for it, blocked); the peer is not known to be gone, and the send
+    /// is retried at the longest interval.
+    SendRefused,
 }
 
 impl FaultKind {
@@ -134,6 +138,7 @@ impl FaultKind {
             Self::BadConfirmation => "bad_confirmation",
             Self::Undecryptable => "undecryptable",
             Self::Internal => "internal",
+            Self::SendRefused => "send_refused",
         }
     }
 
@@ -145,6 +150,7 @@ impl FaultKind {
             b"bad_confirmation" => Ok(Self::BadConfirmation),
             b"undecryptable" => Ok(Self::Undecryptable),
             b"internal" => Ok(Self::Internal),
+            b"send_refused" => Ok(Self::SendRefused),
             _ => Err(LineError::syntax("unknown fault kind")),
         }
     }
