@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use smp_groups_core::{Agent as CoreAgent, Command, CommandError, Config, Event};
+use smp_groups_core::{Agent as CoreAgent, Command, CommandError, Config, Event, Settings};
 use smp_groups_store::Store;
 use smp_groups_wire::agent::MemberId;
 use tokio::sync::{mpsc, oneshot};
@@ -21,8 +21,13 @@ pub struct AgentConfig {
     /// The agent's name at its relays (stable across restarts).
     pub identity: String,
     /// Core settings for a new agent (`server` is the relay its queues are
-    /// created on). A restored agent keeps the settings it was created with.
+    /// created on). A restored agent keeps the settings it was created with,
+    /// except those of [`AgentConfig::settings`].
     pub core: Config,
+    /// Settings applied to a restored agent too (approvals, the check
+    /// schedule, receipts), so that the ones a daemon is started with hold
+    /// whenever it was created; `None`: a restored agent keeps its own.
+    pub settings: Option<Settings>,
 }
 
 impl AgentConfig {
@@ -35,6 +40,7 @@ impl AgentConfig {
                 server: server.to_owned(),
                 ..Config::default()
             },
+            settings: None,
         }
     }
 }
@@ -117,12 +123,15 @@ impl Agent {
             None => Store::open_in_memory()?,
         };
         let stored = store.load_core()?;
-        let core = if stored.records.is_empty() {
+        let mut core = if stored.records.is_empty() {
             let _ = &mut store;
             CoreAgent::new(config.core.clone())
         } else {
             CoreAgent::restore(stored.records, stored.schema)?
         };
+        if let Some(settings) = &config.settings {
+            core.apply_settings(settings);
+        }
         let (tx, requests) = mpsc::channel(64);
         let (relay_tx, relay_events) = mpsc::unbounded_channel();
         let relay = relays.connect(RelayContext {

@@ -77,3 +77,67 @@ async fn serve_stops_cleanly_on_sigterm() {
     let r = c.call("2", "G:club NEW :again").await;
     assert_survived(&r, "the group");
 }
+
+/// `serve --approval-threshold 1`: alice (the creator) is asked before bob's
+/// addition of carol takes effect for her, over TCP (`APPROVE`, `ALLOW`);
+/// carol's join then completes. Bob and carol run with the default
+/// threshold and are asked nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_the_approval_threshold_from_its_command_line() {
+    use common::flows;
+    use smp_groups_wire::client::Approval;
+    let db = temp_db("policy");
+    let (_relay, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
+    let (_pa, a_ep) = procs::agent_with(
+        "alice",
+        &relay,
+        &db.with_file_name("alice.db"),
+        None,
+        &["--approval-threshold", "1"],
+    );
+    let (_pb, b_ep) = procs::agent("bob", &relay, &db.with_file_name("bob.db"));
+    let (_pc, c_ep) = procs::agent("carol", &relay, &db.with_file_name("carol.db"));
+    let mut a = Client::connect(&a_ep, "alice").await;
+    let mut b = Client::connect(&b_ep, "bob").await;
+    let mut c = Client::connect(&c_ep, "carol").await;
+    flows::connect(&mut a, &mut b, "bob", "alice").await;
+    let r = a.call("g1", "G:club NEW :Book club").await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    flows::invite(&mut a, &mut b, "bob", "alice", "club", "books").await;
+    flows::connect(&mut b, &mut c, "carol", "bob").await;
+
+    let r = b.call("b1", "C:carol INTRO G:books :books info").await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    let inv = c
+        .wait(|t| match &t.msg {
+            AgentEvent::Req { invitation, .. } => Some(invitation.as_str().to_owned()),
+            _ => None,
+        })
+        .await;
+    let r = c.call("c1", &format!("G:club JOIN g:{inv}")).await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    let req = a
+        .wait(|t| match &t.msg {
+            AgentEvent::Approve {
+                group,
+                req_id,
+                change: Approval::Add { .. },
+            } if group.as_str() == "club" => Some(*req_id),
+            _ => None,
+        })
+        .await;
+    let r = a.call("a1", &format!("G:club ALLOW {req}")).await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    c.wait(|t| {
+        matches!(&t.msg, AgentEvent::GroupMem { group, member: None } if group.as_str() == "club")
+            .then_some(())
+    })
+    .await;
+    for (who, client) in [("bob", &b), ("carol", &c)] {
+        assert_eq!(
+            client.count(|e| matches!(e, AgentEvent::Approve { .. })),
+            0,
+            "{who} was asked"
+        );
+    }
+}

@@ -123,6 +123,16 @@ impl Agent {
         &self.cfg
     }
 
+    /// Changes the settings that may change on a running or restored agent
+    /// (approvals, the check schedule, receipts); they apply from the next
+    /// input on and are stored with the next input's batch.
+    pub fn apply_settings(&mut self, settings: &crate::Settings) {
+        if crate::Settings::of(&self.cfg) != *settings {
+            settings.apply_to(&mut self.cfg);
+            self.dirty.insert(Key::Meta);
+        }
+    }
+
     /// Rebuilds an agent from the records its batches persisted. The restored
     /// agent re-subscribes to its receive queues and re-issues every relay
     /// operation that was in flight (poll for them).

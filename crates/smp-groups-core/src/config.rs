@@ -116,3 +116,38 @@ impl Config {
             .clamp(1, smp_groups_wire::agent::MAX_FRAGMENT_LEN)
     }
 }
+
+/// The settings a running or restored agent may change: they apply from the
+/// next input on and are stored with the agent. The others ([`Config`]'s
+/// relay, open invitations, sizes, ratchet) stay as the agent was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// See [`Config::approval_threshold`].
+    pub approval_threshold: usize,
+    /// See [`Config::check_interval_ms`].
+    pub check_interval_ms: Option<u64>,
+    /// See [`Config::check_every_messages`].
+    pub check_every_messages: Option<u64>,
+    /// See [`Config::receipts`].
+    pub receipts: ReceiptPolicy,
+}
+
+impl Settings {
+    /// The settings `config` holds.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            approval_threshold: config.approval_threshold,
+            check_interval_ms: config.check_interval_ms,
+            check_every_messages: config.check_every_messages,
+            receipts: config.receipts,
+        }
+    }
+
+    /// Writes these settings into `config`.
+    pub fn apply_to(&self, config: &mut Config) {
+        config.approval_threshold = self.approval_threshold;
+        config.check_interval_ms = self.check_interval_ms;
+        config.check_every_messages = self.check_every_messages;
+        config.receipts = self.receipts;
+    }
+}

@@ -46,7 +46,7 @@ pub mod sim;
 
 pub use agent::{Agent, Input, Output};
 pub use api::{Change, ClientEvent, Command, CommandError, Event};
-pub use config::{Config, ReceiptPolicy};
+pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use smp_groups_agent::{Agent, AgentConfig, NetworkRelay, demo, server};
+use smp_groups_core::{ReceiptPolicy, Settings};
 use smp_groups_wire::smp::ProtocolServer;
 
 /// The smp-groups agent.
@@ -65,6 +66,8 @@ enum Cmd {
         /// The agent's name at its relays.
         #[arg(long, default_value = "agent")]
         identity: String,
+        #[command(flatten)]
+        policy: Policy,
     },
     /// Run the scripted group demo.
     Demo {
@@ -75,6 +78,65 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         messages: usize,
     },
+}
+
+/// Group settings of `serve`. All but --open-invitations apply at every
+/// start, to an agent restored from its database too.
+#[derive(clap::Args, Debug)]
+struct Policy {
+    /// Membership changes made by other members are applied without asking
+    /// while the group has at most this many members; above it the client is
+    /// asked (`APPROVAL`, answered with `ALLOW`/`DENY`).
+    #[arg(long, default_value_t = 64)]
+    approval_threshold: usize,
+    /// Use open invitations (members hand each other invitations up front;
+    /// adding a member needs no INTRO/INV round). Applies when the database
+    /// is created; a restored agent keeps what it was created with.
+    #[arg(long)]
+    open_invitations: bool,
+    /// Seconds between G_CHECK rounds of a group with new messages (0: no
+    /// time trigger).
+    #[arg(long, default_value_t = 60)]
+    check_interval: u64,
+    /// A G_CHECK round after this many group messages (0: no count trigger).
+    #[arg(long, default_value_t = 100)]
+    check_every: u64,
+    /// Receipts for group messages: `grouped` (signed, up to 64 in one
+    /// envelope, sent within 2 s), `each-signed` (one signed receipt per
+    /// message) or `unsigned` (grouped, without signatures).
+    #[arg(long, value_enum, default_value_t = Receipts::Grouped)]
+    receipts: Receipts,
+}
+
+/// The receipt policies `serve` offers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Receipts {
+    Grouped,
+    EachSigned,
+    Unsigned,
+}
+
+impl Policy {
+    /// The agent's settings: `config` for a new agent, with the settings a
+    /// restored one takes too.
+    fn config(&self, identity: &str, relay: &str, db: PathBuf) -> AgentConfig {
+        let mut c = AgentConfig::new(identity, relay, Some(db));
+        c.core.approval_threshold = self.approval_threshold;
+        c.core.open_invitations = self.open_invitations;
+        c.core.check_interval_ms =
+            (self.check_interval > 0).then(|| self.check_interval.saturating_mul(1000));
+        c.core.check_every_messages = (self.check_every > 0).then_some(self.check_every);
+        c.core.receipts = match self.receipts {
+            Receipts::Grouped => ReceiptPolicy::default(),
+            Receipts::EachSigned => ReceiptPolicy::EACH_SIGNED,
+            Receipts::Unsigned => ReceiptPolicy {
+                sign: false,
+                ..ReceiptPolicy::default()
+            },
+        };
+        c.settings = Some(Settings::of(&c.core));
+        c
+    }
 }
 
 fn main() -> ExitCode {
@@ -113,6 +175,7 @@ fn main() -> ExitCode {
                 relays,
                 db,
                 identity,
+                policy,
             } => {
                 let listeners = Listeners {
                     socket,
@@ -122,7 +185,7 @@ fn main() -> ExitCode {
                     max_clients,
                     write_timeout,
                 };
-                serve(listeners, &relays, db, &identity).await
+                serve(listeners, &relays, db, &identity, &policy).await
             }
         }
     })
@@ -144,7 +207,13 @@ fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-async fn serve(l: Listeners, relays: &[String], db: PathBuf, identity: &str) -> ExitCode {
+async fn serve(
+    l: Listeners,
+    relays: &[String],
+    db: PathBuf,
+    identity: &str,
+    policy: &Policy,
+) -> ExitCode {
     for r in relays {
         if !matches!(ProtocolServer::parse_prefix(r), Ok((_, ""))) {
             eprintln!("--relay {r}: not an SMP relay address (smp://keyHash@host[:port])");
@@ -214,7 +283,7 @@ async fn serve(l: Listeners, relays: &[String], db: PathBuf, identity: &str) -> 
     };
     // Queues are created on the first relay; peers' queues may be on any.
     let relays = Arc::new(NetworkRelay::new());
-    let agent = match Agent::open(AgentConfig::new(identity, first, Some(db)), relays) {
+    let agent = match Agent::open(policy.config(identity, first, db), relays) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("cannot open the agent: {e}");
