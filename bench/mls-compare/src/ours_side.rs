@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event, ReceiptPolicy};
+use smp_groups_core::{Command, Config, Event, ReceiptPolicy, ReceiptStatus};
 
 use crate::{Protocol, Sample};
 
@@ -124,7 +124,7 @@ impl Ours {
                     e.event,
                     Event::Rcvd {
                         member: None,
-                        ok: true,
+                        status: ReceiptStatus::Ok,
                         ..
                     }
                 )
@@ -222,7 +222,7 @@ impl Protocol for Ours {
                 e.event,
                 Event::Rcvd {
                     member: None,
-                    ok: true,
+                    status: ReceiptStatus::Ok,
                     ..
                 }
             )

@@ -5,7 +5,9 @@
 //! base64url form (no padding) of its group member id, so `REM C:alias` names
 //! the member directly. Invitations to connections travel as base64url text.
 
-use smp_groups_core::{Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget};
+use smp_groups_core::{
+    Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget, ReceiptStatus,
+};
 use smp_groups_integrity::{Violation, ViolationKind as Kind};
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::base64url;
@@ -243,15 +245,15 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
             group,
             member,
             msg_id,
-            ok,
+            status,
         } => AgentEvent::GroupRcvd {
             group: alias(group)?,
             member: opt_member(member.as_ref())?,
             msg_id: *msg_id,
-            status: if *ok {
-                RcvdStatus::Ok
-            } else {
-                RcvdStatus::BadHash
+            status: match status {
+                ReceiptStatus::Ok => RcvdStatus::Ok,
+                ReceiptStatus::BadHash => RcvdStatus::BadHash,
+                ReceiptStatus::BadSig => RcvdStatus::BadSig,
             },
         },
         Event::Left { group, member } => AgentEvent::Left {

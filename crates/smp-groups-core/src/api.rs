@@ -304,8 +304,8 @@ pub enum Event {
         member: Option<MemberId>,
         /// The local id of our message.
         msg_id: u64,
-        /// Whether the receipt(s) matched the content hash (and signature).
-        ok: bool,
+        /// What the receipt proved; for all members, the worst of theirs.
+        status: ReceiptStatus,
     },
     /// `G:g LEFT [member]`: the member left (`None`: we left).
     Left {
@@ -374,4 +374,55 @@ pub enum Event {
         /// What was refused.
         kind: FaultKind,
     },
+}
+
+/// What a receipt for one of our group messages proved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    /// The member received what we sent (the content hash matches) and
+    /// signed for it (when signed receipts are on).
+    Ok,
+    /// The member received other content than we sent.
+    BadHash,
+    /// The receipt's signature does not verify, or it is unsigned (or from a
+    /// member whose key we do not know) while signed receipts are on.
+    BadSig,
+}
+
+impl ReceiptStatus {
+    /// True for [`ReceiptStatus::Ok`].
+    pub fn is_ok(self) -> bool {
+        self == Self::Ok
+    }
+
+    /// The worse of two statuses (a bad signature over a bad hash over ok).
+    #[must_use]
+    pub fn worst(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::BadSig, _) | (_, Self::BadSig) => Self::BadSig,
+            (Self::BadHash, _) | (_, Self::BadHash) => Self::BadHash,
+            _ => Self::Ok,
+        }
+    }
+
+    /// The byte a stored send record holds: `0` bad hash, `1` ok, `2` bad
+    /// signature (the first two are the `false`/`true` of records written
+    /// when the status was a boolean, so those still load).
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Self::BadHash => 0,
+            Self::Ok => 1,
+            Self::BadSig => 2,
+        }
+    }
+
+    /// The status a stored byte holds ([`Self::to_byte`]); unknown bytes
+    /// read as a bad signature (never as ok).
+    pub(crate) fn from_byte(b: u8) -> Self {
+        match b {
+            0 => Self::BadHash,
+            1 => Self::Ok,
+            _ => Self::BadSig,
+        }
+    }
 }

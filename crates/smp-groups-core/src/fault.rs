@@ -136,6 +136,10 @@ pub enum FaultKind {
     PeerQueueGone,
     /// Another relay operation (`ACK`, `DEL`) refused for good.
     OpRefused,
+    /// A receipt whose signature does not verify, or that is unsigned (or
+    /// from a member whose key is unknown) while signed receipts are on: the
+    /// client sees `RCVD ... bad_sig`.
+    BadSignature,
     /// The relay refused one of our sends for a reason of its own
     /// ([`crate::RelayError::Refused`]: too large for it, blocked): the peer
     /// is not known to be gone, so nothing is dropped and no member counts
@@ -172,6 +176,7 @@ impl FaultKind {
             Self::QueueGone => "queue_gone",
             Self::PeerQueueGone => "peer_queue_gone",
             Self::OpRefused => "op_refused",
+            Self::BadSignature => "bad_signature",
             Self::SendRefused => "send_refused",
             Self::Internal => "internal",
             Self::Command => "command",

@@ -251,7 +251,7 @@ impl Agent {
                 content_hash: sent.content_hash.0,
                 sent_pending: targets.iter().map(|(m, _)| *m).collect(),
                 rcvd_pending: targets.iter().map(|(m, _)| *m).collect(),
-                all_ok: true,
+                status: crate::ReceiptStatus::Ok.to_byte(),
                 sent_done: false,
             },
         );

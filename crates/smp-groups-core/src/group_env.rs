@@ -908,10 +908,34 @@ impl Agent {
         if !awaited {
             return;
         }
-        let sig_ok = receipt_sig_ok(g, from, sig, payload);
-        if !sig_ok {
-            tracing::warn!(group, member = %MemberId(from), count = receipts.len(), "receipts with a bad signature");
-        }
+        let required = self.cfg.receipts.sign;
+        let sig_ok = match receipt_sig(g, from, sig, payload) {
+            Sig::Valid => true,
+            Sig::Missing if !required => true,
+            Sig::Missing => {
+                let detail = format!(
+                    "{} receipt(s) unsigned or from a member whose key is unknown, while signed receipts are on",
+                    receipts.len()
+                );
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::BadSignature,
+                    At::member(group, Some(from), None),
+                    &detail,
+                );
+                false
+            }
+            Sig::Bad => {
+                let detail = format!("{} receipt(s) with a bad signature", receipts.len());
+                self.refuse(
+                    FaultSource::Peer,
+                    FaultKind::BadSignature,
+                    At::member(group, Some(from), None),
+                    &detail,
+                );
+                false
+            }
+        };
         for (id, digest) in receipts {
             self.apply_receipt(group, from, *id, *digest, sig_ok);
         }
@@ -950,36 +974,56 @@ impl Agent {
             self.refuse(FaultSource::Nobody, FaultKind::Duplicate, at, &detail);
             return;
         }
-        let ok = digest.0 == t.content_hash && sig_ok;
-        t.all_ok &= ok;
+        let status = if !sig_ok {
+            crate::ReceiptStatus::BadSig
+        } else if digest.0 == t.content_hash {
+            crate::ReceiptStatus::Ok
+        } else {
+            crate::ReceiptStatus::BadHash
+        };
+        t.status = crate::ReceiptStatus::from_byte(t.status)
+            .worst(status)
+            .to_byte();
         self.event(Event::Rcvd {
             group: group.to_owned(),
             member: Some(MemberId(from)),
             msg_id: int_id,
-            ok,
+            status,
         });
         self.finish_send_track(group, int_id);
     }
 }
 
-/// Whether a receipt signature by `from` over `payload(group id, our id)`
-/// holds. An unsigned receipt, or one from a member whose key we do not know,
-/// counts as valid.
-fn receipt_sig_ok(
+/// What a receipt's signature shows.
+enum Sig {
+    /// It verifies with the member's key.
+    Valid,
+    /// It does not verify.
+    Bad,
+    /// There is none, or the member's key is unknown: valid only while
+    /// signed receipts are off.
+    Missing,
+}
+
+/// Checks a receipt signature by `from` over `payload(group id, our id)`.
+fn receipt_sig(
     g: &crate::state::Group,
     from: Mid,
     sig: Option<[u8; 64]>,
     payload: impl FnOnce([u8; 16], Mid) -> Vec<u8>,
-) -> bool {
+) -> Sig {
     let key = g.members.get(&from).and_then(|m| m.signing_key);
     match (sig, key) {
-        (Some(s), Some(k)) => PublicKey::from_bytes(k)
-            .verify(
-                &payload(g.id, g.me),
-                &smp_groups_crypto::ed25519::Signature::from_bytes(s),
-            )
-            .is_ok(),
-        _ => true,
+        (Some(s), Some(k)) => {
+            let ok = PublicKey::from_bytes(k)
+                .verify(
+                    &payload(g.id, g.me),
+                    &smp_groups_crypto::ed25519::Signature::from_bytes(s),
+                )
+                .is_ok();
+            if ok { Sig::Valid } else { Sig::Bad }
+        }
+        _ => Sig::Missing,
     }
 }
 

@@ -666,7 +666,7 @@ impl Agent {
                 group: group.to_owned(),
                 member: None,
                 msg_id: int_id,
-                ok: t.all_ok,
+                status: crate::ReceiptStatus::from_byte(t.status),
             });
             let ext = t.ext_msg_id;
             g.sends.remove(&int_id);

@@ -45,7 +45,7 @@ mod time;
 pub mod sim;
 
 pub use agent::{Agent, Input, Output};
-pub use api::{Change, ClientEvent, Command, CommandError, Event};
+pub use api::{Change, ClientEvent, Command, CommandError, Event, ReceiptStatus};
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};

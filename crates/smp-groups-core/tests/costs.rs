@@ -210,7 +210,7 @@ fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool,
     let rcvd = sim.events(0)[start..]
         .iter()
         .filter_map(|e| match &e.event {
-            Event::Rcvd { member, ok, .. } => Some((member.is_some(), *ok)),
+            Event::Rcvd { member, status, .. } => Some((member.is_some(), status.is_ok())),
             _ => None,
         })
         .collect();

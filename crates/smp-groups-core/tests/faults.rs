@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::{ack_all, config, count, received};
 use smp_groups_core::sim::{Faults, Sim};
-use smp_groups_core::{Command, CommandError, Config, Event};
+use smp_groups_core::{Command, CommandError, Config, Event, ReceiptStatus};
 
 const FAULTY: Faults = Faults {
     loss_ppm: 50_000,
@@ -87,7 +87,7 @@ fn lossy_network_delivers_exactly_once() {
                     e,
                     Event::Rcvd {
                         member: None,
-                        ok: true,
+                        status: ReceiptStatus::Ok,
                         ..
                     }
                 )),

@@ -1,7 +1,7 @@
 //! The whole group lifecycle through the simulation, without faults.
 
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::{Command, Config, Event, ReceiptStatus};
 use smp_groups_wire::agent::MemberId;
 
 fn config() -> Config {
@@ -176,7 +176,7 @@ fn group_lifecycle_of_four() {
             e,
             Event::Rcvd {
                 member: Some(_),
-                ok: true,
+                status: ReceiptStatus::Ok,
                 ..
             }
         )),
@@ -187,7 +187,7 @@ fn group_lifecycle_of_four() {
             e,
             Event::Rcvd {
                 member: None,
-                ok: true,
+                status: ReceiptStatus::Ok,
                 ..
             }
         )),

@@ -595,3 +595,89 @@ fn a_send_refused_by_the_relay_is_reported_and_kept_not_a_departure() {
     // Reported once: no second report after the sends went through.
     assert_eq!(count(sim.events(0), refused), 2);
 }
+
+/// Signed receipts on (the default): an unsigned receipt is not proof, so
+/// the sender reports it as `bad_sig` (per member and for all) and counts
+/// it as the peer's; a member that does not require signatures still takes
+/// signed receipts as ok.
+#[test]
+fn an_unsigned_receipt_is_bad_sig_when_signed_receipts_are_on() {
+    use smp_groups_core::{ReceiptPolicy, ReceiptStatus, Settings};
+    let mut sim = Sim::new(3, &config(), Faults::default(), 19);
+    let g = sim.create_group(0).expect("group");
+    let h1 = sim.invite(&g, 1).expect("member 1");
+    let h2 = sim.invite(&g, 2).expect("member 2");
+    sim.settle_all();
+    let mut unsigned = Settings::of(sim.agent(1).expect("agent 1").config());
+    unsigned.receipts = ReceiptPolicy {
+        sign: false,
+        ..ReceiptPolicy::default()
+    };
+    sim.apply_settings(1, &unsigned);
+    let id1 = sim
+        .agent(1)
+        .and_then(|a| a.member_id(&h1.alias))
+        .expect("id 1");
+    let id2 = sim
+        .agent(2)
+        .and_then(|a| a.member_id(&h2.alias))
+        .expect("id 2");
+    for (i, alias) in [(0, &g.alias), (1, &h1.alias)] {
+        sim.command(
+            i,
+            Command::Send {
+                group: alias.clone(),
+                body: format!("from {i}").into_bytes(),
+            },
+        );
+    }
+    sim.settle_all();
+    for h in [&g, &h1, &h2] {
+        let ids: Vec<u64> = sim
+            .events(h.agent)
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Msg { msg_id, .. } => Some(*msg_id),
+                _ => None,
+            })
+            .collect();
+        for msg_id in ids {
+            sim.command(
+                h.agent,
+                Command::Ack {
+                    group: h.alias.clone(),
+                    msg_id,
+                },
+            );
+        }
+    }
+    sim.settle_all();
+    let rcvd = |i: usize| -> Vec<(Option<smp_groups_wire::agent::MemberId>, ReceiptStatus)> {
+        sim.events(i)
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Rcvd { member, status, .. } => Some((*member, *status)),
+                _ => None,
+            })
+            .collect()
+    };
+    let r0 = rcvd(0);
+    assert!(r0.contains(&(Some(id1), ReceiptStatus::BadSig)), "{r0:?}");
+    assert!(r0.contains(&(Some(id2), ReceiptStatus::Ok)), "{r0:?}");
+    assert!(r0.contains(&(None, ReceiptStatus::BadSig)), "{r0:?}");
+    assert_eq!(r0.len(), 3, "{r0:?}");
+    assert!(
+        sim.refusals(0)
+            .get(FaultSource::Peer, FaultKind::BadSignature)
+            >= 1
+    );
+    // Agent 1 does not require signatures; the others' are valid anyway.
+    let r1 = rcvd(1);
+    assert_eq!(r1.len(), 3, "{r1:?}");
+    assert!(r1.iter().all(|(_, s)| s.is_ok()), "{r1:?}");
+    assert_eq!(
+        sim.refusals(1)
+            .get(FaultSource::Peer, FaultKind::BadSignature),
+        0
+    );
+}

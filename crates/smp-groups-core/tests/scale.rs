@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::ack_all;
 use smp_groups_core::sim::{Faults, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::{Command, Config, Event, ReceiptStatus};
 use smp_groups_wire::agent::MemberId;
 
 const N: usize = 64;
@@ -125,7 +125,7 @@ fn group_of_64_under_faults_and_restarts() {
         let id = sent[&h.agent];
         assert!(
             sim.events(h.agent).iter().any(|e| matches!(&e.event,
-                Event::Rcvd { member: None, msg_id, ok: true, .. } if *msg_id == id)),
+                Event::Rcvd { member: None, msg_id, status: ReceiptStatus::Ok, .. } if *msg_id == id)),
             "seed {seed}: the send of agent {} never completed",
             h.agent
         );

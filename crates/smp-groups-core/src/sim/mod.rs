@@ -291,6 +291,14 @@ impl Sim {
             .collect()
     }
 
+    /// Changes agent `i`'s settings ([`crate::Agent::apply_settings`]), as
+    /// an agent restarted with other settings would have them.
+    pub fn apply_settings(&mut self, i: usize, settings: &crate::Settings) {
+        if let Some(a) = self.nodes.get_mut(i).and_then(|n| n.agent.as_mut()) {
+            a.apply_settings(settings);
+        }
+    }
+
     /// The longest body the simulated relays take in a `SEND` (`None`: no
     /// limit); a longer one is refused as a relay with a smaller block
     /// refuses it (`LARGE_MSG`, [`crate::RelayError::Refused`]).
