@@ -6,7 +6,11 @@
 //! same seed again; [`Sim::trace_hash`] summarises a run to compare two.
 //! Every agent envelope sent (first attempt of a relay `SEND`) is counted by
 //! type ([`Sim::counts`]).
+//!
+//! [`model`] runs scenarios of group operations and checks what must hold
+//! after them (shared by the core property test and the `group_sim` fuzz target).
 
+pub mod model;
 mod relay;
 mod scenario;
 
