@@ -520,7 +520,7 @@ impl Agent {
                 .get(group)
                 .is_some_and(|g| !g.gone.contains(&x.0))
             {
-                self.apply_removal(group, x.0, by);
+                self.apply_removal(group, x.0, by, true);
             }
         } else {
             // The member's connection closed while the change waited.

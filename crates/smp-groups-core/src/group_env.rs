@@ -230,7 +230,7 @@ impl Agent {
                     );
                     return;
                 }
-                self.apply_removal(group, x, sender);
+                self.apply_removal(group, x, sender, false);
                 self.enqueue(
                     conn,
                     &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
@@ -316,13 +316,21 @@ impl Agent {
     /// Member `x` is removed by `by` (a `REM` we accept): its connections
     /// retire and the client is told. A member not known yet is never
     /// accepted later.
-    pub(crate) fn apply_removal(&mut self, group: &str, x: Mid, by: Mid) {
-        let known = self
+    ///
+    /// With `notify`, we tell `x` ourselves with `OUT` (as if we removed it):
+    /// for a removal whose remover is gone, whose own `OUT` may never have
+    /// reached `x` (its connection with `x` was not ready when it left).
+    pub(crate) fn apply_removal(&mut self, group: &str, x: Mid, by: Mid, notify: bool) {
+        let conn = self
             .groups
             .get(group)
-            .is_some_and(|g| g.members.contains_key(&x));
-        if known {
-            self.retire_member(group, x, false);
+            .and_then(|g| g.members.get(&x))
+            .map(|m| m.conn);
+        if let Some(conn) = conn {
+            if let (true, Some(c)) = (notify, conn) {
+                self.enqueue(c, &AMessage::Group(GroupEnvelope::Out), Note::None);
+            }
+            self.retire_member(group, x, notify);
             self.member_gone(group, x);
             self.event(Event::Removed {
                 group: group.to_owned(),

@@ -810,3 +810,30 @@ fn regression_delete_after_remove_open_n3() {
     c.open_invitations = true;
     check(&c, &mut Stats::default()).expect("deleted everywhere");
 }
+
+/// Found by a 10,000-case run (approval threshold 2): agent 0 lacked a member
+/// that the others had.
+#[test]
+fn regression_member_missing_after_approved_removal_n3() {
+    let ops = vec![
+        Op::Crash(2),
+        Op::Add { by: 0, who: 2 },
+        Op::Run(1110),
+        Op::Add { by: 2, who: 0 },
+        Op::Run(621),
+        Op::Remove { by: 1, who: 2 },
+        Op::Leave(1),
+        Op::Add { by: 0, who: 0 },
+        Op::Remove { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 11310,
+        duplicate_ppm: 1,
+        max_delay_ms: 105,
+    };
+    let c = Case {
+        approval_threshold: 2,
+        ..case(3, ops, faults, 1_791_918_342_971_523_669)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
