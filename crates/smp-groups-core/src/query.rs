@@ -303,7 +303,10 @@ impl Agent {
                 peer_relay,
                 last_sent: Some(last_sent),
                 last_received: g.integrity.head(id).map(|(h, _)| h),
-                confirmed: g.integrity.confirmed(MemberId(g.me), id),
+                confirmed: g
+                    .integrity
+                    .member_state(id)
+                    .map(|_| g.integrity.confirmed(MemberId(g.me), id).unwrap_or(0)),
                 chain: g
                     .integrity
                     .member_state(id)
