@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use smp_groups_core::{Agent as CoreAgent, Command, CommandError, Config, Event, Settings};
+use smp_groups_core::{
+    Agent as CoreAgent, Command, CommandError, Config, ConnStatus, Event, GroupStatus,
+    IntegrityStatus, MemberStatus, PendingApproval, PendingInvitation, PendingSend, Settings,
+};
 use smp_groups_store::Store;
 use smp_groups_wire::agent::MemberId;
 use tokio::sync::{mpsc, oneshot};
@@ -247,6 +250,82 @@ impl Agent {
             .await
             .map_err(|_| self.stopped_error())?;
         rx.await.map_err(|_| self.stopped_error())
+    }
+
+    /// Runs a read-only query on the core state: answered after what was
+    /// handled before it is committed, so the answer never shows state that
+    /// could still be lost.
+    pub(crate) async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&CoreAgent) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let q: crate::runtime::QueryFn = Box::new(move |core| {
+            let v = f(core);
+            Box::new(move || {
+                let _ = tx.send(v);
+            })
+        });
+        self.tx
+            .send(Request::Query(q))
+            .await
+            .map_err(|_| self.stopped_error())?;
+        rx.await.map_err(|_| self.stopped_error())
+    }
+
+    /// Every group: alias, ids, member counts, state.
+    pub async fn group_statuses(&self) -> Result<Vec<GroupStatus>, Error> {
+        self.query(CoreAgent::group_statuses).await
+    }
+
+    /// The other members of `group` (pending, connected, full, left): state,
+    /// relays, last message ids each way, integrity point.
+    pub async fn member_statuses(&self, group: &str) -> Result<Vec<MemberStatus>, Error> {
+        let group = group.to_owned();
+        self.query(move |c| c.member_statuses(&group))
+            .await?
+            .map_err(Error::Command)
+    }
+
+    /// The client-visible pairwise connections.
+    pub async fn conn_statuses(&self) -> Result<Vec<ConnStatus>, Error> {
+        self.query(CoreAgent::conn_statuses).await
+    }
+
+    /// Group invitations received and waiting for [`Agent::join`].
+    pub async fn pending_invitations(&self) -> Result<Vec<PendingInvitation>, Error> {
+        self.query(CoreAgent::pending_invitations).await
+    }
+
+    /// Membership changes waiting for the client's decision.
+    pub async fn pending_approvals(&self) -> Result<Vec<PendingApproval>, Error> {
+        self.query(CoreAgent::pending_approvals).await
+    }
+
+    /// Our messages in `group` not yet sent to or received by every member.
+    pub async fn pending_sends(&self, group: &str) -> Result<Vec<PendingSend>, Error> {
+        let group = group.to_owned();
+        self.query(move |c| c.pending_sends(&group))
+            .await?
+            .map_err(Error::Command)
+    }
+
+    /// The integrity state of `group`: check schedule, each member's last
+    /// check and chain, violations not resolved.
+    pub async fn integrity_status(&self, group: &str) -> Result<IntegrityStatus, Error> {
+        let group = group.to_owned();
+        self.query(move |c| c.integrity_status(&group))
+            .await?
+            .map_err(Error::Command)
+    }
+
+    /// Sends our `G_CHECK` to every connected member of `group` now.
+    pub async fn check(&self, group: &str) -> Result<(), Error> {
+        self.expect_ok(Command::Check {
+            group: group.to_owned(),
+        })
+        .await
+        .map(drop)
     }
 
     /// Runs the agent's timers now, as if the next one had expired: retries

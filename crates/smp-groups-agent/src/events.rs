@@ -390,6 +390,21 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
             approval: *req_id,
             accept: false,
         },
+        ClientCommand::Check { group } => Command::Check {
+            group: group.as_str().to_owned(),
+        },
+        // Queries are answered by `status::answer`, never by the core's
+        // command path.
+        ClientCommand::ListGroups
+        | ClientCommand::ListConns
+        | ClientCommand::Pending
+        | ClientCommand::Members { .. }
+        | ClientCommand::Status { .. } => {
+            return Err(Rejected {
+                code: ErrorCode::Internal,
+                detail: format!("{} is a status query", cmd.word()),
+            });
+        }
     })
 }
 

@@ -11,7 +11,8 @@
 //!   reaches SMP relays over TLS with `smp-groups-net`'s client;
 //!   [`InProcessRelay`] runs the relay crate's queue logic in this process,
 //!   without TLS (for unit tests of the runtime).
-//! * [`server`]: the client text protocol on TCP.
+//! * [`server`]: the client text protocol on TCP; [`status`]: its status
+//!   queries (`LIST`, `PENDING`, `MEMBERS`, `STATUS`) as rows.
 //! * [`demo`]: the scripted group run of `smp-agent demo`.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ mod network;
 mod relay_client;
 mod runtime;
 pub mod server;
+pub mod status;
 
 pub use agent::{Agent, AgentConfig, EventStream};
 pub use error::Error;

@@ -86,6 +86,11 @@ impl Metrics {
     }
 }
 
+/// A read-only query of the core state: reads it, and returns what sends the
+/// answer (called after the commit of what was handled before it).
+pub(crate) type QueryFn =
+    Box<dyn FnOnce(&smp_groups_core::Agent) -> Box<dyn FnOnce() + Send> + Send>;
+
 pub(crate) enum Request {
     Command {
         command: Command,
@@ -95,6 +100,9 @@ pub(crate) enum Request {
     Metrics(oneshot::Sender<Metrics>),
     Members(String, oneshot::Sender<Vec<MemberId>>),
     MemberId(String, oneshot::Sender<Option<MemberId>>),
+    /// A read-only query of the core: run now, its answer sent once what
+    /// was handled before it is committed.
+    Query(QueryFn),
     /// Runs the core's timers now; answered once what they did is committed.
     RunTimers(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
@@ -190,6 +198,8 @@ enum Action {
     /// handled before it.
     Members(oneshot::Sender<Vec<MemberId>>, Vec<MemberId>),
     MemberId(oneshot::Sender<Option<MemberId>>, Option<MemberId>),
+    /// Send a query's answer.
+    Answer(Box<dyn FnOnce() + Send>),
     Done(oneshot::Sender<()>),
 }
 
@@ -537,6 +547,10 @@ impl Runtime {
                 let id = self.core.member_id(&group);
                 self.answer(Action::MemberId(tx, id));
             }
+            Request::Query(query) => {
+                let send = query(&self.core);
+                self.answer(Action::Answer(send));
+            }
             Request::RunTimers(tx) => {
                 self.step(Input::Timeout, None, Vec::new());
                 self.pending.actions.push(Action::Done(tx));
@@ -710,6 +724,7 @@ impl Runtime {
                 Action::MemberId(tx, v) => {
                     let _ = tx.send(v);
                 }
+                Action::Answer(send) => send(),
                 Action::Done(tx) => {
                     let _ = tx.send(());
                 }

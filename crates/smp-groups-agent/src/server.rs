@@ -533,9 +533,11 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 Err(e) => e.into(),
                 Ok(t) => {
                     let entity = t.msg.entity();
-                    let ev = match to_command(&t.msg) {
-                        Err(r) => error_event(entity, r.code, &r.detail),
-                        Ok(cmd) => match agent.command(cmd).await {
+                    let query = crate::status::answer(agent, &t.msg).await;
+                    let ev = match query.ok_or_else(|| to_command(&t.msg)) {
+                        Ok(answer) => answer,
+                        Err(Err(r)) => error_event(entity, r.code, &r.detail),
+                        Err(Ok(cmd)) => match agent.command(cmd).await {
                             Ok(event) => {
                                 // Answered (accepted, or refused as already
                                 // acknowledged): the message may be confirmed.

@@ -161,3 +161,230 @@ async fn a_deleted_peer_is_reported_as_a_fault() {
         m.refusals
     );
 }
+
+/// The rows of a status answer, as `key=value` text per row.
+fn rows(e: &AgentEvent) -> Vec<smp_groups_wire::client::Row> {
+    match e {
+        AgentEvent::Rows { rows, .. } => rows.clone(),
+        other => panic!("not rows: {other:?}"),
+    }
+}
+
+/// Sends a query and prints the exchange as it went over the wire (with
+/// `--nocapture`: the transcript in docs/protocol-client.md comes from here).
+async fn ask(x: &mut Client, corr: &str, rest: &str) -> AgentEvent {
+    let e = x.call(corr, rest).await;
+    let t = smp_groups_wire::client::Transmission::new(
+        smp_groups_wire::client::CorrId::new(corr).unwrap(),
+        e.clone(),
+    );
+    println!("> {corr} {rest}");
+    for l in String::from_utf8_lossy(&t.to_bytes()).split("\r\n") {
+        if !l.is_empty() {
+            println!("< {l}");
+        }
+    }
+    e
+}
+
+/// The status queries over TCP: groups, connections, members as they join
+/// and leave, a send awaiting receipts until each member acknowledged it, a
+/// `CHECK` recorded by a peer, a pending invitation; errors for a bad group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_queries_over_the_text_protocol() {
+    let relays = relays();
+    let (_agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
+    let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
+    let (_agent_c, addr_c) = serve_agent(&relays, "carol", RELAY_A).await;
+    let mut a = Client::connect(&addr_a, "alice").await;
+    let mut b = Client::connect(&addr_b, "bob").await;
+    let mut c = Client::connect(&addr_c, "carol").await;
+    assert!(matches!(
+        a.call("n", "G:club NEW :Book club").await,
+        AgentEvent::Ok { .. }
+    ));
+    flows::connect(&mut a, &mut b, "bob", "alice").await;
+    flows::connect(&mut a, &mut c, "carol", "alice").await;
+    flows::invite(&mut a, &mut b, "bob", "alice", "club", "books").await;
+    flows::invite(&mut a, &mut c, "carol", "alice", "club", "reads").await;
+
+    let g = rows(&ask(&mut a, "1", "G: LIST").await);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].get("group"), Some("G:club"));
+    assert_eq!(g[0].get("members"), Some("2"));
+    assert_eq!(g[0].get("connected"), Some("2"));
+    assert_eq!(g[0].get("state"), Some("active"));
+    let conns = rows(&ask(&mut a, "2", "C: LIST").await);
+    assert_eq!(
+        conns.iter().map(|r| r.get("conn")).collect::<Vec<_>>(),
+        vec![Some("C:bob"), Some("C:carol")]
+    );
+    assert!(conns.iter().all(|r| r.get("state") == Some("ready")));
+    assert_eq!(conns[0].get("peer_relay"), Some(RELAY_B));
+    let members = rows(&ask(&mut a, "3", "G:club MEMBERS").await);
+    assert_eq!(members.len(), 2);
+    assert!(members.iter().all(|r| r.get("state") == Some("full")));
+    let b_id = members
+        .iter()
+        .find(|r| r.get("peer_relay") == Some(RELAY_B))
+        .and_then(|r| r.get("member"))
+        .unwrap()
+        .to_owned();
+
+    // A send awaits both receipts until each member acknowledged it.
+    let from_b = b.seen.len();
+    let from_c = c.seen.len();
+    assert!(matches!(
+        a.call("4", "G:club SEND :hello").await,
+        AgentEvent::GroupSent { .. }
+    ));
+    let msg_of = |name: &'static str| {
+        move |t: &smp_groups_wire::client::Transmission<AgentEvent>| match &t.msg {
+            AgentEvent::GroupMsg { group, msg_id, .. } if group.as_str() == name => Some(*msg_id),
+            _ => None,
+        }
+    };
+    let mb = b.wait_from(from_b, msg_of("books")).await;
+    let mc = c.wait_from(from_c, msg_of("reads")).await;
+    let st = rows(&ask(&mut a, "5", "G:club STATUS").await);
+    assert_eq!(st[0].get("sent"), Some("1"));
+    assert_eq!(st[0].get("sends"), Some("1"));
+    let waits = |st: &[smp_groups_wire::client::Row]| {
+        st.iter()
+            .filter(|r| r.get("wait") == Some("receipt"))
+            .count()
+    };
+    assert_eq!(waits(&st), 2);
+    let from_a = a.seen.len();
+    b.line(&format!("a1 G:books ACK {mb}")).await;
+    a.wait_from(from_a, |t| {
+        matches!(&t.msg, AgentEvent::GroupRcvd { member: Some(m), .. } if m.as_str() == &b_id[2..])
+            .then_some(())
+    })
+    .await;
+    let st = rows(&ask(&mut a, "6", "G:club STATUS").await);
+    assert_eq!(waits(&st), 1);
+    assert!(
+        !st.iter()
+            .any(|r| r.get("member") == Some(&b_id) && r.get("wait").is_some())
+    );
+    c.line(&format!("a2 G:reads ACK {mc}")).await;
+    a.wait_from(from_a, |t| {
+        matches!(&t.msg, AgentEvent::GroupRcvd { member: None, .. }).then_some(())
+    })
+    .await;
+    let st = rows(&ask(&mut a, "7", "G:club STATUS").await);
+    assert_eq!(st[0].get("sends"), Some("0"));
+    assert_eq!(waits(&st), 0);
+
+    // CHECK: bob records alice's check.
+    let alice_on_b = {
+        let m = rows(&b.call("8", "G:books MEMBERS").await);
+        let me = rows(&a.call("9", "G: LIST").await)[0]
+            .get("me")
+            .unwrap()
+            .to_owned();
+        assert!(m.iter().any(|r| r.get("member") == Some(&me)));
+        assert_eq!(
+            m.iter()
+                .find(|r| r.get("member") == Some(&me))
+                .and_then(|r| r.get("rcvd")),
+            Some("1")
+        );
+        me
+    };
+    assert!(matches!(
+        ask(&mut a, "10", "G:club CHECK").await,
+        AgentEvent::Ok { .. }
+    ));
+    let mut n = 0;
+    loop {
+        n += 1;
+        let st = rows(&b.call(&format!("s{n}"), "G:books STATUS").await);
+        let got = st
+            .iter()
+            .find(|r| r.get("member") == Some(&alice_on_b))
+            .and_then(|r| r.get("check_rcvd"))
+            .unwrap()
+            .to_owned();
+        if got != "0" {
+            ask(&mut b, "11", "G:books STATUS").await;
+            break;
+        }
+        assert!(n < 100, "bob never recorded alice's check");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A pending invitation.
+    assert!(matches!(
+        a.call("12", "G:two NEW :Second").await,
+        AgentEvent::Ok { .. }
+    ));
+    let from_b = b.seen.len();
+    assert!(matches!(
+        a.call("13", "C:bob INTRO G:two :Second").await,
+        AgentEvent::Ok { .. }
+    ));
+    let inv = b
+        .wait_from(from_b, |t| match &t.msg {
+            AgentEvent::Req { invitation, .. } => Some(invitation.as_str().to_owned()),
+            _ => None,
+        })
+        .await;
+    let p = rows(&ask(&mut b, "14", "G: PENDING").await);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].get("invitation"), Some(format!("g:{inv}").as_str()));
+    assert_eq!(p[0].get("conn"), Some("C:alice"));
+
+    // Carol leaves: alice lists her as left.
+    let from_a = a.seen.len();
+    assert!(matches!(
+        c.call("15", "G:reads LEAVE").await,
+        AgentEvent::Ok { .. }
+    ));
+    a.wait_from(from_a, |t| {
+        matches!(
+            &t.msg,
+            AgentEvent::Left {
+                member: Some(_),
+                ..
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    let members = rows(&ask(&mut a, "16", "G:club MEMBERS").await);
+    assert_eq!(
+        members
+            .iter()
+            .filter(|r| r.get("state") == Some("left"))
+            .count(),
+        1
+    );
+    let g = rows(&ask(&mut a, "17", "G: LIST").await);
+    assert_eq!(g[0].get("connected"), Some("1"));
+
+    // Errors.
+    let e = ask(&mut a, "18", "G:nope MEMBERS").await;
+    assert!(
+        matches!(
+            e,
+            AgentEvent::Error {
+                code: ErrorCode::UnknownEntity,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = ask(&mut a, "19", "G:club LIST").await;
+    assert!(
+        matches!(
+            e,
+            AgentEvent::Error {
+                code: ErrorCode::Syntax,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -17,6 +17,13 @@
 //! is chained (sequential id, previous message's hash) and encrypted with the
 //! connection's double ratchet.
 //!
+//! Read-only status queries ([`Agent::group_statuses`],
+//! [`Agent::member_statuses`], [`Agent::conn_statuses`],
+//! [`Agent::pending_invitations`], [`Agent::pending_approvals`],
+//! [`Agent::pending_sends`], [`Agent::integrity_status`]) answer from the
+//! state the agent keeps and change nothing; [`Command::Check`] starts a
+//! `G_CHECK` round now.
+//!
 //! Every input the agent refuses is counted by who is at fault and what was
 //! refused ([`Agent::refusals`], [`FaultSource`], [`FaultKind`]) and logged with
 //! `tracing`; refusals that leave a connection unable to make progress reach
@@ -35,6 +42,7 @@ mod fault;
 mod group_cmd;
 mod group_env;
 mod group_members;
+mod query;
 mod relay;
 mod serde_bytes;
 mod state;
@@ -48,6 +56,11 @@ pub use agent::{Agent, Input, Output};
 pub use api::{Change, ClientEvent, Command, CommandError, Event, ReceiptStatus};
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
+pub use query::{
+    ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
+    MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,
+    PendingSend,
+};
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

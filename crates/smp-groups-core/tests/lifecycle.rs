@@ -297,3 +297,248 @@ fn removing_the_last_other_member_empties_the_group() {
     );
     assert_eq!(count(sim.events(1), |e| matches!(e, Event::Out { .. })), 1);
 }
+
+/// The status queries answer from real state: members as they join and
+/// leave, a send awaiting receipts until every member acknowledged it,
+/// connections, invitations, and a check round started by `Check`.
+#[test]
+fn status_queries_follow_the_group() {
+    use smp_groups_core::{ConnState, GroupState, MemberState};
+    use smp_groups_wire::agent::GCheckStatus;
+
+    let mut sim = Sim::new(4, &config(), Faults::default(), 11);
+    let hs = sim.build_group(3).expect("group");
+    let (m0, m1, m2) = (
+        member_id(&sim, &hs[0]),
+        member_id(&sim, &hs[1]),
+        member_id(&sim, &hs[2]),
+    );
+    let a0 = sim.agent(0).expect("up");
+    let groups = a0.group_statuses();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].alias, hs[0].alias);
+    assert_eq!(groups[0].me, m0);
+    assert_eq!((groups[0].members, groups[0].connected), (2, 2));
+    assert_eq!(groups[0].state, GroupState::Active);
+    let members = a0.member_statuses(&hs[0].alias).expect("group");
+    assert_eq!(members.iter().map(|m| m.member).collect::<Vec<_>>(), {
+        let mut v = vec![m1, m2];
+        v.sort();
+        v
+    });
+    for m in &members {
+        assert_eq!(m.state, MemberState::Full, "{m:?}");
+        assert!(m.relay.is_some() && m.peer_relay.is_some(), "{m:?}");
+        assert_eq!(
+            (m.last_sent, m.last_received, m.chain),
+            (Some(0), Some(0), Some(GCheckStatus::Ok))
+        );
+    }
+    assert!(a0.member_statuses("nope").is_err());
+    // Agent 0's visible connections with 1 and 2 are ready.
+    let conns = a0.conn_statuses();
+    assert_eq!(conns.len(), 2);
+    assert!(conns.iter().all(|c| c.state == ConnState::Ready));
+    assert!(conns.iter().all(|c| c.relay.is_some() && c.last_sent > 0));
+
+    // A send awaits both receipts, then one, then none.
+    sim.command(
+        0,
+        Command::Send {
+            group: hs[0].alias.clone(),
+            body: b"status?".to_vec(),
+        },
+    );
+    let pending = sim
+        .agent(0)
+        .expect("up")
+        .pending_sends(&hs[0].alias)
+        .expect("group");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].ext_msg_id, 1);
+    assert_eq!(pending[0].awaiting.len(), 2);
+    sim.settle_all();
+    let pending = sim
+        .agent(0)
+        .expect("up")
+        .pending_sends(&hs[0].alias)
+        .expect("group");
+    assert_eq!(pending.len(), 1, "no receipt before the clients ACK");
+    assert!(pending[0].unsent.is_empty());
+    let msg_of = |sim: &Sim, i: usize| {
+        sim.events(i)
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::Msg { msg_id, .. } => Some(*msg_id),
+                _ => None,
+            })
+            .expect("message")
+    };
+    let id1 = msg_of(&sim, 1);
+    sim.command(
+        1,
+        Command::Ack {
+            group: hs[1].alias.clone(),
+            msg_id: id1,
+        },
+    );
+    sim.settle_all();
+    let pending = sim
+        .agent(0)
+        .expect("up")
+        .pending_sends(&hs[0].alias)
+        .expect("group");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].awaiting, vec![m2]);
+    let id2 = msg_of(&sim, 2);
+    sim.command(
+        2,
+        Command::Ack {
+            group: hs[2].alias.clone(),
+            msg_id: id2,
+        },
+    );
+    sim.settle_all();
+    let a0 = sim.agent(0).expect("up");
+    assert!(a0.pending_sends(&hs[0].alias).expect("group").is_empty());
+    let st = a0.integrity_status(&hs[0].alias).expect("group");
+    // Unsigned receipts confirm nothing in the chain: checks will.
+    assert_eq!((st.last_sent, st.delivered_to_all), (1, 0));
+    let a1 = sim.agent(1).expect("up");
+    let from0 = a1
+        .member_statuses(&hs[1].alias)
+        .expect("group")
+        .into_iter()
+        .find(|m| m.member == m0)
+        .expect("member 0");
+    assert_eq!(from0.last_received, Some(1));
+
+    // No check is scheduled (config): `Check` starts one now.
+    let before = a1.integrity_status(&hs[1].alias).expect("group");
+    let of0 = |s: &smp_groups_core::IntegrityStatus| {
+        s.members
+            .iter()
+            .find(|m| m.member == m0)
+            .expect("member 0")
+            .last_check_received
+    };
+    assert_eq!(of0(&before), 0);
+    let at = sim.now();
+    let corr = sim.command(
+        0,
+        Command::Check {
+            group: hs[0].alias.clone(),
+        },
+    );
+    assert!(matches!(sim.response(0, &corr), Some(Event::Ok { .. })));
+    let sent = sim
+        .agent(0)
+        .expect("up")
+        .integrity_status(&hs[0].alias)
+        .expect("group");
+    assert!(sent.last_check_sent.as_millis() >= at);
+    assert_eq!(sent.since_check, 0);
+    sim.settle_all();
+    for h in [&hs[1], &hs[2]] {
+        let st = sim
+            .agent(h.agent)
+            .expect("up")
+            .integrity_status(&h.alias)
+            .expect("group");
+        assert!(of0(&st) > 0, "agent {} recorded no check", h.agent);
+        assert!(st.violations.is_empty());
+    }
+    // Their checks in turn confirm our message 1: the integrity point moves.
+    for h in [&hs[1], &hs[2]] {
+        sim.command(
+            h.agent,
+            Command::Check {
+                group: h.alias.clone(),
+            },
+        );
+    }
+    sim.settle_all();
+    let a0 = sim.agent(0).expect("up");
+    assert_eq!(
+        a0.integrity_status(&hs[0].alias)
+            .expect("group")
+            .delivered_to_all,
+        1
+    );
+    assert!(
+        a0.member_statuses(&hs[0].alias)
+            .expect("group")
+            .iter()
+            .all(|m| m.confirmed == Some(1))
+    );
+
+    // An invitation waits for JOIN.
+    let (_, conn3) = sim.connect(0, 3).expect("connected");
+    let (conn03, _) = sim.connect(0, 3).expect("connected");
+    sim.command(
+        0,
+        Command::Intro {
+            conn: conn03,
+            group: hs[0].alias.clone(),
+            info: b"group".to_vec(),
+        },
+    );
+    sim.settle_all();
+    let invs = sim.agent(3).expect("up").pending_invitations();
+    assert_eq!(invs.len(), 1);
+    assert_eq!(invs[0].conn, conn3);
+
+    // Member 2 leaves: the others list it as left.
+    sim.command(
+        2,
+        Command::Leave {
+            group: hs[2].alias.clone(),
+        },
+    );
+    sim.settle_all();
+    let a0 = sim.agent(0).expect("up");
+    let left = a0
+        .member_statuses(&hs[0].alias)
+        .expect("group")
+        .into_iter()
+        .find(|m| m.member == m2)
+        .expect("member 2 listed");
+    assert_eq!(left.state, MemberState::Left);
+    assert_eq!(a0.group_statuses()[0].connected, 1);
+}
+
+/// A membership change above the approval threshold waits in
+/// `pending_approvals` until the client decides.
+#[test]
+fn pending_approvals_until_decided() {
+    let cfg = Config {
+        approval_threshold: 1,
+        ..config()
+    };
+    let mut sim = Sim::new(3, &cfg, Faults::default(), 5);
+    let g0 = sim.create_group(0).expect("group");
+    let g1 = sim.invite(&g0, 1).expect("joined");
+    sim.settle_all();
+    assert!(sim.agent(1).expect("up").pending_approvals().is_empty());
+    sim.invite(&g0, 2).expect("joined");
+    sim.settle_all();
+    let waiting = sim.agent(1).expect("up").pending_approvals();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].group, g1.alias);
+    let by = member_id(&sim, &g0);
+    assert!(matches!(
+        waiting[0].change,
+        smp_groups_core::Change::Add { by: b, .. } if b == by
+    ));
+    sim.command(
+        1,
+        Command::Approve {
+            group: g1.alias.clone(),
+            approval: waiting[0].approval,
+            accept: true,
+        },
+    );
+    sim.settle_all();
+    assert!(sim.agent(1).expect("up").pending_approvals().is_empty());
+    assert_eq!(sim.agent(1).expect("up").members(&g1.alias).len(), 2);
+}

@@ -117,6 +117,35 @@ pub struct Received {
     pub violations: Vec<Violation>,
 }
 
+/// A violation raised and not yet resolved ([`GroupIntegrity::open_violations`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpenViolation {
+    /// The member whose report disagrees with ours.
+    pub reporter: MemberId,
+    /// The member whose messages are in question.
+    pub sender: MemberId,
+    /// What disagrees.
+    pub kind: OpenKind,
+}
+
+/// The kind of an [`OpenViolation`] (a [`ViolationKind`] without its figures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpenKind {
+    /// [`ViolationKind::Equivocation`].
+    Equivocation,
+    /// [`ViolationKind::Behind`].
+    Behind,
+    /// [`ViolationKind::Missing`].
+    Missing,
+    /// [`ViolationKind::UnsentClaimed`].
+    UnsentClaimed,
+    /// [`ViolationKind::ReportedBad`].
+    ReportedBad,
+    /// [`ViolationKind::ReceiptMismatch`].
+    ReceiptMismatch,
+}
+
 /// Our own message, entered into our sent chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sent {
@@ -451,6 +480,58 @@ impl GroupIntegrity {
         self.config
             .check_interval_ms
             .map(|t| self.last_check_at.plus_millis(t))
+    }
+
+    /// When our last `G_CHECK` was built (or, before the first one, when this
+    /// state was created: the schedule starts then).
+    pub fn last_check_at(&self) -> Timestamp {
+        self.last_check_at
+    }
+
+    /// Messages sent and received since our last `G_CHECK`.
+    pub fn since_check(&self) -> u64 {
+        self.since_check
+    }
+
+    /// The sequence number of the last `G_CHECK` accepted from `member`
+    /// (0: none yet); `None` for a member we hold no state for.
+    pub fn last_check_received(&self, member: MemberId) -> Option<u64> {
+        self.members.get(&member).map(|m| m.last_seq)
+    }
+
+    /// The state of `sender`'s chain as our checks report it (`ok`, `gap`,
+    /// `bad`; `sender` may be ourselves).
+    pub fn chain_status(&self, sender: MemberId) -> Option<smp_groups_wire::agent::GCheckStatus> {
+        self.chain(sender).map(SenderChain::status)
+    }
+
+    /// Violations reported and not yet resolved, by reporter then sender: each
+    /// is raised once (a `Violation` was returned for it) and cleared when a
+    /// later check or receipt resolves it.
+    pub fn open_violations(&self) -> Vec<OpenViolation> {
+        const KINDS: [(u8, OpenKind); 6] = [
+            (flag::EQUIVOCATION, OpenKind::Equivocation),
+            (flag::BEHIND, OpenKind::Behind),
+            (flag::MISSING, OpenKind::Missing),
+            (flag::UNSENT, OpenKind::UnsentClaimed),
+            (flag::PEER_BAD, OpenKind::ReportedBad),
+            (flag::RECEIPT, OpenKind::ReceiptMismatch),
+        ];
+        let mut out = Vec::new();
+        for (reporter, m) in &self.members {
+            for (sender, v) in &m.views {
+                for (bit, kind) in KINDS {
+                    if v.flags & bit != 0 {
+                        out.push(OpenViolation {
+                            reporter: *reporter,
+                            sender: *sender,
+                            kind,
+                        });
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Builds our `G_CHECK` and restarts the schedule at `now`. The first entry is

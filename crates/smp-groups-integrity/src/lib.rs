@@ -72,7 +72,7 @@ pub use chain::Anchor;
 pub use config::{Config, MAX_MEMBERS};
 pub use connection::{ConnVerdict, ConnectionChain};
 pub use error::{CheckError, ConnError, MemberError, ReceiptError, ReceiveError, SendError};
-pub use group::{Delivery, GroupIntegrity, MemberState, Received, Sent};
+pub use group::{Delivery, GroupIntegrity, MemberState, OpenKind, OpenViolation, Received, Sent};
 pub use receipt::{
     BatchOutcome, MAX_BATCH_RECEIPTS, RECEIPT_LABEL, RECEIPT_LEN, RECEIPTS_LABEL, Receipt,
     ReceiptBatch, receipt_payload, receipts_payload,

@@ -6,8 +6,8 @@ mod strategies;
 
 use proptest::prelude::*;
 use smp_groups_wire::client::{
-    AgentEvent, Alias, ClientCommand, CorrId, Entity, ErrorCode, LineDecoder, LineError,
-    Transmission,
+    AgentEvent, Alias, ClientCommand, CorrId, Entity, ErrorCode, LineDecoder, LineError, Row,
+    RowsKind, Transmission,
 };
 
 fn alias(s: &str) -> Alias {
@@ -218,4 +218,82 @@ fn errors_carry_corr_id_and_entity() {
         reply.to_bytes(),
         b"42 G:team ERR UNKNOWN_COMMAND FLY is not a command for a group\r\n".to_vec()
     );
+}
+
+#[test]
+fn status_queries_parse_and_answer_in_rows() {
+    assert_eq!(cmd("1 G: LIST\r\n"), Ok(ClientCommand::ListGroups));
+    assert_eq!(cmd("2 C: LIST\r\n"), Ok(ClientCommand::ListConns));
+    assert_eq!(cmd("3 G: PENDING\r\n"), Ok(ClientCommand::Pending));
+    assert_eq!(
+        cmd("4 G:club MEMBERS\r\n"),
+        Ok(ClientCommand::Members {
+            group: alias("club")
+        })
+    );
+    assert_eq!(
+        cmd("5 G:club STATUS\r\n"),
+        Ok(ClientCommand::Status {
+            group: alias("club")
+        })
+    );
+    assert_eq!(
+        cmd("6 G:club CHECK\r\n"),
+        Ok(ClientCommand::Check {
+            group: alias("club")
+        })
+    );
+    assert_eq!(err("7 G:club LIST\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("7 C:bob LIST\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("8 G: MEMBERS\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("8 G: CHECK\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("9 G:club STATUS now\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("9 C:bob MEMBERS\r\n").0, ErrorCode::UnknownCommand);
+
+    // Rows: CRLF between them, none after the last; the block's CRLF ends it.
+    let rows = vec![
+        Row::new()
+            .with("group", "G:club")
+            .and_then(|r| r.with("members", 2))
+            .expect("row"),
+        Row::new().with("group", "G:team").expect("row"),
+    ];
+    let t = Transmission::new(
+        CorrId::new("1").expect("valid"),
+        AgentEvent::Rows {
+            entity: Entity::Group(None),
+            kind: RowsKind::List,
+            rows,
+        },
+    );
+    let bytes = t.to_bytes();
+    assert_eq!(
+        bytes,
+        b"1 G: LIST 36\r\ngroup=G:club members=2\r\ngroup=G:team\r\n".to_vec()
+    );
+    assert_eq!(decode::<AgentEvent>(&bytes), Ok(t));
+    // No rows: an empty block.
+    let empty = Transmission::new(
+        CorrId::new("2").expect("valid"),
+        AgentEvent::Rows {
+            entity: Entity::Conn(None),
+            kind: RowsKind::List,
+            rows: Vec::new(),
+        },
+    );
+    assert_eq!(empty.to_bytes(), b"2 C: LIST 0\r\n\r\n".to_vec());
+    assert_eq!(decode::<AgentEvent>(&empty.to_bytes()), Ok(empty));
+    // Malformed answers are typed errors.
+    for bad in [
+        &b"1 G: LIST 5\r\na=1\nb\r\n"[..],
+        b"1 G:club LIST 3\r\na=1\r\n",
+        b"1 C: MEMBERS 3\r\na=1\r\n",
+        b"1 G:club STATUS 5\r\na=1 b\r\n",
+        b"1 G: PENDING 5\r\na=1\r\n\r\n",
+    ] {
+        let mut d = LineDecoder::<AgentEvent>::default();
+        d.push(bad);
+        let r = d.next();
+        assert!(matches!(r, Some(Err(_)) | None), "{bad:?}: {r:?}");
+    }
 }

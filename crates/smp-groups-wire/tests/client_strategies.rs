@@ -6,7 +6,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use smp_groups_wire::client::{
     AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, FaultKind, FaultSource,
-    InvitationText, RcvdStatus, Transmission, ViolationKind,
+    InvitationText, RcvdStatus, Row, RowsKind, Transmission, ViolationKind,
 };
 
 /// Every fault source.
@@ -96,7 +96,39 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
         alias().prop_map(|group| ClientCommand::DelGroup { group }),
         (alias(), any::<u64>()).prop_map(|(group, req_id)| ClientCommand::Allow { group, req_id }),
         (alias(), any::<u64>()).prop_map(|(group, req_id)| ClientCommand::Deny { group, req_id }),
+        Just(ClientCommand::ListGroups),
+        Just(ClientCommand::ListConns),
+        Just(ClientCommand::Pending),
+        alias().prop_map(|group| ClientCommand::Members { group }),
+        alias().prop_map(|group| ClientCommand::Status { group }),
+        alias().prop_map(|group| ClientCommand::Check { group }),
     ]
+}
+
+/// A status row of 1 to 4 fields (values printable, spaces and all: the
+/// builder makes them printable).
+pub fn row() -> impl Strategy<Value = Row> {
+    vec(("[a-z0-9_]{1,8}", "[ -~]{0,12}"), 1..4).prop_map(|fields| {
+        fields
+            .into_iter()
+            .fold(Row::new(), |r, (k, v)| r.with(&k, v).expect("valid key"))
+    })
+}
+
+/// A status answer.
+pub fn rows_event() -> impl Strategy<Value = AgentEvent> {
+    let shape = prop_oneof![
+        Just((Entity::Group(None), RowsKind::List)),
+        Just((Entity::Conn(None), RowsKind::List)),
+        Just((Entity::Group(None), RowsKind::Pending)),
+        alias().prop_map(|a| (Entity::Group(Some(a)), RowsKind::Members)),
+        alias().prop_map(|a| (Entity::Group(Some(a)), RowsKind::Status)),
+    ];
+    (shape, vec(row(), 0..5)).prop_map(|((entity, kind), rows)| AgentEvent::Rows {
+        entity,
+        kind,
+        rows,
+    })
 }
 
 fn status() -> impl Strategy<Value = RcvdStatus> {
@@ -225,7 +257,7 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             }
         ),
     ];
-    prop_oneof![conn_events, group_events]
+    prop_oneof![conn_events, group_events, rows_event()]
 }
 
 /// Commands with corrIds.

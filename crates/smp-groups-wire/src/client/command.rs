@@ -106,6 +106,29 @@ pub enum ClientCommand {
         /// The request, from the `APPROVE` event.
         req_id: u64,
     },
+    /// `G: LIST`: every group; answered by `G: LIST rows`.
+    ListGroups,
+    /// `C: LIST`: every connection; answered by `C: LIST rows`.
+    ListConns,
+    /// `G: PENDING`: group invitations waiting for `JOIN` and membership
+    /// changes waiting for `ALLOW`/`DENY`; answered by `G: PENDING rows`.
+    Pending,
+    /// `G:g MEMBERS`: the group's other members; answered by `G:g MEMBERS rows`.
+    Members {
+        /// The group.
+        group: Alias,
+    },
+    /// `G:g STATUS`: the group's integrity state and its messages awaiting
+    /// receipts; answered by `G:g STATUS rows`.
+    Status {
+        /// The group.
+        group: Alias,
+    },
+    /// `G:g CHECK`: send our integrity check to every member now; answered by `OK`.
+    Check {
+        /// The group.
+        group: Alias,
+    },
 }
 
 impl ClientCommand {
@@ -120,13 +143,18 @@ impl ClientCommand {
             Self::NewGroup { group, .. } | Self::JoinGroup { group, .. } => {
                 Entity::Group(group.clone())
             }
+            Self::ListGroups | Self::Pending => Entity::Group(None),
+            Self::ListConns => Entity::Conn(None),
             Self::GroupSend { group, .. }
             | Self::GroupAck { group, .. }
             | Self::Leave { group }
             | Self::Remove { group, .. }
             | Self::DelGroup { group }
             | Self::Allow { group, .. }
-            | Self::Deny { group, .. } => Entity::Group(Some(group.clone())),
+            | Self::Deny { group, .. }
+            | Self::Members { group }
+            | Self::Status { group }
+            | Self::Check { group } => Entity::Group(Some(group.clone())),
         }
     }
 
@@ -143,6 +171,11 @@ impl ClientCommand {
             Self::Remove { .. } => "REM",
             Self::Allow { .. } => "ALLOW",
             Self::Deny { .. } => "DENY",
+            Self::ListGroups | Self::ListConns => "LIST",
+            Self::Pending => "PENDING",
+            Self::Members { .. } => "MEMBERS",
+            Self::Status { .. } => "STATUS",
+            Self::Check { .. } => "CHECK",
         }
     }
 
@@ -162,7 +195,13 @@ impl ClientCommand {
             Self::NewConn { .. }
             | Self::DelConn { .. }
             | Self::Leave { .. }
-            | Self::DelGroup { .. } => w,
+            | Self::DelGroup { .. }
+            | Self::ListGroups
+            | Self::ListConns
+            | Self::Pending
+            | Self::Members { .. }
+            | Self::Status { .. }
+            | Self::Check { .. } => w,
             Self::Join { invitation, .. } => w.word(invitation.as_str()),
             Self::Send { body, .. } | Self::GroupSend { body, .. } => w.payload(body),
             Self::Ack { msg_id, .. } | Self::GroupAck { msg_id, .. } => w.number(*msg_id),
@@ -194,6 +233,10 @@ impl ClientCommand {
             a.clone()
                 .ok_or_else(|| LineError::syntax("this command needs an alias"))
         };
+        let none = |a: &Option<Alias>, cmd: Self| match a {
+            None => Ok(cmd),
+            Some(_) => Err(LineError::syntax("this command takes no alias")),
+        };
         let cmd = match entity {
             Entity::Conn(conn) => match word {
                 b"NEW" => Self::NewConn { conn: conn.clone() },
@@ -215,6 +258,7 @@ impl ClientCommand {
                     group: c.group()?,
                     info: c.payload()?,
                 },
+                b"LIST" => none(conn, Self::ListConns)?,
                 _ => return Err(unknown()),
             },
             Entity::Group(group) => match word {
@@ -251,6 +295,17 @@ impl ClientCommand {
                 b"DENY" => Self::Deny {
                     group: need(group)?,
                     req_id: c.number("request id")?,
+                },
+                b"LIST" => none(group, Self::ListGroups)?,
+                b"PENDING" => none(group, Self::Pending)?,
+                b"MEMBERS" => Self::Members {
+                    group: need(group)?,
+                },
+                b"STATUS" => Self::Status {
+                    group: need(group)?,
+                },
+                b"CHECK" => Self::Check {
+                    group: need(group)?,
                 },
                 _ => return Err(unknown()),
             },

@@ -2,6 +2,7 @@
 
 use super::command::kind_name;
 use super::error::{ErrorCode, LineError};
+use super::rows::{Row, encode_rows, parse_rows};
 use super::token::{Alias, CorrId, Cursor, Entity, EntityKind, InvitationText, MAX_DETAIL_LEN};
 use super::writer::LineWriter;
 
@@ -174,6 +175,42 @@ pub enum Approval {
         /// The member being removed.
         member: Alias,
     },
+}
+
+/// The question a [`AgentEvent::Rows`] answer answers: its word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RowsKind {
+    /// `LIST` (on `G:` every group, on `C:` every connection).
+    List,
+    /// `PENDING`: invitations and approvals waiting for the client.
+    Pending,
+    /// `MEMBERS`: a group's members.
+    Members,
+    /// `STATUS`: a group's integrity state and sends awaiting receipts.
+    Status,
+}
+
+impl RowsKind {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "LIST",
+            Self::Pending => "PENDING",
+            Self::Members => "MEMBERS",
+            Self::Status => "STATUS",
+        }
+    }
+
+    fn parse(word: &[u8]) -> Option<Self> {
+        match word {
+            b"LIST" => Some(Self::List),
+            b"PENDING" => Some(Self::Pending),
+            b"MEMBERS" => Some(Self::Members),
+            b"STATUS" => Some(Self::Status),
+            _ => None,
+        }
+    }
 }
 
 /// A response or event from the agent to the client.
@@ -372,13 +409,26 @@ pub enum AgentEvent {
         /// What cannot make progress.
         kind: FaultKind,
     },
+    /// `entity WORD length` and a block of rows: the answer to a status query
+    /// (`LIST`, `PENDING`, `MEMBERS`, `STATUS`), one record per line. Always
+    /// written in the length form, the block empty when there are no rows.
+    Rows {
+        /// The query's entity (`G:`, `C:` or `G:g`).
+        entity: Entity,
+        /// The query.
+        kind: RowsKind,
+        /// The records.
+        rows: Vec<Row>,
+    },
 }
 
 impl AgentEvent {
     /// The entity the event is about.
     pub fn entity(&self) -> Entity {
         match self {
-            Self::Ok { entity } | Self::Error { entity, .. } => entity.clone(),
+            Self::Ok { entity } | Self::Error { entity, .. } | Self::Rows { entity, .. } => {
+                entity.clone()
+            }
             Self::Inv { conn, .. }
             | Self::Con { conn }
             | Self::Sent { conn, .. }
@@ -423,6 +473,7 @@ impl AgentEvent {
             Self::Approve { .. } => "APPROVE",
             Self::Violation { .. } => "VIOLATION",
             Self::Fault { .. } | Self::GroupFault { .. } => "FAULT",
+            Self::Rows { kind, .. } => kind.as_str(),
         }
     }
 
@@ -432,6 +483,8 @@ impl AgentEvent {
         match (kind, word) {
             (EntityKind::Conn, b"MSG" | b"REQ") => Some(1),
             (EntityKind::Group, b"MSG") => Some(2),
+            (EntityKind::Conn, b"LIST")
+            | (EntityKind::Group, b"LIST" | b"PENDING" | b"MEMBERS" | b"STATUS") => Some(0),
             (EntityKind::Group, b"APPROVE") => {
                 let mut c = Cursor::new(args, None);
                 c.token();
@@ -443,8 +496,13 @@ impl AgentEvent {
 
     /// Appends the transmission with `corr_id`, CRLF and block included.
     pub fn write(&self, corr_id: &CorrId, out: &mut Vec<u8>) {
+        let block;
         let w = LineWriter::start(out, corr_id, &self.entity(), self.word());
         let w = match self {
+            Self::Rows { rows, .. } => {
+                block = encode_rows(rows);
+                w.block(&block)
+            }
             Self::Ok { .. } | Self::Con { .. } | Self::Empty { .. } => w,
             Self::Error { code, detail, .. } => {
                 let w = w.word(code.as_str());
@@ -557,6 +615,24 @@ impl AgentEvent {
                 });
             }
             _ => {}
+        }
+        if let Some(kind) = RowsKind::parse(word) {
+            let known = matches!(
+                (entity, kind),
+                (Entity::Conn(None), RowsKind::List)
+                    | (Entity::Group(None), RowsKind::List | RowsKind::Pending)
+                    | (Entity::Group(Some(_)), RowsKind::Members | RowsKind::Status)
+            );
+            if !known {
+                return Err(unknown());
+            }
+            let rows = parse_rows(&c.payload()?)?;
+            c.end()?;
+            return Ok(Self::Rows {
+                entity: entity.clone(),
+                kind,
+                rows,
+            });
         }
         let need = |a: &Option<Alias>| {
             a.clone()

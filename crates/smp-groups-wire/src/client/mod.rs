@@ -15,14 +15,18 @@ mod command;
 mod error;
 mod event;
 mod framer;
+mod rows;
 mod token;
 mod transmission;
 mod writer;
 
 pub use command::ClientCommand;
 pub use error::{ErrorCode, LineError};
-pub use event::{AgentEvent, Approval, FaultKind, FaultSource, RcvdStatus, ViolationKind};
+pub use event::{
+    AgentEvent, Approval, FaultKind, FaultSource, RcvdStatus, RowsKind, ViolationKind,
+};
 pub use framer::{DEFAULT_MAX_LINE, FrameLimits, LineDecoder, MAX_SKIP};
+pub use rows::{MAX_FIELDS, MAX_KEY_LEN, MAX_ROWS, MAX_VALUE_LEN, Row};
 pub use token::{
     Alias, CorrId, Cursor, DEFAULT_MAX_PAYLOAD, Entity, EntityKind, InvitationText, MAX_ALIAS_LEN,
     MAX_CORR_ID_LEN, MAX_DETAIL_LEN, MAX_INLINE_PAYLOAD, MAX_INVITATION_TEXT_LEN,

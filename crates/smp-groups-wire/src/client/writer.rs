@@ -63,6 +63,16 @@ impl<'o, 'p> LineWriter<'o, 'p> {
         self
     }
 
+    /// Appends `SP length` of `block`, which follows the line (always the
+    /// length form, even when empty).
+    pub(crate) fn block(mut self, block: &'p [u8]) -> Self {
+        self.out.push(b' ');
+        self.out
+            .extend_from_slice(block.len().to_string().as_bytes());
+        self.block = Some(block);
+        self
+    }
+
     /// Ends the line with CRLF, then writes the block and its CRLF, if any.
     pub(crate) fn finish(self) {
         self.out.extend_from_slice(b"\r\n");

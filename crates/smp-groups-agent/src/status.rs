@@ -1,0 +1,230 @@
+//! Status queries on the client protocol: `G: LIST`, `C: LIST`, `G: PENDING`,
+//! `G:g MEMBERS`, `G:g STATUS` answered with rows (`docs/protocol-client.md`).
+//! Members are named `C:alias` as in events (the base64url of their member
+//! id); absent values are `-`.
+
+use std::fmt::Display;
+
+use smp_groups_core::{
+    Change, ConnStatus, GroupStatus, IntegrityStatus, MemberStatus, OpenViolationKind,
+    PendingApproval, PendingInvitation, PendingSend,
+};
+use smp_groups_wire::agent::MemberId;
+use smp_groups_wire::client::{
+    AgentEvent, ClientCommand, Entity, ErrorCode, LineError, Row, RowsKind,
+};
+
+use crate::agent::Agent;
+use crate::error::Error;
+use crate::events::{error_code, error_event};
+
+fn member(m: &MemberId) -> String {
+    format!("C:{}", m.to_base64url())
+}
+
+fn opt<T: Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// Builds a row from fields; a key the row refuses is a bug here, reported
+/// as `ERR INTERNAL` rather than a panic.
+fn row(fields: &[(&str, String)]) -> Result<Row, LineError> {
+    fields.iter().try_fold(Row::new(), |r, (k, v)| r.with(k, v))
+}
+
+/// `G: LIST` rows.
+pub fn group_rows(groups: &[GroupStatus]) -> Result<Vec<Row>, LineError> {
+    groups
+        .iter()
+        .map(|g| {
+            row(&[
+                ("group", format!("G:{}", g.alias)),
+                ("id", g.group_id.to_base64url()),
+                ("me", member(&g.me)),
+                ("members", g.members.to_string()),
+                ("connected", g.connected.to_string()),
+                ("state", g.state.as_str().to_owned()),
+            ])
+        })
+        .collect()
+}
+
+/// `C: LIST` rows.
+pub fn conn_rows(conns: &[ConnStatus]) -> Result<Vec<Row>, LineError> {
+    conns
+        .iter()
+        .map(|c| {
+            row(&[
+                ("conn", format!("C:{}", c.alias)),
+                ("state", c.state.as_str().to_owned()),
+                ("relay", opt(c.relay.as_ref())),
+                ("peer_relay", opt(c.peer_relay.as_ref())),
+                ("sent", c.last_sent.to_string()),
+                ("rcvd", c.last_received.to_string()),
+                ("queued", c.queued.to_string()),
+                ("unacked", c.unacked.to_string()),
+            ])
+        })
+        .collect()
+}
+
+/// `G: PENDING` rows: invitations, then approvals.
+pub fn pending_rows(
+    invitations: &[PendingInvitation],
+    approvals: &[PendingApproval],
+) -> Result<Vec<Row>, LineError> {
+    let mut rows = Vec::with_capacity(invitations.len() + approvals.len());
+    for i in invitations {
+        rows.push(row(&[
+            ("invitation", format!("g:{}", i.id)),
+            ("conn", format!("C:{}", i.conn)),
+        ])?);
+    }
+    for a in approvals {
+        let (change, m, by) = match a.change {
+            Change::Add { member, by } => ("add", member, by),
+            Change::Remove { member, by } => ("rem", member, by),
+        };
+        rows.push(row(&[
+            ("approval", a.approval.to_string()),
+            ("group", format!("G:{}", a.group)),
+            ("change", change.to_owned()),
+            ("member", member(&m)),
+            ("by", member(&by)),
+        ])?);
+    }
+    Ok(rows)
+}
+
+/// `G:g MEMBERS` rows.
+pub fn member_rows(members: &[MemberStatus]) -> Result<Vec<Row>, LineError> {
+    members
+        .iter()
+        .map(|m| {
+            row(&[
+                ("member", member(&m.member)),
+                ("state", m.state.as_str().to_owned()),
+                ("relay", opt(m.relay.as_ref())),
+                ("peer_relay", opt(m.peer_relay.as_ref())),
+                ("sent", opt(m.last_sent)),
+                ("rcvd", opt(m.last_received)),
+                ("confirmed", opt(m.confirmed)),
+                (
+                    "chain",
+                    opt(m.chain.map(smp_groups_wire::agent::GCheckStatus::as_str)),
+                ),
+            ])
+        })
+        .collect()
+}
+
+fn violation_word(k: OpenViolationKind) -> &'static str {
+    match k {
+        OpenViolationKind::Equivocation => "equivocation",
+        OpenViolationKind::Behind => "behind",
+        OpenViolationKind::Missing => "missing",
+        OpenViolationKind::UnsentClaimed => "unsent_claimed",
+        OpenViolationKind::ReportedBad => "reported_bad",
+        OpenViolationKind::ReceiptMismatch => "receipt_mismatch",
+        _ => "other",
+    }
+}
+
+/// `G:g STATUS` rows: the check schedule, each member's integrity, each
+/// send still waiting (one row per member it waits for), each violation.
+pub fn status_rows(i: &IntegrityStatus, sends: &[PendingSend]) -> Result<Vec<Row>, LineError> {
+    let mut rows = vec![row(&[
+        ("check_sent", i.last_check_sent.as_millis().to_string()),
+        (
+            "next_check",
+            opt(i.next_check.map(smp_groups_core::Timestamp::as_millis)),
+        ),
+        ("since_check", i.since_check.to_string()),
+        ("sent", i.last_sent.to_string()),
+        ("delivered", i.delivered_to_all.to_string()),
+        ("sends", sends.len().to_string()),
+        ("violations", i.violations.len().to_string()),
+    ])?];
+    for m in &i.members {
+        rows.push(row(&[
+            ("member", member(&m.member)),
+            ("check_rcvd", m.last_check_received.to_string()),
+            ("rcvd", m.last_received.to_string()),
+            ("confirmed", m.confirmed.to_string()),
+            ("chain", m.chain.as_str().to_owned()),
+        ])?);
+    }
+    for s in sends {
+        let waits = s
+            .unsent
+            .iter()
+            .map(|m| (m, "send"))
+            .chain(s.awaiting.iter().map(|m| (m, "receipt")));
+        for (m, wait) in waits {
+            rows.push(row(&[
+                ("send", s.msg_id.to_string()),
+                ("ext", s.ext_msg_id.to_string()),
+                ("member", member(m)),
+                ("wait", wait.to_owned()),
+            ])?);
+        }
+    }
+    for v in &i.violations {
+        rows.push(row(&[
+            ("violation", violation_word(v.kind).to_owned()),
+            ("sender", member(&v.sender)),
+            ("reporter", member(&v.reporter)),
+        ])?);
+    }
+    Ok(rows)
+}
+
+fn failed(entity: Entity, e: &Error) -> AgentEvent {
+    match e {
+        Error::Command(c) => error_event(entity, error_code(c), &c.to_string()),
+        other => error_event(entity, ErrorCode::Internal, &other.to_string()),
+    }
+}
+
+/// The answer to a status query, or `None` if `cmd` is not one.
+pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
+    let entity = cmd.entity();
+    let (kind, rows) = match cmd {
+        ClientCommand::ListGroups => (
+            RowsKind::List,
+            agent.group_statuses().await.map(|g| group_rows(&g)),
+        ),
+        ClientCommand::ListConns => (
+            RowsKind::List,
+            agent.conn_statuses().await.map(|c| conn_rows(&c)),
+        ),
+        ClientCommand::Pending => (
+            RowsKind::Pending,
+            agent
+                .query(|c| pending_rows(&c.pending_invitations(), &c.pending_approvals()))
+                .await,
+        ),
+        ClientCommand::Members { group } => (
+            RowsKind::Members,
+            agent
+                .member_statuses(group.as_str())
+                .await
+                .map(|m| member_rows(&m)),
+        ),
+        ClientCommand::Status { group } => {
+            // One query: the integrity state and the sends of the same moment.
+            let g = group.as_str().to_owned();
+            let got = agent
+                .query(move |c| Ok((c.integrity_status(&g)?, c.pending_sends(&g)?)))
+                .await
+                .and_then(|r| r.map_err(Error::Command));
+            (RowsKind::Status, got.map(|(i, s)| status_rows(&i, &s)))
+        }
+        _ => return None,
+    };
+    Some(match rows {
+        Err(e) => failed(entity, &e),
+        Ok(Err(e)) => error_event(entity, ErrorCode::Internal, &e.detail),
+        Ok(Ok(rows)) => AgentEvent::Rows { entity, kind, rows },
+    })
+}
