@@ -406,6 +406,16 @@ impl Agent {
         .await
     }
 
+    /// Refuses a group invitation (the id from a `REQ` event): it is
+    /// forgotten (`RJCT`).
+    pub async fn reject(&self, invitation: &str) -> Result<(), Error> {
+        self.expect_ok(Command::RejectInvitation {
+            invitation: invitation.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
     /// Sends a message to the group; returns its local id (named by the
     /// `SENT` and `RCVD` events).
     pub async fn send(&self, group: &str, body: &[u8]) -> Result<u64, Error> {

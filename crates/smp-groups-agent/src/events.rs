@@ -67,6 +67,9 @@ pub fn response(entity: &Entity, event: &Event) -> AgentEvent {
     let is_group = matches!(entity, Entity::Group(_));
     match event {
         Event::Ok { alias: a } => match alias(a) {
+            Some(a) if matches!(entity, Entity::Invitation(_)) => AgentEvent::Ok {
+                entity: Entity::Invitation(a),
+            },
             Some(a) if is_group => AgentEvent::Ok {
                 entity: Entity::Group(Some(a)),
             },
@@ -357,6 +360,9 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         },
         ClientCommand::JoinGroup { group, invitation } => Command::JoinGroup {
             alias: opt(group.as_ref()),
+            invitation: invitation.as_str().to_owned(),
+        },
+        ClientCommand::Reject { invitation } => Command::RejectInvitation {
             invitation: invitation.as_str().to_owned(),
         },
         ClientCommand::GroupSend { group, body } => Command::Send {

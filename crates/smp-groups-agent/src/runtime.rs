@@ -744,6 +744,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::NewGroup { .. } => "new_group",
         Command::Intro { .. } => "intro",
         Command::JoinGroup { .. } => "join_group",
+        Command::RejectInvitation { .. } => "reject_invitation",
         Command::Send { .. } => "send",
         Command::Ack { .. } => "ack",
         Command::Leave { .. } => "leave",

@@ -317,6 +317,7 @@ impl Agent {
             Command::NewGroup { alias, info } => self.cmd_new_group(alias, info),
             Command::Intro { conn, group, info } => self.cmd_intro(&conn, &group, info),
             Command::JoinGroup { alias, invitation } => self.cmd_join_group(alias, &invitation),
+            Command::RejectInvitation { invitation } => self.cmd_reject_invitation(&invitation),
             Command::Send { group, body } => self.cmd_send(&group, body),
             Command::Ack { group, msg_id } => self.cmd_ack(&group, msg_id),
             Command::Leave { group } => self.cmd_leave(&group),

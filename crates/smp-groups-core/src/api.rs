@@ -68,6 +68,13 @@ pub enum Command {
         /// The invitation id from [`Event::GroupRequest`].
         invitation: String,
     },
+    /// `g:inv RJCT`: refuse a received group invitation. It is forgotten;
+    /// the introducer is not told (its pending member expires after
+    /// [`crate::Config::pending_member_ttl_ms`]).
+    RejectInvitation {
+        /// The invitation id from [`Event::GroupRequest`].
+        invitation: String,
+    },
     /// `G:g SEND msg`.
     Send {
         /// The group.

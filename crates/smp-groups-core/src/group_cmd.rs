@@ -146,6 +146,21 @@ impl Agent {
         })
     }
 
+    /// Forgets a received group invitation (`RJCT`).
+    pub(crate) fn cmd_reject_invitation(
+        &mut self,
+        invitation: &str,
+    ) -> Result<Event, CommandError> {
+        if self.invitations.remove(invitation).is_none() {
+            return Err(CommandError::NoInvitation(invitation.to_owned()));
+        }
+        self.dirty
+            .insert(crate::store::Key::Invitation(invitation.to_owned()));
+        Ok(Event::Ok {
+            alias: invitation.to_owned(),
+        })
+    }
+
     pub(crate) fn cmd_join_group(
         &mut self,
         alias: Option<String>,

@@ -542,3 +542,65 @@ fn pending_approvals_until_decided() {
     assert!(sim.agent(1).expect("up").pending_approvals().is_empty());
     assert_eq!(sim.agent(1).expect("up").members(&g1.alias).len(), 2);
 }
+
+/// `RJCT`: a refused invitation is forgotten, is not joined, and survives a
+/// restart as refused; the group goes on without the invitee.
+#[test]
+fn a_refused_invitation_is_forgotten() {
+    let mut sim = Sim::new(3, &config(), Faults::default(), 23);
+    let g = sim.create_group(0).expect("group");
+    let (c01, _) = sim.connect(0, 1).expect("connected");
+    sim.command(
+        0,
+        Command::Intro {
+            conn: c01,
+            group: g.alias.clone(),
+            info: b"come".to_vec(),
+        },
+    );
+    sim.settle_all();
+    let inv = sim
+        .events(1)
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::GroupRequest { invitation, .. } => Some(invitation.clone()),
+            _ => None,
+        })
+        .expect("a request");
+    let corr = sim.command(
+        1,
+        Command::RejectInvitation {
+            invitation: inv.clone(),
+        },
+    );
+    assert_eq!(
+        sim.response(1, &corr),
+        Some(&Event::Ok { alias: inv.clone() })
+    );
+    sim.crash(1);
+    sim.restart(1).expect("restarts");
+    for cmd in [
+        Command::RejectInvitation {
+            invitation: inv.clone(),
+        },
+        Command::JoinGroup {
+            alias: None,
+            invitation: inv.clone(),
+        },
+    ] {
+        let corr = sim.command(1, cmd);
+        assert!(
+            matches!(
+                sim.response(1, &corr),
+                Some(Event::Err(smp_groups_core::CommandError::NoInvitation(i))) if *i == inv
+            ),
+            "{:?}",
+            sim.response(1, &corr)
+        );
+    }
+    assert!(sim.agent(1).expect("agent 1").groups().is_empty());
+    // The group goes on: agent 2 joins.
+    sim.invite(&g, 2).expect("agent 2 joins");
+    sim.settle_all();
+    assert_eq!(sim.agent(0).expect("agent 0").members(&g.alias).len(), 1);
+}

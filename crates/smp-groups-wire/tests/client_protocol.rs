@@ -108,6 +108,13 @@ fn seed_commands_parse() {
         })
     );
     assert_eq!(
+        cmd("4 g:inv1 RJCT\r\n"),
+        Ok(ClientCommand::Reject {
+            invitation: alias("inv1")
+        })
+    );
+    assert!(cmd("4 g:inv1 JOIN\r\n").is_err());
+    assert_eq!(
         cmd("5 G:team SEND :hi all\r\n"),
         Ok(ClientCommand::GroupSend {
             group: alias("team"),

@@ -102,6 +102,7 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
         alias().prop_map(|group| ClientCommand::Members { group }),
         alias().prop_map(|group| ClientCommand::Status { group }),
         alias().prop_map(|group| ClientCommand::Check { group }),
+        alias().prop_map(|invitation| ClientCommand::Reject { invitation }),
     ]
 }
 

@@ -61,6 +61,11 @@ pub enum ClientCommand {
         /// The invitation, as named by the `REQ` event.
         invitation: Alias,
     },
+    /// `g:inv RJCT`: refuse a group invitation; answered by `g:inv OK`.
+    Reject {
+        /// The invitation, as named by the `REQ` event.
+        invitation: Alias,
+    },
     /// `G:g SEND msg`: send a message to the group.
     GroupSend {
         /// The group.
@@ -145,6 +150,7 @@ impl ClientCommand {
             }
             Self::ListGroups | Self::Pending => Entity::Group(None),
             Self::ListConns => Entity::Conn(None),
+            Self::Reject { invitation } => Entity::Invitation(invitation.clone()),
             Self::GroupSend { group, .. }
             | Self::GroupAck { group, .. }
             | Self::Leave { group }
@@ -176,6 +182,7 @@ impl ClientCommand {
             Self::Members { .. } => "MEMBERS",
             Self::Status { .. } => "STATUS",
             Self::Check { .. } => "CHECK",
+            Self::Reject { .. } => "RJCT",
         }
     }
 
@@ -201,7 +208,8 @@ impl ClientCommand {
             | Self::Pending
             | Self::Members { .. }
             | Self::Status { .. }
-            | Self::Check { .. } => w,
+            | Self::Check { .. }
+            | Self::Reject { .. } => w,
             Self::Join { invitation, .. } => w.word(invitation.as_str()),
             Self::Send { body, .. } | Self::GroupSend { body, .. } => w.payload(body),
             Self::Ack { msg_id, .. } | Self::GroupAck { msg_id, .. } => w.number(*msg_id),
@@ -309,7 +317,13 @@ impl ClientCommand {
                 },
                 _ => return Err(unknown()),
             },
-            Entity::Invitation(_) | Entity::None => return Err(unknown()),
+            Entity::Invitation(invitation) => match word {
+                b"RJCT" => Self::Reject {
+                    invitation: invitation.clone(),
+                },
+                _ => return Err(unknown()),
+            },
+            Entity::None => return Err(unknown()),
         };
         c.end()?;
         Ok(cmd)
