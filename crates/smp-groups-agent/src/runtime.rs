@@ -11,21 +11,27 @@
 //!    memory here) is only acknowledged to the relay, once everything handled
 //!    before it is committed.
 //! 2. The core handles the input with the real clock and the system RNG.
-//! 3. Its storage batch, its relay operations (the outbox), its client events
-//!    (the events the agent sends on its own), the processed mark of the
-//!    delivered message, and the removal of outbox items the input completes,
-//!    go into ONE transaction, merged with those of the other inputs handled
-//!    while the previous commit was running (group commit: at most one commit
-//!    in flight, the next holds everything that arrived meanwhile, up to
-//!    [`MAX_GROUP_INPUTS`] inputs).
+//! 3. Its storage batch (which holds a record of every relay operation it
+//!    issued or retries, `Key::Op`: the core's own persistence of what is in
+//!    flight), its client events (the events the agent sends on its own) and
+//!    the processed mark of the delivered message go into ONE transaction,
+//!    merged with those of the other inputs handled while the previous commit
+//!    was running (group commit: at most one commit in flight, the next holds
+//!    everything that arrived meanwhile, up to [`MAX_GROUP_INPUTS`] inputs).
 //! 4. Only once that commit returns are the relay operations performed (so a
 //!    message is acknowledged to the relay only after its effects are
-//!    durable), the command's response returned, and the events delivered to
-//!    subscribers, in input order. An event is marked delivered once a
+//!    durable, and an operation only after its record is), the command's
+//!    response returned, and the events delivered to subscribers, in input
+//!    order. An event is marked delivered once a
 //!    subscriber confirms it (the mark rides on the next commit, or is
 //!    committed alone after [`MARK_DELAY`]); events not confirmed before a
 //!    crash are delivered again after the restart, and never after their
 //!    confirmation is committed.
+//!
+//! After a restart the core re-issues the operations whose records survived
+//! ([`CoreAgent::restore`]); the runtime itself stores nothing about relay
+//! operations. Which operations are performed and not yet answered is kept in
+//! memory only, for [`Metrics::in_flight`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -117,7 +123,7 @@ const OWN_OP_BASE: u64 = 1 << 63;
 /// waits for the commit before taking more).
 pub(crate) const MAX_GROUP_INPUTS: usize = 128;
 
-/// Most store items (record writes, outbox items, events...) gathered for one
+/// Most store items (record writes, events, marks...) gathered for one
 /// commit; the store takes up to 65 536.
 const MAX_GROUP_ITEMS: usize = 8_192;
 
@@ -186,13 +192,14 @@ const WRITER_DEPTH: usize = 2;
 
 /// What to do once a commit has returned, in input order.
 enum Action {
-    /// Perform a relay operation (it has the next outbox id).
+    /// Perform a relay operation (its record is in the commit).
     Perform(RelayOp),
     /// Return a command's response.
     Respond(ClientEvent),
     /// Deliver a client event (it has the next sequence number).
     Deliver(AgentEvent),
-    /// Acknowledge a redelivered message (no outbox item).
+    /// Acknowledge a redelivered message (the runtime's own operation, not
+    /// recorded by the core).
     Ack(RelayOp),
     /// Answer a query, made before and answered after the commit of what was
     /// handled before it.
@@ -242,8 +249,9 @@ pub(crate) struct Runtime {
     relay: Box<dyn RelayClient>,
     requests: mpsc::Receiver<Request>,
     relay_events: mpsc::UnboundedReceiver<RelayEvent>,
-    /// Outbox items of each operation in flight.
-    outbox: HashMap<OpId, Vec<u64>>,
+    /// The core's operations performed and not answered yet (in memory only:
+    /// the core's records are what survives a restart).
+    in_flight: HashSet<OpId>,
     counted: HashSet<OpId>,
     metrics: Metrics,
     waiting: HashMap<String, oneshot::Sender<Event>>,
@@ -299,9 +307,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 impl Runtime {
     /// Takes over the opened `store` and `core`: loads the events not yet
     /// confirmed and the processed marks, commits (here, before the task
-    /// starts) the outputs the core produced when it was created or restored,
-    /// replacing the outbox of the previous run (the core re-issues what was
-    /// in flight), and acts on them. The store moves to its writer thread.
+    /// starts) the outputs the core produced when it was created or restored
+    /// (the core re-issues what was in flight), and acts on them. The store
+    /// moves to its writer thread.
     pub(crate) fn new(
         core: CoreAgent,
         store: Store,
@@ -310,7 +318,6 @@ impl Runtime {
         relay_events: mpsc::UnboundedReceiver<RelayEvent>,
         name: &str,
     ) -> Result<Self, Error> {
-        let stale: Vec<u64> = store.outbox()?.into_iter().map(|i| i.id).collect();
         let log = Arc::new(EventLog::default());
         for p in store.pending_events()? {
             if let Some(event) = decode_event(&p.body) {
@@ -327,7 +334,7 @@ impl Runtime {
             relay,
             requests,
             relay_events,
-            outbox: HashMap::new(),
+            in_flight: HashSet::new(),
             counted: HashSet::new(),
             metrics: Metrics::default(),
             waiting: HashMap::new(),
@@ -341,9 +348,7 @@ impl Runtime {
             inflight: None,
             stopping: None,
         };
-        let mut txn = Transaction::new();
-        txn.outbox_remove = stale;
-        rt.gather(txn);
+        rt.gather(Transaction::new());
         let group = std::mem::take(&mut rt.pending);
         let applied = if group.txn.is_empty() {
             Applied::default()
@@ -410,7 +415,7 @@ impl Runtime {
                 () = sleep_until(timer), if accepting => {
                     let span = tracing::debug_span!("timer");
                     let _g = span.enter();
-                    self.step(Input::Timeout, None, Vec::new());
+                    self.step(Input::Timeout, None);
                     Ok(())
                 }
                 () = sleep_until(mark_at) => {
@@ -515,7 +520,7 @@ impl Runtime {
                     tracing::info_span!("command", corr = %corr, command = command_name(&command));
                 let _g = span.enter();
                 self.waiting.insert(corr.clone(), reply);
-                self.step(Input::Command { corr, command }, None, Vec::new());
+                self.step(Input::Command { corr, command }, None);
             }
             Request::Confirm(seq) => {
                 let Some(last) = self.log.last_seq() else {
@@ -535,7 +540,7 @@ impl Runtime {
                 let mut m = self.metrics.clone();
                 let uncommitted =
                     self.pending.inputs + self.inflight.as_ref().map_or(0, |f| f.inputs);
-                m.in_flight = (self.outbox.len() + uncommitted) as u64;
+                m.in_flight = (self.in_flight.len() + uncommitted) as u64;
                 m.refusals = self.core.refusals().clone();
                 let _ = tx.send(m);
             }
@@ -552,7 +557,7 @@ impl Runtime {
                 self.answer(Action::Answer(send));
             }
             Request::RunTimers(tx) => {
-                self.step(Input::Timeout, None, Vec::new());
+                self.step(Input::Timeout, None);
                 self.pending.actions.push(Action::Done(tx));
             }
             Request::Shutdown(_) => {}
@@ -589,8 +594,8 @@ impl Runtime {
             if done {
                 self.counted.remove(&op);
             }
-            let remove = self.outbox.remove(&op).unwrap_or_default();
-            self.step(Input::Relay(ev), None, remove);
+            self.in_flight.remove(&op);
+            self.step(Input::Relay(ev), None);
             return;
         }
         let RelayEvent::Message {
@@ -627,16 +632,15 @@ impl Runtime {
         }
         self.processed.insert(queue.clone(), msg_id.clone());
         let mark = Some((queue, msg_id.clone()));
-        self.step(Input::Relay(ev), mark, Vec::new());
+        self.step(Input::Relay(ev), mark);
     }
 
     /// The core handles `input`; its outputs join the pending group.
-    fn step(&mut self, input: Input, processed: Option<(Vec<u8>, Vec<u8>)>, remove: Vec<u64>) {
+    fn step(&mut self, input: Input, processed: Option<(Vec<u8>, Vec<u8>)>) {
         let mut rng = smp_groups_crypto::rng::system();
         self.core.handle(input, now(), &mut rng);
         let mut txn = Transaction::new();
         txn.processed.extend(processed);
-        txn.outbox_remove = remove;
         self.gather(txn);
     }
 
@@ -651,11 +655,7 @@ impl Runtime {
         while let Some(out) = self.core.poll() {
             match out {
                 Output::Store(batch) => txn.add_batch(batch),
-                Output::Relay(op) => {
-                    txn.outbox_add
-                        .push(postcard::to_allocvec(&op).unwrap_or_default());
-                    ops.push(Action::Perform(op));
-                }
+                Output::Relay(op) => ops.push(Action::Perform(op)),
                 Output::Event(e) if e.corr.is_some() => responses.push(Action::Respond(e)),
                 Output::Event(e) => {
                     if let Some(ev) = to_agent_event(&e.event) {
@@ -680,18 +680,12 @@ impl Runtime {
 
     /// Acts on what a commit made durable, in order.
     fn act(&mut self, actions: Vec<Action>, applied: Applied) -> Result<(), Error> {
-        let mut ids = applied.outbox_ids.into_iter();
         let mut seqs = applied.event_seqs.into_iter();
         for action in actions {
             match action {
                 Action::Perform(op) => {
-                    let Some(id) = ids.next() else {
-                        return Err(Error::Unexpected(
-                            "the commit returned fewer outbox ids than operations".into(),
-                        ));
-                    };
                     let op_id = op.op();
-                    self.outbox.entry(op_id).or_default().push(id);
+                    self.in_flight.insert(op_id);
                     self.metrics.operations += 1;
                     if self.counted.insert(op_id)
                         && let RelayOp::Send { kind, .. } = &op

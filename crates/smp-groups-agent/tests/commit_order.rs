@@ -1,6 +1,7 @@
 //! The runtime's rule, checked at the moment it acts: a relay operation is
-//! performed only once the commit holding it returned (its outbox item is in
-//! the database, read through a second connection), a message is
+//! performed only once the commit holding it returned (the core's record of
+//! the operation, `Key::Op`, is in the database, read through a second
+//! connection), a message is
 //! acknowledged to the relay only once its processing is committed, and an
 //! event reaches a subscriber only once it is stored. Checked while a burst
 //! of concurrent commands is gathered into group commits (fewer commits than
@@ -17,8 +18,8 @@ use common::{RELAY_A, RELAY_B, WAIT, relays, temp_db};
 use smp_groups_agent::{
     Agent, AgentConfig, InProcessRelay, RelayClient, RelayConnector, RelayContext,
 };
-use smp_groups_core::{Command, Config, RelayOp};
-use smp_groups_store::{Store, queue_key};
+use smp_groups_core::{Command, Config, Key, RelayOp};
+use smp_groups_store::{Store, encode_key, queue_key};
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 
@@ -53,8 +54,11 @@ impl RelayClient for WatchingClient {
     fn perform(&mut self, op: RelayOp) {
         let own = op.op().0 >= 1 << 63;
         if !own {
+            // The record is the core's `PendingOp`, whose first field is the
+            // operation itself (postcard), so it starts with the operation.
             let body = postcard::to_allocvec(&op).unwrap();
-            if !self.db.outbox().unwrap().iter().any(|i| i.body == body) {
+            let record = self.db.get(&encode_key(&Key::Op(op.op().0))).unwrap();
+            if !record.is_some_and(|r| r.starts_with(&body)) {
                 self.problems
                     .lock()
                     .unwrap()

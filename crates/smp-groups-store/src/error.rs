@@ -68,9 +68,6 @@ pub enum StoreError {
         /// The limit.
         max: u64,
     },
-    /// An outbox item to remove does not exist.
-    #[error("outbox item {0} does not exist")]
-    UnknownOutboxItem(u64),
     /// A received message marked as processed was processed already.
     #[error("message {msg_id} on queue {queue} was processed already")]
     AlreadyProcessed {

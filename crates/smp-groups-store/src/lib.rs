@@ -6,8 +6,6 @@
 //!
 //! - the record writes of the input (typed keys and values of the agent's
 //!   state, here as bytes);
-//! - the **outbox**: relay operations produced by the input, sent only after
-//!   the commit and removed when the relay confirms them;
 //! - the **processed mark** of the received message the input handled, so
 //!   that the message is acknowledged to the relay only after its effects are
 //!   durable, and a redelivery after a crash is recognised
@@ -19,7 +17,10 @@
 //! [`Transaction::merge`] folds several inputs' transactions into one commit.
 //!
 //! [`Transaction::add_batch`] and [`Store::load_core`] adapt the core's
-//! typed [`smp_groups_core::StoreBatch`] and [`smp_groups_core::Key`].
+//! typed [`smp_groups_core::StoreBatch`] and [`smp_groups_core::Key`]. The
+//! relay operations an input produces are not stored apart: the core keeps
+//! each operation in flight as one of its records (`Key::Op`) and re-issues
+//! them when restored, and the runtime performs them only after the commit.
 //!
 //! A file that is not a database, was written by a newer version, or holds a
 //! damaged row gives a typed [`StoreError`], never silently lost data.
@@ -42,5 +43,5 @@ pub use limits::{Durability, Limits, Options};
 pub use queue_keys::{MAX_QUEUE_SECRET, QueueKey, QueueKeys};
 pub use schema::{APPLICATION_ID, STORE_VERSION};
 pub use store::Store;
-pub use txn::{Applied, OutboxItem, PendingEvent, ProcessedMark, Record, Transaction};
+pub use txn::{Applied, PendingEvent, ProcessedMark, Record, Transaction};
 pub use writer::Writer;

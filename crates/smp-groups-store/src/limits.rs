@@ -8,16 +8,15 @@ pub struct Limits {
     pub max_key_len: usize,
     /// Longest record value, bytes.
     pub max_value_len: usize,
-    /// Longest outbox item or client event, bytes.
+    /// Longest client event, bytes.
     pub max_body_len: usize,
     /// Longest queue id or message id, bytes.
     pub max_id_len: usize,
-    /// Most items (puts, deletes, outbox items, events, removals) in one transaction.
+    /// Most items (puts, deletes, events, processed marks, forgotten queues)
+    /// in one transaction.
     pub max_items: usize,
     /// Most client events waiting for delivery.
     pub max_pending_events: u64,
-    /// Most items in the outbox.
-    pub max_outbox_items: u64,
 }
 
 impl Default for Limits {
@@ -29,7 +28,6 @@ impl Default for Limits {
             max_id_len: 1024,
             max_items: 65_536,
             max_pending_events: 1_000_000,
-            max_outbox_items: 100_000,
         }
     }
 }

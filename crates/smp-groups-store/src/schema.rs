@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::limits::Limits;
 
 /// The schema version this program writes and reads.
-pub const STORE_VERSION: i64 = 3;
+pub const STORE_VERSION: i64 = 4;
 
 /// The `application_id` of a store file ("SMPG").
 pub const APPLICATION_ID: i64 = 0x534d_5047;
@@ -52,6 +52,15 @@ CREATE TABLE queue_keys (
     sum INTEGER NOT NULL,
     PRIMARY KEY (server, rcv_id)
 ) WITHOUT ROWID;
+";
+
+/// Version 4 drops the outbox (relay operations are persisted by the core's
+/// own records, `Key::Op`, which it re-issues when restored) and its id
+/// counter. Items left in it by an older version are dropped with it: the
+/// same operations are in the core's records.
+const V4: &str = "
+DROP TABLE outbox;
+ALTER TABLE counters DROP COLUMN next_outbox_id;
 ";
 
 /// Brings the database to [`STORE_VERSION`] (or refuses it), in one
@@ -105,6 +114,7 @@ fn step(tx: &Connection, to: i64, limits: &Limits) -> Result<(), StoreError> {
             fill_checksums(tx, "events", "seq", limits.max_body_len)?;
         }
         3 => tx.execute_batch(V3)?,
+        4 => tx.execute_batch(V4)?,
         _ => {
             return Err(StoreError::Migration {
                 from: to - 1,

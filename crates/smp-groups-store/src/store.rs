@@ -8,18 +8,17 @@ use crate::checksum::checksum;
 use crate::error::StoreError;
 use crate::limits::{Durability, Limits, Options};
 use crate::schema;
-use crate::txn::{Applied, OutboxItem, PendingEvent, ProcessedMark, Record, Transaction};
+use crate::txn::{Applied, PendingEvent, ProcessedMark, Record, Transaction};
 
 /// The counters row, read and written inside each transaction.
 struct Counters {
     record_schema: i64,
-    next_outbox_id: i64,
     next_event_seq: i64,
     delivered_upto: i64,
 }
 
-/// Durable agent storage: records, outbox, pending client events and the
-/// marks of processed messages, all changed together by [`Store::apply`].
+/// Durable agent storage: records, pending client events and the marks of
+/// processed messages, all changed together by [`Store::apply`].
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
@@ -169,21 +168,6 @@ impl Store {
             }
         }
         let mut applied = Applied::default();
-        if !txn.outbox_add.is_empty() {
-            let len: i64 = tx
-                .prepare_cached("SELECT count(*) FROM outbox")?
-                .query_row([], |r| r.get(0))?;
-            let count = u64_of(len, "outbox", "count")? + txn.outbox_add.len() as u64;
-            within("outbox items", count, self.limits.max_outbox_items)?;
-            applied.outbox_ids = append(
-                &tx,
-                "INSERT INTO outbox (id, body, len, sum) VALUES (?1, ?2, ?3, ?4)",
-                &txn.outbox_add,
-                &mut c.next_outbox_id,
-                "next_outbox_id",
-                "outbox ids",
-            )?;
-        }
         if !txn.events_add.is_empty() {
             let pending = u64_of(c.next_event_seq - 1 - c.delivered_upto, "counters", "0")?;
             let count = pending + txn.events_add.len() as u64;
@@ -200,18 +184,6 @@ impl Store {
                 "next_event_seq",
                 "event sequence numbers",
             )?;
-        }
-        {
-            let mut rm = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
-            for id in &txn.outbox_remove {
-                let n = match i64::try_from(*id) {
-                    Ok(i) => rm.execute(params![i])?,
-                    Err(_) => 0,
-                };
-                if n == 0 {
-                    return Err(StoreError::UnknownOutboxItem(*id));
-                }
-            }
         }
         for (queue, msg_id) in &txn.processed {
             let last: Option<Vec<u8>> = tx
@@ -264,9 +236,6 @@ impl Store {
         }
         for k in &txn.deletes {
             too_large("a record key", k.len(), l.max_key_len)?;
-        }
-        for b in &txn.outbox_add {
-            too_large("an outbox item", b.len(), l.max_body_len)?;
         }
         for b in &txn.events_add {
             too_large("a client event", b.len(), l.max_body_len)?;
@@ -343,39 +312,6 @@ impl Store {
                 Ok(Some(value))
             }
         }
-    }
-
-    /// The outbox, oldest first: everything committed but not yet confirmed
-    /// by the relay. After a restart, send all of it again.
-    pub fn outbox(&self) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, body, len, sum FROM outbox ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, body, len, sum) = row?;
-            verify(
-                "outbox",
-                || id.to_string(),
-                &body,
-                len,
-                sum,
-                self.limits.max_body_len,
-            )?;
-            out.push(OutboxItem {
-                id: u64_of(id, "outbox", "id")?,
-                body,
-            });
-        }
-        Ok(out)
     }
 
     /// The client events not yet marked delivered, in sequence order. Their
@@ -544,15 +480,13 @@ fn reclassify(e: StoreError, path: &Path) -> StoreError {
 fn read_counters(conn: &Connection) -> Result<Counters, StoreError> {
     let c = conn
         .prepare_cached(
-            "SELECT record_schema, next_outbox_id, next_event_seq, delivered_upto \
-             FROM counters WHERE id = 0",
+            "SELECT record_schema, next_event_seq, delivered_upto FROM counters WHERE id = 0",
         )?
         .query_row([], |r| {
             Ok(Counters {
                 record_schema: r.get(0)?,
-                next_outbox_id: r.get(1)?,
-                next_event_seq: r.get(2)?,
-                delivered_upto: r.get(3)?,
+                next_event_seq: r.get(1)?,
+                delivered_upto: r.get(2)?,
             })
         })
         .optional()?
@@ -561,13 +495,13 @@ fn read_counters(conn: &Connection) -> Result<Counters, StoreError> {
             id: "0".into(),
             reason: "missing".into(),
         })?;
-    if c.next_outbox_id < 1 || c.delivered_upto < 0 || c.next_event_seq <= c.delivered_upto {
+    if c.delivered_upto < 0 || c.next_event_seq <= c.delivered_upto {
         return Err(StoreError::CorruptRow {
             table: "counters",
             id: "0".into(),
             reason: format!(
-                "inconsistent: next outbox id {}, next event {}, delivered up to {}",
-                c.next_outbox_id, c.next_event_seq, c.delivered_upto
+                "inconsistent: next event {}, delivered up to {}",
+                c.next_event_seq, c.delivered_upto
             ),
         });
     }
@@ -576,15 +510,10 @@ fn read_counters(conn: &Connection) -> Result<Counters, StoreError> {
 
 fn write_counters(conn: &Connection, c: &Counters) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE counters SET record_schema = ?1, next_outbox_id = ?2, next_event_seq = ?3, \
-         delivered_upto = ?4 WHERE id = 0",
+        "UPDATE counters SET record_schema = ?1, next_event_seq = ?2, delivered_upto = ?3 \
+         WHERE id = 0",
     )?
-    .execute(params![
-        c.record_schema,
-        c.next_outbox_id,
-        c.next_event_seq,
-        c.delivered_upto
-    ])?;
+    .execute(params![c.record_schema, c.next_event_seq, c.delivered_upto])?;
     Ok(())
 }
 

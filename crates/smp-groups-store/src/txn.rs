@@ -11,10 +11,14 @@ pub type ProcessedMark = (Vec<u8>, Vec<u8>);
 /// Everything one input of the agent writes, committed all-or-nothing.
 ///
 /// Applied in this order inside one SQLite transaction: record puts, record
-/// deletes, new outbox items, new client events, outbox removals, the
-/// processed messages, the delivered mark, forgotten queues. Any failure (a
-/// limit, an unknown outbox item, a message processed already, an IO error)
-/// rolls all of it back.
+/// deletes, new client events, the processed messages, the delivered mark,
+/// forgotten queues. Any failure (a limit, a message processed already, a
+/// delivered mark beyond the issued events, an IO error) rolls all of it
+/// back.
+///
+/// Relay operations are not stored here: the core keeps a record of each
+/// operation in flight among its records, and the runtime performs an
+/// operation only after the commit holding its record returns.
 ///
 /// Several inputs' transactions can be committed as one (group commit):
 /// [`Transaction::merge`] folds a later transaction into an earlier one so
@@ -29,11 +33,6 @@ pub struct Transaction {
     pub puts: Vec<Record>,
     /// Records to delete (deleting a missing key is not an error).
     pub deletes: Vec<Vec<u8>>,
-    /// Relay operations or envelopes to send once this transaction has
-    /// committed. Each gets an outbox id, returned in [`Applied::outbox_ids`].
-    pub outbox_add: Vec<Vec<u8>>,
-    /// Outbox items the relay has confirmed, to remove. Each must exist.
-    pub outbox_remove: Vec<u64>,
     /// Client events, each given the next sequence number (returned in
     /// [`Applied::event_seqs`]).
     pub events_add: Vec<Vec<u8>>,
@@ -62,8 +61,6 @@ impl Transaction {
         self.record_schema.is_none()
             && self.puts.is_empty()
             && self.deletes.is_empty()
-            && self.outbox_add.is_empty()
-            && self.outbox_remove.is_empty()
             && self.events_add.is_empty()
             && self.processed.is_empty()
             && self.forget_queues.is_empty()
@@ -74,8 +71,6 @@ impl Transaction {
     pub fn item_count(&self) -> usize {
         self.puts.len()
             + self.deletes.len()
-            + self.outbox_add.len()
-            + self.outbox_remove.len()
             + self.events_add.len()
             + self.processed.len()
             + self.forget_queues.len()
@@ -89,10 +84,9 @@ impl Transaction {
     /// - records: a later put of a key replaces an earlier put or delete of
     ///   it, a later delete drops an earlier put (within one transaction puts
     ///   come before deletes, so the order of the two lists is kept);
-    /// - outbox items and events: `later`'s follow `self`'s, so their ids and
-    ///   sequence numbers in [`Applied`] come in the same order (the first
-    ///   `self.outbox_add.len()` ids are `self`'s);
-    /// - outbox removals: both, each id once;
+    /// - events: `later`'s follow `self`'s, so their sequence numbers in
+    ///   [`Applied`] come in the same order (the first
+    ///   `self.events_add.len()` are `self`'s);
     /// - processed marks: both; a later mark of the same queue replaces the
     ///   earlier one, and takes the queue out of the earlier forgotten queues;
     /// - forgotten queues: both; a later forgotten queue drops an earlier
@@ -106,8 +100,6 @@ impl Transaction {
             record_schema,
             puts,
             deletes,
-            outbox_add,
-            outbox_remove,
             events_add,
             processed,
             forget_queues,
@@ -127,12 +119,6 @@ impl Transaction {
         }
         self.puts.extend(puts);
         self.deletes.extend(deletes);
-        self.outbox_add.extend(outbox_add);
-        if !outbox_remove.is_empty() {
-            let mut seen: HashSet<u64> = self.outbox_remove.iter().copied().collect();
-            self.outbox_remove
-                .extend(outbox_remove.into_iter().filter(|id| seen.insert(*id)));
-        }
         self.events_add.extend(events_add);
         for (queue, msg) in processed {
             self.processed.retain(|(q, _)| *q != queue);
@@ -153,23 +139,10 @@ impl Transaction {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
-    /// The ids of the new outbox items, in the order of
-    /// [`Transaction::outbox_add`]: send them now, remove them when confirmed.
-    pub outbox_ids: Vec<u64>,
     /// The sequence numbers of the new events, in the order of
     /// [`Transaction::events_add`]: deliver them now, then
     /// [`crate::Store::mark_delivered`].
     pub event_seqs: Vec<u64>,
-}
-
-/// An item of the outbox: sent after the commit that wrote it, removed when
-/// the relay confirms it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxItem {
-    /// Its id, in commit order.
-    pub id: u64,
-    /// The bytes to send.
-    pub body: Vec<u8>,
 }
 
 /// A client event not yet marked delivered.

@@ -1,6 +1,7 @@
 //! A transaction applies fully or not at all: failures in the middle of it
-//! (after record writes, outbox items and events were already written inside
-//! the SQLite transaction) leave nothing visible, and ids are not consumed.
+//! (after record writes, events and processed marks were already written
+//! inside the SQLite transaction) leave nothing visible, and sequence numbers
+//! are not consumed.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail by panicking
 
@@ -11,10 +12,10 @@ use smp_groups_store::{Store, StoreError, Transaction};
 /// Everything the store shows, to compare before and after.
 fn snapshot(s: &Store) -> String {
     format!(
-        "{:?}|{:?}|{:?}|{}|{}",
+        "{:?}|{:?}|{}|{}|{}",
         s.load_records().unwrap(),
-        s.outbox().unwrap(),
         s.pending_events().unwrap(),
+        s.delivered_upto().unwrap(),
         s.record_schema().unwrap(),
         s.is_processed(b"q", b"m1").unwrap(),
     )
@@ -25,7 +26,6 @@ fn seeded() -> Store {
     let mut t = Transaction::new();
     t.record_schema = Some(1);
     t.puts = vec![(b"a".to_vec(), b"old".to_vec())];
-    t.outbox_add = vec![b"op".to_vec()];
     t.events_add = vec![b"ev".to_vec()];
     s.apply(&t).unwrap();
     s
@@ -40,29 +40,29 @@ fn failing_tail() -> Transaction {
         (b"b".to_vec(), b"new".to_vec()),
     ];
     t.deletes = vec![b"a".to_vec()];
-    t.outbox_add = vec![b"op2".to_vec()];
     t.events_add = vec![b"ev2".to_vec(), b"ev3".to_vec()];
     t.processed = vec![(b"q".to_vec(), b"m1".to_vec())];
     t
 }
 
 #[test]
-fn unknown_outbox_removal_rolls_back_everything() {
+fn unknown_delivered_mark_rolls_back_everything() {
     let mut s = seeded();
     let before = snapshot(&s);
     let mut t = failing_tail();
-    t.outbox_remove = vec![1, 99]; // 1 exists and is removed first, 99 fails
+    // Applied after the records, events and processed mark were written:
+    // events up to 3 exist inside the transaction, 99 does not.
+    t.delivered_upto = Some(99);
     assert!(matches!(
         s.apply(&t),
-        Err(StoreError::UnknownOutboxItem(99))
+        Err(StoreError::UnknownEvent { seq: 99, next: 4 })
     ));
     assert_eq!(snapshot(&s), before);
-    // Ids and sequence numbers were not consumed by the failed transaction.
+    // Sequence numbers were not consumed by the failed transaction.
     let mut t = Transaction::new();
-    t.outbox_add = vec![b"x".to_vec()];
     t.events_add = vec![b"y".to_vec()];
     let a = s.apply(&t).unwrap();
-    assert_eq!((a.outbox_ids, a.event_seqs), (vec![2], vec![2]));
+    assert_eq!(a.event_seqs, vec![2]);
 }
 
 #[test]
@@ -72,14 +72,13 @@ fn already_processed_rolls_back_everything() {
     t.processed = vec![(b"q".to_vec(), b"m1".to_vec())];
     s.apply(&t).unwrap();
     let before = snapshot(&s);
-    let mut t = failing_tail();
-    t.outbox_remove = vec![1];
+    let t = failing_tail();
     assert!(matches!(
         s.apply(&t),
         Err(StoreError::AlreadyProcessed { .. })
     ));
     assert_eq!(snapshot(&s), before);
-    assert_eq!(s.outbox().unwrap().len(), 1);
+    assert_eq!(s.pending_events().unwrap().len(), 1);
 }
 
 #[test]
@@ -91,7 +90,7 @@ fn failure_inside_sqlite_rolls_back_everything() {
     let mut s = Store::open(&path).unwrap();
     let mut t = Transaction::new();
     t.puts = vec![(b"a".to_vec(), b"old".to_vec())];
-    t.outbox_add = vec![b"op".to_vec()];
+    t.events_add = vec![b"ev".to_vec()];
     s.apply(&t).unwrap();
     drop(s);
     let raw = common::raw(&path);
@@ -105,7 +104,6 @@ fn failure_inside_sqlite_rolls_back_everything() {
     let before = snapshot(&s);
     let mut t = failing_tail();
     t.processed = vec![(b"f".to_vec(), b"m".to_vec())];
-    t.outbox_remove = vec![1];
     let err = s.apply(&t).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert_eq!(snapshot(&s), before);

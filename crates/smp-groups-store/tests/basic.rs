@@ -1,4 +1,4 @@
-//! Apply, read back, outbox, events, processed marks, limits.
+//! Apply, read back, events, processed marks, limits.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail by panicking
 
@@ -26,38 +26,6 @@ fn records_put_replace_delete() {
     assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
     assert_eq!(s.get(b"c").unwrap(), None);
     assert_eq!(s.record_schema().unwrap(), 3);
-}
-
-#[test]
-fn outbox_ids_in_order_and_removal() {
-    let mut s = Store::open_in_memory().unwrap();
-    let mut t = Transaction::new();
-    t.outbox_add = vec![b"op1".to_vec(), b"op2".to_vec()];
-    let a = s.apply(&t).unwrap();
-    assert_eq!(a.outbox_ids, vec![1, 2]);
-    let mut t = Transaction::new();
-    t.outbox_add = vec![b"op3".to_vec()];
-    t.outbox_remove = vec![1];
-    let a = s.apply(&t).unwrap();
-    assert_eq!(a.outbox_ids, vec![3]);
-    let ids: Vec<(u64, Vec<u8>)> = s
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.id, o.body))
-        .collect();
-    assert_eq!(ids, vec![(2, b"op2".to_vec()), (3, b"op3".to_vec())]);
-    // Removing twice is an error (the confirmation was applied already).
-    let mut t = Transaction::new();
-    t.outbox_remove = vec![1];
-    assert!(matches!(s.apply(&t), Err(StoreError::UnknownOutboxItem(1))));
-    // Ids are never reused, even when the outbox empties.
-    let mut t = Transaction::new();
-    t.outbox_remove = vec![2, 3];
-    s.apply(&t).unwrap();
-    let mut t = Transaction::new();
-    t.outbox_add = vec![b"op4".to_vec()];
-    assert_eq!(s.apply(&t).unwrap().outbox_ids, vec![4]);
 }
 
 #[test]
@@ -188,36 +156,4 @@ fn delivered_mark_inside_a_transaction() {
     ));
     assert_eq!(s.get(b"k").unwrap(), None);
     assert_eq!(s.pending_events().unwrap().len(), 1);
-}
-
-#[test]
-fn outbox_is_bounded() {
-    let mut limits = Limits::default();
-    limits.max_outbox_items = 2;
-    let mut opts = Options::default();
-    opts.limits = limits;
-    let mut s = Store::open_in_memory_with(opts).unwrap();
-    let mut t = Transaction::new();
-    t.outbox_add = vec![vec![1], vec![2]];
-    s.apply(&t).unwrap();
-    let mut t = Transaction::new();
-    t.outbox_add = vec![vec![3]];
-    assert!(matches!(
-        s.apply(&t),
-        Err(StoreError::TooMany {
-            count: 3,
-            max: 2,
-            ..
-        })
-    ));
-    // Confirming one in the same transaction does not help: removals come
-    // after additions, so the bound holds at every point.
-    t.outbox_remove = vec![1];
-    assert!(matches!(s.apply(&t), Err(StoreError::TooMany { .. })));
-    let mut t = Transaction::new();
-    t.outbox_remove = vec![1];
-    s.apply(&t).unwrap();
-    let mut t = Transaction::new();
-    t.outbox_add = vec![vec![3]];
-    assert_eq!(s.apply(&t).unwrap().outbox_ids, vec![3]);
 }

@@ -130,7 +130,7 @@ fn batch_deletes_are_applied() {
     b.puts = vec![(Key::Invitation("i".into()), vec![3])];
     b.deletes = vec![Key::Op(1)];
     let mut t = Transaction::new();
-    t.outbox_add = vec![vec![9]];
+    t.events_add = vec![vec![9]];
     t.add_batch(b);
     store.apply(&t).unwrap();
     let recs = store.load_core().unwrap().records;
@@ -141,7 +141,7 @@ fn batch_deletes_are_applied() {
             (Key::Op(2), vec![2])
         ]
     );
-    assert_eq!(store.outbox().unwrap().len(), 1);
+    assert_eq!(store.pending_events().unwrap().len(), 1);
 }
 
 #[test]

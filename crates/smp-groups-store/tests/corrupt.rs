@@ -13,7 +13,6 @@ fn populated(path: &std::path::Path) {
         (b"k1".to_vec(), b"a record of some length".to_vec()),
         (b"k2".to_vec(), b"another record".to_vec()),
     ];
-    t.outbox_add = vec![b"an outbox item".to_vec()];
     t.events_add = vec![b"ev1".to_vec(), b"ev2".to_vec(), b"ev3".to_vec()];
     s.apply(&t).unwrap();
 }
@@ -108,7 +107,8 @@ fn flipped_bytes_are_reported() {
     populated(&path);
     let raw = common::raw(&path);
     raw.execute(
-        "UPDATE outbox SET body = CAST('an outbox itex' AS BLOB)",
+        "UPDATE records SET value = CAST('another recorx' AS BLOB) \
+         WHERE key = CAST('k2' AS BLOB)",
         [],
     )
     .unwrap();
@@ -116,9 +116,9 @@ fn flipped_bytes_are_reported() {
         .unwrap();
     drop(raw);
     let s = Store::open(&path).unwrap();
-    match s.outbox() {
+    match s.get(b"k2") {
         Err(StoreError::CorruptRow {
-            table: "outbox",
+            table: "records",
             reason,
             ..
         }) => {

@@ -29,8 +29,8 @@ fn value(i: u64) -> Vec<u8> {
     v
 }
 
-/// The transaction of batch `i` (1-based). Batch `i` gets outbox id `i` and
-/// event sequence numbers `2i - 1` and `2i`.
+/// The transaction of batch `i` (1-based). Batch `i` gets event sequence
+/// numbers `2i - 1` and `2i`.
 fn batch(i: u64) -> Transaction {
     let mut t = Transaction::new();
     t.record_schema = Some(1);
@@ -40,10 +40,6 @@ fn batch(i: u64) -> Transaction {
         (b"last".to_vec(), i.to_be_bytes().to_vec()),
     ];
     t.deletes = vec![format!("tmp{}", i - 1).into_bytes()];
-    t.outbox_add = vec![i.to_be_bytes().to_vec()];
-    if i > 2 {
-        t.outbox_remove = vec![i - 2];
-    }
     t.events_add = vec![event(i, 0), event(i, 1)];
     t.processed = vec![(QUEUE.to_vec(), i.to_be_bytes().to_vec())];
     t
@@ -90,16 +86,6 @@ fn check_state(s: &Store, n: u64) {
     }
     want.sort();
     assert_eq!(s.load_records().unwrap(), want, "records after batch {n}");
-    let outbox: Vec<(u64, Vec<u8>)> = s
-        .outbox()
-        .unwrap()
-        .into_iter()
-        .map(|o| (o.id, o.body))
-        .collect();
-    let want: Vec<(u64, Vec<u8>)> = (n.saturating_sub(1).max(1)..=n)
-        .map(|i| (i, i.to_be_bytes().to_vec()))
-        .collect();
-    assert_eq!(outbox, want, "outbox after batch {n}");
     if n > 0 {
         assert!(s.is_processed(QUEUE, &n.to_be_bytes()).unwrap());
         assert!(!s.is_processed(QUEUE, &(n - 1).to_be_bytes()).unwrap());

@@ -25,11 +25,6 @@ impl Rng {
 fn snapshot(s: &Store) -> impl PartialEq + std::fmt::Debug {
     (
         s.load_records().unwrap(),
-        s.outbox()
-            .unwrap()
-            .into_iter()
-            .map(|o| (o.id, o.body))
-            .collect::<Vec<_>>(),
         s.pending_events()
             .unwrap()
             .into_iter()
@@ -42,15 +37,9 @@ fn snapshot(s: &Store) -> impl PartialEq + std::fmt::Debug {
 }
 
 /// One input's transaction: records over a few keys (so puts and deletes of
-/// one key meet across inputs), outbox items, removals of committed items,
-/// events, a processed mark on one of a few queues, forgotten queues, a
+/// one key meet across inputs), events, a processed mark on one of a few queues, forgotten queues, a
 /// delivered mark.
-fn random_txn(
-    rng: &mut Rng,
-    committed_outbox: &mut Vec<u64>,
-    issued_events: u64,
-    msg: &mut u64,
-) -> Transaction {
+fn random_txn(rng: &mut Rng, issued_events: u64, msg: &mut u64) -> Transaction {
     let mut t = Transaction::new();
     if rng.below(4) == 0 {
         t.record_schema = Some(u32::try_from(rng.below(5)).unwrap());
@@ -62,13 +51,6 @@ fn random_txn(
     }
     for _ in 0..rng.below(3) {
         t.deletes.push(vec![u8::try_from(rng.below(6)).unwrap()]);
-    }
-    for _ in 0..rng.below(3) {
-        t.outbox_add.push(rng.next().to_be_bytes().to_vec());
-    }
-    if !committed_outbox.is_empty() && rng.below(2) == 0 {
-        let i = usize::try_from(rng.below(committed_outbox.len() as u64)).unwrap();
-        t.outbox_remove.push(committed_outbox.swap_remove(i));
     }
     for _ in 0..rng.below(3) {
         t.events_add.push(rng.next().to_be_bytes().to_vec());
@@ -96,30 +78,25 @@ fn a_merged_group_equals_its_parts_applied_in_order() {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut one_by_one = Store::open_in_memory().unwrap();
         let mut grouped = Store::open_in_memory().unwrap();
-        let mut committed_outbox = Vec::new();
         let mut issued_events = 0;
         let mut msg = 0;
         for round in 0..30 {
             let k = 1 + rng.below(6);
             let mut merged = Transaction::new();
-            let (mut ids, mut seqs) = (Vec::new(), Vec::new());
+            let mut seqs = Vec::new();
             for _ in 0..k {
-                let t = random_txn(&mut rng, &mut committed_outbox, issued_events, &mut msg);
+                let t = random_txn(&mut rng, issued_events, &mut msg);
                 let applied = one_by_one.apply(&t).unwrap();
-                ids.extend(applied.outbox_ids);
                 seqs.extend(applied.event_seqs);
                 merged.merge(t);
             }
             let applied = grouped.apply(&merged).unwrap();
-            assert_eq!(applied.outbox_ids, ids, "seed {seed} round {round}");
             assert_eq!(applied.event_seqs, seqs, "seed {seed} round {round}");
             assert_eq!(
                 snapshot(&one_by_one),
                 snapshot(&grouped),
                 "seed {seed} round {round}"
             );
-            // Items of this group may be removed from the next one on.
-            committed_outbox.extend(ids);
             issued_events += seqs.len() as u64;
         }
     }

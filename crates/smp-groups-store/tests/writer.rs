@@ -31,9 +31,10 @@ fn commits_in_order_and_reports_each_outcome() {
             })
             .unwrap();
     }
-    // An outbox removal of an unknown item fails, alone; the next commits.
+    // A delivered mark beyond the issued events fails, alone; the next
+    // commits.
     let mut bad = Transaction::new();
-    bad.outbox_remove.push(99);
+    bad.delivered_upto = Some(99);
     let tx2 = tx.clone();
     writer
         .submit(bad, move |r| {
@@ -53,7 +54,10 @@ fn commits_in_order_and_reports_each_outcome() {
     }
     let (j, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(j, 100);
-    assert!(matches!(r, Err(StoreError::UnknownOutboxItem(99))));
+    assert!(matches!(
+        r,
+        Err(StoreError::UnknownEvent { seq: 99, next: 21 })
+    ));
     let (j, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(j, 101);
     assert_eq!(r.unwrap(), vec![21]);
