@@ -12,10 +12,12 @@
 //!   `snapshot`/`from_snapshot`, `encode_state`/`decode_state`.
 //! * [`Session`]: the protocol over a group, sans IO: what to store, send,
 //!   acknowledge, report, for local edits and group events.
+//! * [`SyncDoc`]: the async API over [`smp_groups_agent::Agent`].
 //! * [`proto`]: the protobuf messages (`proto/sync.proto`, compiled at build
 //!   time by protox and prost-build).
 #![forbid(unsafe_code)]
 
+mod doc;
 mod error;
 mod key;
 pub mod limits;
@@ -29,6 +31,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/smp_groups_sync.v1.rs"));
 }
 
+pub use doc::{CHANGES_CAPACITY, OTHER_EVENTS_CAPACITY, SyncDoc, SyncOptions};
 pub use error::Error;
 pub use key::{Key, Namespace, ProfileField};
 pub use replica::{Applied, Change, Entry, Profile, Replica, STATE_VERSION};
