@@ -17,6 +17,7 @@
 //!   time by protox and prost-build).
 #![forbid(unsafe_code)]
 
+pub mod demo;
 mod doc;
 mod error;
 mod key;
