@@ -384,6 +384,7 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     run.say("    laptop: display_name = \"Ada (laptop)\", bio, pref.theme = dark");
     run.say("    phone:  display_name = \"Ada (phone)\", a 48 KiB image, app.notes/last-opened");
     run.say("    then laptop deletes pref.theme, phone sets pref.language = en");
+    let mut phone_changes = run.doc(1)?.changes();
     let (d0, d1) = (run.doc(0)?, run.doc(1)?);
     let image: Vec<u8> = (0..48 * 1024u32).map(|i| (i % 251) as u8).collect();
     let (r0, r1) = tokio::join!(
@@ -419,7 +420,20 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     run.say("[4/6] laptop and phone converge");
     let ok = run.converge(&[0, 1]).await;
     run.print_docs(&[0, 1]).await;
-    run.step("laptop and phone agree", ok);
+    // The phone's change stream reported the laptop's bio.
+    let mut seen = Vec::new();
+    while let Ok(c) = phone_changes.try_recv() {
+        seen.push(c);
+    }
+    let bio = Key::profile(ProfileField::Bio);
+    let reported = seen.iter().any(|c| c.key == bio && !c.local);
+    run.say(&format!(
+        "    phone's change stream: {} changes ({} local), the laptop's bio {}",
+        seen.len(),
+        seen.iter().filter(|c| c.local).count(),
+        if reported { "among them" } else { "MISSING" }
+    ));
+    run.step("laptop and phone agree", ok && reported);
 
     // 5. The tablet comes back and catches up.
     run.say("[5/6] tablet comes back (agent from its database, replica from its state file)");
@@ -428,7 +442,12 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     run.open_doc(2, &tablet_group).await?;
     let ok = run.converge(&[0, 1, 2]).await;
     run.print_docs(&[2]).await;
-    run.step("all three agree", ok);
+    let st = run.doc(2)?.stats().await;
+    run.say(&format!(
+        "    tablet merged {} queued update(s), {} snapshot part(s)",
+        st.merged, st.snapshots_received
+    ));
+    run.step("all three agree", ok && st.merged > 0);
 
     // 6. A new phone joins late and gets a snapshot.
     run.say("[6/6] new-phone joins late: asks for a snapshot, then follows updates");

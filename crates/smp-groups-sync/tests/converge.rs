@@ -75,6 +75,7 @@ struct Case {
     faults: Faults,
     skews: Vec<u64>,
     ops: Vec<Op>,
+    edit_while_joining: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -83,8 +84,9 @@ fn case() -> impl Strategy<Value = Case> {
         (0u32..100_000, 0u32..50_000, 0u64..500),
         proptest::collection::vec(0u64..5_000, DEVICES + 1),
         proptest::collection::vec(op(), 5..40),
+        any::<bool>(),
     )
-        .prop_map(|(seed, (l, d, m), skews, ops)| Case {
+        .prop_map(|(seed, (l, d, m), skews, ops, edit_while_joining)| Case {
             seed,
             faults: Faults {
                 loss_ppm: l,
@@ -93,6 +95,7 @@ fn case() -> impl Strategy<Value = Case> {
             },
             skews,
             ops,
+            edit_while_joining,
         })
 }
 
@@ -337,7 +340,44 @@ fn check(case: &Case, totals: &Mutex<Totals>) -> Result<(), TestCaseError> {
         seen: 0,
         skew: case.skews[joiner],
     });
+    // Edits while the new device is being connected: sent before some
+    // members are connected to it.
+    if case.edit_while_joining {
+        for d in 0..DEVICES {
+            let t = now(&sim, &devs[d]);
+            if let Some(s) = devs[d].session.as_mut() {
+                let edit = vec![(
+                    Key::app("joining"),
+                    Some(vec![u8::try_from(d).unwrap_or(0)]),
+                )];
+                let actions = s
+                    .edit(t, edit)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                record(&mut oracle, &actions)?;
+                act(&mut sim, d, &mut devs[d], actions);
+            }
+            sim.run_until(sim.now() + 15);
+            drive(&mut sim, &mut devs);
+        }
+    }
     settle(&mut sim, &mut devs);
+    let want: Vec<(Key, Entry)> = oracle
+        .entries()
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    for (i, dev) in devs.iter().enumerate() {
+        let s = dev
+            .session
+            .as_ref()
+            .ok_or_else(|| TestCaseError::fail("down"))?;
+        prop_assert_eq!(
+            &entries(s),
+            &want,
+            "seed {}: device {} differs after the join",
+            case.seed,
+            i
+        );
+    }
     let s = devs[joiner]
         .session
         .as_ref()
@@ -435,6 +475,7 @@ fn concurrent_edits_with_a_device_down() {
             Op::Edit(0, 2, None),
             Op::Run(500),
         ],
+        edit_while_joining: true,
     };
     let r = check(&case, &totals);
     assert!(r.is_ok(), "{r:?}");
