@@ -10,7 +10,8 @@
 //! 4. Devices 0 and 1 converge.
 //! 5. Device 2 comes back (agent reopened from its database, replica from its
 //!    state file), catches up from its queues, and all three converge.
-//! 6. Device 3 joins late: it asks for a snapshot, gets it, and converges.
+//! 6. Device 3 joins late: it asks for a snapshot, gets it (and the entries
+//!    each member wrote, sent when it connected to it), and converges.
 //!
 //! Every step is printed; the run passes only if every device converged.
 
@@ -29,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::doc::{SyncDoc, SyncOptions};
 use crate::error::Error;
 use crate::key::{Key, ProfileField};
-use crate::replica::Entry;
+use crate::replica::{Entry, Replica};
 
 /// How long one step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -366,6 +367,10 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     run.open_doc(0, &group).await?;
     run.add(1).await?;
     run.add(2).await?;
+    run.say("    tablet sets pref.language = fr (its stored replica is not empty when it stops)");
+    run.doc(2)?
+        .set(Key::preference("language"), b"fr".to_vec())
+        .await?;
     let ok = run.converge(&[0, 1, 2]).await;
     run.step("group of three", ok);
 
@@ -438,16 +443,27 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     // 5. The tablet comes back and catches up.
     run.say("[5/6] tablet comes back (agent from its database, replica from its state file)");
     run.open_agent(2, &relays)?;
+    let stored = std::fs::read(&run.devices[2].state)
+        .ok()
+        .and_then(|b| Replica::decode_state(&b).ok());
+    let restored = stored
+        .as_ref()
+        .is_some_and(|r| r.get(&Key::preference("language")) == Some(&b"fr"[..]));
+    run.say(&format!(
+        "    tablet's stored replica: {} key(s), pref.language = fr: {}",
+        stored.as_ref().map_or(0, Replica::len),
+        if restored { "yes" } else { "NO" }
+    ));
     let tablet_group = run.devices[2].group.clone();
     run.open_doc(2, &tablet_group).await?;
     let ok = run.converge(&[0, 1, 2]).await;
     run.print_docs(&[2]).await;
     let st = run.doc(2)?.stats().await;
     run.say(&format!(
-        "    tablet merged {} queued update(s), {} snapshot part(s)",
+        "    tablet merged {} queued message(s), {} of them snapshot messages",
         st.merged, st.snapshots_received
     ));
-    run.step("all three agree", ok && st.merged > 0);
+    run.step("all three agree", ok && restored && st.merged > 0);
 
     // 6. A new phone joins late and gets a snapshot.
     run.say("[6/6] new-phone joins late: asks for a snapshot, then follows updates");
@@ -456,7 +472,10 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     let snaps = run.doc(3)?.stats().await.snapshots_received;
     run.report.snapshots_received = snaps;
     run.print_docs(&[3]).await;
-    run.say(&format!("    new-phone received {snaps} snapshot part(s)"));
+    run.say(&format!(
+        "    new-phone received {snaps} snapshot message(s) (the responder's snapshot, \
+         and members' own entries sent when they connected to it)"
+    ));
     run.step("the new device agrees", ok && snaps > 0);
 
     let ok = run.report.ok();

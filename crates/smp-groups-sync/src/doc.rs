@@ -295,6 +295,11 @@ async fn pump(
                 let actions = guard.session.on_message(now_ms(), msg_id, &body);
                 run_actions(&agent, &group, &guard, &changes, actions).await
             }
+            AgentEvent::GroupCon { group: ref g, .. } if g.as_str() == group => {
+                let mut guard = inner.lock().await;
+                let actions = guard.session.on_member_connected();
+                run_actions(&agent, &group, &guard, &changes, actions).await
+            }
             AgentEvent::GroupMem {
                 group: ref g,
                 member: None,

@@ -59,6 +59,9 @@ pub struct Applied {
     /// Entries dropped: outside their bounds, or for a new key in a document
     /// beyond the remote bounds.
     pub dropped: usize,
+    /// Entries that replaced the one held (or were new): the replica's state
+    /// changed, visibly or not (a newer tombstone over a tombstone).
+    pub merged: usize,
     /// It was a snapshot (part `.0` of `.1`).
     pub snapshot: Option<(u32, u32)>,
     /// It was a request for a snapshot from the device named here.
@@ -216,8 +219,16 @@ impl Replica {
         self.bytes
     }
 
-    /// Merges one checked entry; the change of the visible value, if any.
-    fn merge(&mut self, key: Key, incoming: Entry, remote: bool) -> Result<Option<Change>, ()> {
+    /// Merges one checked entry: `None` if the entry held wins, else the
+    /// change of the visible value, if any; `Err` if it is for a new key in a
+    /// document beyond the remote bounds.
+    #[allow(clippy::option_option)] // lost / merged without / with a visible change
+    fn merge(
+        &mut self,
+        key: Key,
+        incoming: Entry,
+        remote: bool,
+    ) -> Result<Option<Option<Change>>, ()> {
         let added = encoded_len(&key, &incoming);
         let (removed, old_value) = match self.entries.get(&key) {
             Some(cur) if !incoming.beats(cur) => return Ok(None),
@@ -236,11 +247,11 @@ impl Replica {
         let changed = old_value != incoming.value;
         let value = incoming.value.clone();
         self.entries.insert(key.clone(), incoming);
-        Ok(changed.then_some(Change {
+        Ok(Some(changed.then_some(Change {
             key,
             value,
             local: !remote,
-        }))
+        })))
     }
 
     /// Writes `edits` (a value, or `None` to delete) at physical time `now`
@@ -297,7 +308,7 @@ impl Replica {
                 value: v,
             };
             out.push(entry_to_proto(&k, &e));
-            if let Ok(Some(c)) = self.merge(k, e, false) {
+            if let Ok(Some(Some(c))) = self.merge(k, e, false) {
                 changes.push(c);
             }
         }
@@ -352,7 +363,10 @@ impl Replica {
             };
             self.clock.observe(&entry.stamp, now);
             match self.merge(key, entry, true) {
-                Ok(Some(c)) => applied.changes.push(c),
+                Ok(Some(change)) => {
+                    applied.merged += 1;
+                    applied.changes.extend(change);
+                }
                 Ok(None) => {}
                 Err(()) => applied.dropped += 1,
             }
@@ -377,10 +391,27 @@ impl Replica {
     /// each (an entry is never split: one larger than `max_len` goes alone),
     /// at most [`MAX_SNAPSHOT_PARTS`] of them (the last takes the rest).
     pub fn snapshot_parts(&self, max_len: usize) -> Vec<Vec<u8>> {
+        self.parts(max_len, false)
+    }
+
+    /// Like [`Replica::snapshot_parts`], of the entries this device wrote
+    /// (those it holds: its writes that no newer one replaced); none if it
+    /// holds none.
+    pub fn own_parts(&self, max_len: usize) -> Vec<Vec<u8>> {
+        if self.entries.values().all(|e| e.stamp.device != self.device) {
+            return Vec::new();
+        }
+        self.parts(max_len, true)
+    }
+
+    fn parts(&self, max_len: usize, own: bool) -> Vec<Vec<u8>> {
         let mut groups: Vec<Vec<proto::Entry>> = vec![Vec::new()];
         let mut len = 0;
         let max_parts = MAX_SNAPSHOT_PARTS as usize;
         for (k, e) in &self.entries {
+            if own && e.stamp.device != self.device {
+                continue;
+            }
             let p = entry_to_proto(k, e);
             // Entry tag, length prefix and the entry itself.
             let n = p.encoded_len() + 8;

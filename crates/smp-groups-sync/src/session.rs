@@ -12,6 +12,13 @@
 //!   member id among those it is connected to. That member answers with the
 //!   snapshot as a group message (every member merges it; for those already
 //!   up to date nothing changes).
+//! * The agent sends a group message only to the members it has a
+//!   connection with when it is sent: a message sent before a new member's
+//!   connection existed never reaches it. So whenever a device gets a new
+//!   connection in the group (`CON` of a member), it sends the entries it
+//!   wrote itself (those still winning in its replica): every key's winning
+//!   write was written by some device, which sends it again this way, and
+//!   the snapshot covers the writes of devices that have left.
 
 use crate::error::Error;
 use crate::key::Key;
@@ -49,6 +56,8 @@ pub struct Stats {
     pub snapshots_received: u64,
     /// Snapshots sent (on request).
     pub snapshots_sent: u64,
+    /// Times this device sent its own entries to a newly connected member.
+    pub own_entries_sent: u64,
 }
 
 /// One device's sync session on one group.
@@ -96,7 +105,7 @@ impl Session {
 
     /// A group message `msg_id` with `body` received at time `now`.
     pub fn on_message(&mut self, now: u64, msg_id: u64, body: &[u8]) -> Vec<Action> {
-        let before = self.replica.clone();
+        let clock = self.replica.clock();
         let mut out = Vec::new();
         match self.replica.apply(now, body) {
             Ok(applied) => {
@@ -104,7 +113,7 @@ impl Session {
                 if applied.snapshot.is_some() {
                     self.stats.snapshots_received += 1;
                 }
-                if self.replica != before {
+                if applied.merged > 0 || self.replica.clock() != clock {
                     self.stats.merged += 1;
                     out.push(Action::Persist(self.replica.encode_state()));
                 }
@@ -126,6 +135,16 @@ impl Session {
         }
         out.push(Action::Ack(msg_id));
         out
+    }
+
+    /// This device is now connected to a member (a new member, or one this
+    /// new device connected to): messages sent before the connection existed
+    /// did not reach it, so this device sends the entries it wrote (those
+    /// that no newer write replaced) to the group, if it holds any.
+    pub fn on_member_connected(&mut self) -> Vec<Action> {
+        let parts = self.replica.own_parts(SNAPSHOT_PART_LEN);
+        self.stats.own_entries_sent += u64::from(!parts.is_empty());
+        parts.into_iter().map(Action::Send).collect()
     }
 
     /// This device is connected to every member of the group (it has just

@@ -169,6 +169,9 @@ fn drive(sim: &mut Sim, devs: &mut [Device]) {
                         },
                         Some(s),
                     ) if *group == dev.alias => s.on_message(t, *msg_id, body),
+                    (Event::GroupCon { group, .. }, Some(s)) if *group == dev.alias => {
+                        s.on_member_connected()
+                    }
                     (
                         Event::Mem {
                             group,
@@ -343,7 +346,8 @@ fn check(case: &Case, totals: &Mutex<Totals>) -> Result<(), TestCaseError> {
     // Edits while the new device is being connected: sent before some
     // members are connected to it.
     if case.edit_while_joining {
-        for d in 0..DEVICES {
+        // The new device too, before it is connected to all.
+        for d in (0..=DEVICES).rev() {
             let t = now(&sim, &devs[d]);
             if let Some(s) = devs[d].session.as_mut() {
                 let edit = vec![(
