@@ -148,3 +148,39 @@ fn document_bounds_hold_for_local_edits() {
     // A snapshot of a full document fits one group message.
     assert!(a.snapshot().len() < smp_groups_sync::limits::MAX_MESSAGE_LEN);
 }
+
+#[test]
+fn clock_ticks_past_counter_overflow_and_caps_drift() {
+    use smp_groups_sync::{Clock, Stamp, limits::MAX_DRIFT_MS};
+    let mut c = Clock {
+        wall_ms: 10,
+        counter: u32::MAX,
+    };
+    let t = c.tick(5);
+    assert_eq!((t.wall_ms, t.counter), (11, 0));
+    // A stamp far in the future moves the clock only up to the drift bound.
+    let far = Stamp {
+        wall_ms: u64::MAX,
+        counter: 9,
+        device: device(7),
+    };
+    c.observe(&far, 1_000);
+    assert_eq!(c.wall_ms, 1_000 + MAX_DRIFT_MS);
+    // Its entry still wins the key on every replica.
+    let mut a = Replica::new(device(1));
+    let mut b = Replica::new(device(2));
+    let key = Key::app("k");
+    let mine = a.set(1_000, key.clone(), b"mine".to_vec()).expect("set");
+    let mut future = Replica::new(device(9));
+    let theirs = future
+        .set(u64::MAX - 1, key.clone(), b"future".to_vec())
+        .expect("set");
+    a.apply(1_000, &theirs).expect("apply");
+    b.apply(1_000, &theirs).expect("apply");
+    b.apply(1_000, &mine).expect("apply");
+    assert_eq!(a.get(&key), Some(&b"future"[..]));
+    assert_eq!(
+        a.entries().collect::<Vec<_>>(),
+        b.entries().collect::<Vec<_>>()
+    );
+}
