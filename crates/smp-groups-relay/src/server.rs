@@ -540,6 +540,8 @@ fn store_thread(
                 }
             }
         }
+        // Deliveries not made now read their bodies from the store later.
+        state.forget_fresh();
         if let Some(f) = failed {
             for (conn, rid) in f.redeliver {
                 if let Some(c) = conns.get(&conn) {
