@@ -196,12 +196,9 @@ pub fn sb_decrypt_in_place(
     cipher
         .decrypt_in_place_detached(nonce.into(), b"", ct, Tag::from_slice(tag))
         .map_err(|_| CryptoError::DecryptFailed { what: "secretbox" })?;
-    let n = match smp_groups_wire::pad::unpad(ct) {
-        Ok(m) => m.len(),
-        Err(_) => {
-            ct.zeroize();
-            return Err(CryptoError::BadPadding { what: "secretbox" });
-        }
+    let Ok(n) = smp_groups_wire::pad::unpad(ct).map(<[u8]>::len) else {
+        ct.zeroize();
+        return Err(CryptoError::BadPadding { what: "secretbox" });
     };
     // The message starts after the tag and the 2-byte length.
     boxed.copy_within(TAG_LEN + 2..TAG_LEN + 2 + n, 0);
