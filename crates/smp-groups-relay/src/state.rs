@@ -659,7 +659,13 @@ impl RelayState {
                 Ok(r) => r,
                 Err(e) => return Err(self.fail(e)),
             };
-            let next = match self.store.front(&rid) {
+            // The queue's last message needs no query for the next one.
+            let last = removed.is_some() && self.queues.get(&rid).is_some_and(|q| q.count <= 1);
+            let next = match if last {
+                Ok(None)
+            } else {
+                self.store.front(&rid)
+            } {
                 Ok(n) => n,
                 Err(e) => return Err(self.fail(e)),
             };
