@@ -528,6 +528,7 @@ fuzz_target!(|input: Input| {
                         check_msgs(&mut w, &[(c, r)], true);
                     }
                 }
+                w.relay.forget_fresh();
             }
             op => {
                 let Some((s, req, qi)) = w.make(op) else {

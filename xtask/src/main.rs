@@ -18,7 +18,9 @@ tasks:
   vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
   fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
   bench [ARGS]  every criterion benchmark of the workspace (ARGS go to the benches,
-                e.g. `cargo xtask bench relay` runs those whose name contains relay);
+                e.g. `cargo xtask bench relay` runs those whose name contains relay:
+                the relay's loopback throughput, and in relay_cpu / relay_clients_cpu
+                the CPU time per message of the relay alone and of its clients);
                 reports land in target/criterion
   bench-mls [ARGS]
                 group operations side by side with OpenMLS and mls-rs, one thread

@@ -148,4 +148,20 @@ impl BlockChain {
         self.key = next;
         Ok(out)
     }
+
+    /// [`BlockChain::decrypt`] of a block it may decrypt in place: returns
+    /// the same data in the block's own buffer (no copy of the block).
+    pub fn decrypt_owned(&mut self, mut block: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+        if block.len() != BLOCK_SIZE {
+            return Err(CryptoError::InvalidLength {
+                what: "encrypted block",
+                len: block.len(),
+                expected: "16384",
+            });
+        }
+        let keys = sbc_hkdf(&self.key);
+        nacl::sb_decrypt_in_place(&keys.key, &keys.nonce, &mut block)?;
+        self.key = keys.next_chain_key.clone();
+        Ok(block)
+    }
 }

@@ -209,3 +209,57 @@ proptest! {
         prop_assert_eq!(nacl::cb_decrypt(&key, &nonce, &boxed), Err(CryptoError::DecryptFailed { what: "crypto_box" }));
     }
 }
+
+proptest! {
+    /// The one-buffer paths give the bytes of the plain ones.
+    #[test]
+    fn parts_and_in_place_match_the_plain_boxes(
+        key in any::<[u8; 32]>(),
+        nonce in any::<[u8; 24]>(),
+        head in proptest::collection::vec(any::<u8>(), 0..40),
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+        extra in 0usize..50,
+        flip in any::<Option<(usize, u8)>>(),
+    ) {
+        let pad_len = head.len() + body.len() + 2 + extra;
+        let whole: Vec<u8> = head.iter().chain(&body).copied().collect();
+        let boxed = nacl::cb_encrypt(&key, &nonce, &whole, pad_len).unwrap();
+        prop_assert_eq!(
+            &nacl::cb_encrypt_parts(&key, &nonce, &[&head, &body], pad_len).unwrap(),
+            &boxed
+        );
+        let mut boxed = nacl::sb_encrypt(&key, &nonce, &whole, pad_len).unwrap();
+        if let Some((i, x)) = flip.filter(|(_, x)| *x != 0) {
+            let i = i % boxed.len();
+            boxed[i] ^= x;
+        }
+        let plain = nacl::sb_decrypt(&key, &nonce, &boxed);
+        let mut in_place = boxed.clone();
+        match nacl::sb_decrypt_in_place(&key, &nonce, &mut in_place) {
+            Ok(()) => prop_assert_eq!(plain.unwrap(), in_place),
+            Err(e) => {
+                prop_assert_eq!(plain.unwrap_err(), e);
+                prop_assert_eq!(in_place, boxed);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_block_decrypted_in_place_is_the_block_decrypted() {
+    let keys = sbc_init(&[1; 32], &[2; 32]);
+    let (mut snd, mut rcv, mut rcv2) = (
+        BlockChain::new(keys.snd.clone()),
+        BlockChain::new(keys.snd.clone()),
+        BlockChain::new(keys.snd),
+    );
+    for n in [0usize, 1, 1000, BLOCK_SIZE - 18] {
+        let byte = u8::try_from(n % 256).unwrap();
+        let block = snd.encrypt(&vec![byte; n]).unwrap();
+        let data = rcv.decrypt(&block).unwrap();
+        assert_eq!(rcv2.decrypt_owned(block).unwrap(), data);
+        assert_eq!(data, vec![byte; n]);
+    }
+    assert!(rcv2.decrypt_owned(vec![0; BLOCK_SIZE]).is_err());
+    assert!(rcv2.decrypt_owned(vec![0; 100]).is_err());
+}

@@ -149,7 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmpTransport<S> {
     /// Receives one block and returns its data.
     pub async fn recv_block(&mut self) -> Result<Vec<u8>, NetError> {
         let block = read_raw_block(&mut self.tls).await?;
-        open(self.chains.as_mut().map(|c| &mut c.rcv), &block)
+        open(self.chains.as_mut().map(|c| &mut c.rcv), block)
     }
 
     /// Splits the connection into its reading and writing halves, each with the block
@@ -192,7 +192,7 @@ impl<R: AsyncRead + Unpin> BlockReader<R> {
     /// Receives one block and returns its data.
     pub async fn recv(&mut self) -> Result<Vec<u8>, NetError> {
         let block = read_raw_block(&mut self.io).await?;
-        open(self.chain.as_mut(), &block)
+        open(self.chain.as_mut(), block)
     }
 }
 
@@ -253,11 +253,12 @@ fn seal(chain: Option<&mut BlockChain>, data: &[u8]) -> Result<Vec<u8>, NetError
     }
 }
 
-/// The data of `block`: decrypted with `chain`, or unpadded without one.
-fn open(chain: Option<&mut BlockChain>, block: &[u8]) -> Result<Vec<u8>, NetError> {
+/// The data of `block`: decrypted with `chain` (in the block's buffer), or
+/// unpadded without one.
+fn open(chain: Option<&mut BlockChain>, block: Vec<u8>) -> Result<Vec<u8>, NetError> {
     match chain {
-        Some(c) => Ok(c.decrypt(block)?),
-        None => Ok(pad::unpad(block)?.to_vec()),
+        Some(c) => Ok(c.decrypt_owned(block)?),
+        None => Ok(pad::unpad(&block)?.to_vec()),
     }
 }
 

@@ -4,9 +4,23 @@
 //! and 100 queues (100 in flight); and 100 concurrent clients, each sending
 //! to its own subscribed queue and acknowledging (`SEND -> MSG -> ACK`, 100
 //! connections, 100 messages in flight).
+//!
+//! Two kinds of figures:
+//! * `relay_loopback`: wall-clock time, relay and clients on one tokio
+//!   runtime of two workers (what a reader of the throughput sees on this
+//!   machine; the clients' block and TLS encryption share the cores).
+//! * `relay_cpu` and `relay_clients_cpu`: the same three workloads with the
+//!   relay on a runtime of its own, measured in CPU time (Linux
+//!   `/proc/self/task/*/schedstat`) of the relay's threads (its workers and
+//!   the store thread) or of the clients' threads (their workers and the
+//!   bench's main thread). "time" is then CPU time per iteration and
+//!   "thrpt" messages per CPU-second: the relay alone, without its clients.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic)] // criterion macros; setup failures abort the bench
 
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_net::{SmpTlsStream, SmpTransport, client_config};
@@ -231,19 +245,18 @@ async fn solo_round(mut s: Solo) -> Solo {
     s
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("smp-relay-bench-net-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let relay = rt.block_on(Relay::spawn_local(&dir)).unwrap();
-    let mut g = c.benchmark_group("relay_loopback");
+/// Runs the three workloads on `relay` with the clients on `rt`:
+/// 1 queue, 100 queues, 100 clients.
+fn workloads<M: Measurement>(
+    c: &mut Criterion<M>,
+    group: &str,
+    rt: &tokio::runtime::Runtime,
+    relay: &RelayHandle,
+) {
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
     for n in [1usize, 100] {
-        let mut s = rt.block_on(setup(&relay, n));
+        let mut s = rt.block_on(setup(relay, n));
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("send_msg_ack_{n}_queues"), |b| {
             b.iter(|| rt.block_on(round(&mut s)));
@@ -252,7 +265,7 @@ fn bench(c: &mut Criterion) {
     let mut clients = Some(rt.block_on(async {
         let mut v = Vec::new();
         for i in 0..100 {
-            v.push(solo(&relay, 1_000 + i).await);
+            v.push(solo(relay, 1_000 + i).await);
         }
         v
     }));
@@ -275,10 +288,158 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.finish();
-    drop(clients);
+}
+
+fn data_dir(what: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("smp-relay-bench-net-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Relay and clients on one runtime of two workers, wall-clock time.
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = data_dir("wall");
+    let relay = rt.block_on(Relay::spawn_local(&dir)).unwrap();
+    workloads(c, "relay_loopback", &rt, &relay);
     rt.block_on(relay.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Thread-name prefix of the relay's runtime workers in the CPU benches.
+const RELAY_THREADS: &str = "relay-rt";
+/// Thread-name prefix of the clients' runtime workers in the CPU benches.
+const CLIENT_THREADS: &str = "bench-client";
+/// The relay's store thread (`smp-relay-store`, as the kernel keeps it).
+const STORE_THREAD: &str = "smp-relay-store";
+
+/// Whose CPU time a [`ThreadCpu`] measures.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The relay's workers and its store thread.
+    Relay,
+    /// The clients' workers and the bench's main thread (which runs the
+    /// clients of the 1- and 100-queue cases).
+    Clients,
+}
+
+/// CPU time (nanoseconds) of this process's threads of one side, read from
+/// `/proc/self/task/*/schedstat`: a criterion measurement.
+struct ThreadCpu {
+    side: Side,
+    wall: WallTime,
+}
+
+impl ThreadCpu {
+    fn total(&self) -> u64 {
+        let me = std::process::id().to_string();
+        let mut sum = 0;
+        for t in std::fs::read_dir("/proc/self/task").expect("/proc/self/task (Linux only)") {
+            let Ok(t) = t else { continue };
+            let path = t.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let name = name.trim_end();
+            let main = t.file_name().to_str() == Some(me.as_str());
+            let ours = match self.side {
+                Side::Relay => name.starts_with(RELAY_THREADS) || name == STORE_THREAD,
+                Side::Clients => name.starts_with(CLIENT_THREADS) || main,
+            };
+            if ours {
+                let stat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+                sum += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        sum
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        self.total()
+    }
+    fn end(&self, start: u64) -> u64 {
+        self.total().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    #[allow(clippy::cast_precision_loss)] // nanoseconds of a bench run
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // CPU nanoseconds read as durations; throughput as elements per
+        // CPU-second.
+        self.wall.formatter()
+    }
+}
+
+/// The relay on a runtime of its own (two workers, as the relay binary on
+/// this machine would have), the clients on another; CPU time of `side`.
+fn bench_cpu(c: &mut Criterion<ThreadCpu>, side: Side) {
+    let (group, what) = match side {
+        Side::Relay => ("relay_cpu", "cpu-relay"),
+        Side::Clients => ("relay_clients_cpu", "cpu-clients"),
+    };
+    let relay_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(RELAY_THREADS)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(CLIENT_THREADS)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = data_dir(what);
+    let relay = relay_rt.block_on(Relay::spawn_local(&dir)).unwrap();
+    workloads(c, group, &rt, &relay);
+    relay_rt.block_on(relay.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn relay_cpu(c: &mut Criterion<ThreadCpu>) {
+    bench_cpu(c, Side::Relay);
+}
+
+fn clients_cpu(c: &mut Criterion<ThreadCpu>) {
+    bench_cpu(c, Side::Clients);
+}
+
+fn cpu_config(side: Side) -> Criterion<ThreadCpu> {
+    Criterion::default()
+        .with_measurement(ThreadCpu {
+            side,
+            wall: WallTime,
+        })
+        .warm_up_time(Duration::from_secs(2))
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_group! {
+    name = relay_cpu_benches;
+    config = cpu_config(Side::Relay);
+    targets = relay_cpu
+}
+criterion_group! {
+    name = clients_cpu_benches;
+    config = cpu_config(Side::Clients);
+    targets = clients_cpu
+}
+criterion_main!(benches, relay_cpu_benches, clients_cpu_benches);

@@ -254,6 +254,9 @@ pub fn verify_request(
             (QueueId::try_from(request.entity_id.as_slice()).ok(), None)
         }
     };
+    // Checked: the authorized bytes (a copy of the command) are not kept.
+    let mut request = request;
+    request.authorized = Vec::new();
     Ok(Verified {
         request,
         rid,

@@ -70,8 +70,14 @@ pub fn decode_request(v: Version, session_id: &[u8], bytes: &[u8]) -> Result<Req
     {
         return Err(error_response(corr_id, Vec::new(), ErrorCode::Session));
     }
-    let authorized = wsmp::encode_for_auth(session_id, &corr_id, &entity_id, &t.command)
-        .map_err(|_| error_response(corr_id.clone(), Vec::new(), ErrorCode::Block))?;
+    // Only an authorization is checked against the authorized bytes (a copy
+    // of the whole command, the body of a SEND included).
+    let authorized = if matches!(t.auth, TransmissionAuth::None) {
+        Vec::new()
+    } else {
+        wsmp::encode_for_auth(session_id, &corr_id, &entity_id, &t.command)
+            .map_err(|_| error_response(corr_id.clone(), Vec::new(), ErrorCode::Block))?
+    };
     let auth = match t.auth {
         TransmissionAuth::None => Authorization::None,
         TransmissionAuth::Signature(s) => Authorization::Ed25519(ed25519::Signature::from_bytes(s)),

@@ -239,6 +239,11 @@ enum Out {
     Deliver(QueueId),
     /// A message made for it (at most [`EAGER_BODIES`] wait at once).
     Msg(Response),
+    /// Everything one store batch made for it, in order: taken at once, so
+    /// the writer packs a `SEND`'s `OK` and the `MSG` made with it into one
+    /// block (sent one by one, the writer often woke between them and wrote
+    /// two padded blocks).
+    Batch(Vec<Out>),
 }
 
 /// Messages made for a connection and not yet taken by its writer, beyond
@@ -258,16 +263,49 @@ struct ConnOut {
 }
 
 impl ConnOut {
-    fn event(&self, out: Out, max: usize) {
+    /// Counts one more event for this connection; false (and the connection
+    /// is to be closed) beyond `max`.
+    fn admit(&self, max: usize) -> bool {
         if self.overloaded.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         if self.events.fetch_add(1, Ordering::Relaxed) >= max {
             self.overloaded.store(true, Ordering::Relaxed);
             self.wake.notify_one();
-            return;
+            return false;
         }
-        let _ = self.tx.send(out);
+        true
+    }
+}
+
+/// What one store batch made for each connection, sent to each as one
+/// [`Out`] once the batch is routed.
+#[derive(Default)]
+struct Outbox(HashMap<ConnId, Vec<Out>>);
+
+impl Outbox {
+    fn reply(&mut self, conn: ConnId, out: Out) {
+        self.0.entry(conn).or_default().push(out);
+    }
+
+    fn event(&mut self, conn: ConnId, c: &ConnOut, out: Out, max: usize) {
+        if c.admit(max) {
+            self.reply(conn, out);
+        }
+    }
+
+    fn send(&mut self, conns: &HashMap<ConnId, Arc<ConnOut>>) {
+        for (conn, mut outs) in self.0.drain() {
+            let Some(c) = conns.get(&conn) else { continue };
+            let out = if outs.len() == 1 {
+                outs.pop()
+            } else {
+                Some(Out::Batch(outs))
+            };
+            if let Some(out) = out {
+                let _ = c.tx.send(out);
+            }
+        }
     }
 }
 
@@ -434,6 +472,7 @@ fn store_thread(
         }
         let mut expire = None;
         let mut routed: Vec<Routed> = Vec::new();
+        let mut outbox = Outbox::default();
         state.begin_batch();
         for job in batch.drain(..) {
             match job {
@@ -509,15 +548,15 @@ fn store_thread(
                     } else {
                         responses
                     };
-                    if let Some(c) = conns.get(&conn) {
-                        let _ = c.tx.send(Out::Replies(responses, permit));
+                    if conns.contains_key(&conn) {
+                        outbox.reply(conn, Out::Replies(responses, permit));
                     }
                 }
                 // What a failed batch did is undone: no event about it.
                 Routed::Event(..) | Routed::Deliver(..) if failed.is_some() => {}
                 Routed::Event(conn, resp) => {
                     if let Some(c) = conns.get(&conn) {
-                        c.event(Out::Event(resp), max_events);
+                        outbox.event(conn, c, Out::Event(resp), max_events);
                     }
                 }
                 Routed::Deliver(conn, rid) => {
@@ -528,10 +567,10 @@ fn store_thread(
                         if c.bodies.load(Ordering::Relaxed) < EAGER_BODIES {
                             if let Some(msg) = state.deliver(conn, rid) {
                                 c.bodies.fetch_add(1, Ordering::Relaxed);
-                                c.event(Out::Msg(msg), max_events);
+                                outbox.event(conn, c, Out::Msg(msg), max_events);
                             }
                         } else {
-                            c.event(Out::Deliver(rid), max_events);
+                            outbox.event(conn, c, Out::Deliver(rid), max_events);
                         }
                     }
                 }
@@ -540,13 +579,16 @@ fn store_thread(
                 }
             }
         }
+        // Deliveries not made now read their bodies from the store later.
+        state.forget_fresh();
         if let Some(f) = failed {
             for (conn, rid) in f.redeliver {
                 if let Some(c) = conns.get(&conn) {
-                    c.event(Out::Deliver(rid), max_events);
+                    outbox.event(conn, c, Out::Deliver(rid), max_events);
                 }
             }
         }
+        outbox.send(&conns);
         if let Some(now) = expire {
             match state.expire_messages(now) {
                 Ok(0) => {}
@@ -958,10 +1000,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let v = smp_groups_wire::smp::Version(session.version);
     let mut batch: Vec<Response> = Vec::new();
     let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+    // Items taken and not yet handled (a batch's items, in order).
+    let mut pending: VecDeque<Out> = VecDeque::new();
     while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
+        pending.push_back(first);
+        while let Some(item) = pending.pop_front() {
             match item {
+                Out::Batch(items) => {
+                    for o in items.into_iter().rev() {
+                        pending.push_front(o);
+                    }
+                }
                 Out::Replies(rs, p) => {
                     batch.extend(rs);
                     permits.push(p);
@@ -990,8 +1039,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     }
                 }
             }
-            if batch.len() < 64 {
-                next = rx.try_recv().ok();
+            if pending.is_empty()
+                && batch.len() < 64
+                && let Ok(o) = rx.try_recv()
+            {
+                pending.push_back(o);
             }
         }
         let mut encoded = Vec::with_capacity(batch.len());

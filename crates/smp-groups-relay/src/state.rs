@@ -133,6 +133,11 @@ pub struct RelayState {
     stored_bytes: u64,
     failure: Option<StoreError>,
     logs: RefusalLogs,
+    /// Messages stored in this batch at the front of a queue whose
+    /// subscriber was handed a delivery: their `MSG` is made from here, not
+    /// read back from the store. Emptied by [`RelayState::forget_fresh`]
+    /// once the batch's deliveries are made, so no body stays in memory.
+    fresh: HashMap<QueueId, StoredMessage>,
 }
 
 impl std::fmt::Debug for RelayState {
@@ -166,6 +171,7 @@ impl RelayState {
             stored_bytes: 0,
             failure: None,
             logs: RefusalLogs::default(),
+            fresh: HashMap::new(),
         };
         state.load()?;
         Ok(state)
@@ -293,6 +299,7 @@ impl RelayState {
                 out.events.push((conn, r));
             }
         }
+        self.forget_fresh();
         if let Err(failed) = self.end_batch() {
             out = Outcome {
                 responses: vec![Response {
@@ -338,9 +345,16 @@ impl RelayState {
         Err(BatchFailed { cause, redeliver })
     }
 
+    /// Drops the bodies kept for the deliveries of this batch (call once
+    /// they are made; a delivery made later reads its body from the store).
+    pub fn forget_fresh(&mut self) {
+        self.fresh.clear();
+    }
+
     /// After a failed batch: the queues as the store has them; subscriptions
     /// stay, with nothing delivered.
     fn reload(&mut self) -> Vec<(ConnId, QueueId)> {
+        self.fresh.clear();
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "relay store: reloading the queues failed");
         }
@@ -557,10 +571,14 @@ impl RelayState {
     /// The first message of `rid` as delivered to the recipient (its body read
     /// from the store), and marks it delivered on `conn`'s subscription.
     fn deliver_first(&mut self, conn: ConnId, rid: QueueId) -> Result<Option<Reply>, ErrorCode> {
-        if self.queues.get(&rid).is_none_or(|q| q.count == 0) {
+        let Some(q) = self.queues.get(&rid).filter(|q| q.count > 0) else {
             return Ok(None);
-        }
-        let m = match self.store.front_message(&rid) {
+        };
+        // Sent in this batch: the body is still here (it is the front
+        // message only if its id is the front's).
+        let front = q.front.map(|f| f.id);
+        let fresh = self.fresh.remove(&rid).filter(|m| Some(m.id) == front);
+        let m = match fresh.map_or_else(|| self.store.front_message(&rid), |m| Ok(Some(m))) {
             Ok(Some(m)) => m,
             Ok(None) => return Ok(None),
             Err(e) => return Err(self.fail(e)),
@@ -641,7 +659,13 @@ impl RelayState {
                 Ok(r) => r,
                 Err(e) => return Err(self.fail(e)),
             };
-            let next = match self.store.front(&rid) {
+            // The queue's last message needs no query for the next one.
+            let last = removed.is_some() && self.queues.get(&rid).is_some_and(|q| q.count <= 1);
+            let next = match if last {
+                Ok(None)
+            } else {
+                self.store.front(&rid)
+            } {
                 Ok(n) => n,
                 Err(e) => return Err(self.fail(e)),
             };
@@ -809,17 +833,17 @@ impl RelayState {
             }
             return Err(ErrorCode::Quota);
         }
-        if was_empty {
-            self.try_deliver(rid, deliveries);
+        if was_empty && self.try_deliver(rid, deliveries) {
+            self.fresh.insert(rid, msg);
         }
         Ok(Reply::Ok)
     }
 
     /// Hands out a delivery of `rid`'s first message to its subscriber, if
-    /// there is one with nothing delivered and unacknowledged.
-    fn try_deliver(&mut self, rid: QueueId, deliveries: &mut Vec<(ConnId, QueueId)>) {
+    /// there is one with nothing delivered and unacknowledged; true if so.
+    fn try_deliver(&mut self, rid: QueueId, deliveries: &mut Vec<(ConnId, QueueId)>) -> bool {
         let Some(&sc) = self.subscribers.get(&rid) else {
-            return;
+            return false;
         };
         if let Some(s) = self.conns.get_mut(&sc).and_then(|c| c.subs.get_mut(&rid))
             && s.kind == SubKind::Server
@@ -828,7 +852,9 @@ impl RelayState {
         {
             s.notified = true;
             deliveries.push((sc, rid));
+            return true;
         }
+        false
     }
 
     /// Deletes messages older than the configured lifetime from every queue
@@ -904,25 +930,25 @@ impl RelayState {
 /// nonce = message id, of `pad(ts || flags || ' ' || body, 16106)` (or of
 /// `"QUOTA " || ts` for the quota marker).
 fn encrypt_msg(rec: &QueueRecord, m: &StoredMessage) -> Result<Reply, ErrorCode> {
-    let mut plain = Vec::new();
-    match &m.body {
+    let ts = m.ts.to_be_bytes();
+    // The parts are padded and boxed in one buffer (the body copied once).
+    let boxed = match &m.body {
         MessageBody::Message { notification, body } => {
-            plain.reserve(10 + body.len());
-            plain.extend_from_slice(&m.ts.to_be_bytes());
-            plain.push(if *notification { b'T' } else { b'F' });
-            plain.push(b' ');
-            plain.extend_from_slice(body);
+            let flags = [if *notification { b'T' } else { b'F' }, b' '];
+            let parts: [&[u8]; 3] = [&ts, &flags, body];
+            nacl::cb_encrypt_parts(rec.rcv_dh_secret.as_bytes(), &m.id, &parts, RCV_PADDED_LEN)
         }
-        MessageBody::Quota => {
-            plain.extend_from_slice(b"QUOTA ");
-            plain.extend_from_slice(&m.ts.to_be_bytes());
-        }
-    }
-    let enc_body = nacl::cb_encrypt(rec.rcv_dh_secret.as_bytes(), &m.id, &plain, RCV_PADDED_LEN)
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot encrypt a stored message");
-            ErrorCode::Internal
-        })?;
+        MessageBody::Quota => nacl::cb_encrypt_parts(
+            rec.rcv_dh_secret.as_bytes(),
+            &m.id,
+            &[b"QUOTA ", &ts],
+            RCV_PADDED_LEN,
+        ),
+    };
+    let enc_body = boxed.map_err(|e| {
+        tracing::error!(error = %e, "cannot encrypt a stored message");
+        ErrorCode::Internal
+    })?;
     Ok(Reply::Msg {
         msg_id: m.id,
         enc_body,

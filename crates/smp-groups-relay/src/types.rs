@@ -223,7 +223,9 @@ pub struct Request {
     pub entity_id: Vec<u8>,
     /// The authorization.
     pub auth: Authorization,
-    /// The bytes the authorization covers (session id, corrId, entityId, command).
+    /// The bytes the authorization covers (session id, corrId, entityId,
+    /// command); empty when there is no authorization, and dropped once it
+    /// is checked.
     pub authorized: Vec<u8>,
     /// The command.
     pub command: Command,

@@ -17,8 +17,9 @@ use smp_groups_relay::server::Relay;
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
-    self as wsmp, AuthPublicKey, Ed25519PublicKey, RecipientCommand, ServerMsg, SmpDecode,
-    SmpEncode, Transmission, TransmissionAuth, Version, VersionRange, X25519PublicKey,
+    self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
+    ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange,
+    X25519PublicKey,
 };
 
 fn transmission(
@@ -97,6 +98,106 @@ async fn net_transport_client_talks_to_the_relay() {
                 ServerMsg::Ids(_)
             ),
             "v{max}"
+        );
+    }
+    relay.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A transmission on entity `entity`, signed by `key` when given.
+fn on_entity(
+    v: Version,
+    sid: &[u8],
+    key: Option<&ed25519::SigningKey>,
+    entity: &[u8],
+    cmd: &wsmp::Command,
+) -> Vec<u8> {
+    let mut command = Vec::new();
+    cmd.smp_encode(v, &mut command).unwrap();
+    let corr = [5u8; 24];
+    let for_auth = wsmp::encode_for_auth(sid, &corr, entity, &command).unwrap();
+    let t = Transmission {
+        auth: key.map_or(TransmissionAuth::None, |k| {
+            TransmissionAuth::Signature(k.sign(&for_auth).to_bytes())
+        }),
+        service_sig: None,
+        session_id: None,
+        corr_id: ShortBytes::new(corr.to_vec()).unwrap(),
+        entity_id: ShortBytes::new(entity.to_vec()).unwrap(),
+        command,
+    };
+    let mut out = Vec::new();
+    t.smp_encode(v, &mut out).unwrap();
+    wsmp::encode_batch(&[out]).unwrap()
+}
+
+/// A `SEND` to a queue its own connection is subscribed to is answered with
+/// its `OK` and the `MSG` in one block, every time (the relay hands a
+/// connection everything a store batch made for it at once; one by one, the
+/// writer often woke between the two and wrote two padded blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_and_its_delivery_share_a_block() {
+    let dir = temp_dir("one-block");
+    let relay = Relay::spawn_local(&dir).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(relay.local_addr())
+        .await
+        .unwrap();
+    let tls = SmpTlsStream::connect(tcp, &client_config(relay.key_hash()).unwrap())
+        .await
+        .unwrap();
+    let versions = VersionRange::new(Version(6), Version(11)).unwrap();
+    let mut t = SmpTransport::client(tls, relay.key_hash(), versions, &mut rng::seeded(1))
+        .await
+        .unwrap();
+    let (v, sid) = (t.version(), t.session_id().to_vec());
+    let k = ed25519::SigningKey::generate(&mut rng::seeded(2));
+    let dh = x25519::SecretKey::generate(&mut rng::seeded(3));
+    let new = wsmp::Command::Recipient(RecipientCommand::New(Box::new(NewQueue {
+        rcv_auth_key: AuthPublicKey::Ed25519(Ed25519PublicKey(*k.public_key().as_bytes())),
+        rcv_dh_key: X25519PublicKey(*dh.public_key().as_bytes()),
+        basic_auth: None,
+        subscribe_mode: SubscriptionMode::Subscribe,
+        queue_req: Some(QueueReqData::Messaging(None)),
+        ntf_creds: None,
+    })));
+    t.send_block(&on_entity(v, &sid, Some(&k), &[], &new))
+        .await
+        .unwrap();
+    let block = t.recv_block().await.unwrap();
+    let ids = Transmission::decode(v, wsmp::decode_batch(&block).unwrap()[0]).unwrap();
+    let ServerMsg::Ids(ids) = ServerMsg::smp_decode(v, &ids.command).unwrap() else {
+        panic!("IDS expected")
+    };
+    let send = wsmp::Command::Sender(SenderCommand::Send {
+        flags: MsgFlags {
+            notification: false,
+        },
+        body: vec![0x55; 16_000],
+    });
+    for _ in 0..20 {
+        t.send_block(&on_entity(v, &sid, None, ids.snd_id.as_slice(), &send))
+            .await
+            .unwrap();
+        let block = t.recv_block().await.unwrap();
+        let ts = wsmp::decode_batch(&block).unwrap();
+        assert_eq!(ts.len(), 2, "OK and MSG in one block");
+        let mut msg_id = None;
+        for tr in ts {
+            match ServerMsg::smp_decode(v, &Transmission::decode(v, tr).unwrap().command).unwrap() {
+                ServerMsg::Ok => {}
+                ServerMsg::Msg { msg_id: id, .. } => msg_id = Some(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let ack = wsmp::Command::Recipient(RecipientCommand::Ack(msg_id.unwrap()));
+        t.send_block(&on_entity(v, &sid, Some(&k), ids.rcv_id.as_slice(), &ack))
+            .await
+            .unwrap();
+        let block = t.recv_block().await.unwrap();
+        let ok = Transmission::decode(v, wsmp::decode_batch(&block).unwrap()[0]).unwrap();
+        assert_eq!(
+            ServerMsg::smp_decode(v, &ok.command).unwrap(),
+            ServerMsg::Ok
         );
     }
     relay.shutdown().await;

@@ -21,23 +21,34 @@ pub fn pad(msg: &[u8], len: usize) -> Result<Vec<u8>, Error> {
 
 /// Like [`pad`], appending to `out`.
 pub fn pad_into(msg: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
+    pad_parts_into(&[msg], len, out)
+}
+
+/// [`pad_into`] of the concatenation of `parts` (without building it).
+pub fn pad_parts_into(parts: &[&[u8]], len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
+    let msg_len = parts
+        .iter()
+        .try_fold(0usize, |n, p| n.checked_add(p.len()))
+        .unwrap_or(usize::MAX);
     let max = len.saturating_sub(2).min(MAX_PADDED_MESSAGE);
-    if msg.len() > max || len < 2 {
+    if msg_len > max || len < 2 {
         return Err(Error::TooLong {
             what: "padded message",
-            len: msg.len(),
+            len: msg_len,
             max,
         });
     }
-    let n = u16::try_from(msg.len()).map_err(|_| Error::TooLong {
+    let n = u16::try_from(msg_len).map_err(|_| Error::TooLong {
         what: "padded message",
-        len: msg.len(),
+        len: msg_len,
         max,
     })?;
     out.reserve(len);
     out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(msg);
-    out.resize(out.len() + (len - 2 - msg.len()), b'#');
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.resize(out.len() + (len - 2 - msg_len), b'#');
     Ok(())
 }
 
@@ -71,6 +82,21 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn parts_pad_as_their_concatenation(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+            len in 0usize..250,
+        ) {
+            let whole: Vec<u8> = a.iter().chain(&b).copied().collect();
+            let mut out = vec![7];
+            let parts = pad_parts_into(&[&a, &b], len, &mut out).map(|()| out);
+            proptest::prop_assert_eq!(
+                parts.ok(),
+                pad(&whole, len).ok().map(|p| [vec![7], p].concat())
+            );
+        }
+
         #[test]
         fn round_trip(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..300), extra in 0usize..100) {
             let padded = pad(&msg, msg.len() + 2 + extra).unwrap();
