@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use smp_groups_core::sim::{Faults, GroupHandle, Sim};
-use smp_groups_core::{Command, Config, Event};
+use smp_groups_core::sim::{Faults, Sim};
+use smp_groups_core::{Command, Config};
 
 fn config() -> Config {
     Config {
@@ -17,29 +17,6 @@ fn config() -> Config {
         // Every member applies every add without asking its client.
         approval_threshold: usize::MAX,
         ..Config::default()
-    }
-}
-
-fn ack_all(sim: &mut Sim, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
-    for h in hs {
-        let start = from.get(&h.agent).copied().unwrap_or(0);
-        let ids: Vec<u64> = sim.events(h.agent)[start..]
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::Msg { msg_id, .. } => Some(*msg_id),
-                _ => None,
-            })
-            .collect();
-        from.insert(h.agent, sim.events(h.agent).len());
-        for msg_id in ids {
-            sim.command(
-                h.agent,
-                Command::Ack {
-                    group: h.alias.clone(),
-                    msg_id,
-                },
-            );
-        }
     }
 }
 
@@ -59,7 +36,7 @@ fn bench(c: &mut Criterion) {
             );
         }
         let mut from = BTreeMap::new();
-        ack_all(&mut sim, &hs, &mut from);
+        sim.ack_all(&hs, &mut from);
         sim.settle_all();
         let sender = hs[n / 2].clone();
         let before = sim.counts().values().sum::<u64>();
@@ -73,7 +50,7 @@ fn bench(c: &mut Criterion) {
                     },
                 );
                 sim.settle_all();
-                ack_all(&mut sim, &hs, &mut from);
+                sim.ack_all(&hs, &mut from);
                 black_box(sim.settle_all())
             });
         });

@@ -917,33 +917,24 @@ impl Agent {
             return;
         }
         let required = self.cfg.receipts.sign;
-        let sig_ok = match receipt_sig(g, from, sig, payload) {
-            Sig::Valid => true,
-            Sig::Missing if !required => true,
+        let refused = match receipt_sig(g, from, sig, payload) {
+            Sig::Valid => None,
+            Sig::Missing if !required => None,
             Sig::Missing => {
-                let detail = format!(
-                    "{} receipt(s) unsigned or from a member whose key is unknown, while signed receipts are on",
-                    receipts.len()
-                );
-                self.refuse(
-                    FaultSource::Peer,
-                    FaultKind::BadSignature,
-                    At::member(group, Some(from), None),
-                    &detail,
-                );
-                false
+                Some("unsigned or from a member whose key is unknown, while signed receipts are on")
             }
-            Sig::Bad => {
-                let detail = format!("{} receipt(s) with a bad signature", receipts.len());
-                self.refuse(
-                    FaultSource::Peer,
-                    FaultKind::BadSignature,
-                    At::member(group, Some(from), None),
-                    &detail,
-                );
-                false
-            }
+            Sig::Bad => Some("with a bad signature"),
         };
+        if let Some(why) = refused {
+            let detail = format!("{} receipt(s) {why}", receipts.len());
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::BadSignature,
+                At::member(group, Some(from), None),
+                &detail,
+            );
+        }
+        let sig_ok = refused.is_none();
         for (id, digest) in receipts {
             self.apply_receipt(group, from, *id, *digest, sig_ok);
         }

@@ -89,29 +89,6 @@ fn add_costs_with_open_invitations() {
     }
 }
 
-fn ack_all(sim: &mut Sim, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
-    for h in hs {
-        let start = from.get(&h.agent).copied().unwrap_or(0);
-        let ids: Vec<u64> = sim.events(h.agent)[start..]
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::Msg { msg_id, .. } => Some(*msg_id),
-                _ => None,
-            })
-            .collect();
-        from.insert(h.agent, sim.events(h.agent).len());
-        for msg_id in ids {
-            sim.command(
-                h.agent,
-                Command::Ack {
-                    group: h.alias.clone(),
-                    msg_id,
-                },
-            );
-        }
-    }
-}
-
 #[test]
 fn send_leave_remove_delete_costs() {
     for n in 2..=16usize {
@@ -119,7 +96,7 @@ fn send_leave_remove_delete_costs() {
         let mut sim = Sim::new(n, &config(false), Faults::default(), 100 + n as u64);
         let hs = sim.build_group(n).expect("group");
         let mut seen = BTreeMap::new();
-        ack_all(&mut sim, &hs, &mut seen);
+        sim.ack_all(&hs, &mut seen);
         sim.settle_all();
 
         // send: MSG n-1 + RCVD n-1
@@ -132,7 +109,7 @@ fn send_leave_remove_delete_costs() {
             },
         );
         sim.settle_all();
-        ack_all(&mut sim, &hs, &mut seen);
+        sim.ack_all(&hs, &mut seen);
         sim.settle_all();
         let d = diff(&before, sim.counts());
         assert_eq!(total(&d, &[]), 2 * n64 - 2, "send n={n}: {d:?}");
@@ -191,7 +168,7 @@ fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool,
     let mut sim = Sim::new(n, cfg, Faults::default(), 7 + n as u64);
     let hs = sim.build_group(n).expect("group");
     let mut seen = BTreeMap::new();
-    ack_all(&mut sim, &hs, &mut seen);
+    sim.ack_all(&hs, &mut seen);
     sim.settle_all();
     let before = sim.counts().clone();
     let start = sim.events(0).len();
@@ -205,7 +182,7 @@ fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool,
         );
     }
     sim.settle_all();
-    ack_all(&mut sim, &hs, &mut seen);
+    sim.ack_all(&hs, &mut seen);
     sim.settle_all();
     let rcvd = sim.events(0)[start..]
         .iter()

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{ack_all, config, count, received};
+use common::{config, count, received};
 use smp_groups_core::sim::{Faults, Sim};
 use smp_groups_core::{Command, CommandError, Config, Event, ReceiptStatus};
 
@@ -67,7 +67,7 @@ fn lossy_network_delivers_exactly_once() {
         }
         sim.settle_all();
         let mut seen = BTreeMap::new();
-        ack_all(&mut sim, &hs, &mut seen);
+        sim.ack_all(&hs, &mut seen);
         sim.settle_all();
         for h in &hs {
             let got = received(&sim, h.agent);

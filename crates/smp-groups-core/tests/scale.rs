@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::ack_all;
 use smp_groups_core::sim::{Faults, Sim};
 use smp_groups_core::{Command, Config, Event, ReceiptStatus};
 use smp_groups_wire::agent::MemberId;
@@ -98,7 +97,7 @@ fn group_of_64_under_faults_and_restarts() {
     }
     sim.settle_all();
     let mut acked = BTreeMap::new();
-    ack_all(&mut sim, &handles, &mut acked);
+    sim.ack_all(&handles, &mut acked);
     sim.settle_all();
     for h in &handles {
         let got: Vec<(MemberId, Vec<u8>)> = sim

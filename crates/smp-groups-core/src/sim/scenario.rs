@@ -1,6 +1,8 @@
 //! Scenario helpers: visible connections, groups, adding members, driven to
 //! completion through the simulation.
 
+use std::collections::BTreeMap;
+
 use crate::api::{Command, Event};
 
 use super::Sim;
@@ -24,6 +26,32 @@ impl Sim {
             .iter()
             .find(|e| e.corr.as_deref() == Some(corr))
             .map(|e| &e.event)
+    }
+
+    /// Acknowledges every group message the agents of `hs` received and did
+    /// not acknowledge yet (`from` keeps each agent's position in its
+    /// events); agents that are down are skipped.
+    pub fn ack_all(&mut self, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
+        for h in hs {
+            if !self.is_up(h.agent) {
+                continue;
+            }
+            let start = from.get(&h.agent).copied().unwrap_or(0);
+            let ids: Vec<(String, u64)> = self
+                .events(h.agent)
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| match &e.event {
+                    Event::Msg { group, msg_id, .. } => Some((group.clone(), *msg_id)),
+                    _ => None,
+                })
+                .collect();
+            from.insert(h.agent, self.events(h.agent).len());
+            for (group, msg_id) in ids {
+                self.command(h.agent, Command::Ack { group, msg_id });
+            }
+        }
     }
 
     /// Runs until nothing is scheduled within the default horizon.

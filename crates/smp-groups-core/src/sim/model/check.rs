@@ -8,7 +8,7 @@ use smp_groups_wire::agent::MemberId;
 use super::run::Run;
 use super::{Case, CheckFailure, Op, Stats};
 use crate::sim::{GroupHandle, Sim};
-use crate::{Command, Config, Event, FaultKind, FaultSource};
+use crate::{Config, Event, FaultKind, FaultSource};
 
 /// Runs `case` and checks it; on success `stats` holds what the run did (the
 /// counts are left alone when a check fails).
@@ -41,7 +41,7 @@ pub fn check(case: &Case, stats: &mut Stats) -> Result<(), CheckFailure> {
             .iter()
             .flat_map(|g| g.handles.values().cloned())
             .collect();
-        ack_all(&mut run.sim, &hs, &mut acked);
+        run.sim.ack_all(&hs, &mut acked);
         let approved = run.approve_pending();
         run.sim.settle_all();
         if !approved {
@@ -319,28 +319,6 @@ fn config(case: &Case) -> Config {
         open_invitations: case.open_invitations,
         approval_threshold: case.approval_threshold,
         ..Config::default()
-    }
-}
-
-/// Acknowledges every group message not yet acknowledged (`from` keeps the
-/// position per agent).
-fn ack_all(sim: &mut Sim, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
-    for h in hs {
-        if !sim.is_up(h.agent) {
-            continue;
-        }
-        let start = from.get(&h.agent).copied().unwrap_or(0);
-        let ids: Vec<(String, u64)> = sim.events(h.agent)[start..]
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::Msg { group, msg_id, .. } => Some((group.clone(), *msg_id)),
-                _ => None,
-            })
-            .collect();
-        from.insert(h.agent, sim.events(h.agent).len());
-        for (group, msg_id) in ids {
-            sim.command(h.agent, Command::Ack { group, msg_id });
-        }
     }
 }
 
