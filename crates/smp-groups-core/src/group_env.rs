@@ -366,7 +366,15 @@ impl Agent {
             GroupEnvelope::Del => {
                 // The deleter waits for our `DELD`.
                 self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
+                // It was removed before it could hear of the members we
+                // added since: they hear of the deletion from us (the others
+                // get it twice; the second is stale).
                 let mut conns = self.member_conns(group);
+                for c in &conns {
+                    if *c != conn {
+                        self.enqueue(*c, &AMessage::Group(GroupEnvelope::Del), Note::None);
+                    }
+                }
                 conns.push(conn);
                 self.drop_group(group, &conns);
                 self.event(Event::Deleted {

@@ -837,3 +837,24 @@ fn regression_member_missing_after_approved_removal_n3() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run: generation 0 was deleted, and agent 2 still
+/// held it.
+#[test]
+fn regression_deleted_generation_held_after_remove_n3() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Run(1139),
+        Op::Remove { by: 2, who: 1 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(204),
+        Op::Delete { by: 1 },
+    ];
+    let faults = Faults {
+        loss_ppm: 5118,
+        duplicate_ppm: 18385,
+        max_delay_ms: 256,
+    };
+    let c = case(3, ops, faults, 18_028_513_077_079_506_854);
+    check(&c, &mut Stats::default()).expect("converges");
+}
