@@ -858,3 +858,34 @@ fn regression_deleted_generation_held_after_remove_n3() {
     let c = case(3, ops, faults, 18_028_513_077_079_506_854);
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (open invitations): a message from agent 1
+/// never reached agent 3, which was in the group when it was sent. Agent 3
+/// took a `FWD` for agent 1 as a second attempt while both were pending (the
+/// invitations crossed); where the message went is not traced yet. Open.
+#[test]
+#[ignore = "open: message lost after crossed open invitations (found by the 10,000-case run, not fixed yet)"]
+fn regression_message_lost_open_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 1 },
+        Op::Send { by: 2 },
+        Op::Send { by: 0 },
+        Op::Run(1372),
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 1 },
+        Op::Add { by: 1, who: 0 },
+        Op::Send { by: 0 },
+        Op::Run(1835),
+        Op::Send { by: 1 },
+    ];
+    let faults = Faults {
+        loss_ppm: 2581,
+        duplicate_ppm: 24810,
+        max_delay_ms: 107,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(4, ops, faults, 6_058_127_609_782_128_178)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
