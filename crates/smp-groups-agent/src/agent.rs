@@ -234,22 +234,14 @@ impl Agent {
 
     /// The other members of `group` this agent is connected with.
     pub async fn members(&self, group: &str) -> Result<Vec<MemberId>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Members(group.to_owned(), tx))
-            .await
-            .map_err(|_| self.stopped_error())?;
-        rx.await.map_err(|_| self.stopped_error())
+        let group = group.to_owned();
+        self.query(move |core| core.members(&group)).await
     }
 
     /// This agent's member id in `group`.
     pub async fn member_id(&self, group: &str) -> Result<Option<MemberId>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Request::MemberId(group.to_owned(), tx))
-            .await
-            .map_err(|_| self.stopped_error())?;
-        rx.await.map_err(|_| self.stopped_error())
+        let group = group.to_owned();
+        self.query(move |core| core.member_id(&group)).await
     }
 
     /// Runs a read-only query on the core state: answered after what was

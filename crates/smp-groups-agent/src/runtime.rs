@@ -42,7 +42,6 @@ use smp_groups_core::{
     RelayEvent, RelayOp, Timestamp,
 };
 use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
-use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::client::{AgentEvent, CorrId, LineDecoder, Transmission};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -104,8 +103,6 @@ pub(crate) enum Request {
     },
     Confirm(u64),
     Metrics(oneshot::Sender<Metrics>),
-    Members(String, oneshot::Sender<Vec<MemberId>>),
-    MemberId(String, oneshot::Sender<Option<MemberId>>),
     /// A read-only query of the core: run now, its answer sent once what
     /// was handled before it is committed.
     Query(QueryFn),
@@ -201,11 +198,8 @@ enum Action {
     /// Acknowledge a redelivered message (the runtime's own operation, not
     /// recorded by the core).
     Ack(RelayOp),
-    /// Answer a query, made before and answered after the commit of what was
-    /// handled before it.
-    Members(oneshot::Sender<Vec<MemberId>>, Vec<MemberId>),
-    MemberId(oneshot::Sender<Option<MemberId>>, Option<MemberId>),
-    /// Send a query's answer.
+    /// Send a query's answer (made before, sent after the commit of what was
+    /// handled before it).
     Answer(Box<dyn FnOnce() + Send>),
     Done(oneshot::Sender<()>),
 }
@@ -544,14 +538,6 @@ impl Runtime {
                 m.refusals = self.core.refusals().clone();
                 let _ = tx.send(m);
             }
-            Request::Members(group, tx) => {
-                let members = self.core.members(&group);
-                self.answer(Action::Members(tx, members));
-            }
-            Request::MemberId(group, tx) => {
-                let id = self.core.member_id(&group);
-                self.answer(Action::MemberId(tx, id));
-            }
             Request::Query(query) => {
                 let send = query(&self.core);
                 self.answer(Action::Answer(send));
@@ -712,12 +698,6 @@ impl Runtime {
                     self.latest.send_replace(seq);
                 }
                 Action::Ack(op) => self.relay.perform(op),
-                Action::Members(tx, v) => {
-                    let _ = tx.send(v);
-                }
-                Action::MemberId(tx, v) => {
-                    let _ = tx.send(v);
-                }
                 Action::Answer(send) => send(),
                 Action::Done(tx) => {
                     let _ = tx.send(());

@@ -415,7 +415,7 @@ impl ReceiptStatus {
     /// The byte a stored send record holds: `0` bad hash, `1` ok, `2` bad
     /// signature (the first two are the `false`/`true` of records written
     /// when the status was a boolean, so those still load).
-    pub(crate) fn to_byte(self) -> u8 {
+    fn to_byte(self) -> u8 {
         match self {
             Self::BadHash => 0,
             Self::Ok => 1,
@@ -425,11 +425,52 @@ impl ReceiptStatus {
 
     /// The status a stored byte holds ([`Self::to_byte`]); unknown bytes
     /// read as a bad signature (never as ok).
-    pub(crate) fn from_byte(b: u8) -> Self {
+    fn from_byte(b: u8) -> Self {
         match b {
             0 => Self::BadHash,
             1 => Self::Ok,
             _ => Self::BadSig,
+        }
+    }
+}
+
+// Stored as the one byte of `to_byte` (see there).
+impl serde::Serialize for ReceiptStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.to_byte())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReceiptStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u8::deserialize(d).map(Self::from_byte)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReceiptStatus;
+
+    /// Send records written when the status was a boolean still load: a
+    /// stored `true` is ok, `false` a bad hash; every status round-trips.
+    #[test]
+    fn receipt_status_reads_the_old_boolean() {
+        let old = |b: bool| -> ReceiptStatus {
+            postcard::from_bytes(&postcard::to_allocvec(&b).expect("encodes")).expect("decodes")
+        };
+        assert_eq!(old(true), ReceiptStatus::Ok);
+        assert_eq!(old(false), ReceiptStatus::BadHash);
+        for s in [
+            ReceiptStatus::Ok,
+            ReceiptStatus::BadHash,
+            ReceiptStatus::BadSig,
+        ] {
+            let bytes = postcard::to_allocvec(&s).expect("encodes");
+            assert_eq!(bytes.len(), 1);
+            assert_eq!(
+                postcard::from_bytes::<ReceiptStatus>(&bytes).expect("decodes"),
+                s
+            );
         }
     }
 }

@@ -266,7 +266,7 @@ impl Agent {
                 content_hash: sent.content_hash.0,
                 sent_pending: targets.iter().map(|(m, _)| *m).collect(),
                 rcvd_pending: targets.iter().map(|(m, _)| *m).collect(),
-                status: crate::ReceiptStatus::Ok.to_byte(),
+                status: crate::ReceiptStatus::Ok,
                 sent_done: false,
             },
         );

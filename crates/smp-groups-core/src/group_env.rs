@@ -988,9 +988,7 @@ impl Agent {
         } else {
             crate::ReceiptStatus::BadHash
         };
-        t.status = crate::ReceiptStatus::from_byte(t.status)
-            .worst(status)
-            .to_byte();
+        t.status = t.status.worst(status);
         self.event(Event::Rcvd {
             group: group.to_owned(),
             member: Some(MemberId(from)),

@@ -666,7 +666,7 @@ impl Agent {
                 group: group.to_owned(),
                 member: None,
                 msg_id: int_id,
-                status: crate::ReceiptStatus::from_byte(t.status),
+                status: t.status,
             });
             let ext = t.ext_msg_id;
             g.sends.remove(&int_id);

@@ -283,8 +283,8 @@ pub(crate) struct SendTrack {
     pub(crate) content_hash: [u8; 32],
     pub(crate) sent_pending: BTreeSet<Mid>,
     pub(crate) rcvd_pending: BTreeSet<Mid>,
-    /// The worst receipt status so far ([`crate::ReceiptStatus::to_byte`]).
-    pub(crate) status: u8,
+    /// The worst receipt status so far.
+    pub(crate) status: crate::ReceiptStatus,
     /// `SENT` for all was reported.
     pub(crate) sent_done: bool,
 }
