@@ -140,7 +140,7 @@ impl Agent {
         records: impl IntoIterator<Item = (Key, Vec<u8>)>,
         schema: u32,
     ) -> Result<Self, RestoreError> {
-        if schema != SCHEMA_VERSION {
+        if !(crate::store::OLDEST_SCHEMA_READ..=SCHEMA_VERSION).contains(&schema) {
             return Err(RestoreError::Schema {
                 found: schema,
                 expected: SCHEMA_VERSION,
@@ -152,6 +152,7 @@ impl Agent {
         let mut invitations = BTreeMap::new();
         let mut ops = BTreeMap::new();
         let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
+        let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -178,7 +179,23 @@ impl Agent {
                     let rec: MemberRecIn = postcard::from_bytes(&value).map_err(bad)?;
                     members.entry(alias.clone()).or_default().push((*mid, rec));
                 }
+                Key::Sent(alias, ext_msg_id) => {
+                    let rec = postcard::from_bytes(&value).map_err(bad)?;
+                    sent.entry(alias.clone())
+                        .or_default()
+                        .push((*ext_msg_id, rec));
+                }
             }
+        }
+        for (alias, list) in sent {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Group(alias),
+                    reason: "kept messages of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.history.extend(list);
         }
         for (alias, list) in members {
             let Some(g) = groups.get_mut(&alias) else {
@@ -731,6 +748,9 @@ impl Agent {
                 };
                 out.extend(encode(&rec).map(|v| (Key::Member(a.clone(), *mid), v)));
             }
+            for (id, r) in &g.history {
+                out.extend(encode(r).map(|v| (Key::Sent(a.clone(), *id), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -817,6 +837,11 @@ impl Agent {
                 Key::Group(_) | Key::Member(..) => continue,
                 Key::Invitation(i) => self.invitations.get(i).and_then(encode),
                 Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
+                Key::Sent(alias, id) => self
+                    .groups
+                    .get(alias)
+                    .and_then(|g| g.history.get(id))
+                    .and_then(encode),
             };
             match value {
                 Some(v) => batch.puts.push((key, v)),

@@ -57,6 +57,8 @@ impl Agent {
             open_offered: BTreeMap::new(),
             gone: BTreeSet::new(),
             had_members: false,
+            history: BTreeMap::new(),
+            history_dropped: false,
         }
     }
 
@@ -214,6 +216,7 @@ impl Agent {
             Ok(cid) => cid,
             Err(e) => {
                 // Nothing of the join stays behind.
+                self.forget_sent(&alias);
                 self.groups.remove(&alias);
                 self.touch_group(&alias);
                 return Err(e);
@@ -246,6 +249,7 @@ impl Agent {
         // Everything that can fail before the group changes.
         let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let g = self.active_group(group)?;
+        let prev: AnchorRec = g.integrity.self_anchor().into();
         let sent = g
             .integrity
             .on_sent(content.as_slice())
@@ -271,6 +275,7 @@ impl Agent {
             },
         );
         self.touch_group(group);
+        self.keep_sent(group, sent.ext_msg_id, prev, content.as_slice());
         let msg = AMessage::Group(GroupEnvelope::Msg {
             ext_msg_id: sent.ext_msg_id,
             content,
@@ -519,7 +524,7 @@ impl Agent {
         {
             if accept {
                 self.apply_group_envelope(p.conn, &gname, member, 0, env);
-            } else if let GroupEnvelope::Intro(info) = env {
+            } else if let GroupEnvelope::Intro(info) | GroupEnvelope::IntroLate(info) = env {
                 // Declined: answer with an empty invitation so the
                 // introducer does not wait for us.
                 self.send_inv(p.conn, info.member_id.0, Vec::new());
@@ -581,6 +586,7 @@ impl Agent {
             self.close_conn(c);
         }
         // Connections of pending open invitations too.
+        self.forget_sent(group);
         if let Some(g) = self.groups.remove(group) {
             for c in g.open_offered.values() {
                 self.close_conn(*c);

@@ -78,7 +78,9 @@ impl Agent {
                 }
                 let size = g.members.len() + 1;
                 let change = match &env {
-                    GroupEnvelope::Intro(info) if !g.members.contains_key(&info.member_id.0) => {
+                    GroupEnvelope::Intro(info) | GroupEnvelope::IntroLate(info)
+                        if !g.members.contains_key(&info.member_id.0) =>
+                    {
                         Some(ChangeRec::Add {
                             member: info.member_id.0,
                             by: *member,
@@ -193,7 +195,8 @@ impl Agent {
                     &format!("{} from a member", tag(&env)),
                 );
             }
-            GroupEnvelope::Intro(info) => self.on_intro(conn, group, sender, &info),
+            GroupEnvelope::Intro(info) => self.on_intro(conn, group, sender, &info, false),
+            GroupEnvelope::IntroLate(info) => self.on_intro(conn, group, sender, &info, true),
             GroupEnvelope::Inv {
                 member_id,
                 invitation,
@@ -519,8 +522,10 @@ impl Agent {
         }
     }
 
-    /// `INTRO`: `by` introduces a new member to us; we invite it.
-    fn on_intro(&mut self, conn: u64, group: &str, by: Mid, info: &MemberInfo) {
+    /// `INTRO`: `by` introduces a new member to us; we invite it. `LINTRO`
+    /// (`late`): the new member joined concurrently with us, and gets our
+    /// messages since our join again (`crate::history`).
+    fn on_intro(&mut self, conn: u64, group: &str, by: Mid, info: &MemberInfo, late: bool) {
         let x = info.member_id.0;
         let Some(g) = self.groups.get(group) else {
             // Internal: found by our caller in this input.
@@ -535,6 +540,9 @@ impl Agent {
         let mut m = self.new_member(group, Some(by));
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
+        if late && let Some(anchor) = self.catch_up_anchor(group) {
+            m.my_anchor = anchor;
+        }
         if let Some(g) = self.groups.get_mut(group) {
             g.members.insert(x, m);
         }
@@ -548,6 +556,9 @@ impl Agent {
             .and_then(|g| g.members.get_mut(&x))
         {
             m.conn = Some(cid);
+        }
+        if late {
+            self.replay_sent(group, x, cid);
         }
         self.introduce_late(group, x);
     }
@@ -715,7 +726,7 @@ impl Agent {
             if let Some(info) = self.member_info(group, y) {
                 self.enqueue(
                     xconn,
-                    &AMessage::Group(GroupEnvelope::Intro(info)),
+                    &AMessage::Group(GroupEnvelope::IntroLate(info)),
                     Note::None,
                 );
             }
@@ -1035,7 +1046,9 @@ fn receipt_sig(
 /// The member an envelope names, for logs.
 fn env_detail(env: &GroupEnvelope) -> Option<String> {
     match env {
-        GroupEnvelope::Intro(info) | GroupEnvelope::Fwd { member: info, .. } => {
+        GroupEnvelope::Intro(info)
+        | GroupEnvelope::IntroLate(info)
+        | GroupEnvelope::Fwd { member: info, .. } => {
             Some(info.member_id.to_string())
         }
         GroupEnvelope::Inv {

@@ -42,6 +42,7 @@ mod fault;
 mod group_cmd;
 mod group_env;
 mod group_members;
+mod history;
 mod query;
 mod relay;
 mod serde_bytes;
@@ -62,5 +63,6 @@ pub use query::{
     PendingSend,
 };
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
+pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

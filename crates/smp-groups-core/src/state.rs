@@ -374,6 +374,15 @@ pub(crate) struct Group {
     pub(crate) gone: BTreeSet<Mid>,
     /// The members we were connected to ever reached a non-empty set.
     pub(crate) had_members: bool,
+    /// Our own messages since our join completed, the last few, for catching
+    /// up a member that joined concurrently (`crate::history`). Stored apart,
+    /// one record each.
+    #[serde(skip)]
+    pub(crate) history: BTreeMap<u64, crate::history::SentRec>,
+    /// The bounds dropped kept messages (not stored: a restart forgets it,
+    /// which only affects a warning).
+    #[serde(skip)]
+    pub(crate) history_dropped: bool,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

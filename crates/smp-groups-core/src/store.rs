@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the stored records' layout. A store holding another version
 /// must be migrated before [`crate::Agent::restore`].
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// The oldest record layout [`crate::Agent::restore`] still reads: version 3
+/// differs from 4 only in having no [`Key::Sent`] records.
+pub const OLDEST_SCHEMA_READ: u32 = 3;
 
 /// The key of one stored record. Values are postcard-encoded records.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -25,6 +29,10 @@ pub enum Key {
     /// record so that a store write is proportional to what changed, not to
     /// the group's size.
     Member(String, [u8; 16]),
+    /// One of our own group messages kept for catch-up (by the group's local
+    /// alias and the message's extMsgId; `crate::HISTORY_MAX_MESSAGES` per
+    /// group at most).
+    Sent(String, u64),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

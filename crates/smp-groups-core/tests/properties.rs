@@ -868,7 +868,6 @@ fn regression_deleted_generation_held_after_remove_n3() {
 /// the sender catches a member up from the anchor it was given, or a join
 /// is not complete while such a member is unknown.
 #[test]
-#[ignore = "open: message lost after crossed open invitations (found by the 10,000-case run, not fixed yet)"]
 fn regression_message_lost_open_n4() {
     let ops = vec![
         Op::Add { by: 0, who: 1 },

@@ -14,10 +14,12 @@ const TAG_GROUP: u8 = 2;
 const TAG_INVITATION: u8 = 3;
 const TAG_OP: u8 = 4;
 const TAG_MEMBER: u8 = 5;
+const TAG_SENT: u8 = 6;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
-/// 16-byte member id, then the group's name.
+/// 16-byte member id, then the group's name; a kept message has its extMsgId
+/// (big-endian `u64`), then the group's name.
 pub fn encode_key(key: &Key) -> Vec<u8> {
     let (tag, rest): (u8, &[u8]) = match key {
         Key::Meta => (TAG_META, &[]),
@@ -30,6 +32,14 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
             let mut out = Vec::with_capacity(17 + alias.len());
             out.push(TAG_MEMBER);
             out.extend_from_slice(member);
+            out.extend_from_slice(alias.as_bytes());
+            return out;
+        }
+        Key::Sent(alias, ext_msg_id) => {
+            // The message id first (fixed length), then the group's name.
+            let mut out = Vec::with_capacity(9 + alias.len());
+            out.push(TAG_SENT);
+            out.extend_from_slice(&ext_msg_id.to_be_bytes());
             out.extend_from_slice(alias.as_bytes());
             return out;
         }
@@ -76,6 +86,13 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
                 .ok_or_else(|| bad("member id is not 16 bytes"))?;
             let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
             Ok(Key::Member(alias, *member))
+        }
+        TAG_SENT => {
+            let (id, alias) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("message id is not 8 bytes"))?;
+            let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+            Ok(Key::Sent(alias, u64::from_be_bytes(*id)))
         }
         other => Err(bad(&format!("unknown tag {other}"))),
     }

@@ -20,12 +20,19 @@ fn keys_round_trip_and_sort_by_id() {
         Key::Group("friends ü".into()),
         Key::Invitation("inv1".into()),
         Key::Op(42),
+        Key::Member("g".into(), [9; 16]),
+        Key::Sent("g".into(), 3),
+        Key::Sent("friends ü".into(), u64::MAX),
     ];
     for k in &keys {
         assert_eq!(&decode_key(&encode_key(k)).unwrap(), k);
     }
     assert_eq!(encode_key(&Key::Conn(7)), [1, 0, 0, 0, 0, 0, 0, 0, 7]);
     assert_eq!(encode_key(&Key::Group("g".into())), [2, b'g']);
+    assert_eq!(
+        encode_key(&Key::Sent("g".into(), 258)),
+        [6, 0, 0, 0, 0, 0, 0, 1, 2, b'g']
+    );
     // Stored order (bytes) matches the numeric order of ids.
     assert!(encode_key(&Key::Conn(7)) < encode_key(&Key::Conn(256)));
 }
@@ -38,6 +45,8 @@ fn malformed_keys_are_damaged_rows() {
         &[1, 0, 0],
         &[4; 10],
         &[2, 0xff, 0xfe],
+        &[6, 0, 0, 1],
+        &[6, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
         &[9],
     ] {
         assert!(

@@ -88,6 +88,7 @@ fn examples() -> Vec<(&'static str, Example)> {
             }))),
         ),
         ("INTRO", Body(g(GroupEnvelope::Intro(info())))),
+        ("LINTRO", Body(g(GroupEnvelope::IntroLate(info())))),
         (
             "INV",
             Body(g(GroupEnvelope::Inv {

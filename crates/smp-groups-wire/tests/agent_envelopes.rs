@@ -100,6 +100,7 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
                 })
             }),
         member_info().prop_map(GroupEnvelope::Intro),
+        member_info().prop_map(GroupEnvelope::IntroLate),
         (member_id(), bounded(300)).prop_map(|(member_id, invitation)| GroupEnvelope::Inv {
             member_id,
             invitation

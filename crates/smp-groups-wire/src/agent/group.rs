@@ -92,6 +92,12 @@ pub enum GroupEnvelope {
     Group(GroupInvitation),
     /// `INTRO`: the introducer tells an existing member about a new member.
     Intro(MemberInfo),
+    /// `LINTRO`: a late introduction. The introducer learned of the receiver
+    /// only after it had started adding the new member, so the two joined
+    /// concurrently and each may have sent group messages the other never
+    /// got: the receiver answers as for `INTRO` and also replays to the new
+    /// member the messages it sent since its own join completed.
+    IntroLate(MemberInfo),
     /// `INV`: an existing member answers `INTRO` with an invitation for the new member.
     Inv {
         /// The new member the invitation is for.
@@ -161,6 +167,7 @@ impl GroupEnvelope {
         match self {
             Self::Group(_) => b"GROUP",
             Self::Intro(_) => b"INTRO",
+            Self::IntroLate(_) => b"LINTRO",
             Self::Inv { .. } => b"INV",
             Self::Fwd { .. } => b"FWD",
             Self::OpenInv { .. } => b"OINV",
@@ -193,7 +200,7 @@ impl GroupEnvelope {
                 g.invitation.encode(out);
                 g.group_info.encode(out);
             }
-            Self::Intro(info) => info.encode(out),
+            Self::Intro(info) | Self::IntroLate(info) => info.encode(out),
             Self::Inv {
                 member_id,
                 invitation,
@@ -254,6 +261,7 @@ impl GroupEnvelope {
                     group_info: GroupInfo::read(r, "group info")?,
                 }),
                 b"INTRO" => Self::Intro(MemberInfo::decode(r)?),
+                b"LINTRO" => Self::IntroLate(MemberInfo::decode(r)?),
                 b"INV" => Self::Inv {
                     member_id: MemberId::decode(r)?,
                     invitation: Invitation::read(r, "invitation")?,
@@ -306,6 +314,7 @@ impl GroupEnvelope {
             tag,
             b"GROUP"
                 | b"INTRO"
+                | b"LINTRO"
                 | b"INV"
                 | b"FWD"
                 | b"OINV"
