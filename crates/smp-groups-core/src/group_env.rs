@@ -1048,9 +1048,7 @@ fn env_detail(env: &GroupEnvelope) -> Option<String> {
     match env {
         GroupEnvelope::Intro(info)
         | GroupEnvelope::IntroLate(info)
-        | GroupEnvelope::Fwd { member: info, .. } => {
-            Some(info.member_id.to_string())
-        }
+        | GroupEnvelope::Fwd { member: info, .. } => Some(info.member_id.to_string()),
         GroupEnvelope::Inv {
             member_id,
             invitation,

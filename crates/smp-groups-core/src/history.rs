@@ -46,7 +46,13 @@ pub(crate) struct SentRec {
 impl Agent {
     /// Keeps our message `ext_msg_id` (sent on top of `prev`) for catch-up,
     /// if our own join is complete; drops the oldest beyond the bounds.
-    pub(crate) fn keep_sent(&mut self, group: &str, ext_msg_id: u64, prev: AnchorRec, content: &[u8]) {
+    pub(crate) fn keep_sent(
+        &mut self,
+        group: &str,
+        ext_msg_id: u64,
+        prev: AnchorRec,
+        content: &[u8],
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };

@@ -57,12 +57,12 @@ pub use agent::{Agent, Input, Output};
 pub use api::{Change, ClientEvent, Command, CommandError, Event, ReceiptStatus};
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
+pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use query::{
     ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,
     PendingSend,
 };
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
-pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;
