@@ -140,7 +140,7 @@ impl Agent {
         records: impl IntoIterator<Item = (Key, Vec<u8>)>,
         schema: u32,
     ) -> Result<Self, RestoreError> {
-        if !(crate::store::OLDEST_SCHEMA_READ..=SCHEMA_VERSION).contains(&schema) {
+        if schema != SCHEMA_VERSION {
             return Err(RestoreError::Schema {
                 found: schema,
                 expected: SCHEMA_VERSION,

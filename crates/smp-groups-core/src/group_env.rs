@@ -277,6 +277,28 @@ impl Agent {
                 ext_msg_id,
                 content,
             } => self.on_group_msg(group, sender, ext_msg_id, content.as_slice()),
+            GroupEnvelope::CatchUp { ext_msg_id, digest } => {
+                let anchor = smp_groups_integrity::Anchor::At {
+                    msg_id: ext_msg_id,
+                    digest,
+                };
+                let started = self
+                    .groups
+                    .get_mut(group)
+                    .is_some_and(|g| g.integrity.rewind(MemberId(sender), anchor));
+                if started {
+                    tracing::debug!(group, member = %MemberId(sender), from = ext_msg_id, "catch-up started");
+                } else {
+                    // Not earlier than the anchor it gave us (the first
+                    // attempt already carried this one), or one in progress.
+                    self.refuse(
+                        FaultSource::Nobody,
+                        FaultKind::Stale,
+                        at,
+                        &format!("CATCHUP from {ext_msg_id}: nothing to catch up"),
+                    );
+                }
+            }
             GroupEnvelope::Rcvd {
                 ext_msg_id,
                 digest,
@@ -534,6 +556,9 @@ impl Agent {
         if x == g.me || g.members.contains_key(&x) || g.gone.contains(&x) {
             // Already known (a concurrent introduction) or gone: an empty
             // invitation tells the introducer not to wait for us.
+            if late && g.members.contains_key(&x) {
+                self.catch_up_known(group, x);
+            }
             self.send_inv(conn, x, Vec::new());
             return;
         }
@@ -847,7 +872,7 @@ impl Agent {
             }
         };
         let dropped = match r.delivery {
-            Delivery::Chained { .. } | Delivery::Held { .. } => None,
+            Delivery::Chained { .. } | Delivery::Held { .. } | Delivery::Backfilled => None,
             // The same message on two connections with the member (an open
             // invitation slot and another), or again after a restart.
             Delivery::Duplicate => Some((FaultSource::Nobody, FaultKind::Duplicate)),
@@ -861,7 +886,10 @@ impl Agent {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        let deliver = matches!(r.delivery, Delivery::Chained { .. } | Delivery::Held { .. });
+        let deliver = matches!(
+            r.delivery,
+            Delivery::Chained { .. } | Delivery::Held { .. } | Delivery::Backfilled
+        );
         let mut events = Vec::new();
         if deliver {
             let msg_id = g.next_msg_id;

@@ -94,12 +94,66 @@ impl Agent {
     /// Queues every kept message for member `x` on connection `conn`, whose
     /// chain for it starts at [`Agent::catch_up_anchor`].
     pub(crate) fn replay_sent(&mut self, group: &str, x: Mid, conn: u64) {
+        self.replay_range(group, x, conn, u64::MAX);
+    }
+
+    /// `LINTRO` for member `x` we already know, from another introduction
+    /// that did not catch it up: the anchor we gave it may be later than the
+    /// first message we sent since our join. Then `CATCHUP` (our catch-up
+    /// anchor) and the kept messages up to that anchor go to it, and that
+    /// anchor becomes ours for it (a later `LINTRO` finds nothing to do).
+    pub(crate) fn catch_up_known(&mut self, group: &str, x: Mid) {
+        let Some(from) = self.catch_up_anchor(group) else {
+            return;
+        };
+        let Some((given, conn)) = self
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(&x))
+            .and_then(|m| Some((m.my_anchor, m.conn?)))
+        else {
+            return;
+        };
+        let id = |a: AnchorRec| match a {
+            AnchorRec::Genesis => 0,
+            AnchorRec::At(id, _) => id,
+        };
+        let (from_id, given_id) = (id(from), id(given));
+        if from_id >= given_id {
+            return;
+        }
+        let digest = match from {
+            AnchorRec::At(_, d) => d,
+            AnchorRec::Genesis => {
+                // Our own anchors are always `At` (`self_anchor`).
+                tracing::warn!(group, "catch-up from a genesis anchor not sent");
+                return;
+            }
+        };
+        let env = GroupEnvelope::CatchUp {
+            ext_msg_id: from_id,
+            digest: smp_groups_wire::agent::Digest(digest),
+        };
+        self.enqueue(conn, &AMessage::Group(env), Note::None);
+        self.replay_range(group, x, conn, given_id);
+        if let Some(m) = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.members.get_mut(&x))
+        {
+            m.my_anchor = from;
+        }
+        self.touch_group(group);
+    }
+
+    /// Queues the kept messages with ids up to `upto` for member `x` on `conn`.
+    fn replay_range(&mut self, group: &str, x: Mid, conn: u64, upto: u64) {
         let Some(g) = self.groups.get(group) else {
             return;
         };
         let kept: Vec<(u64, Vec<u8>)> = g
             .history
-            .iter()
+            .range(..=upto)
             .map(|(id, r)| (*id, r.content.clone()))
             .collect();
         if g.history_dropped {

@@ -5,11 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the stored records' layout. A store holding another version
 /// must be migrated before [`crate::Agent::restore`].
+/// Version 4 added [`Key::Sent`] records and a catch-up in progress to each
+/// member's integrity state.
 pub const SCHEMA_VERSION: u32 = 4;
-
-/// The oldest record layout [`crate::Agent::restore`] still reads: version 3
-/// differs from 4 only in having no [`Key::Sent`] records.
-pub const OLDEST_SCHEMA_READ: u32 = 3;
 
 /// The key of one stored record. Values are postcard-encoded records.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

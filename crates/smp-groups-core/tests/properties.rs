@@ -892,3 +892,33 @@ fn regression_message_lost_open_n4() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (open invitations, a crash): a message from
+/// agent 3 never reached agent 2.
+#[test]
+fn regression_message_lost_open_crash_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 3 },
+        Op::Settle,
+        Op::Add { by: 1, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Run(222),
+        Op::Run(1602),
+        Op::Run(2411),
+        Op::Send { by: 3 },
+        Op::Add { by: 0, who: 0 },
+        Op::Crash(1),
+        Op::Run(480),
+        Op::Settle,
+    ];
+    let faults = Faults {
+        loss_ppm: 6344,
+        duplicate_ppm: 1,
+        max_delay_ms: 290,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(4, ops, faults, 2_816_776_021_797_205_687)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}

@@ -107,6 +107,26 @@ pub(crate) enum Arrival {
     Stale,
     /// Different content under an id already received.
     Conflict,
+    /// A message before our anchor, in order in a catch-up the sender started
+    /// ([`SenderChain::rewind`]).
+    Backfilled,
+}
+
+/// A catch-up in progress: the sender replays, in order, its messages between
+/// an earlier anchor and the one it gave us first; they must chain up to that
+/// first anchor's digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Backfill {
+    /// The next id the catch-up needs.
+    next_id: u64,
+    /// The chain digest at `next_id - 1`.
+    #[serde(with = "serde_ids::digest")]
+    digest: Digest,
+    /// The id of the first anchor: the catch-up ends there.
+    end_id: u64,
+    /// The first anchor's digest.
+    #[serde(with = "serde_ids::digest")]
+    end: Digest,
 }
 
 /// One sender's chain as one member sees it (also used for our own sent messages).
@@ -124,6 +144,8 @@ pub(crate) struct SenderChain {
     held: BTreeMap<u64, [u8; 32]>,
     /// A violation was found for this sender.
     pub(crate) bad: bool,
+    /// A catch-up before our anchor, in progress.
+    backfill: Option<Backfill>,
 }
 
 impl SenderChain {
@@ -140,7 +162,54 @@ impl SenderChain {
             points: VecDeque::new(),
             held: BTreeMap::new(),
             bad: false,
+            backfill: None,
         }
+    }
+
+    /// The sender starts a catch-up from `anchor`, earlier than the anchor it
+    /// gave us first: the messages after it up to that anchor follow, in
+    /// order. False (nothing changes) if `anchor` is not earlier or a
+    /// catch-up is already in progress.
+    pub(crate) fn rewind(&mut self, group: &GroupId, sender: &MemberId, anchor: Anchor) -> bool {
+        let (id, digest) = match anchor {
+            Anchor::Genesis => (0, genesis(group, sender)),
+            Anchor::At { msg_id, digest } => (msg_id, digest),
+        };
+        if id >= self.base_id || self.backfill.is_some() {
+            return false;
+        }
+        self.backfill = Some(Backfill {
+            next_id: id + 1,
+            digest,
+            end_id: self.base_id,
+            end: self.base,
+        });
+        true
+    }
+
+    /// A message at or before our anchor, during a catch-up.
+    fn backfill(&mut self, id: u64, content: Digest) -> Option<Arrival> {
+        let b = self.backfill.as_mut()?;
+        if id > b.end_id {
+            return None;
+        }
+        if id < b.next_id {
+            return Some(Arrival::Duplicate);
+        }
+        if id > b.next_id {
+            // Not in order: a catch-up comes in order on one connection.
+            return Some(Arrival::Stale);
+        }
+        b.digest = chain_step(&b.digest, id, &content);
+        b.next_id = id + 1;
+        if id == b.end_id {
+            let ok = b.digest == b.end;
+            self.backfill = None;
+            if !ok {
+                return Some(Arrival::Conflict);
+            }
+        }
+        Some(Arrival::Backfilled)
     }
 
     pub(crate) fn head_id(&self) -> u64 {
@@ -215,6 +284,11 @@ impl SenderChain {
         window: usize,
         max_held: usize,
     ) -> Result<Arrival, ReceiveError> {
+        if id <= self.base_id
+            && let Some(a) = self.backfill(id, content)
+        {
+            return Ok(a);
+        }
         if id <= self.head_id {
             if id <= self.base_id {
                 return Ok(Arrival::Stale);
@@ -313,6 +387,44 @@ mod tests {
             c.receive(11, h(1), 8, 8),
             Err(ReceiveError::TooFarAhead { .. })
         ));
+    }
+
+    #[test]
+    fn a_catch_up_fills_in_before_the_anchor_and_must_reach_it() {
+        // The sender's chain: messages 1..=5.
+        let mut full = SenderChain::new(&G, &S, Anchor::Genesis);
+        for i in 1..=5u8 {
+            full.receive(u64::from(i), h(i), 8, 8).unwrap();
+        }
+        let at = |id| {
+            let Lookup::At(digest) = full.digest_at(id) else {
+                panic!("in window")
+            };
+            Anchor::At { msg_id: id, digest }
+        };
+        // We were anchored after 4 and got 5; the sender catches us up from 1.
+        let mut c = SenderChain::new(&G, &S, at(4));
+        assert_eq!(
+            c.receive(5, h(5), 8, 8),
+            Ok(Arrival::Chained { from: 5, to: 5 })
+        );
+        assert!(!c.rewind(&G, &S, at(4)), "not earlier: nothing to do");
+        assert!(c.rewind(&G, &S, at(1)));
+        assert!(!c.rewind(&G, &S, Anchor::Genesis), "one catch-up at a time");
+        assert_eq!(c.receive(3, h(3), 8, 8), Ok(Arrival::Stale), "out of order");
+        assert_eq!(c.receive(2, h(2), 8, 8), Ok(Arrival::Backfilled));
+        assert_eq!(c.receive(2, h(2), 8, 8), Ok(Arrival::Duplicate));
+        assert_eq!(c.receive(3, h(3), 8, 8), Ok(Arrival::Backfilled));
+        assert_eq!(c.receive(4, h(4), 8, 8), Ok(Arrival::Backfilled));
+        assert_eq!(c.backfill, None, "the catch-up reached the first anchor");
+        assert_eq!(c.receive(4, h(4), 8, 8), Ok(Arrival::Stale));
+        assert_eq!(c.head(), full.head());
+        // Content other than the sender's chain says: the last one conflicts.
+        let mut d = SenderChain::new(&G, &S, at(3));
+        assert!(d.rewind(&G, &S, Anchor::Genesis));
+        assert_eq!(d.receive(1, h(1), 8, 8), Ok(Arrival::Backfilled));
+        assert_eq!(d.receive(2, h(9), 8, 8), Ok(Arrival::Backfilled));
+        assert_eq!(d.receive(3, h(3), 8, 8), Ok(Arrival::Conflict));
     }
 
     #[test]

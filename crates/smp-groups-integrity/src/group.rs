@@ -103,8 +103,13 @@ pub enum Delivery {
     Duplicate,
     /// An id older than the window or than our anchor: cannot be checked; drop it.
     Stale,
-    /// Different content under an id already received: see the violation.
+    /// Different content under an id already received, or a catch-up that
+    /// does not chain up to the anchor the sender gave first: see the
+    /// violation.
     Conflict,
+    /// A message from before our anchor, in order in a catch-up the sender
+    /// started ([`GroupIntegrity::rewind`]): deliver it.
+    Backfilled,
 }
 
 /// The result of [`GroupIntegrity::on_received`].
@@ -276,6 +281,18 @@ impl GroupIntegrity {
         }
     }
 
+    /// `sender` catches us up from `anchor`, earlier than the anchor it gave
+    /// us first: its messages after `anchor`, up to that first anchor, follow
+    /// in order and are delivered ([`Delivery::Backfilled`]); if they do not
+    /// chain up to it, the last one is a [`Delivery::Conflict`]. False if
+    /// nothing changed (not earlier, a catch-up already in progress, or not a
+    /// member).
+    pub fn rewind(&mut self, sender: MemberId, anchor: Anchor) -> bool {
+        let group = self.config.group_id;
+        self.member_mut(sender)
+            .is_some_and(|m| m.chain.rewind(&group, &sender, anchor))
+    }
+
     /// The head of `sender`'s chain as we have it: the last id received without a
     /// gap, and the chain digest there (`sender` may be ourselves: our sent chain).
     pub fn head(&self, sender: MemberId) -> Option<(u64, Digest)> {
@@ -389,6 +406,7 @@ impl GroupIntegrity {
                 Delivery::Chained { from, to }
             }
             Arrival::Held { expected } => Delivery::Held { expected },
+            Arrival::Backfilled => Delivery::Backfilled,
             Arrival::Duplicate => Delivery::Duplicate,
             Arrival::Stale => Delivery::Stale,
             Arrival::Conflict => {

@@ -124,6 +124,13 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         (
+            "CATCHUP",
+            Body(g(GroupEnvelope::CatchUp {
+                ext_msg_id: 7,
+                digest: D4,
+            })),
+        ),
+        (
             "RCVD",
             Body(g(GroupEnvelope::Rcvd {
                 ext_msg_id: 7,

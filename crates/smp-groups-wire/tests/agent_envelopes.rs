@@ -119,6 +119,8 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
             ext_msg_id,
             content
         }),
+        (any::<u64>(), digest())
+            .prop_map(|(ext_msg_id, digest)| GroupEnvelope::CatchUp { ext_msg_id, digest }),
         (any::<u64>(), digest(), sig()).prop_map(|(ext_msg_id, digest, sig)| GroupEnvelope::Rcvd {
             ext_msg_id,
             digest,

@@ -139,6 +139,15 @@ pub enum GroupEnvelope {
         /// The message.
         content: Content,
     },
+    /// `CATCHUP`: the sender's messages after `ext_msg_id` (whose chain digest
+    /// is `digest`), up to the chain anchor it gave the receiver first, follow
+    /// on this connection: a member that joined concurrently catches up.
+    CatchUp {
+        /// The last of the sender's ids before the first message that follows.
+        ext_msg_id: u64,
+        /// The sender's chain digest at `ext_msg_id`.
+        digest: Digest,
+    },
     /// `RCVD`: receipt for a group message.
     Rcvd {
         /// The sender's group-wide id of the received message.
@@ -179,6 +188,7 @@ impl GroupEnvelope {
             Self::Del => b"DEL",
             Self::Deld => b"DELD",
             Self::Msg { .. } => b"MSG",
+            Self::CatchUp { .. } => b"CATCHUP",
             Self::Rcvd { .. } => b"RCVD",
             Self::Receipts { .. } => b"RCVDS",
             Self::Check(_) => super::gcheck::GCHECK_TAG,
@@ -221,6 +231,10 @@ impl GroupEnvelope {
             } => {
                 out.extend_from_slice(&ext_msg_id.to_be_bytes());
                 content.encode(out);
+            }
+            Self::CatchUp { ext_msg_id, digest } => {
+                out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                digest.encode(out);
             }
             Self::Rcvd {
                 ext_msg_id,
@@ -284,6 +298,10 @@ impl GroupEnvelope {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     content: Content::read(r, "message content")?,
                 },
+                b"CATCHUP" => Self::CatchUp {
+                    ext_msg_id: read_u64(r, "extMsgId")?,
+                    digest: Digest::decode(r)?,
+                },
                 b"RCVD" => Self::Rcvd {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     digest: Digest::decode(r)?,
@@ -326,6 +344,7 @@ impl GroupEnvelope {
                 | b"DEL"
                 | b"DELD"
                 | b"MSG"
+                | b"CATCHUP"
                 | b"RCVD"
                 | b"RCVDS"
                 | b"G_CHECK"
