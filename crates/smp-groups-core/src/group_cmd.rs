@@ -425,6 +425,13 @@ impl Agent {
             return Err(CommandError::NoMember(MemberId(member)));
         };
         let target_conn = target.conn;
+        // Our `OUT` reaches the member only over an established connection:
+        // if ours is not (a member we are still being connected with), the
+        // others tell it too (`REMT`).
+        let reached = target_conn
+            .and_then(|c| self.conns.get(&c))
+            .is_some_and(|c| c.status == crate::state::ConnStatus::Ready);
+        let g = self.active_group(group)?;
         let others: Vec<(Mid, u64)> = g
             .members
             .iter()
@@ -437,12 +444,13 @@ impl Agent {
         if let Some(c) = target_conn {
             self.enqueue(c, &AMessage::Group(GroupEnvelope::Out), Note::None);
         }
+        let rem = if reached {
+            GroupEnvelope::Rem(MemberId(member))
+        } else {
+            GroupEnvelope::RemTell(MemberId(member))
+        };
         for (_, c) in &others {
-            self.enqueue(
-                *c,
-                &AMessage::Group(GroupEnvelope::Rem(MemberId(member))),
-                Note::None,
-            );
+            self.enqueue(*c, &AMessage::Group(rem.clone()), Note::None);
         }
         self.retire_member(group, member, true);
         self.member_gone(group, member);
@@ -529,8 +537,11 @@ impl Agent {
                 // introducer does not wait for us.
                 self.send_inv(p.conn, info.member_id.0, Vec::new());
             }
-        } else if let (true, GroupEnvelope::Rem(x), ChangeRec::Remove { by, .. }) =
-            (accept, &env, p.change)
+        } else if let (
+            true,
+            GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x),
+            ChangeRec::Remove { by, .. },
+        ) = (accept, &env, p.change)
         {
             // The remover left (or its connection closed) while the removal
             // waited for us: it was a member when it removed, so the removal

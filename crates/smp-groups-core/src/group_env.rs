@@ -86,7 +86,9 @@ impl Agent {
                             by: *member,
                         })
                     }
-                    GroupEnvelope::Rem(x) if g.members.contains_key(&x.0) => {
+                    GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x)
+                        if g.members.contains_key(&x.0) =>
+                    {
                         Some(ChangeRec::Remove {
                             member: x.0,
                             by: *member,
@@ -220,7 +222,9 @@ impl Agent {
                 self.check_empty(group);
             }
             GroupEnvelope::Out => self.removed_by(group, sender),
-            GroupEnvelope::Rem(x) => {
+            GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x) => {
+                // `REMT`: the remover could not reach the member; we tell it.
+                let tell = matches!(env, GroupEnvelope::RemTell(_));
                 let x = x.0;
                 let me = self.groups.get(group).map(|g| g.me);
                 if me == Some(x) {
@@ -233,7 +237,7 @@ impl Agent {
                     );
                     return;
                 }
-                self.apply_removal(group, x, sender, false);
+                self.apply_removal(group, x, sender, tell);
                 self.enqueue(
                     conn,
                     &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
@@ -372,8 +376,10 @@ impl Agent {
         let me = self.groups.get(group).map(|g| g.me);
         match env {
             GroupEnvelope::Out => self.removed_by(group, sender),
-            GroupEnvelope::Rem(x) if Some(x.0) == me => self.removed_by(group, sender),
-            GroupEnvelope::Rem(x)
+            GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x) if Some(x.0) == me => {
+                self.removed_by(group, sender)
+            }
+            GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x)
                 if self
                     .groups
                     .get(group)
@@ -1081,9 +1087,10 @@ fn env_detail(env: &GroupEnvelope) -> Option<String> {
             member_id,
             invitation,
         } => Some(format!("{member_id} empty={}", invitation.is_empty())),
-        GroupEnvelope::Mem(x) | GroupEnvelope::Rem(x) | GroupEnvelope::Remd(x) => {
-            Some(x.to_string())
-        }
+        GroupEnvelope::Mem(x)
+        | GroupEnvelope::Rem(x)
+        | GroupEnvelope::RemTell(x)
+        | GroupEnvelope::Remd(x) => Some(x.to_string()),
         _ => None,
     }
 }

@@ -922,3 +922,35 @@ fn regression_message_lost_open_crash_n4() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (open invitations, approval above 2 members,
+/// a crash, a removal): agent 0's view kept a member the others had dropped.
+#[test]
+fn regression_member_kept_after_removal_open_approval_n4() {
+    let ops = vec![
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 2 },
+        Op::Crash(1),
+        Op::Run(0),
+        Op::Send { by: 0 },
+        Op::Run(1765),
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 1, who: 0 },
+        Op::Send { by: 2 },
+        Op::Run(1522),
+        Op::Run(1520),
+        Op::Remove { by: 3, who: 2 },
+    ];
+    let faults = Faults {
+        loss_ppm: 6201,
+        duplicate_ppm: 1,
+        max_delay_ms: 155,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 2,
+        ..case(4, ops, faults, 2_127_697_557_013_649_809)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}

@@ -113,6 +113,7 @@ fn examples() -> Vec<(&'static str, Example)> {
         ("LEFT", Body(g(GroupEnvelope::Left))),
         ("OUT", Body(g(GroupEnvelope::Out))),
         ("REM", Body(g(GroupEnvelope::Rem(M1)))),
+        ("REMT", Body(g(GroupEnvelope::RemTell(M1)))),
         ("REMD", Body(g(GroupEnvelope::Remd(M1)))),
         ("DEL", Body(g(GroupEnvelope::Del))),
         ("DELD", Body(g(GroupEnvelope::Deld))),

@@ -112,6 +112,7 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         Just(GroupEnvelope::Left),
         Just(GroupEnvelope::Out),
         member_id().prop_map(GroupEnvelope::Rem),
+        member_id().prop_map(GroupEnvelope::RemTell),
         member_id().prop_map(GroupEnvelope::Remd),
         Just(GroupEnvelope::Del),
         Just(GroupEnvelope::Deld),

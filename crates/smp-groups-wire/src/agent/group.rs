@@ -126,6 +126,10 @@ pub enum GroupEnvelope {
     Out,
     /// `REM`: remove the member from the group.
     Rem(MemberId),
+    /// `REMT`: as `REM`, from a remover whose own connection with the member
+    /// is not established (its `OUT` may never reach it): the receiver also
+    /// tells the member `OUT`.
+    RemTell(MemberId),
     /// `REMD`: the member is removed.
     Remd(MemberId),
     /// `DEL`: the group is deleted.
@@ -184,6 +188,7 @@ impl GroupEnvelope {
             Self::Left => b"LEFT",
             Self::Out => b"OUT",
             Self::Rem(_) => b"REM",
+            Self::RemTell(_) => b"REMT",
             Self::Remd(_) => b"REMD",
             Self::Del => b"DEL",
             Self::Deld => b"DELD",
@@ -223,7 +228,7 @@ impl GroupEnvelope {
                 invitation.encode(out);
             }
             Self::OpenInv { invitation } => invitation.encode(out),
-            Self::Mem(m) | Self::Rem(m) | Self::Remd(m) => m.encode(out),
+            Self::Mem(m) | Self::Rem(m) | Self::RemTell(m) | Self::Remd(m) => m.encode(out),
             Self::Left | Self::Out | Self::Del | Self::Deld => {}
             Self::Msg {
                 ext_msg_id,
@@ -289,6 +294,7 @@ impl GroupEnvelope {
                 },
                 b"MEM" => Self::Mem(MemberId::decode(r)?),
                 b"REM" => Self::Rem(MemberId::decode(r)?),
+                b"REMT" => Self::RemTell(MemberId::decode(r)?),
                 b"REMD" => Self::Remd(MemberId::decode(r)?),
                 b"LEFT" => Self::Left,
                 b"OUT" => Self::Out,
@@ -338,6 +344,7 @@ impl GroupEnvelope {
                 | b"OINV"
                 | b"MEM"
                 | b"REM"
+                | b"REMT"
                 | b"REMD"
                 | b"LEFT"
                 | b"OUT"
