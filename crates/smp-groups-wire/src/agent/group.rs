@@ -270,8 +270,9 @@ impl GroupEnvelope {
 
     /// Reads the fields after `tag SP`; `None` if `tag` is not a group tag.
     pub(crate) fn read_fields(tag: &[u8], r: &mut Reader<'_>) -> Option<Result<Self, Error>> {
-        let read = |r: &mut Reader<'_>| -> Result<Self, Error> {
-            Ok(match tag {
+        // Each tag once: an unknown tag is `None` (not a group envelope).
+        let read = |r: &mut Reader<'_>| -> Result<Option<Self>, Error> {
+            Ok(Some(match tag {
                 b"GROUP" => Self::Group(GroupInvitation {
                     group_id: GroupId::decode(r)?,
                     member_id: MemberId::decode(r)?,
@@ -331,32 +332,13 @@ impl GroupEnvelope {
                         sig: r.maybe("signature", |r| r.array("signature"))?,
                     }
                 }
-                _ => Self::Check(GCheck::parse_entries(r.rest())?),
-            })
+                t if t == super::gcheck::GCHECK_TAG => {
+                    Self::Check(GCheck::parse_entries(r.rest())?)
+                }
+                _ => return Ok(None),
+            }))
         };
-        let known = matches!(
-            tag,
-            b"GROUP"
-                | b"INTRO"
-                | b"LINTRO"
-                | b"INV"
-                | b"FWD"
-                | b"OINV"
-                | b"MEM"
-                | b"REM"
-                | b"REMT"
-                | b"REMD"
-                | b"LEFT"
-                | b"OUT"
-                | b"DEL"
-                | b"DELD"
-                | b"MSG"
-                | b"CATCHUP"
-                | b"RCVD"
-                | b"RCVDS"
-                | b"G_CHECK"
-        );
-        known.then(|| read(r))
+        read(r).transpose()
     }
 }
 
