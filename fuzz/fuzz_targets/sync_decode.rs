@@ -34,7 +34,10 @@ fn base() -> Replica {
     r.edit(
         NOW,
         vec![
-            (Key::profile(ProfileField::DisplayName), Some(b"Ada".to_vec())),
+            (
+                Key::profile(ProfileField::DisplayName),
+                Some(b"Ada".to_vec()),
+            ),
             (Key::preference("theme"), Some(b"dark".to_vec())),
             (Key::app("x"), None),
         ],
@@ -117,7 +120,11 @@ fuzz_target!(|data: &[u8]| {
     for (id, m) in (1u64..).zip(&msgs) {
         let before = session.replica().clone();
         let actions = session.on_message(NOW, id, m);
-        assert_eq!(actions.last(), Some(&Action::Ack(id)), "every message acknowledged");
+        assert_eq!(
+            actions.last(),
+            Some(&Action::Ack(id)),
+            "every message acknowledged"
+        );
         for a in &actions {
             if let Action::Send(body) = a {
                 assert!(
@@ -127,7 +134,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if before.clone().apply(NOW, m).is_err() {
-            assert_eq!(session.replica(), &before, "a refused message changes nothing");
+            assert_eq!(
+                session.replica(),
+                &before,
+                "a refused message changes nothing"
+            );
         }
     }
     let a = session.replica().clone();
