@@ -576,9 +576,7 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
         retired: BTreeMap::new(),
         mark: BTreeMap::new(),
     };
-    run.say(&format!(
-        "smp-sync demo: one person's devices sync a profile over a group, on two relays"
-    ));
+    run.say("smp-sync demo: one person's devices sync a profile over a group, on two relays");
     for (d, _) in run.devices.iter().zip(0..3) {
         run.say(&format!("  {:<9} queues on {}", d.name, d.server));
     }

@@ -13,10 +13,10 @@
 //! and gets a snapshot. Every step must end with every running device
 //! holding the same entries.
 //!
-//! `short` runs in CI (about 10 s once the binaries are built); the `long`
-//! version (`cargo test -p smp-groups-sync --test processes -- --ignored`)
-//! repeats the stop / concurrent edit / catch-up round and sends more
-//! updates.
+//! `short` (one round) runs in CI, in about 3 s once the binaries are built;
+//! `long` (`cargo test -p smp-groups-sync --test processes -- --ignored`)
+//! repeats the kill / concurrent edits / catch-up round 20 times and has the
+//! late joiner send 20 updates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
@@ -79,7 +79,10 @@ fn binaries() -> &'static (PathBuf, PathBuf) {
             .stderr(Stdio::inherit())
             .output()
             .expect("cargo runs");
-        assert!(out.status.success(), "building smp-relay and smp-agent failed");
+        assert!(
+            out.status.success(),
+            "building smp-relay and smp-agent failed"
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let find = |name: &str| {
             let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
@@ -227,7 +230,8 @@ impl Client {
     fn push(&mut self, bytes: &[u8]) {
         self.decoder.push(bytes);
         while let Some(t) = self.decoder.next() {
-            self.queue.push_back(t.expect("the agent sends valid lines"));
+            self.queue
+                .push_back(t.expect("the agent sends valid lines"));
         }
     }
 
@@ -337,23 +341,22 @@ impl Device {
     /// is one, else new, with the member id `G: LIST` reports as ours.
     async fn open(&mut self, alias: &str) {
         alias.clone_into(&mut self.group);
-        let replica = match &self.stored {
-            Some(state) => Replica::decode_state(state).expect("stored state"),
-            None => {
-                let rows = match self.client().call("G: LIST", None).await {
-                    AgentEvent::Rows { rows, .. } => rows,
-                    other => panic!("G: LIST: {other:?}"),
-                };
-                let me = rows
-                    .iter()
-                    .find(|r| r.get("group") == Some(&format!("G:{alias}")))
-                    .and_then(|r| r.get("me"))
-                    .and_then(|m| m.strip_prefix("C:"))
-                    .expect("our member id")
-                    .to_owned();
-                let id = base64url::decode_unpadded(&me, "member id").unwrap();
-                Replica::new(DeviceId::new(&id).unwrap())
-            }
+        let replica = if let Some(state) = &self.stored {
+            Replica::decode_state(state).expect("stored state")
+        } else {
+            let rows = match self.client().call("G: LIST", None).await {
+                AgentEvent::Rows { rows, .. } => rows,
+                other => panic!("G: LIST: {other:?}"),
+            };
+            let me = rows
+                .iter()
+                .find(|r| r.get("group") == Some(&format!("G:{alias}")))
+                .and_then(|r| r.get("me"))
+                .and_then(|m| m.strip_prefix("C:"))
+                .expect("our member id")
+                .to_owned();
+            let id = base64url::decode_unpadded(&me, "member id").unwrap();
+            Replica::new(DeviceId::new(&id).unwrap())
         };
         self.session = Some(Session::new(replica));
     }
@@ -394,7 +397,10 @@ impl Device {
                 Action::Ack(id) => {
                     // After a restart a message may be acknowledged already:
                     // the agent refuses the second ack, nothing is lost.
-                    let _ = self.client().call(&format!("G:{group} ACK {id}"), None).await;
+                    let _ = self
+                        .client()
+                        .call(&format!("G:{group} ACK {id}"), None)
+                        .await;
                 }
                 Action::Changed(_) => {}
             }
@@ -511,7 +517,9 @@ impl World {
             .wait(|e| matches!(e, AgentEvent::Con { conn } if conn.as_str() == ab).then_some(()))
             .await;
         self.devices[i]
-            .wait(|e| matches!(e, AgentEvent::Con { conn } if conn.as_str() == "owner").then_some(()))
+            .wait(|e| {
+                matches!(e, AgentEvent::Con { conn } if conn.as_str() == "owner").then_some(())
+            })
             .await;
         let group = self.devices[0].group.clone();
         let r = self.devices[0]
@@ -590,7 +598,10 @@ async fn scenario(rounds: usize) {
     }
 
     // The group of three.
-    let r = w.devices[0].client().call("G:sync NEW :my devices", None).await;
+    let r = w.devices[0]
+        .client()
+        .call("G:sync NEW :my devices", None)
+        .await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
     w.devices[0].open("sync").await;
     w.add(1).await;
@@ -610,22 +621,36 @@ async fn scenario(rounds: usize) {
         let (d0, rest) = w.devices.split_at_mut(1);
         tokio::join!(
             d0[0].edit(vec![
-                (profile(ProfileField::DisplayName), Some(laptop.clone().into_bytes())),
+                (
+                    profile(ProfileField::DisplayName),
+                    Some(laptop.clone().into_bytes())
+                ),
                 (profile(ProfileField::Bio), Some(bio.clone().into_bytes())),
                 (Key::preference("theme"), Some(b"dark".to_vec())),
             ]),
             rest[0].edit(vec![
-                (profile(ProfileField::DisplayName), Some(phone.clone().into_bytes())),
+                (
+                    profile(ProfileField::DisplayName),
+                    Some(phone.clone().into_bytes())
+                ),
                 (profile(ProfileField::Image), Some(image.clone())),
                 (Key::preference("language"), Some(b"en".to_vec())),
             ]),
         );
-        w.devices[0].edit(vec![(Key::preference("theme"), None)]).await;
+        w.devices[0]
+            .edit(vec![(Key::preference("theme"), None)])
+            .await;
         let doc = w.converge(&[0, 1], "laptop and phone").await;
         let name = value_of(&doc, &profile(ProfileField::DisplayName)).unwrap();
         assert!(name == laptop.as_bytes() || name == phone.as_bytes());
-        assert_eq!(value_of(&doc, &profile(ProfileField::Bio)), Some(bio.as_bytes()));
-        assert_eq!(value_of(&doc, &profile(ProfileField::Image)), Some(&image[..]));
+        assert_eq!(
+            value_of(&doc, &profile(ProfileField::Bio)),
+            Some(bio.as_bytes())
+        );
+        assert_eq!(
+            value_of(&doc, &profile(ProfileField::Image)),
+            Some(&image[..])
+        );
         assert_eq!(value_of(&doc, &Key::preference("theme")), None);
 
         // The tablet comes back: agent on its database, session from its
@@ -644,15 +669,23 @@ async fn scenario(rounds: usize) {
     let all = w.converge(&[0, 1, 2, 3], "late joiner").await;
     let st = w.devices[3].session.as_ref().unwrap().stats();
     assert!(st.snapshots_received >= 1, "{st:?}");
-    assert_eq!(value_of(&all, &Key::preference("language")), Some(&b"en"[..]));
+    assert_eq!(
+        value_of(&all, &Key::preference("language")),
+        Some(&b"en"[..])
+    );
 
     // Updates from the new device reach everyone.
     for k in 0..rounds {
         w.devices[3]
-            .edit(vec![(Key::app(&format!("k{k}")), Some(vec![k as u8; 10]))])
+            .edit(vec![(
+                Key::app(&format!("k{k}")),
+                Some(vec![u8::try_from(k).unwrap(); 10]),
+            )])
             .await;
     }
-    let all = w.converge(&[0, 1, 2, 3], "updates of the late joiner").await;
+    let all = w
+        .converge(&[0, 1, 2, 3], "updates of the late joiner")
+        .await;
     assert_eq!(value_of(&all, &Key::app("k0")), Some(&[0u8; 10][..]));
     drop(w);
     let _ = std::fs::remove_dir_all(&dir);
@@ -664,7 +697,7 @@ async fn short() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: about a minute; run with --ignored"]
+#[ignore = "long: 20 rounds, about 20 s; run with --ignored"]
 async fn long() {
-    scenario(5).await;
+    scenario(20).await;
 }
