@@ -1,20 +1,26 @@
 //! The scripted run of `smp-sync demo`: one person's devices keep a profile
 //! in sync over a group, on two embedded SMP relays (TLS, on loopback).
 //!
-//! 1. Devices 0, 1 and 2 (alternating between relays a and b) form the group;
-//!    each opens its document.
-//! 2. Device 2 is stopped (its document closed, its agent shut down).
-//! 3. Devices 0 and 1 edit the profile at the same time (both set the display
-//!    name; 0 sets the bio and a preference, 1 the image and an app key,
-//!    then 0 deletes the preference).
-//! 4. Devices 0 and 1 converge.
-//! 5. Device 2 comes back (agent reopened from its database, replica from its
-//!    state file), catches up from its queues, and all three converge.
-//! 6. Device 3 joins late: it asks for a snapshot, gets it (and the entries
-//!    each member wrote, sent when it connected to it), and converges.
+//! 1. Devices 0, 1 and 2 (laptop, phone, tablet; their queues alternate
+//!    between relays a and b) form the group; each opens its document.
+//! 2. The tablet is stopped (its document closed, its agent shut down).
+//! 3. Laptop and phone edit the profile at the same time (both set the
+//!    display name; the laptop the bio and a preference, the phone the image
+//!    and an app key; then the laptop deletes the preference) and converge.
+//! 4. The tablet comes back (agent reopened from its database, replica from
+//!    its state file), catches up from its queues; all three print the same
+//!    document.
+//! 5. Device 3 (new-phone) joins late: it asks for a snapshot, gets it (and
+//!    the entries each member wrote, sent when it connected to it), and
+//!    converges.
+//! 6. Three single updates in the group of four, each measured: the bytes
+//!    of its body and the envelopes all devices sent for it.
 //!
-//! Every step is printed; the run passes only if every device converged.
+//! Every step is printed with the agent envelopes the devices sent during it
+//! (the agents' own counts, by kind), after the agents are idle again. The
+//! run passes only if every step held: every device converged.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +41,13 @@ use crate::replica::{Entry, Replica};
 /// How long one step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the agents must have handled nothing for a step to be over
+/// (longer than the demo's receipt delay of 50 ms).
+const QUIET: Duration = Duration::from_millis(250);
+
+/// Bytes of one SMP transport block: every agent envelope is padded to one.
+const BLOCK_BYTES: u64 = 16 * 1024;
+
 /// One device.
 struct Device {
     name: String,
@@ -49,21 +62,66 @@ struct Device {
     group: String,
 }
 
+/// One step of the demo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// What it did.
+    pub name: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// Agent envelopes the devices sent during the step (relay `SEND`s,
+    /// counted by the agents), by kind.
+    pub envelopes: BTreeMap<String, u64>,
+}
+
+impl Step {
+    /// Envelopes of every kind.
+    pub fn total_envelopes(&self) -> u64 {
+        self.envelopes.values().sum()
+    }
+}
+
+/// The measured cost of one update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// What was written.
+    pub what: String,
+    /// Devices in the group (the writer included).
+    pub members: usize,
+    /// Bytes of the update's body (the protobuf `SyncMessage`).
+    pub body_bytes: u64,
+    /// Agent envelopes all devices sent for it (the update and the receipts),
+    /// by kind.
+    pub envelopes: BTreeMap<String, u64>,
+}
+
+impl Cost {
+    /// Envelopes of every kind.
+    pub fn total_envelopes(&self) -> u64 {
+        self.envelopes.values().sum()
+    }
+}
+
 /// What the demo found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Each step and whether it held.
-    pub steps: Vec<(String, bool)>,
-    /// The final document of every device, as printed.
-    pub documents: Vec<String>,
+    /// Each step, whether it held and what it cost.
+    pub steps: Vec<Step>,
+    /// The final document of every device (its name and the document as
+    /// printed), read after the last step.
+    pub documents: Vec<(String, String)>,
     /// Snapshot parts the late joiner received.
     pub snapshots_received: u64,
+    /// Queued messages the stopped device merged when it came back.
+    pub caught_up: u64,
+    /// The measured cost of single updates in the group of four.
+    pub costs: Vec<Cost>,
 }
 
 impl Report {
     /// True if every step held.
     pub fn ok(&self) -> bool {
-        !self.steps.is_empty() && self.steps.iter().all(|(_, ok)| *ok)
+        !self.steps.is_empty() && self.steps.iter().all(|s| s.ok)
     }
 }
 
@@ -153,6 +211,33 @@ struct Run {
     report: Report,
     print: bool,
     started: Instant,
+    /// Envelopes sent by agent runs that have stopped (an agent's metrics
+    /// count from its start).
+    retired: BTreeMap<String, u64>,
+    /// Envelopes sent when the current step started.
+    mark: BTreeMap<String, u64>,
+}
+
+/// `after - before`, by kind, without the kinds that did not grow.
+fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// `12 envelopes (HELLO 4, MSG 8)`.
+fn show_envelopes(by_kind: &BTreeMap<String, u64>) -> String {
+    let total: u64 = by_kind.values().sum();
+    let kinds: Vec<String> = by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if kinds.is_empty() {
+        format!("{total} envelopes")
+    } else {
+        format!("{total} envelopes ({})", kinds.join(", "))
+    }
 }
 
 impl Run {
@@ -162,15 +247,79 @@ impl Run {
         }
     }
 
-    fn step(&mut self, name: &str, ok: bool) {
+    /// Envelopes sent so far by every device, by kind.
+    async fn envelopes(&self) -> BTreeMap<String, u64> {
+        let mut out = self.retired.clone();
+        for d in &self.devices {
+            if let Some(a) = &d.agent
+                && let Ok(m) = a.metrics().await
+            {
+                for (k, v) in m.envelopes {
+                    *out.entry(k).or_default() += v;
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until every running agent is idle: no relay operation
+    /// unanswered, nothing uncommitted, and no input handled for
+    /// [`QUIET`] (longer than the receipt delay, so grouped receipts have
+    /// gone out). False if that did not happen within [`STEP_TIMEOUT`].
+    async fn settle(&self) -> bool {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let mut last = None;
+        let mut quiet_since = Instant::now();
+        loop {
+            let mut inputs = 0;
+            let mut busy = false;
+            for d in &self.devices {
+                if let Some(a) = &d.agent
+                    && let Ok(m) = a.metrics().await
+                {
+                    inputs += m.inputs;
+                    busy |= m.in_flight > 0;
+                }
+            }
+            if busy || last != Some(inputs) {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= QUIET {
+                return true;
+            }
+            last = Some(inputs);
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts a step: prints its title, marks the envelope count.
+    async fn begin(&mut self, title: &str) {
+        self.say(title);
+        self.mark = self.envelopes().await;
+    }
+
+    /// Ends a step: lets the agents settle, prints and records whether it
+    /// held and the envelopes sent since [`Run::begin`].
+    async fn step(&mut self, name: &str, ok: bool) {
+        let settled = self.settle().await;
+        let envelopes = delta(&self.envelopes().await, &self.mark);
+        let ok = ok && settled;
         if self.print {
             println!(
-                "  -> {} ({:.1} s)",
+                "  -> {}: {}{} ({:.1} s)",
                 if ok { "ok" } else { "FAILED" },
+                show_envelopes(&envelopes),
+                if settled { "" } else { ", agents NOT idle" },
                 self.started.elapsed().as_secs_f64()
             );
         }
-        self.report.steps.push((name.to_owned(), ok));
+        self.report.steps.push(Step {
+            name: name.to_owned(),
+            ok,
+            envelopes,
+        });
     }
 
     fn doc(&self, i: usize) -> Result<&SyncDoc, Error> {
@@ -207,15 +356,15 @@ impl Run {
         }
     }
 
-    async fn print_docs(&mut self, devices: &[usize]) {
+    /// Prints the documents of `devices`, each in full.
+    async fn print_docs(&self, devices: &[usize]) {
         for &i in devices {
             if let Ok(d) = self.doc(i) {
                 let text = render(&d.entries().await);
+                self.say(&format!("    device {i} ({}):", self.devices[i].name));
                 if self.print {
-                    println!("    device {i} ({}):", self.devices[i].name);
                     print!("{text}");
                 }
-                self.report.documents.push(text);
             }
         }
     }
@@ -226,6 +375,23 @@ impl Run {
         let agent = Agent::open(agent_config(&d.name, &d.server, &d.db), relays.clone())?;
         d.agent = Some(agent);
         Ok(())
+    }
+
+    /// Stops device `i`: closes its document, shuts its agent down (its
+    /// envelopes are kept in the totals).
+    async fn stop(&mut self, i: usize) {
+        if let Some(doc) = self.devices[i].doc.take() {
+            doc.close();
+        }
+        self.devices[i].others = None;
+        if let Some(agent) = self.devices[i].agent.take() {
+            if let Ok(m) = agent.metrics().await {
+                for (k, v) in m.envelopes {
+                    *self.retired.entry(k).or_default() += v;
+                }
+            }
+            agent.shutdown().await;
+        }
     }
 
     /// Opens device `i`'s document on `group`.
@@ -287,6 +453,61 @@ impl Run {
         let group = result?;
         self.open_doc(i, &group).await?;
         Ok(group)
+    }
+
+    /// Device `writer` makes `edits` as one update while every device is
+    /// running; measures the update's body and the envelopes all devices
+    /// send for it until they are idle again. False if the devices did not
+    /// converge.
+    async fn measure(
+        &mut self,
+        what: &str,
+        writer: usize,
+        edits: Vec<(Key, Option<Vec<u8>>)>,
+    ) -> Result<bool, Error> {
+        let all: Vec<usize> = (0..self.devices.len()).collect();
+        let settled = self.settle().await;
+        let before = self.envelopes().await;
+        let bytes_before = self.doc(writer)?.stats().await.bytes_sent;
+        self.doc(writer)?.edit(edits).await?;
+        let ok = self.converge(&all).await && self.settle().await && settled;
+        let envelopes = delta(&self.envelopes().await, &before);
+        let body_bytes = self
+            .doc(writer)?
+            .stats()
+            .await
+            .bytes_sent
+            .saturating_sub(bytes_before);
+        let n = self.devices.len();
+        let cost = Cost {
+            what: what.to_owned(),
+            members: n,
+            body_bytes,
+            envelopes,
+        };
+        // docs/costs.md, "Send": a message of f blocks costs f(n-1) envelopes
+        // and one receipt from each other member.
+        let frags: u64 = cost
+            .envelopes
+            .iter()
+            .filter(|(k, _)| k.ends_with("/FRAG"))
+            .map(|(_, v)| *v)
+            .sum();
+        let others = n as u64 - 1;
+        let f = if frags > 0 { frags / others } else { 1 };
+        self.say(&format!(
+            "    {} by {}: body {} B; {} = {} KiB of padded 16 KiB blocks sent to the relays \
+             (docs/costs.md: f(n-1) + (n-1) = {} with f = {f}){}",
+            what,
+            self.devices[writer].name,
+            cost.body_bytes,
+            show_envelopes(&cost.envelopes),
+            cost.total_envelopes() * BLOCK_BYTES / 1024,
+            (f + 1) * others,
+            if ok { "" } else { "; NOT converged" }
+        ));
+        self.report.costs.push(cost);
+        Ok(ok)
     }
 }
 
@@ -352,15 +573,23 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
         report: Report::default(),
         print,
         started: Instant::now(),
+        retired: BTreeMap::new(),
+        mark: BTreeMap::new(),
     };
+    run.say("smp-sync demo: one person's devices sync a profile over a group, on two relays");
+    for (d, _) in run.devices.iter().zip(0..3) {
+        run.say(&format!("  {:<9} queues on {}", d.name, d.server));
+    }
     run.say(&format!(
-        "smp-sync demo: one person's devices sync a profile over a group, relays {}",
-        addresses.join(", ")
+        "  {:<9} queues on {} (joins in step 5)",
+        run.devices[3].name, run.devices[3].server
     ));
+    run.say("  (envelopes: agent envelopes all devices sent in the step, relay SENDs, by kind)");
 
     // 1. The group of three devices.
-    run.say("[1/6] laptop creates the group; phone and tablet join; each opens its document");
-    for i in 0..4 {
+    run.begin("[1/6] laptop creates the group; phone and tablet join; each opens its document")
+        .await;
+    for i in 0..3 {
         run.open_agent(i, &relays)?;
     }
     let group = run.agent(0)?.create_group(None, b"my devices").await?;
@@ -372,20 +601,18 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
         .set(Key::preference("language"), b"fr".to_vec())
         .await?;
     let ok = run.converge(&[0, 1, 2]).await;
-    run.step("group of three", ok);
+    run.step("group of three", ok).await;
 
     // 2. The tablet stops.
-    run.say("[2/6] tablet stops (document closed, agent shut down)");
-    if let Some(doc) = run.devices[2].doc.take() {
-        doc.close();
-    }
-    if let Some(agent) = run.devices[2].agent.take() {
-        agent.shutdown().await;
-    }
-    run.step("tablet stopped", true);
+    run.begin("[2/6] tablet stops (document closed, agent shut down)")
+        .await;
+    run.stop(2).await;
+    let ok = run.devices[2].agent.is_none();
+    run.step("tablet stopped", ok).await;
 
     // 3. Concurrent edits on laptop and phone.
-    run.say("[3/6] laptop and phone edit the profile at the same time");
+    run.begin("[3/6] laptop and phone edit the profile at the same time, tablet stopped")
+        .await;
     run.say("    laptop: display_name = \"Ada (laptop)\", bio, pref.theme = dark");
     run.say("    phone:  display_name = \"Ada (phone)\", a 48 KiB image, app.notes/last-opened");
     run.say("    then laptop deletes pref.theme, phone sets pref.language = en");
@@ -419,11 +646,8 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     run.doc(1)?
         .set(Key::preference("language"), b"en".to_vec())
         .await?;
-    run.step("concurrent edits sent", true);
-
-    // 4. Laptop and phone converge.
-    run.say("[4/6] laptop and phone converge");
     let ok = run.converge(&[0, 1]).await;
+    run.say("    laptop and phone:");
     run.print_docs(&[0, 1]).await;
     // The phone's change stream reported the laptop's bio.
     let mut seen = Vec::new();
@@ -438,10 +662,14 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
         seen.iter().filter(|c| c.local).count(),
         if reported { "among them" } else { "MISSING" }
     ));
-    run.step("laptop and phone agree", ok && reported);
+    run.step("laptop and phone agree", ok && reported).await;
 
-    // 5. The tablet comes back and catches up.
-    run.say("[5/6] tablet comes back (agent from its database, replica from its state file)");
+    // 4. The tablet comes back and catches up.
+    run.begin(
+        "[4/6] tablet comes back (agent from its database, replica from its state file) \
+         and catches up from its queues",
+    )
+    .await;
     run.open_agent(2, &relays)?;
     let stored = std::fs::read(&run.devices[2].state)
         .ok()
@@ -457,16 +685,21 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
     let tablet_group = run.devices[2].group.clone();
     run.open_doc(2, &tablet_group).await?;
     let ok = run.converge(&[0, 1, 2]).await;
-    run.print_docs(&[2]).await;
+    run.say("    all three print:");
+    run.print_docs(&[0, 1, 2]).await;
     let st = run.doc(2)?.stats().await;
+    run.report.caught_up = st.merged;
     run.say(&format!(
         "    tablet merged {} queued message(s), {} of them snapshot messages",
         st.merged, st.snapshots_received
     ));
-    run.step("all three agree", ok && restored && st.merged > 0);
+    run.step("all three agree", ok && restored && st.merged > 0)
+        .await;
 
-    // 6. A new phone joins late and gets a snapshot.
-    run.say("[6/6] new-phone joins late: asks for a snapshot, then follows updates");
+    // 5. A new phone joins late and gets a snapshot.
+    run.begin("[5/6] new-phone joins late: asks for a snapshot, then follows updates")
+        .await;
+    run.open_agent(3, &relays)?;
     run.add(3).await?;
     let ok = run.converge(&[0, 1, 2, 3]).await;
     let snaps = run.doc(3)?.stats().await.snapshots_received;
@@ -476,25 +709,80 @@ async fn run_on(handles: &[RelayHandle], dir: &Path, print: bool) -> Result<Repo
         "    new-phone received {snaps} snapshot message(s) (the responder's snapshot, \
          and members' own entries sent when they connected to it)"
     ));
-    run.step("the new device agrees", ok && snaps > 0);
+    run.step("the new device agrees", ok && snaps > 0).await;
+
+    // 6. What one update costs in the group of four.
+    run.begin("[6/6] one update at a time in the group of four (n = 4), measured")
+        .await;
+    let mut ok = run
+        .measure(
+            "profile.display_name = \"Ada\" (1 entry)",
+            0,
+            vec![(
+                Key::profile(ProfileField::DisplayName),
+                Some(b"Ada".to_vec()),
+            )],
+        )
+        .await?;
+    ok &= run
+        .measure(
+            "app.notes/last-opened deleted (1 tombstone)",
+            2,
+            vec![(Key::app("notes/last-opened"), None)],
+        )
+        .await?;
+    let image: Vec<u8> = (0..48 * 1024u32).map(|i| (i % 241) as u8).collect();
+    ok &= run
+        .measure(
+            "profile.image = 48 KiB",
+            3,
+            vec![(Key::profile(ProfileField::Image), Some(image))],
+        )
+        .await?;
+    let ok = ok && run.converge(&[0, 1, 2, 3]).await;
+    let mut first: Option<Vec<(Key, Entry)>> = None;
+    for i in 0..run.devices.len() {
+        let entries = run.doc(i)?.entries().await;
+        let same = first.as_ref().is_none_or(|f| *f == entries);
+        run.say(&format!(
+            "    device {i} ({}): {} keys{}",
+            run.devices[i].name,
+            entries.len(),
+            match (&first, same) {
+                (None, _) => String::new(),
+                (Some(_), true) => ", the same entries as laptop".to_owned(),
+                (Some(_), false) => ", DIFFERENT from laptop".to_owned(),
+            }
+        ));
+        run.report
+            .documents
+            .push((run.devices[i].name.clone(), render(&entries)));
+        first.get_or_insert(entries);
+    }
+    run.say("    the document all four hold:");
+    if let Some((_, text)) = run.report.documents.first()
+        && print
+    {
+        print!("{text}");
+    }
+    run.step("single updates reach every device", ok).await;
 
     let ok = run.report.ok();
+    let total: u64 = run.report.steps.iter().map(Step::total_envelopes).sum();
     run.say(&format!(
-        "{}: {}/{} steps held in {:.1} s",
+        "{}: {}/{} steps held, {} envelopes in all, {:.1} s",
         if ok {
             "all devices converged"
         } else {
             "SOME STEPS FAILED"
         },
-        run.report.steps.iter().filter(|(_, ok)| *ok).count(),
+        run.report.steps.iter().filter(|s| s.ok).count(),
         run.report.steps.len(),
+        total,
         run.started.elapsed().as_secs_f64()
     ));
-    for d in &mut run.devices {
-        d.doc = None;
-        if let Some(a) = d.agent.take() {
-            a.shutdown().await;
-        }
+    for i in 0..run.devices.len() {
+        run.stop(i).await;
     }
     Ok(run.report)
 }

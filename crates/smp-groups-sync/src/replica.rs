@@ -490,8 +490,13 @@ impl Replica {
         };
         for e in s.entries {
             let (key, entry) = entry_from_proto(e)?;
-            r.bytes += encoded_len(&key, &entry);
-            r.entries.insert(key, entry);
+            let len = encoded_len(&key, &entry);
+            if r.entries.insert(key, entry).is_some() {
+                // `encode_state` writes each key once; the size count would
+                // be wrong.
+                return Err(Error::Invalid("a key twice in the stored state"));
+            }
+            r.bytes += len;
         }
         Ok(r)
     }

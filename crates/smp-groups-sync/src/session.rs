@@ -58,6 +58,11 @@ pub struct Stats {
     pub snapshots_sent: u64,
     /// Times this device sent its own entries to a newly connected member.
     pub own_entries_sent: u64,
+    /// Group messages this session sent (updates, snapshot requests,
+    /// snapshot parts, own entries).
+    pub messages_sent: u64,
+    /// Bytes of the bodies of those messages (the protobuf `SyncMessage`s).
+    pub bytes_sent: u64,
 }
 
 /// One device's sync session on one group.
@@ -88,6 +93,16 @@ impl Session {
         self.stats
     }
 
+    /// Counts the messages `actions` send.
+    fn count_sends(&mut self, actions: &[Action]) {
+        for a in actions {
+            if let Action::Send(body) = a {
+                self.stats.messages_sent += 1;
+                self.stats.bytes_sent += body.len() as u64;
+            }
+        }
+    }
+
     /// A local edit at time `now`: store, send, report.
     pub fn edit(
         &mut self,
@@ -100,6 +115,7 @@ impl Session {
             Action::Send(msg),
         ];
         out.extend(changes.into_iter().map(Action::Changed));
+        self.count_sends(&out);
         Ok(out)
     }
 
@@ -134,6 +150,7 @@ impl Session {
             }
         }
         out.push(Action::Ack(msg_id));
+        self.count_sends(&out);
         out
     }
 
@@ -144,7 +161,9 @@ impl Session {
     pub fn on_member_connected(&mut self) -> Vec<Action> {
         let parts = self.replica.own_parts(SNAPSHOT_PART_LEN);
         self.stats.own_entries_sent += u64::from(!parts.is_empty());
-        parts.into_iter().map(Action::Send).collect()
+        let out: Vec<Action> = parts.into_iter().map(Action::Send).collect();
+        self.count_sends(&out);
+        out
     }
 
     /// This device is connected to every member of the group (it has just
@@ -158,6 +177,8 @@ impl Session {
             return Vec::new();
         };
         self.asked = true;
-        vec![Action::Send(Replica::snapshot_request(responder))]
+        let out = vec![Action::Send(Replica::snapshot_request(responder))];
+        self.count_sends(&out);
+        out
     }
 }
