@@ -496,7 +496,7 @@ impl Sim {
             );
             return;
         }
-        let result = self.relays.execute(i, op);
+        let result = self.relays.execute(i, op, self.now);
         let ev = match result {
             OpResult::Created { rcv_id, snd_id } => RelayEvent::QueueCreated {
                 op: id,
@@ -524,12 +524,13 @@ impl Sim {
 
     fn pump_deliveries(&mut self) {
         let online: Vec<bool> = self.nodes.iter().map(|n| n.agent.is_some()).collect();
-        for (owner, server, rcv_id, msg_id, body) in self.relays.deliverable(&online) {
+        for (owner, server, rcv_id, msg_id, ts, body) in self.relays.deliverable(&online) {
             let at = self.now + self.delay();
             let ev = RelayEvent::Message {
                 server,
                 rcv_id,
                 msg_id,
+                ts: Timestamp::from_millis(ts),
                 body,
             };
             if self.chance(self.faults.duplicate_ppm) {
