@@ -420,7 +420,6 @@ pub struct MsgMeta {
 /// lower than one received, other content under a received id) is never
 /// delivered, so its kinds are not here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum MsgIntegrity {
     /// The next message of the chain (pairwise: and the previous message's
     /// hash it names matches).

@@ -848,7 +848,13 @@ impl Agent {
         }
     }
 
-    fn on_group_msg(&mut self, group: &str, from: Mid, (ext_msg_id, snd_ts): (u64, u64), content: &[u8]) {
+    fn on_group_msg(
+        &mut self,
+        group: &str,
+        from: Mid,
+        (ext_msg_id, snd_ts): (u64, u64),
+        content: &[u8],
+    ) {
         let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
             // Internal: found by our caller in this input.

@@ -295,6 +295,36 @@ impl Sim {
             .collect()
     }
 
+    /// The messages waiting at the relays in agent `i`'s receive queues:
+    /// (server, recipient id, how many), for queues that hold any.
+    pub fn queued_for(&self, i: usize) -> Vec<(String, Vec<u8>, usize)> {
+        self.relays
+            .queues
+            .iter()
+            .filter(|(_, q)| q.owner == i && !q.messages.is_empty())
+            .map(|((s, r), q)| (s.clone(), r.clone(), q.messages.len()))
+            .collect()
+    }
+
+    /// Drops message `index` (0: the oldest) waiting in queue (`server`,
+    /// `rcv_id`), as a relay that lost it would; one being delivered is not
+    /// dropped. Returns whether a message was dropped.
+    pub fn drop_queued(&mut self, server: &str, rcv_id: &[u8], index: usize) -> bool {
+        let Some(q) = self
+            .relays
+            .queues
+            .get_mut(&(server.to_owned(), rcv_id.to_vec()))
+        else {
+            return false;
+        };
+        if index == 0 && q.delivering.is_some() {
+            return false;
+        }
+        let dropped = q.messages.remove(index).is_some();
+        self.mix(&format!("drop {server} {rcv_id:?} {index}"));
+        dropped
+    }
+
     /// Changes agent `i`'s settings ([`crate::Agent::apply_settings`]), as
     /// an agent restarted with other settings would have them.
     pub fn apply_settings(&mut self, i: usize, settings: &crate::Settings) {
