@@ -6,7 +6,8 @@
 //! the member directly. Invitations to connections travel as base64url text.
 
 use smp_groups_core::{
-    Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget, ReceiptStatus,
+    Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget, MsgIntegrity,
+    MsgMeta, ReceiptStatus,
 };
 use smp_groups_integrity::{Violation, ViolationKind as Kind};
 use smp_groups_wire::agent::MemberId;
@@ -16,6 +17,7 @@ use smp_groups_wire::client::{
     ViolationKind,
 };
 use smp_groups_wire::client::{FaultKind as TextFaultKind, FaultSource as TextFaultSource};
+use smp_groups_wire::client::{MsgIntegrity as TextIntegrity, MsgMeta as TextMeta};
 
 /// The alias a member has in client events.
 pub fn member_alias(member: &MemberId) -> Option<Alias> {
@@ -158,6 +160,23 @@ fn fault(target: &FaultTarget, source: FaultSource, kind: FaultKind) -> Option<A
     })
 }
 
+/// A message's metadata in the client protocol's terms.
+fn msg_meta(m: &MsgMeta) -> TextMeta {
+    let integrity = match m.integrity {
+        MsgIntegrity::Ok => TextIntegrity::Ok,
+        MsgIntegrity::Skipped { from, to } => TextIntegrity::Skipped { from, to },
+        MsgIntegrity::BadHash => TextIntegrity::BadHash,
+    };
+    TextMeta {
+        integrity,
+        rcv_ts: m.rcv_ts.as_millis(),
+        relay_msg_id: m.relay_msg_id.clone(),
+        relay_ts: m.relay_ts.as_millis(),
+        snd_msg_id: m.snd_msg_id,
+        snd_ts: m.snd_ts.as_millis(),
+    }
+}
+
 /// `None` when the member has no alias; `Some(None)` for "ourselves".
 #[allow(clippy::option_option)]
 fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
@@ -187,10 +206,12 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
         Event::ConnMsg {
             alias: a,
             msg_id,
+            meta,
             body,
         } => AgentEvent::Msg {
             conn: alias(a)?,
             msg_id: *msg_id,
+            meta: msg_meta(meta),
             body: body.clone(),
         },
         Event::ConnRcvd { alias: a, msg_id } => AgentEvent::Rcvd {
@@ -236,12 +257,13 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
             group,
             member,
             msg_id,
+            meta,
             body,
-            ..
         } => AgentEvent::GroupMsg {
             group: alias(group)?,
             member: member_alias(member)?,
             msg_id: *msg_id,
+            meta: msg_meta(meta),
             body: body.clone(),
         },
         Event::Rcvd {

@@ -24,6 +24,7 @@ use smp_groups_relay::types::{
     Request, Response,
 };
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
+use smp_groups_wire::smp::message::RcvMsgBody;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
@@ -376,15 +377,22 @@ fn open_message(
         .creds
         .get(&(identity.to_owned(), server.to_owned(), q))?;
     match nacl::cb_decrypt(&creds.dh, &msg_id, enc_body) {
-        Ok(plain) => {
-            let body = plain.get(10..)?.to_vec();
-            Some(RelayEvent::Message {
+        Ok(plain) => match RcvMsgBody::decode(&plain) {
+            Ok(RcvMsgBody::Message {
+                timestamp, body, ..
+            }) => Some(RelayEvent::Message {
                 server: server.to_owned(),
                 rcv_id: rcv_id.to_vec(),
                 msg_id: msg_id.to_vec(),
+                ts: crate::network::relay_time(timestamp),
                 body,
-            })
-        }
+            }),
+            Ok(RcvMsgBody::Quota { .. }) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "a delivered message does not parse");
+                None
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, "cannot open a delivered message");
             None

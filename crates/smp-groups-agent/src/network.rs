@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use smp_groups_core::{OpId, RelayError, RelayEvent, RelayOp};
+use smp_groups_core::{OpId, RelayError, RelayEvent, RelayOp, Timestamp};
 use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
 use smp_groups_crypto::{nacl, rng, x25519};
 use smp_groups_net::{
@@ -575,14 +575,15 @@ async fn deliver(
                 };
                 // A message that does not open is still handed on, empty, so
                 // that the core acknowledges it and the queue moves on.
-                let body = open(&secret, &msg_id, &body).unwrap_or_else(|| {
+                let (ts, body) = open(&secret, &msg_id, &body).unwrap_or_else(|| {
                     tracing::warn!(server, "a delivered message does not open; acknowledged");
-                    Vec::new()
+                    (0, Vec::new())
                 });
                 let delivered = RelayEvent::Message {
                     server: server.clone(),
                     rcv_id: entity_id,
                     msg_id,
+                    ts: relay_time(ts),
                     body,
                 };
                 if events.send(delivered).is_err() {
@@ -637,15 +638,24 @@ async fn deliver(
     }
 }
 
-/// The sender's body of a delivered message (`None`: it does not open, or is
-/// the relay's quota marker).
-fn open(secret: &QueueSecret, msg_id: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+/// The relay's timestamp and the sender's body of a delivered message
+/// (`None`: it does not open, or is the relay's quota marker).
+fn open(secret: &QueueSecret, msg_id: &[u8], body: &[u8]) -> Option<(i64, Vec<u8>)> {
     let nonce: &[u8; 24] = msg_id.try_into().ok()?;
     let plain = nacl::cb_decrypt(&secret.dh, nonce, body).ok()?;
     match RcvMsgBody::decode(&plain).ok()? {
-        RcvMsgBody::Message { body, .. } => Some(body),
+        RcvMsgBody::Message {
+            timestamp, body, ..
+        } => Some((timestamp, body)),
         RcvMsgBody::Quota { .. } => None,
     }
+}
+
+/// An SMP relay's message timestamp (seconds since the Unix epoch) on the
+/// core's time scale (milliseconds since the Unix epoch); one before the
+/// epoch reads as the epoch.
+pub(crate) fn relay_time(secs: i64) -> Timestamp {
+    Timestamp::from_millis(u64::try_from(secs).unwrap_or(0).saturating_mul(1000))
 }
 
 /// The first bytes of a queue id in hex, for logs.

@@ -192,7 +192,10 @@ async fn outputs_act_only_after_their_commit_and_a_burst_is_group_committed() {
             "event {} delivered before its commit",
             d.seq
         );
-        if let AgentEvent::Msg { conn, msg_id, body } = d.event {
+        if let AgentEvent::Msg {
+            conn, msg_id, body, ..
+        } = d.event
+        {
             assert_eq!(conn.as_str(), bob_conn);
             assert!(
                 got.insert(String::from_utf8(body).unwrap()),

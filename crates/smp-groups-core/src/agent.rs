@@ -78,6 +78,20 @@ pub struct Agent {
     /// Receive queues we deleted lately (not stored; at most
     /// [`FORGOTTEN_QUEUES`]): what the relay still says of them is a race.
     pub(crate) forgotten: VecDeque<(String, Vec<u8>)>,
+    /// The delivered message this input processes, if it is one (not
+    /// stored): what its `MSG` event reports of the relay and the chain.
+    pub(crate) inbound: Option<Inbound>,
+}
+
+/// What a `MSG` event reports of the delivery that carried the message.
+#[derive(Clone, Debug)]
+pub(crate) struct Inbound {
+    /// The relay's id of the message.
+    pub(crate) relay_msg_id: Vec<u8>,
+    /// The relay's timestamp.
+    pub(crate) relay_ts: Timestamp,
+    /// The connection chain's verdict on the agent message, once decrypted.
+    pub(crate) verdict: Option<smp_groups_integrity::ConnVerdict>,
 }
 
 /// How many deleted receive queues [`Agent`] remembers, to tell a late
@@ -115,6 +129,30 @@ impl Agent {
             undecryptable: BTreeMap::new(),
             send_refused: BTreeSet::new(),
             forgotten: VecDeque::new(),
+            inbound: None,
+        }
+    }
+
+    /// The metadata of a message delivered by this input: the sender's id
+    /// and time, `integrity`, and the relay's id and time of the delivery.
+    pub(crate) fn msg_meta(
+        &self,
+        snd_msg_id: u64,
+        snd_ts: u64,
+        integrity: crate::MsgIntegrity,
+    ) -> crate::MsgMeta {
+        let (relay_msg_id, relay_ts) = self
+            .inbound
+            .as_ref()
+            .map(|i| (i.relay_msg_id.clone(), i.relay_ts))
+            .unwrap_or_default();
+        crate::MsgMeta {
+            snd_msg_id,
+            snd_ts: Timestamp::from_millis(snd_ts),
+            relay_msg_id,
+            relay_ts,
+            rcv_ts: Timestamp::from_millis(self.now),
+            integrity,
         }
     }
 
@@ -180,7 +218,7 @@ impl Agent {
                     members.entry(alias.clone()).or_default().push((*mid, rec));
                 }
                 Key::Sent(alias, ext_msg_id) => {
-                    let rec = postcard::from_bytes(&value).map_err(bad)?;
+                    let rec = crate::history::SentRec::from_stored(&value).map_err(bad)?;
                     sent.entry(alias.clone())
                         .or_default()
                         .push((*ext_msg_id, rec));
@@ -410,6 +448,7 @@ impl Agent {
                 server,
                 rcv_id,
                 msg_id,
+                ts,
                 body,
             } => {
                 let conn = self
@@ -417,7 +456,13 @@ impl Agent {
                     .get(&(server.clone(), rcv_id.clone()))
                     .copied();
                 if let Some(conn) = conn {
+                    self.inbound = Some(Inbound {
+                        relay_msg_id: msg_id.clone(),
+                        relay_ts: ts,
+                        verdict: None,
+                    });
                     self.on_message(conn, &body);
+                    self.inbound = None;
                 } else {
                     // Messages the relay delivered before it executed our
                     // `DEL` are a race; for a queue we never had, the

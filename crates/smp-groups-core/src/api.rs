@@ -8,6 +8,7 @@ use smp_groups_integrity::Violation;
 use smp_groups_wire::agent::MemberId;
 
 use crate::fault::{FaultKind, FaultSource, FaultTarget};
+use crate::time::Timestamp;
 
 /// A client command, with the correlation id its response carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,12 +242,16 @@ pub enum Event {
         /// The message id.
         msg_id: u64,
     },
-    /// `C:a MSG id body`.
+    /// `C:a MSG meta body`.
     ConnMsg {
         /// The connection.
         alias: String,
         /// The message id (for `ACK`).
         msg_id: u64,
+        /// Its integrity on the connection, and the ids and times the relay
+        /// and the sender gave it (the sender's id is the `sndMsgId` of the
+        /// agent message that carried it).
+        meta: MsgMeta,
         /// The message.
         body: Vec<u8>,
     },
@@ -290,7 +295,7 @@ pub enum Event {
         /// The local message id.
         msg_id: u64,
     },
-    /// `G:g MSG member id msg`.
+    /// `G:g MSG member meta msg`.
     Msg {
         /// The group.
         group: String,
@@ -298,8 +303,10 @@ pub enum Event {
         member: MemberId,
         /// The local message id, for `ACK`.
         msg_id: u64,
-        /// The sender's group-wide id.
-        ext_msg_id: u64,
+        /// Its integrity in the sender's group chain, and the ids and times
+        /// the relay and the sender gave it (the sender's id is its
+        /// group-wide id, `extMsgId`, the id [`Violation`]s name).
+        meta: MsgMeta,
         /// The message.
         body: Vec<u8>,
     },
@@ -381,6 +388,56 @@ pub enum Event {
         /// What was refused.
         kind: FaultKind,
     },
+}
+
+/// The metadata of a received message (the reference agent's `MsgMeta`):
+/// the ids and times the sender, the relay and this agent gave it, and its
+/// integrity in the sender's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MsgMeta {
+    /// The sender's id of the message: on a pairwise connection, the
+    /// sequential id of the agent message that carried it (every agent
+    /// message counts; for a message in fragments, its last fragment); in a
+    /// group, its group-wide id (`extMsgId`).
+    pub snd_msg_id: u64,
+    /// The sender's clock when its client sent the message, as the sender
+    /// wrote it (0 for a group message an agent kept for catch-up before it
+    /// recorded send times).
+    pub snd_ts: Timestamp,
+    /// The relay's id of the message (of its last fragment).
+    pub relay_msg_id: Vec<u8>,
+    /// The relay's timestamp of the message (of its last fragment), as
+    /// [`crate::RelayEvent::Message`] gave it.
+    pub relay_ts: Timestamp,
+    /// When this agent received it: the time of the input that delivered it.
+    pub rcv_ts: Timestamp,
+    /// Its integrity in the sender's chain.
+    pub integrity: MsgIntegrity,
+}
+
+/// The integrity of a received message in its sender's chain (the reference
+/// agent's `MsgIntegrity`). A message that is dropped (a duplicate, an id
+/// lower than one received, other content under a received id) is never
+/// delivered, so its kinds are not here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgIntegrity {
+    /// The next message of the chain (pairwise: and the previous message's
+    /// hash it names matches).
+    Ok,
+    /// The sender's messages `from..=to` had not arrived when this one did.
+    /// Pairwise, they are agent messages of the connection (lost: the chain
+    /// goes on from this one); in a group, group messages (a later arrival
+    /// fills the gap).
+    Skipped {
+        /// The first missing id.
+        from: u64,
+        /// The last missing id.
+        to: u64,
+    },
+    /// Pairwise only: the hash of the previous message this one names is not
+    /// the hash of the last message received on the connection (the peer's
+    /// history differs from ours).
+    BadHash,
 }
 
 /// What a receipt for one of our group messages proved.

@@ -841,6 +841,9 @@ impl Agent {
         else {
             return;
         };
+        if let Some(inbound) = self.inbound.as_mut() {
+            inbound.verdict = Some(verdict);
+        }
         match verdict {
             ConnVerdict::Ok => {}
             ConnVerdict::BadId { id: got, last } => {
@@ -1027,16 +1030,27 @@ impl Agent {
                     );
                 }
             }
-            AMessage::UserMsg(content) => {
+            AMessage::UserMsg { snd_ts, content } => {
                 if let Owner::Visible(alias) = conn.owner.clone() {
                     let msg_id = conn.next_msg_id;
                     conn.next_msg_id += 1;
                     let digest = sha256(content.as_slice());
                     conn.unacked.insert(msg_id, (header.snd_msg_id, digest));
                     self.dirty.insert(crate::store::Key::Conn(id));
+                    let verdict = self.inbound.as_ref().and_then(|i| i.verdict);
+                    let integrity = match verdict {
+                        Some(ConnVerdict::Skipped { from, to }) => {
+                            crate::MsgIntegrity::Skipped { from, to }
+                        }
+                        Some(ConnVerdict::BadHash { .. }) => crate::MsgIntegrity::BadHash,
+                        // Ok; the others are never dispatched.
+                        _ => crate::MsgIntegrity::Ok,
+                    };
+                    let meta = self.msg_meta(header.snd_msg_id, snd_ts, integrity);
                     self.event(Event::ConnMsg {
                         alias,
                         msg_id,
+                        meta,
                         body: content.into_vec(),
                     });
                 } else {
@@ -1260,7 +1274,11 @@ impl Agent {
         let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
         let msg_id = conn.next_msg_id;
         conn.next_msg_id += 1;
-        self.enqueue(id, &AMessage::UserMsg(content), Note::ConnMsg { msg_id });
+        let msg = AMessage::UserMsg {
+            snd_ts: self.now,
+            content,
+        };
+        self.enqueue(id, &msg, Note::ConnMsg { msg_id });
         Ok(Event::Queued {
             alias: alias.to_owned(),
             msg_id,

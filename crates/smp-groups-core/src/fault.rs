@@ -522,6 +522,7 @@ mod tests {
             &mut a,
             GroupEnvelope::Msg {
                 ext_msg_id: 1,
+                snd_ts: 0,
                 content: Content::new(b"hi".to_vec()).expect("bounded"),
             },
         );

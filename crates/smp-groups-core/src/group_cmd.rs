@@ -275,9 +275,11 @@ impl Agent {
             },
         );
         self.touch_group(group);
-        self.keep_sent(group, sent.ext_msg_id, prev, content.as_slice());
+        let snd_ts = self.now;
+        self.keep_sent(group, sent.ext_msg_id, prev, snd_ts, content.as_slice());
         let msg = AMessage::Group(GroupEnvelope::Msg {
             ext_msg_id: sent.ext_msg_id,
+            snd_ts,
             content,
         });
         for (member, conn) in &targets {

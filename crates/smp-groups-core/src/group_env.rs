@@ -279,8 +279,9 @@ impl Agent {
             }
             GroupEnvelope::Msg {
                 ext_msg_id,
+                snd_ts,
                 content,
-            } => self.on_group_msg(group, sender, ext_msg_id, content.as_slice()),
+            } => self.on_group_msg(group, sender, (ext_msg_id, snd_ts), content.as_slice()),
             GroupEnvelope::CatchUp { ext_msg_id, digest } => {
                 let anchor = smp_groups_integrity::Anchor::At {
                     msg_id: ext_msg_id,
@@ -853,7 +854,13 @@ impl Agent {
         }
     }
 
-    fn on_group_msg(&mut self, group: &str, from: Mid, ext_msg_id: u64, content: &[u8]) {
+    fn on_group_msg(
+        &mut self,
+        group: &str,
+        from: Mid,
+        (ext_msg_id, snd_ts): (u64, u64),
+        content: &[u8],
+    ) {
         let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
             // Internal: found by our caller in this input.
@@ -908,11 +915,23 @@ impl Agent {
                     content_hash: smp_groups_integrity::chain::content_hash(content).0,
                 },
             );
+            // A gap is reported once, by the first message after it.
+            let below = g.integrity.received_below(MemberId(from), ext_msg_id);
+            let integrity = match (r.delivery, below) {
+                (Delivery::Held { .. }, Some(b)) if b.saturating_add(1) < ext_msg_id => {
+                    crate::MsgIntegrity::Skipped {
+                        from: b + 1,
+                        to: ext_msg_id - 1,
+                    }
+                }
+                _ => crate::MsgIntegrity::Ok,
+            };
+            let meta = self.msg_meta(ext_msg_id, snd_ts, integrity);
             events.push(Event::Msg {
                 group: group.to_owned(),
                 member: MemberId(from),
                 msg_id,
-                ext_msg_id,
+                meta,
                 body: content.to_vec(),
             });
         }

@@ -32,8 +32,8 @@ pub const HISTORY_MAX_MESSAGES: usize = 64;
 /// Most bytes of message content kept per group for catch-up.
 pub const HISTORY_MAX_BYTES: usize = 1 << 20;
 
-/// One message we sent, as stored: where our chain stood before it, and its
-/// content.
+/// One message we sent, as stored: where our chain stood before it, its
+/// content, and when it was sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SentRec {
     /// Our chain's anchor just before this message.
@@ -41,6 +41,36 @@ pub(crate) struct SentRec {
     /// The message content.
     #[serde(with = "crate::serde_bytes")]
     pub(crate) content: Vec<u8>,
+    /// Our clock when the client sent it (the `sndTs` of its `MSG`); 0 for a
+    /// record written before send times were kept.
+    pub(crate) snd_ts: u64,
+}
+
+/// A [`SentRec`] as written before send times were kept (its fields are the
+/// first ones of a [`SentRec`]).
+#[derive(Deserialize)]
+struct SentRecNoTime {
+    prev: AnchorRec,
+    #[serde(with = "crate::serde_bytes")]
+    content: Vec<u8>,
+}
+
+impl SentRec {
+    /// Decodes a stored record, of either layout: one written without the
+    /// send time ends where the time would start.
+    pub(crate) fn from_stored(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes::<Self>(bytes).or_else(|e| {
+            let (old, rest) = postcard::take_from_bytes::<SentRecNoTime>(bytes).map_err(|_| e)?;
+            if !rest.is_empty() {
+                return Err(postcard::Error::DeserializeBadVarint);
+            }
+            Ok(Self {
+                prev: old.prev,
+                content: old.content,
+                snd_ts: 0,
+            })
+        })
+    }
 }
 
 impl Agent {
@@ -51,6 +81,7 @@ impl Agent {
         group: &str,
         ext_msg_id: u64,
         prev: AnchorRec,
+        snd_ts: u64,
         content: &[u8],
     ) {
         let Some(g) = self.groups.get_mut(group) else {
@@ -64,6 +95,7 @@ impl Agent {
             SentRec {
                 prev,
                 content: content.to_vec(),
+                snd_ts,
             },
         );
         self.dirty.insert(Key::Sent(group.to_owned(), ext_msg_id));
@@ -151,10 +183,10 @@ impl Agent {
         let Some(g) = self.groups.get(group) else {
             return;
         };
-        let kept: Vec<(u64, Vec<u8>)> = g
+        let kept: Vec<(u64, u64, Vec<u8>)> = g
             .history
             .range(..=upto)
-            .map(|(id, r)| (*id, r.content.clone()))
+            .map(|(id, r)| (*id, r.snd_ts, r.content.clone()))
             .collect();
         if g.history_dropped {
             tracing::warn!(
@@ -163,7 +195,7 @@ impl Agent {
                 "catch-up starts at the oldest kept message: older ones since our join are not replayed"
             );
         }
-        if let Some((first, _)) = kept.first() {
+        if let Some((first, _, _)) = kept.first() {
             tracing::debug!(
                 group,
                 member = %smp_groups_wire::agent::MemberId(x),
@@ -172,7 +204,7 @@ impl Agent {
                 "catching up a member that joined concurrently"
             );
         }
-        for (ext_msg_id, body) in kept {
+        for (ext_msg_id, snd_ts, body) in kept {
             let content = match Content::new(body) {
                 Ok(c) => c,
                 Err(e) => {
@@ -183,6 +215,7 @@ impl Agent {
             };
             let msg = AMessage::Group(GroupEnvelope::Msg {
                 ext_msg_id,
+                snd_ts,
                 content,
             });
             self.enqueue(conn, &msg, Note::None);

@@ -54,7 +54,9 @@ mod time;
 pub mod sim;
 
 pub use agent::{Agent, Input, Output};
-pub use api::{Change, ClientEvent, Command, CommandError, Event, ReceiptStatus};
+pub use api::{
+    Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
+};
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};

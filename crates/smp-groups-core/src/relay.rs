@@ -172,6 +172,11 @@ pub enum RelayEvent {
         rcv_id: QueueId,
         /// The relay's id of the message (for `Ack`).
         msg_id: Vec<u8>,
+        /// The relay's timestamp of the message (when it accepted the
+        /// sender's `SEND`), on the agent's time scale (milliseconds since
+        /// the epoch of the `now` given to [`crate::Agent::handle`]; an SMP
+        /// relay gives whole seconds since the Unix epoch).
+        ts: crate::Timestamp,
         /// The agent envelope.
         body: Vec<u8>,
     },

@@ -76,3 +76,45 @@ pub enum RestoreError {
     #[error("no agent metadata record")]
     NoMeta,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::history::SentRec;
+    use crate::state::AnchorRec;
+
+    /// A kept message stored before send times were kept (its prev and
+    /// content only) still loads, with time 0; one stored now keeps its
+    /// time; a record cut short is refused.
+    #[test]
+    fn kept_messages_load_with_and_without_their_send_time() {
+        #[derive(serde::Serialize)]
+        struct Old {
+            prev: AnchorRec,
+            #[serde(with = "crate::serde_bytes")]
+            content: Vec<u8>,
+        }
+        let prev = AnchorRec::At(7, [3; 32]);
+        let old = postcard::to_allocvec(&Old {
+            prev,
+            content: b"kept".to_vec(),
+        })
+        .expect("encodes");
+        let rec = SentRec::from_stored(&old).expect("an old record loads");
+        assert_eq!(
+            rec,
+            SentRec {
+                prev,
+                content: b"kept".to_vec(),
+                snd_ts: 0,
+            }
+        );
+        let new = SentRec {
+            prev,
+            content: b"kept".to_vec(),
+            snd_ts: 1_700_000_000_123,
+        };
+        let bytes = postcard::to_allocvec(&new).expect("encodes");
+        assert_eq!(SentRec::from_stored(&bytes), Ok(new));
+        assert!(SentRec::from_stored(&old[..old.len() - 1]).is_err());
+    }
+}

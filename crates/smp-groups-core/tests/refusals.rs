@@ -122,6 +122,7 @@ fn message(server: &str, rcv_id: &[u8], n: u8, body: Vec<u8>) -> RelayEvent {
         server: server.to_owned(),
         rcv_id: rcv_id.to_vec(),
         msg_id: vec![n],
+        ts: Timestamp::from_millis(0),
         body,
     }
 }
@@ -198,6 +199,7 @@ fn a_bad_confirmation_is_reported_and_the_invitation_stays_open() {
             server,
             rcv_id,
             msg_id: b"forged".to_vec(),
+            ts: Timestamp::from_millis(0),
             body: env.to_bytes(),
         }),
     );
@@ -261,6 +263,7 @@ fn undecryptable_messages_are_counted_and_reported_once_in_a_row() {
                 server: server.clone(),
                 rcv_id: rcv_id.clone(),
                 msg_id: vec![b'x', n],
+                ts: Timestamp::from_millis(0),
                 body: env.to_bytes(),
             }),
         );

@@ -220,6 +220,15 @@ impl SenderChain {
         self.head
     }
 
+    /// The highest id below `id` we have received: held beyond a gap, or
+    /// else the head.
+    pub(crate) fn received_below(&self, id: u64) -> u64 {
+        self.held
+            .range(..id)
+            .next_back()
+            .map_or(self.head_id, |(k, _)| *k)
+    }
+
     pub(crate) fn has_gap(&self) -> bool {
         !self.held.is_empty()
     }

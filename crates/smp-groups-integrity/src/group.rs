@@ -299,6 +299,14 @@ impl GroupIntegrity {
         self.chain(sender).map(|c| (c.head_id(), c.head()))
     }
 
+    /// The highest id of `sender` below `id` that we have received (held
+    /// beyond a gap, or else the head of its chain). For a message `id` that
+    /// arrived ahead of a gap ([`Delivery::Held`]), the ids after it up to
+    /// `id - 1` are those missing just before it.
+    pub fn received_below(&self, sender: MemberId, id: u64) -> Option<u64> {
+        self.chain(sender).map(|c| c.received_below(id))
+    }
+
     /// The last id of `sender` at which `reporter`'s view (check or receipt)
     /// matched ours.
     pub fn confirmed(&self, sender: MemberId, reporter: MemberId) -> Option<u64> {

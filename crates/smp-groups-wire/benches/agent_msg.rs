@@ -12,6 +12,7 @@ fn group_msg() -> AgentMessage {
         },
         body: AMessage::Group(GroupEnvelope::Msg {
             ext_msg_id: 1_000_000,
+            snd_ts: 1_700_000_000_000,
             content: Content::new(vec![0x5a; 1024]).expect("1 KiB fits"),
         }),
     }

@@ -60,7 +60,13 @@ fn examples() -> Vec<(&'static str, Example)> {
     use Example::{Body, Envelope, Message};
     vec![
         ("HELLO", Body(AMessage::Hello)),
-        ("A_MSG", Body(AMessage::UserMsg(t(b"hi")))),
+        (
+            "A_MSG",
+            Body(AMessage::UserMsg {
+                snd_ts: 1_700_000_000_123,
+                content: t(b"hi"),
+            }),
+        ),
         (
             "A_RCVD",
             Body(AMessage::Receipts(vec![Receipt {
@@ -121,6 +127,7 @@ fn examples() -> Vec<(&'static str, Example)> {
             "MSG",
             Body(g(GroupEnvelope::Msg {
                 ext_msg_id: 7,
+                snd_ts: 1_700_000_000_123,
                 content: t(b"hi"),
             })),
         ),

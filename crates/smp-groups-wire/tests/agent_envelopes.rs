@@ -116,9 +116,12 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         member_id().prop_map(GroupEnvelope::Remd),
         Just(GroupEnvelope::Del),
         Just(GroupEnvelope::Deld),
-        (any::<u64>(), tail(500)).prop_map(|(ext_msg_id, content)| GroupEnvelope::Msg {
-            ext_msg_id,
-            content
+        (any::<u64>(), any::<u64>(), tail(500)).prop_map(|(ext_msg_id, snd_ts, content)| {
+            GroupEnvelope::Msg {
+                ext_msg_id,
+                snd_ts,
+                content,
+            }
         }),
         (any::<u64>(), digest())
             .prop_map(|(ext_msg_id, digest)| GroupEnvelope::CatchUp { ext_msg_id, digest }),
@@ -136,7 +139,8 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
 fn a_message() -> impl Strategy<Value = AMessage> {
     prop_oneof![
         Just(AMessage::Hello),
-        tail(500).prop_map(AMessage::UserMsg),
+        (any::<u64>(), tail(500))
+            .prop_map(|(snd_ts, content)| AMessage::UserMsg { snd_ts, content }),
         vec(
             (any::<u64>(), digest()).prop_map(|(msg_id, digest)| Receipt { msg_id, digest }),
             1..=16
@@ -231,7 +235,7 @@ proptest! {
         // message must reject them.
         let absorbs = matches!(
             &m,
-            AgentMessage::Message { body: AMessage::UserMsg(_), .. }
+            AgentMessage::Message { body: AMessage::UserMsg { .. }, .. }
                 | AgentMessage::Message { body: AMessage::Group(GroupEnvelope::Msg { .. } | GroupEnvelope::Check(_)), .. }
         );
         let mut bytes = m.to_bytes();
@@ -288,10 +292,13 @@ fn known_answer_hello_and_group_msg() {
 
     let m = msg(AMessage::Group(GroupEnvelope::Msg {
         ext_msg_id: 258,
+        snd_ts: 0x0102_0304,
         content: Tail::new(b"hi".to_vec()).expect("short"),
     }));
     let mut expected = header_bytes(1);
-    expected.extend_from_slice(b"MSG \x00\x00\x00\x00\x00\x00\x01\x02hi");
+    expected.extend_from_slice(
+        b"MSG \x00\x00\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x01\x02\x03\x04hi",
+    );
     assert_eq!(m.to_bytes(), expected);
     assert_eq!(decode_all::<AgentMessage>(&expected), Ok(m));
 }
@@ -533,6 +540,7 @@ fn large_message_through_fragments() {
     let content: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
     let body = AMessage::Group(GroupEnvelope::Msg {
         ext_msg_id: 77,
+        snd_ts: 5,
         content: Tail::new(content).expect("under 1 MiB"),
     });
     let encoded = body.to_bytes();

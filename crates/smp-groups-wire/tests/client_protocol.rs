@@ -6,8 +6,8 @@ mod strategies;
 
 use proptest::prelude::*;
 use smp_groups_wire::client::{
-    AgentEvent, Alias, ClientCommand, CorrId, Entity, ErrorCode, LineDecoder, LineError, Row,
-    RowsKind, Transmission,
+    AgentEvent, Alias, ClientCommand, CorrId, Entity, ErrorCode, LineDecoder, LineError,
+    MsgIntegrity, MsgMeta, Row, RowsKind, Transmission,
 };
 
 fn alias(s: &str) -> Alias {
@@ -137,6 +137,127 @@ fn seed_commands_parse() {
     );
 }
 
+/// Metadata with fixed ids and times: relay id 01 02 03, relay time
+/// 1700000000000, sender id 7 at 1700000000123, received at 1700000000250.
+fn meta(integrity: MsgIntegrity) -> MsgMeta {
+    MsgMeta {
+        integrity,
+        rcv_ts: 1_700_000_000_250,
+        relay_msg_id: vec![1, 2, 3],
+        relay_ts: 1_700_000_000_000,
+        snd_msg_id: 7,
+        snd_ts: 1_700_000_000_123,
+    }
+}
+
+/// Every `MSG` form parses back from its exact text, whatever its number of
+/// integrity tokens, inline or with a block.
+#[test]
+fn msg_metadata_parses() {
+    let ev = |line: &str| decode::<AgentEvent>(line.as_bytes()).map(|t| t.msg);
+    assert_eq!(
+        ev(" G:team MSG C:bob err skipped 2 4 R=9,10 B=,11 S=5,12 2\r\nhi\r\n"),
+        Ok(AgentEvent::GroupMsg {
+            group: alias("team"),
+            member: alias("bob"),
+            msg_id: 9,
+            meta: MsgMeta {
+                integrity: MsgIntegrity::Skipped { from: 2, to: 4 },
+                rcv_ts: 10,
+                relay_msg_id: Vec::new(),
+                relay_ts: 11,
+                snd_msg_id: 5,
+                snd_ts: 12,
+            },
+            body: b"hi".to_vec(),
+        })
+    );
+    assert_eq!(
+        ev(
+            " C:bob MSG err bad_hash R=2,1700000000250 B=AQID,1700000000000 S=7,1700000000123 2\r\n12\r\n"
+        ),
+        Ok(AgentEvent::Msg {
+            conn: alias("bob"),
+            msg_id: 2,
+            meta: meta(MsgIntegrity::BadHash),
+            body: b"12".to_vec(),
+        })
+    );
+    assert_eq!(
+        ev(" C:bob MSG ok R=1,2 B=AQID,3 S=4,5 :x y\r\n"),
+        Ok(AgentEvent::Msg {
+            conn: alias("bob"),
+            msg_id: 1,
+            meta: MsgMeta {
+                integrity: MsgIntegrity::Ok,
+                rcv_ts: 2,
+                relay_msg_id: vec![1, 2, 3],
+                relay_ts: 3,
+                snd_msg_id: 4,
+                snd_ts: 5,
+            },
+            body: b"x y".to_vec(),
+        })
+    );
+}
+
+/// Malformed metadata is refused with the exact reason.
+#[test]
+fn msg_metadata_errors() {
+    let bad = |line: &str| {
+        decode::<AgentEvent>(line.as_bytes())
+            .map(|t| t.msg)
+            .expect_err("refused")
+            .detail
+    };
+    assert_eq!(
+        bad(" C:b MSG fine R=1,2 B=AQID,3 S=4,5 :x\r\n"),
+        "integrity must be ok or err"
+    );
+    assert_eq!(
+        bad(" C:b MSG err gone R=1,2 B=AQID,3 S=4,5 :x\r\n"),
+        "integrity error must be skipped or bad_hash"
+    );
+    assert_eq!(
+        bad(" C:b MSG err skipped 4 3 R=1,2 B=AQID,3 S=4,5 :x\r\n"),
+        "skipped ids must be a range from 1 up"
+    );
+    assert_eq!(
+        bad(" C:b MSG err skipped 0 3 R=1,2 B=AQID,3 S=4,5 :x\r\n"),
+        "skipped ids must be a range from 1 up"
+    );
+    assert_eq!(
+        bad(" C:b MSG ok 1 B=AQID,3 S=4,5 :x\r\n"),
+        "recipient metadata must be R=id,time"
+    );
+    assert_eq!(
+        bad(" C:b MSG ok R=1,2 S=4,5 B=AQID,3 :x\r\n"),
+        "relay metadata must be B=id,time"
+    );
+    assert_eq!(
+        bad(" C:b MSG ok R=1,2 B=A+/,3 S=4,5 :x\r\n"),
+        "bad base64 in relay message id"
+    );
+    assert_eq!(
+        bad(" G:g MSG C:b ok R=1,2 B=AQID,3 S=4 :x\r\n"),
+        "sender metadata must be S=id,time"
+    );
+    assert_eq!(
+        bad(" G:g MSG C:b ok R=1,2 B=AQID,3 S=4,05 :x\r\n"),
+        "invalid timestamp: leading zeros are not allowed"
+    );
+    assert_eq!(
+        bad(" G:g MSG C:b ok R=1,2 B=AQID,3 S=4, :x\r\n"),
+        "empty timestamp"
+    );
+    let long = smp_groups_wire::base64url::encode_unpadded(&[7; 256]);
+    assert_eq!(
+        bad(&format!(" C:b MSG ok R=1,2 B={long},3 S=4,5 :x\r\n")),
+        "relay message id too long"
+    );
+    assert_eq!(bad(" C:b MSG 1 :x\r\n"), "integrity must be ok or err");
+}
+
 #[test]
 fn events_known_lines() {
     let e = |t: Transmission<AgentEvent>| String::from_utf8(t.to_bytes()).expect("ASCII");
@@ -146,9 +267,10 @@ fn events_known_lines() {
             group: alias("team"),
             member: alias("bob"),
             msg_id: 3,
+            meta: meta(MsgIntegrity::Ok),
             body: b"hi".to_vec()
         })),
-        " G:team MSG C:bob 3 :hi\r\n"
+        " G:team MSG C:bob ok R=3,1700000000250 B=AQID,1700000000000 S=7,1700000000123 :hi\r\n"
     );
     assert_eq!(
         e(ev(AgentEvent::GroupSent {
@@ -169,9 +291,19 @@ fn events_known_lines() {
         e(ev(AgentEvent::Msg {
             conn: alias("bob"),
             msg_id: 1,
+            meta: meta(MsgIntegrity::Skipped { from: 5, to: 6 }),
             body: b"a\nb".to_vec()
         })),
-        " C:bob MSG 1 3\r\na\nb\r\n"
+        " C:bob MSG err skipped 5 6 R=1,1700000000250 B=AQID,1700000000000 S=7,1700000000123 3\r\na\nb\r\n"
+    );
+    assert_eq!(
+        e(ev(AgentEvent::Msg {
+            conn: alias("bob"),
+            msg_id: 2,
+            meta: meta(MsgIntegrity::BadHash),
+            body: b"12".to_vec()
+        })),
+        " C:bob MSG err bad_hash R=2,1700000000250 B=AQID,1700000000000 S=7,1700000000123 :12\r\n"
     );
     assert_eq!(
         e(Transmission::new(

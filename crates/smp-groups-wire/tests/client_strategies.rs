@@ -6,8 +6,42 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use smp_groups_wire::client::{
     AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, FaultKind, FaultSource,
-    InvitationText, RcvdStatus, Row, RowsKind, Transmission, ViolationKind,
+    InvitationText, MsgIntegrity, MsgMeta, RcvdStatus, Row, RowsKind, Transmission, ViolationKind,
 };
+
+/// Every integrity status, with any valid skipped range.
+pub fn integrity() -> impl Strategy<Value = MsgIntegrity> {
+    prop_oneof![
+        Just(MsgIntegrity::Ok),
+        Just(MsgIntegrity::BadHash),
+        (1..u64::MAX, any::<u64>()).prop_map(|(from, extra)| MsgIntegrity::Skipped {
+            from,
+            to: from.saturating_add(extra % 1000),
+        }),
+    ]
+}
+
+/// Message metadata with any ids and times and relay ids of 0 to 255 bytes.
+pub fn msg_meta() -> impl Strategy<Value = MsgMeta> {
+    (
+        integrity(),
+        any::<u64>(),
+        vec(any::<u8>(), 0..=255),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(integrity, rcv_ts, relay_msg_id, relay_ts, snd_msg_id, snd_ts)| MsgMeta {
+                integrity,
+                rcv_ts,
+                relay_msg_id,
+                relay_ts,
+                snd_msg_id,
+                snd_ts,
+            },
+        )
+}
 
 /// Every fault source.
 pub fn fault_source() -> impl Strategy<Value = FaultSource> {
@@ -159,10 +193,13 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             .prop_map(|(conn, invitation)| AgentEvent::Inv { conn, invitation }),
         alias().prop_map(|conn| AgentEvent::Con { conn }),
         (alias(), any::<u64>()).prop_map(|(conn, msg_id)| AgentEvent::Sent { conn, msg_id }),
-        (alias(), any::<u64>(), payload()).prop_map(|(conn, msg_id, body)| AgentEvent::Msg {
-            conn,
-            msg_id,
-            body
+        (alias(), any::<u64>(), msg_meta(), payload()).prop_map(|(conn, msg_id, meta, body)| {
+            AgentEvent::Msg {
+                conn,
+                msg_id,
+                meta,
+                body,
+            }
         }),
         (alias(), any::<u64>(), status()).prop_map(|(conn, msg_id, status)| AgentEvent::Rcvd {
             conn,
@@ -188,14 +225,15 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             }
         }),
         (alias(), any::<u64>()).prop_map(|(group, msg_id)| AgentEvent::GroupSent { group, msg_id }),
-        (alias(), alias(), any::<u64>(), payload()).prop_map(|(group, member, msg_id, body)| {
-            AgentEvent::GroupMsg {
+        (alias(), alias(), any::<u64>(), msg_meta(), payload()).prop_map(
+            |(group, member, msg_id, meta, body)| AgentEvent::GroupMsg {
                 group,
                 member,
                 msg_id,
+                meta,
                 body,
             }
-        }),
+        ),
         (alias(), opt_alias(), any::<u64>(), status()).prop_map(
             |(group, member, msg_id, status)| {
                 AgentEvent::GroupRcvd {

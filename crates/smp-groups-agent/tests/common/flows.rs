@@ -3,7 +3,7 @@
 //! processes) and whatever their relays are.
 #![allow(dead_code, unreachable_pub, clippy::many_single_char_names)]
 
-use smp_groups_wire::client::{AgentEvent, RcvdStatus};
+use smp_groups_wire::client::{AgentEvent, MsgIntegrity, MsgMeta, RcvdStatus};
 
 use super::Client;
 
@@ -61,6 +61,35 @@ pub async fn invite(a: &mut Client, b: &mut Client, ab: &str, ba: &str, group: &
     .await;
 }
 
+/// The clock the agents under test read (they run on this machine).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The metadata of a message sent at or after `before` and received at or
+/// before `after` (milliseconds, one clock): integrity ok, the sender's id,
+/// a 24-byte relay id, the sender's time when it was sent, the relay's time
+/// (whole seconds) when it took it, ours when we received it.
+pub fn check_meta(meta: &MsgMeta, snd_msg_id: u64, before: u64, after: u64) {
+    assert_eq!(meta.integrity, MsgIntegrity::Ok, "{meta:?}");
+    assert_eq!(meta.snd_msg_id, snd_msg_id, "{meta:?}");
+    assert_eq!(meta.relay_msg_id.len(), 24, "{meta:?}");
+    assert!(
+        before <= meta.snd_ts && meta.snd_ts <= meta.rcv_ts,
+        "{meta:?}"
+    );
+    assert!(meta.rcv_ts <= after, "{meta:?}");
+    assert_eq!(meta.relay_ts % 1000, 0, "{meta:?}");
+    // The relay stamped it after it was sent, in whole seconds.
+    assert!(meta.snd_ts < meta.relay_ts + 1000, "{meta:?}");
+    assert!(
+        before < meta.relay_ts + 1000 && meta.relay_ts <= meta.rcv_ts,
+        "{meta:?}"
+    );
+}
+
 pub trait Lossy {
     fn to_string_lossy(&self) -> String;
 }
@@ -84,20 +113,26 @@ pub async fn every_group_flow(a: &mut Client, b: &mut Client, c: &mut Client) {
     connect(a, b, "bob", "alice").await;
     connect(a, c, "carol", "alice").await;
 
-    // A pairwise message, acknowledged.
+    // A pairwise message, acknowledged: the inviter's second agent message
+    // on the connection (after its HELLO).
+    let before = now_ms();
     let r = a.call("p1", "C:bob SEND :hi bob").await;
     let AgentEvent::Sent { msg_id: pid, .. } = r else {
         panic!("{r:?}")
     };
     let got = b
         .wait(|t| match &t.msg {
-            AgentEvent::Msg { conn, msg_id, body } if conn.as_str() == "alice" => {
-                Some((*msg_id, body.clone()))
-            }
+            AgentEvent::Msg {
+                conn,
+                msg_id,
+                meta,
+                body,
+            } if conn.as_str() == "alice" => Some((*msg_id, body.clone(), meta.clone())),
             _ => None,
         })
         .await;
     assert_eq!(got.1, b"hi bob");
+    check_meta(&got.2, 2, before, now_ms());
     assert!(matches!(
         b.call("p2", &format!("C:alice ACK {}", got.0)).await,
         AgentEvent::Ok { .. }
@@ -137,6 +172,8 @@ pub async fn every_group_flow(a: &mut Client, b: &mut Client, c: &mut Client) {
     .await;
 
     // Send: per-member and all-member SENT, MSG, ACK, per-member and all RCVD.
+    // Alice's first group message: extMsgId 1 for every member.
+    let before = now_ms();
     let r = a.call("s1", "G:club SEND :first message").await;
     let AgentEvent::GroupSent { msg_id: mid, .. } = r else {
         panic!("{r:?}")
@@ -149,9 +186,11 @@ pub async fn every_group_flow(a: &mut Client, b: &mut Client, c: &mut Client) {
                     group: g,
                     member,
                     msg_id,
+                    meta,
                     body,
                 } if g.as_str() == group => {
                     assert_eq!(body, b"first message");
+                    check_meta(meta, 1, before, now_ms());
                     Some((*msg_id, member.as_str().to_owned()))
                 }
                 _ => None,

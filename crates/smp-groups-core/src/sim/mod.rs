@@ -295,6 +295,36 @@ impl Sim {
             .collect()
     }
 
+    /// The messages waiting at the relays in agent `i`'s receive queues:
+    /// (server, recipient id, how many), for queues that hold any.
+    pub fn queued_for(&self, i: usize) -> Vec<(String, Vec<u8>, usize)> {
+        self.relays
+            .queues
+            .iter()
+            .filter(|(_, q)| q.owner == i && !q.messages.is_empty())
+            .map(|((s, r), q)| (s.clone(), r.clone(), q.messages.len()))
+            .collect()
+    }
+
+    /// Drops message `index` (0: the oldest) waiting in queue (`server`,
+    /// `rcv_id`), as a relay that lost it would; one being delivered is not
+    /// dropped. Returns whether a message was dropped.
+    pub fn drop_queued(&mut self, server: &str, rcv_id: &[u8], index: usize) -> bool {
+        let Some(q) = self
+            .relays
+            .queues
+            .get_mut(&(server.to_owned(), rcv_id.to_vec()))
+        else {
+            return false;
+        };
+        if index == 0 && q.delivering.is_some() {
+            return false;
+        }
+        let dropped = q.messages.remove(index).is_some();
+        self.mix(&format!("drop {server} {rcv_id:?} {index}"));
+        dropped
+    }
+
     /// Changes agent `i`'s settings ([`crate::Agent::apply_settings`]), as
     /// an agent restarted with other settings would have them.
     pub fn apply_settings(&mut self, i: usize, settings: &crate::Settings) {
@@ -496,7 +526,7 @@ impl Sim {
             );
             return;
         }
-        let result = self.relays.execute(i, op);
+        let result = self.relays.execute(i, op, self.now);
         let ev = match result {
             OpResult::Created { rcv_id, snd_id } => RelayEvent::QueueCreated {
                 op: id,
@@ -524,12 +554,13 @@ impl Sim {
 
     fn pump_deliveries(&mut self) {
         let online: Vec<bool> = self.nodes.iter().map(|n| n.agent.is_some()).collect();
-        for (owner, server, rcv_id, msg_id, body) in self.relays.deliverable(&online) {
+        for (owner, server, rcv_id, msg_id, ts, body) in self.relays.deliverable(&online) {
             let at = self.now + self.delay();
             let ev = RelayEvent::Message {
                 server,
                 rcv_id,
                 msg_id,
+                ts: Timestamp::from_millis(ts),
                 body,
             };
             if self.chance(self.faults.duplicate_ppm) {

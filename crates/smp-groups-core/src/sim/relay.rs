@@ -18,14 +18,17 @@ pub(crate) struct Queue {
     /// it needs no key derivation (which would dominate the simulation's
     /// cost; a real relay verifies a signature instead).
     pub(crate) sender_seed: Option<[u8; 32]>,
-    pub(crate) messages: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Messages waiting: the relay's id, its timestamp (the virtual time
+    /// the relay accepted the `SEND`), the body.
+    pub(crate) messages: VecDeque<(Vec<u8>, u64, Vec<u8>)>,
     /// The message delivered and not yet acknowledged.
     pub(crate) delivering: Option<Vec<u8>>,
     pub(crate) subscribed: bool,
 }
 
-/// A message to deliver: owner, server, recipient id, message id, body.
-pub(crate) type Delivery = (usize, String, Vec<u8>, Vec<u8>, Vec<u8>);
+/// A message to deliver: owner, server, recipient id, message id, the
+/// relay's timestamp, body.
+pub(crate) type Delivery = (usize, String, Vec<u8>, Vec<u8>, u64, Vec<u8>);
 
 /// What executing an operation produced for the issuing agent.
 #[derive(Debug)]
@@ -56,8 +59,8 @@ impl Relays {
         id
     }
 
-    /// Executes `op` from agent `agent`.
-    pub(crate) fn execute(&mut self, agent: usize, op: &RelayOp) -> OpResult {
+    /// Executes `op` from agent `agent` at virtual time `now`.
+    pub(crate) fn execute(&mut self, agent: usize, op: &RelayOp, now: u64) -> OpResult {
         let server = op.server().to_owned();
         match op {
             RelayOp::CreateQueue { .. } => {
@@ -132,7 +135,7 @@ impl Relays {
                     }
                     q.sender_seed = *auth;
                 }
-                q.messages.push_back((msg_id, body.clone()));
+                q.messages.push_back((msg_id, now, body.clone()));
                 self.touched.insert(key);
                 OpResult::Done
             }
@@ -162,8 +165,8 @@ impl Relays {
         }
     }
 
-    /// Messages ready to deliver now: (owner, server, rcv_id, msg_id, body);
-    /// each becomes the queue's delivering message.
+    /// Messages ready to deliver now: (owner, server, rcv_id, msg_id, ts,
+    /// body); each becomes the queue's delivering message.
     pub(crate) fn deliverable(&mut self, online: &[bool]) -> Vec<Delivery> {
         let mut out = Vec::new();
         for key in std::mem::take(&mut self.touched) {
@@ -177,9 +180,9 @@ impl Relays {
             {
                 continue;
             }
-            if let Some((id, body)) = q.messages.front() {
+            if let Some((id, ts, body)) = q.messages.front() {
                 q.delivering = Some(id.clone());
-                out.push((q.owner, server, rcv_id, id.clone(), body.clone()));
+                out.push((q.owner, server, rcv_id, id.clone(), *ts, body.clone()));
             }
         }
         out

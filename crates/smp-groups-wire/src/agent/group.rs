@@ -140,6 +140,11 @@ pub enum GroupEnvelope {
     Msg {
         /// The sender's group-wide message id, the same for every member.
         ext_msg_id: u64,
+        /// The sender's clock when its client sent the message, in
+        /// milliseconds (the agent counts from the Unix epoch); the same for
+        /// every member. Not part of the group chain (which hashes the
+        /// content): each connection's chain covers it.
+        snd_ts: u64,
         /// The message.
         content: Content,
     },
@@ -232,9 +237,11 @@ impl GroupEnvelope {
             Self::Left | Self::Out | Self::Del | Self::Deld => {}
             Self::Msg {
                 ext_msg_id,
+                snd_ts,
                 content,
             } => {
                 out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                out.extend_from_slice(&snd_ts.to_be_bytes());
                 content.encode(out);
             }
             Self::CatchUp { ext_msg_id, digest } => {
@@ -303,6 +310,7 @@ impl GroupEnvelope {
                 b"DELD" => Self::Deld,
                 b"MSG" => Self::Msg {
                     ext_msg_id: read_u64(r, "extMsgId")?,
+                    snd_ts: read_u64(r, "sndTs")?,
                     content: Content::read(r, "message content")?,
                 },
                 b"CATCHUP" => Self::CatchUp {

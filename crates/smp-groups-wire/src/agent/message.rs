@@ -96,7 +96,13 @@ pub enum AMessage {
     /// `HELLO`: the connection is secured, sent once by each side.
     Hello,
     /// `A_MSG`: a user message on a pairwise connection.
-    UserMsg(Content),
+    UserMsg {
+        /// The sender's clock when its client sent the message, in
+        /// milliseconds (the agent counts from the Unix epoch).
+        snd_ts: u64,
+        /// The message.
+        content: Content,
+    },
     /// `A_RCVD`: receipts for messages received on this connection (1 to
     /// [`MAX_RECEIPTS`]).
     Receipts(Vec<Receipt>),
@@ -112,7 +118,7 @@ impl AMessage {
     pub fn tag(&self) -> &'static [u8] {
         match self {
             Self::Hello => b"HELLO",
-            Self::UserMsg(_) => b"A_MSG",
+            Self::UserMsg { .. } => b"A_MSG",
             Self::Receipts(_) => b"A_RCVD",
             Self::Fragment(_) => b"FRAG",
             Self::Group(g) => g.tag(),
@@ -123,7 +129,8 @@ impl AMessage {
     fn size_hint(&self) -> usize {
         let payload = match self {
             Self::Hello => 0,
-            Self::UserMsg(c) | Self::Group(GroupEnvelope::Msg { content: c, .. }) => c.len(),
+            Self::UserMsg { content: c, .. }
+            | Self::Group(GroupEnvelope::Msg { content: c, .. }) => c.len(),
             Self::Receipts(rs) => rs.len() * 40,
             Self::Fragment(f) => f.bytes.len(),
             Self::Group(_) => 256,
@@ -137,7 +144,10 @@ impl AMessage {
         let bare = matches!(tag, b"HELLO") || GroupEnvelope::is_bare(tag);
         let msg = match tag {
             b"HELLO" => Self::Hello,
-            b"A_MSG" => Self::UserMsg(Content::read(r, "message content")?),
+            b"A_MSG" => Self::UserMsg {
+                snd_ts: read_u64(r, "sndTs")?,
+                content: Content::read(r, "message content")?,
+            },
             b"A_RCVD" => {
                 let receipts = r.list("receipts", MAX_RECEIPTS, |r| {
                     Ok(Receipt {
@@ -205,9 +215,10 @@ impl Encode for AMessage {
         out.extend_from_slice(self.tag());
         match self {
             Self::Hello => {}
-            Self::UserMsg(c) => {
+            Self::UserMsg { snd_ts, content } => {
                 out.push(b' ');
-                c.encode(out);
+                out.extend_from_slice(&snd_ts.to_be_bytes());
+                content.encode(out);
             }
             Self::Receipts(rs) => {
                 out.push(b' ');

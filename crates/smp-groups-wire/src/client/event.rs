@@ -2,6 +2,7 @@
 
 use super::command::kind_name;
 use super::error::{ErrorCode, LineError};
+use super::meta::MsgMeta;
 use super::rows::{Row, encode_rows, parse_rows};
 use super::token::{Alias, CorrId, Cursor, Entity, EntityKind, InvitationText, MAX_DETAIL_LEN};
 use super::writer::LineWriter;
@@ -250,12 +251,15 @@ pub enum AgentEvent {
         /// The agent's id of the message.
         msg_id: u64,
     },
-    /// `C:a MSG id msg`: a message was received.
+    /// `C:a MSG integrity R=id,time B=id,time S=id,time msg`: a message was
+    /// received.
     Msg {
         /// The connection.
         conn: Alias,
-        /// The agent's id of the message, for `ACK`.
+        /// The agent's id of the message, for `ACK` (`R=`).
         msg_id: u64,
+        /// Its integrity, and the ids and times of the relay and the sender.
+        meta: MsgMeta,
         /// The message.
         body: Vec<u8>,
     },
@@ -316,14 +320,18 @@ pub enum AgentEvent {
         /// The agent's id of the message.
         msg_id: u64,
     },
-    /// `G:g MSG C:a id msg`: a group message from a member.
+    /// `G:g MSG C:a integrity R=id,time B=id,time S=extMsgId,time msg`: a
+    /// group message from a member.
     GroupMsg {
         /// The group.
         group: Alias,
         /// The sender.
         member: Alias,
-        /// The agent's id of the message, for `ACK`.
+        /// The agent's id of the message, for `ACK` (`R=`).
         msg_id: u64,
+        /// Its integrity in the sender's group chain, and the ids and times of
+        /// the relay and the sender (whose id is the group-wide `extMsgId`).
+        meta: MsgMeta,
         /// The message.
         body: Vec<u8>,
     },
@@ -481,8 +489,13 @@ impl AgentEvent {
     /// the line after the word, for events whose shape depends on an argument.
     pub(crate) fn payload_index(kind: EntityKind, word: &[u8], args: &[u8]) -> Option<usize> {
         match (kind, word) {
-            (EntityKind::Conn, b"MSG" | b"REQ") => Some(1),
-            (EntityKind::Group, b"MSG") => Some(2),
+            (EntityKind::Conn, b"REQ") => Some(1),
+            (EntityKind::Conn, b"MSG") => Some(MsgMeta::token_count(args)),
+            (EntityKind::Group, b"MSG") => {
+                let mut c = Cursor::new(args, None);
+                c.token();
+                Some(1 + MsgMeta::token_count(c.rest()))
+            }
             (EntityKind::Conn, b"LIST")
             | (EntityKind::Group, b"LIST" | b"PENDING" | b"MEMBERS" | b"STATUS") => Some(0),
             (EntityKind::Group, b"APPROVE") => {
@@ -513,7 +526,9 @@ impl AgentEvent {
             }
             Self::Inv { invitation, .. } => w.word(invitation.as_str()),
             Self::Sent { msg_id, .. } | Self::GroupSent { msg_id, .. } => w.number(*msg_id),
-            Self::Msg { msg_id, body, .. } => w.number(*msg_id).payload(body),
+            Self::Msg {
+                msg_id, meta, body, ..
+            } => meta.write(*msg_id, w).payload(body),
             Self::Rcvd { msg_id, status, .. } => w.number(*msg_id).word(status.as_str()),
             Self::Req {
                 invitation, info, ..
@@ -528,9 +543,10 @@ impl AgentEvent {
             Self::GroupMsg {
                 member,
                 msg_id,
+                meta,
                 body,
                 ..
-            } => w.conn(member).number(*msg_id).payload(body),
+            } => meta.write(*msg_id, w.conn(member)).payload(body),
             Self::GroupRcvd {
                 member,
                 msg_id,
@@ -651,11 +667,15 @@ impl AgentEvent {
                         conn,
                         msg_id: c.number("message id")?,
                     },
-                    b"MSG" => Self::Msg {
-                        conn,
-                        msg_id: c.number("message id")?,
-                        body: c.payload()?,
-                    },
+                    b"MSG" => {
+                        let (msg_id, meta) = MsgMeta::parse(c)?;
+                        Self::Msg {
+                            conn,
+                            msg_id,
+                            meta,
+                            body: c.payload()?,
+                        }
+                    }
                     b"RCVD" => Self::Rcvd {
                         conn,
                         msg_id: c.number("message id")?,
@@ -715,12 +735,17 @@ impl AgentEvent {
                         }
                     }
                 }
-                b"MSG" => Self::GroupMsg {
-                    group,
-                    member: c.conn()?,
-                    msg_id: c.number("message id")?,
-                    body: c.payload()?,
-                },
+                b"MSG" => {
+                    let member = c.conn()?;
+                    let (msg_id, meta) = MsgMeta::parse(c)?;
+                    Self::GroupMsg {
+                        group,
+                        member,
+                        msg_id,
+                        meta,
+                        body: c.payload()?,
+                    }
+                }
                 b"RCVD" => {
                     let mut probe = c.clone();
                     let member = if probe.token().starts_with(b"C:") {

@@ -15,6 +15,7 @@ mod command;
 mod error;
 mod event;
 mod framer;
+mod meta;
 mod rows;
 mod token;
 mod transmission;
@@ -26,6 +27,7 @@ pub use event::{
     AgentEvent, Approval, FaultKind, FaultSource, RcvdStatus, RowsKind, ViolationKind,
 };
 pub use framer::{DEFAULT_MAX_LINE, FrameLimits, LineDecoder, MAX_SKIP};
+pub use meta::{MAX_RELAY_MSG_ID_LEN, MsgIntegrity, MsgMeta};
 pub use rows::{MAX_FIELDS, MAX_KEY_LEN, MAX_ROWS, MAX_VALUE_LEN, Row};
 pub use token::{
     Alias, CorrId, Cursor, DEFAULT_MAX_PAYLOAD, Entity, EntityKind, InvitationText, MAX_ALIAS_LEN,
