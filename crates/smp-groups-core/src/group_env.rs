@@ -428,8 +428,19 @@ impl Agent {
 
     /// We are removed by `by`: forget the group.
     fn removed_by(&mut self, group: &str, by: Mid) {
-        // Members we were adding cannot complete their join: tell them.
-        for c in self.unfinished_add_conns(group) {
+        // Removed by a member we had removed ourselves (the two removals
+        // crossed): its `REM` of us reaches only the members it was connected
+        // with, and it is out too, so the members it never reached (those we
+        // added since, or while it was being connected with them) would keep
+        // us for ever. Every member we hold hears `LEFT` from us. Otherwise
+        // the members we were adding cannot complete their join: tell them.
+        let crossed = self.groups.get(group).is_some_and(|g| g.gone.contains(&by));
+        let tell = if crossed {
+            self.member_conns(group)
+        } else {
+            self.unfinished_add_conns(group)
+        };
+        for c in tell {
             self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
         }
         let mut conns = self.member_conns(group);

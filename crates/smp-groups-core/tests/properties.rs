@@ -954,3 +954,26 @@ fn regression_member_kept_after_removal_open_approval_n4() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run: two members removed each other while a third
+/// joined; agent 2 kept a member that was out.
+#[test]
+fn regression_member_kept_after_mutual_removal_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 0 },
+        Op::Settle,
+        Op::Add { by: 0, who: 0 },
+        Op::Run(287),
+        Op::Remove { by: 1, who: 0 },
+        Op::Remove { by: 0, who: 1 },
+        Op::Run(1755),
+        Op::Add { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 13035,
+        duplicate_ppm: 869,
+        max_delay_ms: 41,
+    };
+    let c = case(4, ops, faults, 12_717_902_187_833_158_315);
+    check(&c, &mut Stats::default()).expect("converges");
+}
