@@ -356,6 +356,24 @@ impl Agent {
             .get(group)
             .and_then(|g| g.members.get(&x))
             .map(|m| m.conn);
+        // Members we are adding may be unknown to the remover (it removed
+        // before it heard of them) while we introduced them to `x`: they hear
+        // of the removal from us, as of a deletion.
+        let remover = self
+            .groups
+            .get(group)
+            .and_then(|g| g.members.get(&by))
+            .and_then(|m| m.conn);
+        let target = conn.flatten();
+        for c in self.unfinished_add_conns(group) {
+            if Some(c) != remover && Some(c) != target {
+                self.enqueue(
+                    c,
+                    &AMessage::Group(GroupEnvelope::Rem(MemberId(x))),
+                    Note::None,
+                );
+            }
+        }
         if let Some(conn) = conn {
             if let (true, Some(c)) = (notify, conn) {
                 self.enqueue(c, &AMessage::Group(GroupEnvelope::Out), Note::None);

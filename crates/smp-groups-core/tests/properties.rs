@@ -977,3 +977,26 @@ fn regression_member_kept_after_mutual_removal_n4() {
     let c = case(4, ops, faults, 12_717_902_187_833_158_315);
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run: a removal by a member that had crashed while
+/// a join was in flight; agent 1 kept a member the others had dropped.
+#[test]
+fn regression_member_kept_after_remove_with_crash_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 1 },
+        Op::Run(528),
+        Op::Add { by: 1, who: 1 },
+        Op::Run(2262),
+        Op::Add { by: 0, who: 0 },
+        Op::Crash(2),
+        Op::Run(672),
+        Op::Remove { by: 2, who: 3 },
+    ];
+    let faults = Faults {
+        loss_ppm: 3111,
+        duplicate_ppm: 1,
+        max_delay_ms: 3,
+    };
+    let c = case(4, ops, faults, 742_703_776_659_620_636);
+    check(&c, &mut Stats::default()).expect("converges");
+}
