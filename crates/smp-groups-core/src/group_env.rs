@@ -621,6 +621,7 @@ impl Agent {
         if late {
             self.replay_sent(group, x, cid);
         }
+        self.tell_removals(group, x, cid);
         self.introduce_late(group, x);
     }
 
@@ -763,6 +764,7 @@ impl Agent {
         if let Some(g) = self.groups.get_mut(group) {
             g.members.insert(x, m);
         }
+        self.tell_removals(group, x, cid);
         self.introduce_late(group, x);
     }
 

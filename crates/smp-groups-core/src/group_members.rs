@@ -283,6 +283,7 @@ impl Agent {
             return;
         }
         if !known {
+            self.tell_removals(group, x, conn);
             // Members we are adding concurrently may be unknown to its
             // introducer: we introduce them to it.
             self.introduce_late(group, x);
@@ -561,6 +562,34 @@ impl Agent {
             self.event(Event::Empty {
                 group: group.to_owned(),
             });
+        }
+    }
+
+    /// A member `y` we learned of while removals of ours are in progress: it
+    /// was introduced to the removed members before our `REM` could reach it
+    /// (we did not know it), so it hears of them from us on `conn`, and each
+    /// removal waits for its `REMD` too.
+    pub(crate) fn tell_removals(&mut self, group: &str, y: Mid, conn: u64) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        for (x, waiting) in &mut g.removals {
+            if *x != y {
+                waiting.insert(y);
+                removed.push(*x);
+            }
+        }
+        if removed.is_empty() {
+            return;
+        }
+        self.touch_group(group);
+        for x in removed {
+            self.enqueue(
+                conn,
+                &AMessage::Group(GroupEnvelope::Rem(MemberId(x))),
+                Note::None,
+            );
         }
     }
 

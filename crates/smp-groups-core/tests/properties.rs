@@ -1000,3 +1000,45 @@ fn regression_member_kept_after_remove_with_crash_n4() {
     let c = case(4, ops, faults, 742_703_776_659_620_636);
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (approval above 2 members, crashes, a
+/// removal): agent 1 kept a member the others had dropped.
+#[test]
+fn regression_member_kept_after_approved_removal_crashes_n4() {
+    let ops = vec![
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 2 },
+        Op::Crash(0),
+        Op::Send { by: 0 },
+        Op::Settle,
+        Op::Add { by: 2, who: 0 },
+        Op::Run(649),
+        Op::Run(78),
+        Op::Send { by: 0 },
+        Op::Run(2836),
+        Op::Add { by: 2, who: 0 },
+        Op::Run(1492),
+        Op::Send { by: 3 },
+        Op::Run(126),
+        Op::Run(803),
+        Op::Send { by: 3 },
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 1 },
+        Op::Crash(3),
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 0 },
+        Op::Run(2016),
+        Op::Remove { by: 3, who: 2 },
+        Op::Crash(0),
+    ];
+    let faults = Faults {
+        loss_ppm: 17031,
+        duplicate_ppm: 5605,
+        max_delay_ms: 119,
+    };
+    let c = Case {
+        approval_threshold: 2,
+        ..case(4, ops, faults, 14_264_381_341_680_637_227)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
