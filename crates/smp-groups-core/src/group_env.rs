@@ -396,7 +396,7 @@ impl Agent {
         match env {
             GroupEnvelope::Out => self.removed_by(group, sender),
             GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x) if Some(x.0) == me => {
-                self.removed_by(group, sender)
+                self.removed_by(group, sender);
             }
             GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x)
                 if self
