@@ -131,8 +131,12 @@ fn run_cases(cases: u32) {
         t.deliveries_checked * 2 >= u64::from(cases),
         "too few deliveries: {t:?}"
     );
+    // Sends of a member that was removed are not checked. Over 1,000 cases
+    // they are about 7 % (267 of 3,892); removals come in clusters (a removed
+    // member's sends all count), so 64-case samples spread from 3 % to 12.5 %
+    // (seen on fresh seeds): a fifth still catches a run that checked little.
     assert!(
-        t.sender_removed * 10 <= t.sends,
+        t.sender_removed * 5 <= t.sends,
         "too many unchecked sends: {t:?}"
     );
     // The relay's duplicates were seen, and counted as the relay's.
