@@ -146,11 +146,7 @@ impl Agent {
         else {
             return;
         };
-        let id = |a: AnchorRec| match a {
-            AnchorRec::Genesis => 0,
-            AnchorRec::At(id, _) => id,
-        };
-        let (from_id, given_id) = (id(from), id(given));
+        let (from_id, given_id) = (from.msg_id(), given.msg_id());
         if from_id >= given_id {
             return;
         }

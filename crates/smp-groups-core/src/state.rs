@@ -29,6 +29,16 @@ pub(crate) enum AnchorRec {
     At(u64, [u8; 32]),
 }
 
+impl AnchorRec {
+    /// The last message id before the chain continues (0 at genesis).
+    pub(crate) fn msg_id(self) -> u64 {
+        match self {
+            Self::Genesis => 0,
+            Self::At(id, _) => id,
+        }
+    }
+}
+
 impl From<Anchor> for AnchorRec {
     fn from(a: Anchor) -> Self {
         match a {
