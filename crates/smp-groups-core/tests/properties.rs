@@ -1051,12 +1051,13 @@ fn regression_member_kept_after_approved_removal_crashes_n4() {
 /// (n = 3); agent 1 still held the deleted group. Agent 2 added agent 1 and
 /// removed agent 0 before agent 1 was introduced to it, then left; agent 0
 /// deleted the group before it heard of its removal. The only member that
-/// knew both (agent 2) had left when agent 0's `DEL` reached it, so nobody
-/// passes the deletion on to agent 1, which is alone in the group (it got
-/// `EMPTY`). Open: whether a member alone in a group that was deleted
-/// concurrently must forget it, and how it would learn of it.
+/// knew both (agent 2) had left when agent 0's `DEL` reached it, so nothing
+/// can reach agent 1, which is alone in the group (it got `EMPTY`). Decided:
+/// a deletion by a member being removed binds the members it could reach (and
+/// those they pass it on to); agent 1 never knew agent 0 and keeps the group
+/// (docs/groups.md, "Deletion by a member being removed"). The case checks
+/// that this is the only way it is still held, and what agent 1 holds.
 #[test]
-#[ignore = "open: a deletion that can reach nobody who holds the group (found by the 10,000-case run, not fixed yet)"]
 fn regression_deleted_generation_held_after_remove_leave_n3() {
     let ops = vec![
         Op::Add { by: 0, who: 1 },
@@ -1074,5 +1075,8 @@ fn regression_deleted_generation_held_after_remove_leave_n3() {
         max_delay_ms: 144,
     };
     let c = case(3, ops, faults, 322_594_533_346_702_660);
-    check(&c, &mut Stats::default()).expect("converges");
+    let mut stats = Stats::default();
+    check(&c, &mut stats).expect("converges");
+    assert_eq!(stats.deletes, 1);
+    assert_eq!(stats.deletes_unreachable, 1, "{stats:?}");
 }

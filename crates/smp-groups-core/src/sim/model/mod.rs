@@ -7,7 +7,8 @@
 //!   view of the membership (connected and pending alike) is exactly the set of
 //!   agents that hold the group: computed from who is in, not only agreement;
 //! - every agent that held the group and no longer does was told why (`LEFT`,
-//!   `OUT` or `DELD`), and a deleted group is held by nobody;
+//!   `OUT` or `DELD`), and a deleted group is held by nobody (but members
+//!   that never knew a deleter whose removal raced its deletion);
 //! - every message reaches, exactly once, every member that was in the group
 //!   (join complete on both sides) when it was sent and is still in it, unless
 //!   its sender was removed; no agent receives a message twice; every send of a
@@ -154,6 +155,9 @@ pub struct Stats {
     pub sender_removed: u64,
     /// Groups deleted.
     pub deletes: u64,
+    /// Deleted groups still held by members that never knew the deleter, a
+    /// member being removed when it deleted (nobody left could tell them).
+    pub deletes_unreachable: u64,
     /// Approval requests answered.
     pub approvals: u64,
     /// Agent crashes.
@@ -179,6 +183,7 @@ impl Stats {
         self.deliveries_checked += other.deliveries_checked;
         self.sender_removed += other.sender_removed;
         self.deletes += other.deletes;
+        self.deletes_unreachable += other.deletes_unreachable;
         self.approvals += other.approvals;
         self.crashes += other.crashes;
         self.refusals.add(&other.refusals);

@@ -26,6 +26,10 @@ pub(super) struct Generation {
     pub(super) creator: usize,
     pub(super) handles: BTreeMap<usize, GroupHandle>,
     pub(super) deleted: bool,
+    /// The agent that deleted it.
+    pub(super) deleted_by: Option<usize>,
+    /// Agents whose removal a member accepted (`OK`), in the order issued.
+    pub(super) removed: BTreeSet<usize>,
 }
 
 /// A case being run.
@@ -47,6 +51,8 @@ impl Run {
                 creator: 0,
                 handles: BTreeMap::from([(0, first)]),
                 deleted: false,
+                deleted_by: None,
+                removed: BTreeSet::new(),
             }],
             ids: BTreeMap::new(),
             sent: Vec::new(),
@@ -290,7 +296,9 @@ impl Run {
             },
         );
         match self.sim.response(by, &corr) {
-            Some(Event::Ok { .. }) => {}
+            Some(Event::Ok { .. }) => {
+                self.gens[g].removed.insert(who);
+            }
             Some(Event::Err(CommandError::NoMember(_))) => {
                 // It already left or was removed by someone else.
                 self.stats.remove_gone += 1;
@@ -326,6 +334,7 @@ impl Run {
         }
         self.stats.deletes += 1;
         self.gens[g].deleted = true;
+        self.gens[g].deleted_by = Some(by);
         // Life goes on in a new group created by the same agent.
         let Some(nh) = self.sim.create_group(by) else {
             return Err(CheckFailure::new(
@@ -340,6 +349,8 @@ impl Run {
             creator: by,
             handles: BTreeMap::from([(by, nh)]),
             deleted: false,
+            deleted_by: None,
+            removed: BTreeSet::new(),
         });
         self.id_of(g + 1, by);
         Ok(())
