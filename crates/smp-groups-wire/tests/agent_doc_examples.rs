@@ -162,6 +162,21 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         (
+            "DMSG",
+            Body(g(GroupEnvelope::DirectMsg {
+                msg_id: 3,
+                snd_ts: 1_700_000_000_123,
+                content: t(b"hi"),
+            })),
+        ),
+        (
+            "DRCVD",
+            Body(g(GroupEnvelope::DirectRcvd {
+                msg_id: 3,
+                digest: D4,
+            })),
+        ),
+        (
             "G_CHECK",
             Body(g(GroupEnvelope::Check(GCheck {
                 entries: vec![

@@ -133,6 +133,15 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         (vec((any::<u64>(), digest()), 1..20), sig())
             .prop_map(|(receipts, sig)| GroupEnvelope::Receipts { receipts, sig }),
         gcheck().prop_map(GroupEnvelope::Check),
+        (any::<u64>(), any::<u64>(), tail(500)).prop_map(|(msg_id, snd_ts, content)| {
+            GroupEnvelope::DirectMsg {
+                msg_id,
+                snd_ts,
+                content,
+            }
+        }),
+        (any::<u64>(), digest())
+            .prop_map(|(msg_id, digest)| GroupEnvelope::DirectRcvd { msg_id, digest }),
     ]
 }
 
@@ -236,7 +245,7 @@ proptest! {
         let absorbs = matches!(
             &m,
             AgentMessage::Message { body: AMessage::UserMsg { .. }, .. }
-                | AgentMessage::Message { body: AMessage::Group(GroupEnvelope::Msg { .. } | GroupEnvelope::Check(_)), .. }
+                | AgentMessage::Message { body: AMessage::Group(GroupEnvelope::Msg { .. } | GroupEnvelope::DirectMsg { .. } | GroupEnvelope::Check(_)), .. }
         );
         let mut bytes = m.to_bytes();
         bytes.extend_from_slice(&extra);

@@ -436,3 +436,128 @@ fn status_queries_parse_and_answer_in_rows() {
         assert!(matches!(r, Some(Err(_)) | None), "{bad:?}: {r:?}");
     }
 }
+
+/// Direct messages: `DSEND` parses (inline and block payloads), each direct
+/// event has its exact text and parses back, and malformed lines are refused.
+#[test]
+fn direct_message_lines() {
+    use smp_groups_wire::client::{DirectFailure, RcvdStatus};
+    assert_eq!(
+        cmd("8 G:team DSEND C:bob :just you\r\n"),
+        Ok(ClientCommand::DirectSend {
+            group: alias("team"),
+            member: alias("bob"),
+            body: b"just you".to_vec()
+        })
+    );
+    assert_eq!(
+        cmd("8 G:team DSEND C:bob 3\r\na\nb\r\n"),
+        Ok(ClientCommand::DirectSend {
+            group: alias("team"),
+            member: alias("bob"),
+            body: b"a\nb".to_vec()
+        })
+    );
+    assert_eq!(err("8 G:team DSEND :no member\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("8 G:team DSEND C:bob\r\n").0, ErrorCode::Syntax);
+    assert_eq!(err("8 G:team DSEND bob :x\r\n").0, ErrorCode::Syntax);
+    assert_eq!(
+        err("8 C:bob DSEND C:bob :x\r\n").0,
+        ErrorCode::UnknownCommand
+    );
+    assert_eq!(err("8 G: DSEND C:bob :x\r\n").0, ErrorCode::Syntax);
+
+    let text = |corr: &str, msg: AgentEvent| {
+        let corr = if corr.is_empty() {
+            CorrId::empty()
+        } else {
+            CorrId::new(corr).expect("valid")
+        };
+        String::from_utf8(Transmission::new(corr, msg).to_bytes()).expect("ASCII")
+    };
+    let cases = [
+        (
+            "8",
+            AgentEvent::DirectSent {
+                group: alias("team"),
+                member: None,
+                msg_id: 5,
+            },
+            "8 G:team DSENT 5\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectSent {
+                group: alias("team"),
+                member: Some(alias("bob")),
+                msg_id: 5,
+            },
+            " G:team DSENT C:bob 5\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectMsg {
+                group: alias("team"),
+                member: alias("bob"),
+                msg_id: 3,
+                meta: meta(MsgIntegrity::Ok),
+                body: b"hi".to_vec(),
+            },
+            " G:team DMSG C:bob ok R=3,1700000000250 B=AQID,1700000000000 S=7,1700000000123 :hi\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectMsg {
+                group: alias("team"),
+                member: alias("bob"),
+                msg_id: 4,
+                meta: meta(MsgIntegrity::Skipped { from: 5, to: 6 }),
+                body: b"a\r\nb".to_vec(),
+            },
+            " G:team DMSG C:bob err skipped 5 6 R=4,1700000000250 B=AQID,1700000000000 S=7,1700000000123 4\r\na\r\nb\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectRcvd {
+                group: alias("team"),
+                member: alias("bob"),
+                msg_id: 5,
+                status: RcvdStatus::Ok,
+            },
+            " G:team DRCVD C:bob 5 ok\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectFailed {
+                group: alias("team"),
+                member: alias("bob"),
+                msg_id: 5,
+                reason: DirectFailure::Unsent,
+            },
+            " G:team DFAIL C:bob 5 unsent\r\n",
+        ),
+        (
+            "",
+            AgentEvent::DirectFailed {
+                group: alias("team"),
+                member: alias("bob"),
+                msg_id: 6,
+                reason: DirectFailure::Unconfirmed,
+            },
+            " G:team DFAIL C:bob 6 unconfirmed\r\n",
+        ),
+    ];
+    for (corr, event, line) in cases {
+        assert_eq!(text(corr, event.clone()), line);
+        assert_eq!(
+            decode::<AgentEvent>(line.as_bytes()).map(|t| t.msg),
+            Ok(event),
+            "{line:?}"
+        );
+    }
+    let bad = |line: &str| decode::<AgentEvent>(line.as_bytes()).is_err();
+    assert!(bad(" G:team DFAIL C:bob 5 lost\r\n"));
+    assert!(bad(" G:team DRCVD 5 ok\r\n"));
+    assert!(bad(" G:team DMSG C:bob R=1,2 :x\r\n"));
+    assert!(bad(" C:bob DMSG ok R=1,2 B=,3 S=4,5 :x\r\n"));
+}

@@ -5,8 +5,9 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use smp_groups_wire::client::{
-    AgentEvent, Alias, Approval, ClientCommand, CorrId, Entity, ErrorCode, FaultKind, FaultSource,
-    InvitationText, MsgIntegrity, MsgMeta, RcvdStatus, Row, RowsKind, Transmission, ViolationKind,
+    AgentEvent, Alias, Approval, ClientCommand, CorrId, DirectFailure, Entity, ErrorCode,
+    FaultKind, FaultSource, InvitationText, MsgIntegrity, MsgMeta, RcvdStatus, Row, RowsKind,
+    Transmission, ViolationKind,
 };
 
 /// Every integrity status, with any valid skipped range.
@@ -137,6 +138,13 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
         alias().prop_map(|group| ClientCommand::Status { group }),
         alias().prop_map(|group| ClientCommand::Check { group }),
         alias().prop_map(|invitation| ClientCommand::Reject { invitation }),
+        (alias(), alias(), payload()).prop_map(|(group, member, body)| {
+            ClientCommand::DirectSend {
+                group,
+                member,
+                body,
+            }
+        }),
     ]
 }
 
@@ -296,7 +304,48 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
             }
         ),
     ];
-    prop_oneof![conn_events, group_events, rows_event()]
+    let direct_events = prop_oneof![
+        (alias(), opt_alias(), any::<u64>()).prop_map(|(group, member, msg_id)| {
+            AgentEvent::DirectSent {
+                group,
+                member,
+                msg_id,
+            }
+        }),
+        (alias(), alias(), any::<u64>(), msg_meta(), payload()).prop_map(
+            |(group, member, msg_id, meta, body)| AgentEvent::DirectMsg {
+                group,
+                member,
+                msg_id,
+                meta,
+                body,
+            }
+        ),
+        (alias(), alias(), any::<u64>(), status()).prop_map(|(group, member, msg_id, status)| {
+            AgentEvent::DirectRcvd {
+                group,
+                member,
+                msg_id,
+                status,
+            }
+        }),
+        (
+            alias(),
+            alias(),
+            any::<u64>(),
+            prop_oneof![
+                Just(DirectFailure::Unsent),
+                Just(DirectFailure::Unconfirmed)
+            ]
+        )
+            .prop_map(|(group, member, msg_id, reason)| AgentEvent::DirectFailed {
+                group,
+                member,
+                msg_id,
+                reason,
+            }),
+    ];
+    prop_oneof![conn_events, group_events, direct_events, rows_event()]
 }
 
 /// Commands with corrIds.

@@ -1,6 +1,7 @@
 //! Group envelopes: the group RFC's `GROUP`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`,
 //! `DEL`, `DELD`, the group message `MSG`, its receipt `RCVD`, the introduction
-//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, and `G_CHECK`.
+//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, `G_CHECK`, and
+//! the direct message to one member `DMSG` with its receipt `DRCVD`.
 //!
 //! They travel as the body of an agent message on a group connection (the visible
 //! connection for `GROUP`, hidden per-member connections for the rest); see
@@ -177,6 +178,25 @@ pub enum GroupEnvelope {
     },
     /// `G_CHECK`: the group integrity check, in the RFC's text syntax.
     Check(GCheck),
+    /// `DMSG`: a direct message to this one member (not a group message: it
+    /// is in no group chain and no `G_CHECK`).
+    DirectMsg {
+        /// The sender's id of the message, 1, 2, 3, ... for each member it
+        /// sends direct messages to (the pair's own ordering).
+        msg_id: u64,
+        /// The sender's clock when its client sent the message, in
+        /// milliseconds since the Unix epoch.
+        snd_ts: u64,
+        /// The message.
+        content: Content,
+    },
+    /// `DRCVD`: the receipt for a direct message.
+    DirectRcvd {
+        /// The sender's id of the received message (`DMSG` `msg_id`).
+        msg_id: u64,
+        /// The hash of the content the receiver got.
+        digest: Digest,
+    },
 }
 
 impl GroupEnvelope {
@@ -202,6 +222,8 @@ impl GroupEnvelope {
             Self::Rcvd { .. } => b"RCVD",
             Self::Receipts { .. } => b"RCVDS",
             Self::Check(_) => super::gcheck::GCHECK_TAG,
+            Self::DirectMsg { .. } => b"DMSG",
+            Self::DirectRcvd { .. } => b"DRCVD",
         }
     }
 
@@ -266,6 +288,19 @@ impl GroupEnvelope {
                     digest.encode(out);
                 }
                 encode_signature(sig.as_ref(), out);
+            }
+            Self::DirectMsg {
+                msg_id,
+                snd_ts,
+                content,
+            } => {
+                out.extend_from_slice(&msg_id.to_be_bytes());
+                out.extend_from_slice(&snd_ts.to_be_bytes());
+                content.encode(out);
+            }
+            Self::DirectRcvd { msg_id, digest } => {
+                out.extend_from_slice(&msg_id.to_be_bytes());
+                digest.encode(out);
             }
             Self::Check(c) => {
                 // G_CHECK is text: the tag and SP are written by the caller.
@@ -340,6 +375,15 @@ impl GroupEnvelope {
                         sig: r.maybe("signature", |r| r.array("signature"))?,
                     }
                 }
+                b"DMSG" => Self::DirectMsg {
+                    msg_id: read_u64(r, "direct msgId")?,
+                    snd_ts: read_u64(r, "sndTs")?,
+                    content: Content::read(r, "message content")?,
+                },
+                b"DRCVD" => Self::DirectRcvd {
+                    msg_id: read_u64(r, "direct msgId")?,
+                    digest: Digest::decode(r)?,
+                },
                 t if t == super::gcheck::GCHECK_TAG => {
                     Self::Check(GCheck::parse_entries(r.rest())?)
                 }

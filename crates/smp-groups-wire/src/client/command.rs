@@ -73,7 +73,18 @@ pub enum ClientCommand {
         /// The message.
         body: Vec<u8>,
     },
-    /// `G:g ACK id`: the client has processed group message `id`.
+    /// `G:g DSEND C:a msg`: send a direct message to member `a` only, over
+    /// the hidden connection with it; answered by `G:g DSENT id`.
+    DirectSend {
+        /// The group.
+        group: Alias,
+        /// The member, by its local alias.
+        member: Alias,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g ACK id`: the client has processed group message `id` (or direct
+    /// message `id`: the ids of one group are never shared).
     GroupAck {
         /// The group.
         group: Alias,
@@ -152,6 +163,7 @@ impl ClientCommand {
             Self::ListConns => Entity::Conn(None),
             Self::Reject { invitation } => Entity::Invitation(invitation.clone()),
             Self::GroupSend { group, .. }
+            | Self::DirectSend { group, .. }
             | Self::GroupAck { group, .. }
             | Self::Leave { group }
             | Self::Remove { group, .. }
@@ -173,6 +185,7 @@ impl ClientCommand {
             Self::Ack { .. } | Self::GroupAck { .. } => "ACK",
             Self::DelConn { .. } | Self::DelGroup { .. } => "DEL",
             Self::Intro { .. } => "INTRO",
+            Self::DirectSend { .. } => "DSEND",
             Self::Leave { .. } => "LEAVE",
             Self::Remove { .. } => "REM",
             Self::Allow { .. } => "ALLOW",
@@ -190,7 +203,7 @@ impl ClientCommand {
     pub(crate) fn payload_index(kind: EntityKind, word: &[u8]) -> Option<usize> {
         match (kind, word) {
             (EntityKind::Conn, b"SEND") | (EntityKind::Group, b"NEW" | b"SEND") => Some(0),
-            (EntityKind::Conn, b"INTRO") => Some(1),
+            (EntityKind::Conn, b"INTRO") | (EntityKind::Group, b"DSEND") => Some(1),
             _ => None,
         }
     }
@@ -219,6 +232,7 @@ impl ClientCommand {
             Self::NewGroup { info, .. } => w.payload(info),
             Self::JoinGroup { invitation, .. } => w.entity(&Entity::Invitation(invitation.clone())),
             Self::Remove { member, .. } => w.conn(member),
+            Self::DirectSend { member, body, .. } => w.conn(member).payload(body),
             Self::Allow { req_id, .. } | Self::Deny { req_id, .. } => w.number(*req_id),
         };
         w.finish();
@@ -280,6 +294,11 @@ impl ClientCommand {
                 },
                 b"SEND" => Self::GroupSend {
                     group: need(group)?,
+                    body: c.payload()?,
+                },
+                b"DSEND" => Self::DirectSend {
+                    group: need(group)?,
+                    member: c.conn()?,
                     body: c.payload()?,
                 },
                 b"ACK" => Self::GroupAck {

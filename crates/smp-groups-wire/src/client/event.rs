@@ -347,6 +347,57 @@ pub enum AgentEvent {
         /// The delivery status.
         status: RcvdStatus,
     },
+    /// `G:g DSENT [C:a] id`: without an alias, the answer to `DSEND` (the
+    /// direct message is queued under `id`); with one, the relay took it
+    /// for member `a`.
+    DirectSent {
+        /// The group.
+        group: Alias,
+        /// The member, or `None` in the answer to `DSEND`.
+        member: Option<Alias>,
+        /// The agent's id of the message.
+        msg_id: u64,
+    },
+    /// `G:g DMSG C:a integrity R=id,time B=id,time S=dMsgId,time msg`: a
+    /// direct message from member `a` to us only.
+    DirectMsg {
+        /// The group.
+        group: Alias,
+        /// The sender.
+        member: Alias,
+        /// The agent's id of the message, for `ACK` (`R=`).
+        msg_id: u64,
+        /// Its integrity in the pair's own ordering of direct messages, and
+        /// the ids and times of the relay and the sender (whose id counts
+        /// its direct messages to us).
+        meta: MsgMeta,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g DRCVD C:a id status`: member `a` received our direct message.
+    DirectRcvd {
+        /// The group.
+        group: Alias,
+        /// The member.
+        member: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+        /// The delivery status (`ok` or `bad_hash`).
+        status: RcvdStatus,
+    },
+    /// `G:g DFAIL C:a id reason`: our direct message to member `a` will not
+    /// be delivered or confirmed: the member left or was removed, or the
+    /// group ended, first.
+    DirectFailed {
+        /// The group.
+        group: Alias,
+        /// The member.
+        member: Alias,
+        /// The agent's id of the message.
+        msg_id: u64,
+        /// How far it got.
+        reason: DirectFailure,
+    },
     /// `G:g LEFT [C:a]`: the member left (or, without an alias, we left).
     Left {
         /// The group.
@@ -450,6 +501,10 @@ impl AgentEvent {
             | Self::GroupSent { group, .. }
             | Self::GroupMsg { group, .. }
             | Self::GroupRcvd { group, .. }
+            | Self::DirectSent { group, .. }
+            | Self::DirectMsg { group, .. }
+            | Self::DirectRcvd { group, .. }
+            | Self::DirectFailed { group, .. }
             | Self::Left { group, .. }
             | Self::Removed { group, .. }
             | Self::Out { group, .. }
@@ -472,6 +527,10 @@ impl AgentEvent {
             Self::Msg { .. } | Self::GroupMsg { .. } => "MSG",
             Self::Rcvd { .. } | Self::GroupRcvd { .. } => "RCVD",
             Self::Req { .. } => "REQ",
+            Self::DirectSent { .. } => "DSENT",
+            Self::DirectMsg { .. } => "DMSG",
+            Self::DirectRcvd { .. } => "DRCVD",
+            Self::DirectFailed { .. } => "DFAIL",
             Self::GroupMem { .. } => "MEM",
             Self::Left { .. } => "LEFT",
             Self::Removed { .. } => "REMD",
@@ -491,7 +550,7 @@ impl AgentEvent {
         match (kind, word) {
             (EntityKind::Conn, b"REQ") => Some(1),
             (EntityKind::Conn, b"MSG") => Some(MsgMeta::token_count(args)),
-            (EntityKind::Group, b"MSG") => {
+            (EntityKind::Group, b"MSG" | b"DMSG") => {
                 let mut c = Cursor::new(args, None);
                 c.token();
                 Some(1 + MsgMeta::token_count(c.rest()))
@@ -556,6 +615,26 @@ impl AgentEvent {
                 .opt_conn(member.as_ref())
                 .number(*msg_id)
                 .word(status.as_str()),
+            Self::DirectSent { member, msg_id, .. } => w.opt_conn(member.as_ref()).number(*msg_id),
+            Self::DirectMsg {
+                member,
+                msg_id,
+                meta,
+                body,
+                ..
+            } => meta.write(*msg_id, w.conn(member)).payload(body),
+            Self::DirectRcvd {
+                member,
+                msg_id,
+                status,
+                ..
+            } => w.conn(member).number(*msg_id).word(status.as_str()),
+            Self::DirectFailed {
+                member,
+                msg_id,
+                reason,
+                ..
+            } => w.conn(member).number(*msg_id).word(reason.as_str()),
             Self::Removed { member, by, .. } => w.conn(member).opt_conn(by.as_ref()),
             Self::Out { by, .. } => w.conn(by),
             Self::Deleted { by, .. } => w.opt_conn(by.as_ref()),
@@ -760,6 +839,42 @@ impl AgentEvent {
                         status: RcvdStatus::parse(c.required("status")?)?,
                     }
                 }
+                b"DSENT" => {
+                    let mut probe = c.clone();
+                    let member = if probe.token().starts_with(b"C:") {
+                        Some(c.conn()?)
+                    } else {
+                        None
+                    };
+                    Self::DirectSent {
+                        group,
+                        member,
+                        msg_id: c.number("message id")?,
+                    }
+                }
+                b"DMSG" => {
+                    let member = c.conn()?;
+                    let (msg_id, meta) = MsgMeta::parse(c)?;
+                    Self::DirectMsg {
+                        group,
+                        member,
+                        msg_id,
+                        meta,
+                        body: c.payload()?,
+                    }
+                }
+                b"DRCVD" => Self::DirectRcvd {
+                    group,
+                    member: c.conn()?,
+                    msg_id: c.number("message id")?,
+                    status: RcvdStatus::parse(c.required("status")?)?,
+                },
+                b"DFAIL" => Self::DirectFailed {
+                    group,
+                    member: c.conn()?,
+                    msg_id: c.number("message id")?,
+                    reason: DirectFailure::parse(c.required("reason")?)?,
+                },
                 b"LEFT" => Self::Left {
                     group,
                     member: c.opt_conn()?,
@@ -819,6 +934,10 @@ impl AgentEvent {
                 | b"SENT"
                 | b"MSG"
                 | b"RCVD"
+                | b"DSENT"
+                | b"DMSG"
+                | b"DRCVD"
+                | b"DFAIL"
                 | b"LEFT"
                 | b"REMD"
                 | b"OUT"
@@ -829,6 +948,33 @@ impl AgentEvent {
                 | b"FAULT"
         );
         known.then(|| parse(c))
+    }
+}
+
+/// How far a direct message got before its member or group went (`DFAIL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DirectFailure {
+    /// `unsent`: the relay never took it.
+    Unsent,
+    /// `unconfirmed`: the relay took it, and no receipt will come.
+    Unconfirmed,
+}
+
+impl DirectFailure {
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsent => "unsent",
+            Self::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    fn parse(t: &[u8]) -> Result<Self, LineError> {
+        match t {
+            b"unsent" => Ok(Self::Unsent),
+            b"unconfirmed" => Ok(Self::Unconfirmed),
+            _ => Err(LineError::syntax("reason must be unsent or unconfirmed")),
+        }
     }
 }
 

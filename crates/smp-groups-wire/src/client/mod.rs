@@ -24,7 +24,8 @@ mod writer;
 pub use command::ClientCommand;
 pub use error::{ErrorCode, LineError};
 pub use event::{
-    AgentEvent, Approval, FaultKind, FaultSource, RcvdStatus, RowsKind, ViolationKind,
+    AgentEvent, Approval, DirectFailure, FaultKind, FaultSource, RcvdStatus, RowsKind,
+    ViolationKind,
 };
 pub use framer::{DEFAULT_MAX_LINE, FrameLimits, LineDecoder, MAX_SKIP};
 pub use meta::{MAX_RELAY_MSG_ID_LEN, MsgIntegrity, MsgMeta};
