@@ -191,6 +191,7 @@ impl Agent {
         let mut ops = BTreeMap::new();
         let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
+        let mut direct: BTreeMap<String, crate::direct::DirectBook> = BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -223,7 +224,20 @@ impl Agent {
                         .or_default()
                         .push((*ext_msg_id, rec));
                 }
+                Key::Direct(alias) => {
+                    direct.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
             }
+        }
+        for (alias, book) in direct {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Direct(alias),
+                    reason: "direct messages of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.direct = book;
         }
         for (alias, list) in sent {
             let Some(g) = groups.get_mut(&alias) else {
@@ -374,6 +388,19 @@ impl Agent {
             Command::JoinGroup { alias, invitation } => self.cmd_join_group(alias, &invitation),
             Command::RejectInvitation { invitation } => self.cmd_reject_invitation(&invitation),
             Command::Send { group, body } => self.cmd_send(&group, body),
+            Command::DirectSend {
+                group,
+                member,
+                body,
+            } => self.cmd_direct_send(&group, member, body),
+            Command::Ack { group, msg_id }
+                if self
+                    .groups
+                    .get(&group)
+                    .is_some_and(|g| g.direct.awaits_ack(msg_id)) =>
+            {
+                self.cmd_direct_ack(&group, msg_id)
+            }
             Command::Ack { group, msg_id } => self.cmd_ack(&group, msg_id),
             Command::Leave { group } => self.cmd_leave(&group),
             Command::Remove { group, member } => self.cmd_remove(&group, member.0),
@@ -796,6 +823,9 @@ impl Agent {
             for (id, r) in &g.history {
                 out.extend(encode(r).map(|v| (Key::Sent(a.clone(), *id), v)));
             }
+            if !g.direct.is_empty() {
+                out.extend(encode(&g.direct).map(|v| (Key::Direct(a.clone()), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -886,6 +916,12 @@ impl Agent {
                     .groups
                     .get(alias)
                     .and_then(|g| g.history.get(id))
+                    .and_then(encode),
+                Key::Direct(alias) => self
+                    .groups
+                    .get(alias)
+                    .map(|g| &g.direct)
+                    .filter(|d| !d.is_empty())
                     .and_then(encode),
             };
             match value {

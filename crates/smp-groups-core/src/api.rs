@@ -83,7 +83,21 @@ pub enum Command {
         /// The message.
         body: Vec<u8>,
     },
-    /// `G:g ACK id`: the client processed a group message; sends the receipt.
+    /// `G:g DSEND C:m msg`: a direct message to member `member` only, on
+    /// the hidden connection with it; answered by [`Event::DirectQueued`].
+    /// Refused for a member we do not know ([`CommandError::NoMember`]),
+    /// one not connected yet ([`CommandError::MemberNotReady`]) and one that
+    /// left or was removed ([`CommandError::MemberGone`]).
+    DirectSend {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g ACK id`: the client processed a group message (or a direct
+    /// message: one group's ids are never shared); sends the receipt.
     Ack {
         /// The group.
         group: String,
@@ -185,6 +199,13 @@ pub enum CommandError {
     /// Not a member of the group.
     #[error("unknown member {0}")]
     NoMember(MemberId),
+    /// The member's connection is not established yet: nothing can be sent
+    /// to it alone.
+    #[error("member {0} is not connected yet")]
+    MemberNotReady(MemberId),
+    /// The member left or was removed (or its queue is gone).
+    #[error("member {0} left the group")]
+    MemberGone(MemberId),
     /// No such message or approval.
     #[error("unknown id {0}")]
     NoId(u64),
@@ -321,6 +342,63 @@ pub enum Event {
         /// What the receipt proved; for all members, the worst of theirs.
         status: ReceiptStatus,
     },
+    /// `G:g DSENT id`: the answer to [`Command::DirectSend`]: the direct
+    /// message is queued under this local id (the group's id space).
+    DirectQueued {
+        /// The group.
+        group: String,
+        /// The local message id.
+        msg_id: u64,
+    },
+    /// `G:g DSENT member id`: the relay took our direct message for `member`.
+    DirectSent {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+        /// The local message id.
+        msg_id: u64,
+    },
+    /// `G:g DMSG member meta msg`: a direct message from `member` to us only.
+    DirectMsg {
+        /// The group.
+        group: String,
+        /// The sender.
+        member: MemberId,
+        /// The local message id, for `ACK`.
+        msg_id: u64,
+        /// Its integrity in the pair's own ordering of direct messages (the
+        /// sender's direct ids to us, 1, 2, 3, ...), and the ids and times
+        /// the relay and the sender gave it.
+        meta: MsgMeta,
+        /// The message.
+        body: Vec<u8>,
+    },
+    /// `G:g DRCVD member id status`: `member` received our direct message.
+    DirectRcvd {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+        /// The local id of our message.
+        msg_id: u64,
+        /// [`ReceiptStatus::Ok`], or [`ReceiptStatus::BadHash`] when the
+        /// member received other content (direct receipts are not signed).
+        status: ReceiptStatus,
+    },
+    /// `G:g DFAIL member id reason`: our direct message to `member` will not
+    /// be delivered or confirmed: the member left or was removed, or we left
+    /// or deleted the group, first.
+    DirectFailed {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+        /// The local id of our message.
+        msg_id: u64,
+        /// How far it got.
+        reason: DirectFailure,
+    },
     /// `G:g LEFT [member]`: the member left (`None`: we left).
     Left {
         /// The group.
@@ -438,6 +516,16 @@ pub enum MsgIntegrity {
     /// the hash of the last message received on the connection (the peer's
     /// history differs from ours).
     BadHash,
+}
+
+/// How far a direct message got before its member or group went
+/// ([`Event::DirectFailed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectFailure {
+    /// The relay never took it.
+    Unsent,
+    /// The relay took it; no receipt will come.
+    Unconfirmed,
 }
 
 /// What a receipt for one of our group messages proved.

@@ -465,6 +465,9 @@ impl Agent {
             (Note::ConnMsg { msg_id }, Owner::Visible(alias)) => {
                 self.event(Event::ConnSent { alias, msg_id });
             }
+            (Note::Direct { int_id }, Owner::Member { group, member }) => {
+                self.direct_sent(&group, member, int_id);
+            }
             _ => {}
         }
     }

@@ -59,6 +59,7 @@ impl Agent {
             had_members: false,
             history: BTreeMap::new(),
             history_dropped: false,
+            direct: crate::direct::DirectBook::default(),
         }
     }
 
@@ -600,6 +601,7 @@ impl Agent {
         }
         // Connections of pending open invitations too.
         self.forget_sent(group);
+        self.direct_group_dropped(group);
         if let Some(g) = self.groups.remove(group) {
             for c in g.open_offered.values() {
                 self.close_conn(*c);

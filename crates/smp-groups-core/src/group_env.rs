@@ -309,6 +309,14 @@ impl Agent {
                 digest,
                 sig,
             } => self.on_rcvd(group, sender, ext_msg_id, digest, sig),
+            GroupEnvelope::DirectMsg {
+                msg_id,
+                snd_ts,
+                content,
+            } => self.on_direct_msg(conn, group, sender, (msg_id, snd_ts), content.as_slice()),
+            GroupEnvelope::DirectRcvd { msg_id, digest } => {
+                self.on_direct_rcvd(conn, group, sender, msg_id, digest);
+            }
             GroupEnvelope::Receipts { receipts, sig } => {
                 self.on_receipts(group, sender, &receipts, sig, |gid, me| {
                     smp_groups_integrity::receipts_payload(

@@ -435,6 +435,7 @@ impl Agent {
     /// Member `x` is no longer in the group (left, removed, expired): forget it
     /// and complete everything that was waiting for it.
     pub(crate) fn member_gone(&mut self, group: &str, x: Mid) {
+        self.direct_member_gone(group, x);
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };

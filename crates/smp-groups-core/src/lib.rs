@@ -17,6 +17,10 @@
 //! is chained (sequential id, previous message's hash) and encrypted with the
 //! connection's double ratchet.
 //!
+//! Direct messages to one member of a group ([`Command::DirectSend`],
+//! `crate::direct`) go on the hidden connection with that member as their own
+//! envelope (`DMSG`), outside the group chains and `G_CHECK`.
+//!
 //! Read-only status queries ([`Agent::group_statuses`],
 //! [`Agent::member_statuses`], [`Agent::conn_statuses`],
 //! [`Agent::pending_invitations`], [`Agent::pending_approvals`],
@@ -38,6 +42,7 @@ mod agent;
 mod api;
 mod config;
 mod conn;
+mod direct;
 mod fault;
 mod group_cmd;
 mod group_env;
@@ -55,7 +60,8 @@ pub mod sim;
 
 pub use agent::{Agent, Input, Output};
 pub use api::{
-    Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
+    Change, ClientEvent, Command, CommandError, DirectFailure, Event, MsgIntegrity, MsgMeta,
+    ReceiptStatus,
 };
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};

@@ -119,6 +119,11 @@ pub(crate) enum Note {
     ConnMsg {
         msg_id: u64,
     },
+    /// The last block of our direct message `int_id` to the connection's
+    /// member.
+    Direct {
+        int_id: u64,
+    },
 }
 
 /// An outgoing item on a connection.
@@ -393,6 +398,10 @@ pub(crate) struct Group {
     /// which only affects a warning).
     #[serde(skip)]
     pub(crate) history_dropped: bool,
+    /// Direct messages to and from single members (`crate::direct`). Stored
+    /// apart ([`crate::store::Key::Direct`]).
+    #[serde(skip)]
+    pub(crate) direct: crate::direct::DirectBook,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

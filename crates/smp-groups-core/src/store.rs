@@ -31,6 +31,12 @@ pub enum Key {
     /// alias and the message's extMsgId; `crate::HISTORY_MAX_MESSAGES` per
     /// group at most).
     Sent(String, u64),
+    /// The direct messages of a group (by its local alias): ours waiting for
+    /// the relay or a receipt, those received waiting for the client's `ACK`,
+    /// and the direct message ids of each member pair. Absent when there are
+    /// none. A store written before direct messages existed has none and
+    /// loads as it is.
+    Direct(String),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

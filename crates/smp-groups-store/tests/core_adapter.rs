@@ -23,12 +23,15 @@ fn keys_round_trip_and_sort_by_id() {
         Key::Member("g".into(), [9; 16]),
         Key::Sent("g".into(), 3),
         Key::Sent("friends ü".into(), u64::MAX),
+        Key::Direct("g".into()),
+        Key::Direct("friends ü".into()),
     ];
     for k in &keys {
         assert_eq!(&decode_key(&encode_key(k)).unwrap(), k);
     }
     assert_eq!(encode_key(&Key::Conn(7)), [1, 0, 0, 0, 0, 0, 0, 0, 7]);
     assert_eq!(encode_key(&Key::Group("g".into())), [2, b'g']);
+    assert_eq!(encode_key(&Key::Direct("g".into())), [7, b'g']);
     assert_eq!(
         encode_key(&Key::Sent("g".into(), 258)),
         [6, 0, 0, 0, 0, 0, 0, 1, 2, b'g']

@@ -605,6 +605,13 @@ impl AgentEvent {
                 meta,
                 body,
                 ..
+            }
+            | Self::DirectMsg {
+                member,
+                msg_id,
+                meta,
+                body,
+                ..
             } => meta.write(*msg_id, w.conn(member)).payload(body),
             Self::GroupRcvd {
                 member,
@@ -616,13 +623,6 @@ impl AgentEvent {
                 .number(*msg_id)
                 .word(status.as_str()),
             Self::DirectSent { member, msg_id, .. } => w.opt_conn(member.as_ref()).number(*msg_id),
-            Self::DirectMsg {
-                member,
-                msg_id,
-                meta,
-                body,
-                ..
-            } => meta.write(*msg_id, w.conn(member)).payload(body),
             Self::DirectRcvd {
                 member,
                 msg_id,
