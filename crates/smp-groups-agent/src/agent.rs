@@ -418,7 +418,32 @@ impl Agent {
         .await
     }
 
-    /// Acknowledges a received group message (sends the receipt).
+    /// Sends a direct message to one member of the group, on the hidden
+    /// connection with it (not a group message: no other member sees it);
+    /// returns its local id, named by the `DirectSent`, `DirectRcvd` and
+    /// `DirectFailed` events. Refused ([`Error::Command`]) for a member we do
+    /// not know, one not connected yet, or one that left.
+    pub async fn send_direct(
+        &self,
+        group: &str,
+        member: MemberId,
+        body: &[u8],
+    ) -> Result<u64, Error> {
+        match self
+            .command(Command::DirectSend {
+                group: group.to_owned(),
+                member,
+                body: body.to_vec(),
+            })
+            .await?
+        {
+            Event::DirectQueued { msg_id, .. } => Ok(msg_id),
+            Event::Err(e) => Err(Error::Command(e)),
+            other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Acknowledges a received group or direct message (sends the receipt).
     pub async fn ack(&self, group: &str, msg_id: u64) -> Result<(), Error> {
         self.expect_ok(Command::Ack {
             group: group.to_owned(),

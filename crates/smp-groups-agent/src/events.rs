@@ -6,8 +6,8 @@
 //! the member directly. Invitations to connections travel as base64url text.
 
 use smp_groups_core::{
-    Change, Command, CommandError, Event, FaultKind, FaultSource, FaultTarget, MsgIntegrity,
-    MsgMeta, ReceiptStatus,
+    Change, Command, CommandError, DirectFailure, Event, FaultKind, FaultSource, FaultTarget,
+    MsgIntegrity, MsgMeta, ReceiptStatus,
 };
 use smp_groups_integrity::{Violation, ViolationKind as Kind};
 use smp_groups_wire::agent::MemberId;
@@ -16,7 +16,8 @@ use smp_groups_wire::client::{
     AgentEvent, Alias, Approval, ClientCommand, Entity, ErrorCode, InvitationText, RcvdStatus,
     ViolationKind,
 };
-use smp_groups_wire::client::{FaultKind as TextFaultKind, FaultSource as TextFaultSource};
+use smp_groups_wire::client::{DirectFailure as TextDirectFailure, FaultKind as TextFaultKind};
+use smp_groups_wire::client::FaultSource as TextFaultSource;
 use smp_groups_wire::client::{MsgIntegrity as TextIntegrity, MsgMeta as TextMeta};
 
 /// The alias a member has in client events.
@@ -43,7 +44,9 @@ pub fn error_code(e: &CommandError) -> ErrorCode {
         | CommandError::NoId(_) => ErrorCode::UnknownEntity,
         CommandError::Duplicate(_) => ErrorCode::Duplicate,
         CommandError::TooLarge { .. } => ErrorCode::Large,
-        CommandError::State(_) => ErrorCode::Prohibited,
+        CommandError::State(_)
+        | CommandError::MemberNotReady(_)
+        | CommandError::MemberGone(_) => ErrorCode::Prohibited,
         CommandError::BadInvitation(_) | CommandError::BadAlias { .. } => ErrorCode::Syntax,
         _ => ErrorCode::Internal,
     }
@@ -94,6 +97,14 @@ pub fn response(entity: &Entity, event: &Event) -> AgentEvent {
             None => error_event(entity.clone(), ErrorCode::Internal, "bad alias"),
         },
         Event::Err(e) => error_event(entity.clone(), error_code(e), &e.to_string()),
+        Event::DirectQueued { group, msg_id } => match alias(group) {
+            Some(group) => AgentEvent::DirectSent {
+                group,
+                member: None,
+                msg_id: *msg_id,
+            },
+            None => error_event(entity.clone(), ErrorCode::Internal, "bad alias"),
+        },
         other => to_agent_event(other).unwrap_or_else(|| {
             error_event(entity.clone(), ErrorCode::Internal, "unexpected response")
         }),
@@ -190,7 +201,10 @@ fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
 /// (`None` for events that are only responses: `Ok`, `Queued`, `Err`).
 pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
     Some(match event {
-        Event::Ok { .. } | Event::Queued { .. } | Event::Err(_) => return None,
+        Event::Ok { .. }
+        | Event::Queued { .. }
+        | Event::DirectQueued { .. }
+        | Event::Err(_) => return None,
         Event::Invitation {
             alias: a,
             invitation,
@@ -279,6 +293,57 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
                 ReceiptStatus::Ok => RcvdStatus::Ok,
                 ReceiptStatus::BadHash => RcvdStatus::BadHash,
                 ReceiptStatus::BadSig => RcvdStatus::BadSig,
+            },
+        },
+        Event::DirectSent {
+            group,
+            member,
+            msg_id,
+        } => AgentEvent::DirectSent {
+            group: alias(group)?,
+            member: Some(member_alias(member)?),
+            msg_id: *msg_id,
+        },
+        Event::DirectMsg {
+            group,
+            member,
+            msg_id,
+            meta,
+            body,
+        } => AgentEvent::DirectMsg {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            msg_id: *msg_id,
+            meta: msg_meta(meta),
+            body: body.clone(),
+        },
+        Event::DirectRcvd {
+            group,
+            member,
+            msg_id,
+            status,
+        } => AgentEvent::DirectRcvd {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            msg_id: *msg_id,
+            status: match status {
+                ReceiptStatus::Ok => RcvdStatus::Ok,
+                ReceiptStatus::BadHash => RcvdStatus::BadHash,
+                ReceiptStatus::BadSig => RcvdStatus::BadSig,
+            },
+        },
+        Event::DirectFailed {
+            group,
+            member,
+            msg_id,
+            reason,
+        } => AgentEvent::DirectFailed {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            msg_id: *msg_id,
+            reason: match reason {
+                DirectFailure::Unsent => TextDirectFailure::Unsent,
+                DirectFailure::Unconfirmed => TextDirectFailure::Unconfirmed,
             },
         },
         Event::Left { group, member } => AgentEvent::Left {
@@ -389,6 +454,18 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         },
         ClientCommand::GroupSend { group, body } => Command::Send {
             group: group.as_str().to_owned(),
+            body: body.clone(),
+        },
+        ClientCommand::DirectSend {
+            group,
+            member,
+            body,
+        } => Command::DirectSend {
+            group: group.as_str().to_owned(),
+            member: member_of(member).ok_or_else(|| Rejected {
+                code: ErrorCode::UnknownEntity,
+                detail: format!("no member {}", member.as_str()),
+            })?,
             body: body.clone(),
         },
         ClientCommand::GroupAck { group, msg_id } => Command::Ack {

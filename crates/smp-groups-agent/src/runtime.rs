@@ -720,6 +720,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::JoinGroup { .. } => "join_group",
         Command::RejectInvitation { .. } => "reject_invitation",
         Command::Send { .. } => "send",
+        Command::DirectSend { .. } => "direct_send",
         Command::Ack { .. } => "ack",
         Command::Leave { .. } => "leave",
         Command::Remove { .. } => "remove",
