@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aead;
+pub mod clock;
 pub mod ed25519;
 mod error;
 mod hash;
