@@ -8,6 +8,8 @@ use smp_groups_core::{
     Agent as CoreAgent, Command, CommandError, Config, ConnStatus, Event, GroupStatus,
     IntegrityStatus, MemberStatus, PendingApproval, PendingInvitation, PendingSend, Settings,
 };
+use smp_groups_crypto::clock::{Clock, SystemClock};
+use smp_groups_crypto::rng::{RandomSource, SystemRandom};
 use smp_groups_store::Store;
 use smp_groups_wire::agent::MemberId;
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +33,11 @@ pub struct AgentConfig {
     /// schedule, receipts), so that the ones a daemon is started with hold
     /// whenever it was created; `None`: a restored agent keeps its own.
     pub settings: Option<Settings>,
+    /// The wall clock (the system's by default; a test may fix or move it).
+    pub clock: Arc<dyn Clock>,
+    /// Where keys, nonces and ids come from (the system's generator by
+    /// default; a test may pass a seeded one).
+    pub random: Arc<dyn RandomSource>,
 }
 
 impl AgentConfig {
@@ -44,6 +51,8 @@ impl AgentConfig {
                 ..Config::default()
             },
             settings: None,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom),
         }
     }
 }
@@ -141,8 +150,9 @@ impl Agent {
             identity: config.identity.clone(),
             events: relay_tx,
             keys: store.queue_keys()?,
+            random: Arc::clone(&config.random),
         })?;
-        let runtime = Runtime::new(core, store, relay, requests, relay_events, &config.identity)?;
+        let runtime = Runtime::new(core, store, relay, requests, relay_events, &config)?;
         let shared = runtime.shared();
         let span = tracing::info_span!("agent", identity = %config.identity);
         tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));
