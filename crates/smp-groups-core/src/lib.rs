@@ -32,6 +32,38 @@
 //! The semantics under concurrency are in `docs/groups.md`, the costs in
 //! `docs/costs.md`. With the `sim` feature, [`sim`] runs many agents against
 //! in-memory relays with a virtual clock and seeded faults.
+//!
+//! # Example
+//!
+//! The agent does no IO: a command goes in with the time and a generator,
+//! and what to store, what to ask the relay and what to tell the client come
+//! out, in that order.
+//!
+//! ```
+//!
+//! use smp_groups_core::{Agent, Command, Config, Input, Output, RelayOp, Timestamp};
+//! use smp_groups_crypto::rng;
+//!
+//! let mut agent = Agent::new(Config {
+//!     server: "smp://relay.example".into(),
+//!     ..Config::default()
+//! });
+//! while agent.poll().is_some() {} // the new agent's first records
+//! agent.handle(
+//!     Input::Command {
+//!         corr: "1".into(),
+//!         command: Command::NewConn { alias: Some("bob".into()) },
+//!     },
+//!     Timestamp::from_millis(1_700_000_000_000),
+//!     &mut rng::seeded(7),
+//! );
+//! let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll()).collect();
+//! // First the state to commit, then a queue to create on the relay.
+//! assert!(matches!(outputs.first(), Some(Output::Store(_))));
+//! assert!(outputs
+//!     .iter()
+//!     .any(|o| matches!(o, Output::Relay(RelayOp::CreateQueue { .. }))));
+//! ```
 #![forbid(unsafe_code)]
 
 mod agent;
