@@ -527,10 +527,18 @@ impl Agent {
             }
         };
         let owner = self.conns.get(&p.conn).map(|c| c.owner.clone());
+        // A removal approved after its remover left: the remover's envelope
+        // would now be refused as coming from a member that is gone, but the
+        // removal was made while it was a member (below).
+        let remover_gone = accept
+            && matches!(env, GroupEnvelope::Rem(_) | GroupEnvelope::RemTell(_))
+            && matches!(&owner, Some(Owner::Member { group: g, member })
+                if self.groups.get(g).is_some_and(|x| x.gone.contains(member)));
         if let Some(Owner::Member {
             group: gname,
             member,
         }) = owner
+            && !remover_gone
         {
             if accept {
                 self.apply_group_envelope(p.conn, &gname, member, 0, env);
@@ -547,7 +555,8 @@ impl Agent {
         {
             // The remover left (or its connection closed) while the removal
             // waited for us: it was a member when it removed, so the removal
-            // still applies, like everywhere else; nobody waits for a `REMD`.
+            // still applies, like everywhere else; nobody waits for a `REMD`
+            // (`regression_member_view_after_removals_and_leave_open_n5`).
             if self
                 .groups
                 .get(group)
