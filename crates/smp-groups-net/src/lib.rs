@@ -64,11 +64,3 @@ pub use identity::ServerIdentity;
 pub use session_id::client_finished_from_records;
 pub use stream::SmpTlsStream;
 pub use verify::{KeyHashVerifier, validate_chain};
-
-/// SHA-256 of `data` (the key hash of a DER certificate).
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
