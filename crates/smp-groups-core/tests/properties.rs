@@ -1118,3 +1118,31 @@ fn regression_member_view_after_removals_and_leave_open_n5() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (open invitations, n = 4, a crash and a
+/// leave): a message of agent 2 did not reach agent 1 exactly once.
+#[test]
+#[ignore = "open: found by the 10,000-case run at the end of a session, not traced yet"]
+fn regression_message_not_once_after_crash_and_leave_open_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 2 },
+        Op::Settle,
+        Op::Add { by: 2, who: 0 },
+        Op::Add { by: 1, who: 0 },
+        Op::Run(1188),
+        Op::Run(1033),
+        Op::Send { by: 2 },
+        Op::Crash(0),
+        Op::Leave(1),
+    ];
+    let faults = Faults {
+        loss_ppm: 0,
+        duplicate_ppm: 0,
+        max_delay_ms: 103,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(4, ops, faults, 7_316_393_676_336_541_679)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
