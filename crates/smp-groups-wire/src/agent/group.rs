@@ -1,6 +1,7 @@
 //! Group envelopes: the group RFC's `GROUP`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`,
 //! `DEL`, `DELD`, the group message `MSG`, its receipt `RCVD`, the introduction
-//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, and `G_CHECK`.
+//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, `G_CHECK`, and
+//! the updates of the group information and member profiles `GINFO` / `PROFILE`.
 //!
 //! They travel as the body of an agent message on a group connection (the visible
 //! connection for `GROUP`, hidden per-member connections for the rest); see
@@ -177,6 +178,28 @@ pub enum GroupEnvelope {
     },
     /// `G_CHECK`: the group integrity check, in the RFC's text syntax.
     Check(GCheck),
+    /// `GINFO`: the group information (`gInfo`) as set by `author` at
+    /// `ts`. Sent by the author to every member; sent again by an existing
+    /// member to a member that newly connected to it, so that a member who
+    /// joins later gets the current value. Receivers keep the value with the
+    /// greatest `(ts, author)` (last writer wins).
+    Info {
+        /// The author's clock when it set the value, in milliseconds.
+        ts: u64,
+        /// The member who set it.
+        author: MemberId,
+        /// The group information.
+        info: GroupInfo,
+    },
+    /// `PROFILE`: the sender's own member profile, as it set it at `ts`.
+    /// Receivers keep the profile with the greatest `ts` (ties: the greater
+    /// bytes).
+    Profile {
+        /// The sender's clock when it set the profile, in milliseconds.
+        ts: u64,
+        /// The profile, opaque to the agent.
+        profile: Profile,
+    },
 }
 
 impl GroupEnvelope {
@@ -202,6 +225,8 @@ impl GroupEnvelope {
             Self::Rcvd { .. } => b"RCVD",
             Self::Receipts { .. } => b"RCVDS",
             Self::Check(_) => super::gcheck::GCHECK_TAG,
+            Self::Info { .. } => b"GINFO",
+            Self::Profile { .. } => b"PROFILE",
         }
     }
 
@@ -266,6 +291,15 @@ impl GroupEnvelope {
                     digest.encode(out);
                 }
                 encode_signature(sig.as_ref(), out);
+            }
+            Self::Info { ts, author, info } => {
+                out.extend_from_slice(&ts.to_be_bytes());
+                author.encode(out);
+                info.encode(out);
+            }
+            Self::Profile { ts, profile } => {
+                out.extend_from_slice(&ts.to_be_bytes());
+                profile.encode(out);
             }
             Self::Check(c) => {
                 // G_CHECK is text: the tag and SP are written by the caller.
@@ -340,6 +374,15 @@ impl GroupEnvelope {
                         sig: r.maybe("signature", |r| r.array("signature"))?,
                     }
                 }
+                b"GINFO" => Self::Info {
+                    ts: read_u64(r, "ts")?,
+                    author: MemberId::decode(r)?,
+                    info: GroupInfo::read(r, "group info")?,
+                },
+                b"PROFILE" => Self::Profile {
+                    ts: read_u64(r, "ts")?,
+                    profile: Profile::read(r, "profile")?,
+                },
                 t if t == super::gcheck::GCHECK_TAG => {
                     Self::Check(GCheck::parse_entries(r.rest())?)
                 }
