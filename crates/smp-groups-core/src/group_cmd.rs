@@ -59,6 +59,7 @@ impl Agent {
             had_members: false,
             history: BTreeMap::new(),
             history_dropped: false,
+            profiles: crate::profile::Profiles::default(),
         }
     }
 

@@ -309,6 +309,10 @@ impl Agent {
                 digest,
                 sig,
             } => self.on_rcvd(group, sender, ext_msg_id, digest, sig),
+            GroupEnvelope::Info { ts, author, info } => {
+                self.on_info(group, sender, (ts, author.0), info);
+            }
+            GroupEnvelope::Profile { ts, profile } => self.on_profile(group, sender, ts, profile),
             GroupEnvelope::Receipts { receipts, sig } => {
                 self.on_receipts(group, sender, &receipts, sig, |gid, me| {
                     smp_groups_integrity::receipts_payload(
@@ -496,7 +500,7 @@ impl Agent {
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (*g.signing_key.public_key().as_bytes(), Vec::new())
+            (*g.signing_key.public_key().as_bytes(), g.profiles.mine.clone())
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())

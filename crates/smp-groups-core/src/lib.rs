@@ -43,6 +43,7 @@ mod group_cmd;
 mod group_env;
 mod group_members;
 mod history;
+mod profile;
 mod query;
 mod relay;
 mod serde_bytes;

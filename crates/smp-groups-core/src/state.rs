@@ -393,6 +393,12 @@ pub(crate) struct Group {
     /// which only affects a warning).
     #[serde(skip)]
     pub(crate) history_dropped: bool,
+    /// The stamps of the group information and member profiles held, and
+    /// our own profile (`crate::profile`). Stored apart ([`Key::Profiles`]).
+    ///
+    /// [`Key::Profiles`]: crate::store::Key::Profiles
+    #[serde(skip)]
+    pub(crate) profiles: crate::profile::Profiles,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

@@ -15,6 +15,7 @@ const TAG_INVITATION: u8 = 3;
 const TAG_OP: u8 = 4;
 const TAG_MEMBER: u8 = 5;
 const TAG_SENT: u8 = 6;
+const TAG_PROFILES: u8 = 7;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
@@ -26,6 +27,7 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
         Key::Conn(id) => return tagged_u64(TAG_CONN, *id),
         Key::Group(alias) => (TAG_GROUP, alias.as_bytes()),
         Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
+        Key::Profiles(alias) => (TAG_PROFILES, alias.as_bytes()),
         Key::Op(id) => return tagged_u64(TAG_OP, *id),
         Key::Member(alias, member) => {
             // The member id first (fixed length), then the group's name.
@@ -79,6 +81,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
         TAG_CONN => Ok(Key::Conn(id()?)),
         TAG_GROUP => Ok(Key::Group(name()?)),
         TAG_INVITATION => Ok(Key::Invitation(name()?)),
+        TAG_PROFILES => Ok(Key::Profiles(name()?)),
         TAG_OP => Ok(Key::Op(id()?)),
         TAG_MEMBER => {
             let (member, alias) = rest
