@@ -199,16 +199,21 @@ impl Agent {
             }
             _ => {
                 let profile = profile.into_vec();
+                // The same bytes as held (from its member information, shown
+                // with its `CON`): only the stamp is new, nothing to report.
+                let changed = m.profile != profile;
                 if let Some(m) = g.members.get_mut(&sender) {
                     m.profile = profile.clone();
                 }
                 g.profiles.stamps.insert(sender, ts);
                 self.touch_profiles(group);
-                self.event(Event::MemberProfile {
-                    group: group.to_owned(),
-                    member: MemberId(sender),
-                    profile,
-                });
+                if changed {
+                    self.event(Event::MemberProfile {
+                        group: group.to_owned(),
+                        member: MemberId(sender),
+                        profile,
+                    });
+                }
             }
         }
     }
