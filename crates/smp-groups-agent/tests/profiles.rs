@@ -67,7 +67,10 @@ async fn info_and_profiles_over_the_text_protocol() {
     let r = a.call("20", "G:club INFO :Book club, Tuesdays").await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
     let line = wait_event(&mut b, from_b, "INFO", "books").await;
-    assert_eq!(line, format!(" G:books INFO {alice_id} :Book club, Tuesdays\r\n"));
+    assert_eq!(
+        line,
+        format!(" G:books INFO {alice_id} :Book club, Tuesdays\r\n")
+    );
 
     // Bob sets his profile: Alice is told, and MEMBERS shows it.
     let from_a = a.seen.len();
@@ -93,7 +96,10 @@ async fn info_and_profiles_over_the_text_protocol() {
     let from_c = c.seen.len();
     flows::invite(&mut a, &mut c, "carol", "alice", "club", "reads").await;
     let line = wait_event(&mut c, from_c, "INFO", "reads").await;
-    assert_eq!(line, format!(" G:reads INFO {alice_id} :Book club, Tuesdays\r\n"));
+    assert_eq!(
+        line,
+        format!(" G:reads INFO {alice_id} :Book club, Tuesdays\r\n")
+    );
     let line = wait_event(&mut c, from_c, "PROFILE", "reads").await;
     assert_eq!(line, format!(" G:reads PROFILE {bob_id} 5\r\nBo\r\nb\r\n"));
 

@@ -902,7 +902,9 @@ impl Agent {
                 Key::Group(_) | Key::Member(..) => continue,
                 Key::Invitation(i) => self.invitations.get(i).and_then(encode),
                 Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
-                Key::Profiles(alias) => self.groups.get(alias).map(|g| &g.profiles).and_then(encode),
+                Key::Profiles(alias) => {
+                    self.groups.get(alias).map(|g| &g.profiles).and_then(encode)
+                }
                 Key::Sent(alias, id) => self
                     .groups
                     .get(alias)

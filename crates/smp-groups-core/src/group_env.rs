@@ -500,7 +500,10 @@ impl Agent {
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (*g.signing_key.public_key().as_bytes(), g.profiles.mine.clone())
+            (
+                *g.signing_key.public_key().as_bytes(),
+                g.profiles.mine.clone(),
+            )
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())

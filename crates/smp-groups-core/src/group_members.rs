@@ -327,7 +327,10 @@ impl Agent {
     ) -> Option<smp_groups_wire::agent::MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (*g.signing_key.public_key().as_bytes(), g.profiles.mine.clone())
+            (
+                *g.signing_key.public_key().as_bytes(),
+                g.profiles.mine.clone(),
+            )
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())

@@ -66,7 +66,8 @@ impl Agent {
                 max: MAX_GROUP_INFO_LEN,
             });
         }
-        let wire = GroupInfo::new(info.clone()).map_err(|e| CommandError::Internal(e.to_string()))?;
+        let wire =
+            GroupInfo::new(info.clone()).map_err(|e| CommandError::Internal(e.to_string()))?;
         let now = self.now;
         let g = self.active_group(group)?;
         let held = g.profiles.info_stamp.map_or(0, |(ts, _)| ts);
@@ -203,7 +204,7 @@ impl Agent {
                 // with its `CON`): only the stamp is new, nothing to report.
                 let changed = m.profile != profile;
                 if let Some(m) = g.members.get_mut(&sender) {
-                    m.profile = profile.clone();
+                    m.profile.clone_from(&profile);
                 }
                 g.profiles.stamps.insert(sender, ts);
                 self.touch_profiles(group);

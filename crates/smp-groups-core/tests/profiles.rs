@@ -106,7 +106,10 @@ fn updates_reach_every_member_as_events_and_show_in_members() {
     assert!(info_events(&sim, 1).is_empty(), "the author is not told");
     for h in [&hs[0], &hs[1]] {
         assert_eq!(profile_seen(&sim, h, carol), b"Carol");
-        assert_eq!(profile_events(&sim, h.agent, carol), vec![b"Carol".to_vec()]);
+        assert_eq!(
+            profile_events(&sim, h.agent, carol),
+            vec![b"Carol".to_vec()]
+        );
         let rows = sim
             .agent(h.agent)
             .expect("up")
@@ -216,7 +219,10 @@ fn a_later_member_gets_the_current_values() {
     let d = sim.invite(&hs[0], 3).expect("invited");
     sim.settle_all();
     assert_eq!(info_of(&sim, &d), b"renamed");
-    assert_eq!(info_events(&sim, 3), vec![(mid(&sim, &hs[1]), b"renamed".to_vec())]);
+    assert_eq!(
+        info_events(&sim, 3),
+        vec![(mid(&sim, &hs[1]), b"renamed".to_vec())]
+    );
     assert_eq!(profile_seen(&sim, &d, mid(&sim, &hs[2])), b"Carol");
     assert_eq!(profile_seen(&sim, &d, mid(&sim, &hs[0])), b"Alice");
     // Bob's profile was never set: nothing reported for it.
@@ -228,7 +234,8 @@ fn a_later_member_gets_the_current_values() {
     );
     // Three members sent GINFO; two copies were duplicates.
     assert_eq!(
-        sim.refusals(3).get(FaultSource::Nobody, FaultKind::Duplicate),
+        sim.refusals(3)
+            .get(FaultSource::Nobody, FaultKind::Duplicate),
         2
     );
     // The new member's own profile reaches the others.
@@ -290,7 +297,10 @@ fn values_and_stamps_survive_a_crash() {
     sim.settle_all();
     assert!(!has_record(&sim, 1));
     assert_eq!(
-        count(sim.events(1), |e| matches!(e, Event::Left { member: None, .. })),
+        count(sim.events(1), |e| matches!(
+            e,
+            Event::Left { member: None, .. }
+        )),
         1
     );
 }

@@ -135,7 +135,8 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         gcheck().prop_map(GroupEnvelope::Check),
         (any::<u64>(), member_id(), bounded(300))
             .prop_map(|(ts, author, info)| GroupEnvelope::Info { ts, author, info }),
-        (any::<u64>(), bounded(300)).prop_map(|(ts, profile)| GroupEnvelope::Profile { ts, profile }),
+        (any::<u64>(), bounded(300))
+            .prop_map(|(ts, profile)| GroupEnvelope::Profile { ts, profile }),
     ]
 }
 

@@ -209,9 +209,8 @@ impl ClientCommand {
     /// How many tokens precede the payload of a command, if it has one.
     pub(crate) fn payload_index(kind: EntityKind, word: &[u8]) -> Option<usize> {
         match (kind, word) {
-            (EntityKind::Conn, b"SEND") | (EntityKind::Group, b"NEW" | b"SEND" | b"INFO" | b"PROFILE") => {
-                Some(0)
-            }
+            (EntityKind::Conn, b"SEND")
+            | (EntityKind::Group, b"NEW" | b"SEND" | b"INFO" | b"PROFILE") => Some(0),
             (EntityKind::Conn, b"INTRO") => Some(1),
             _ => None,
         }
