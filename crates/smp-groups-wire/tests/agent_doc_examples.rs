@@ -125,6 +125,25 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         (
+            "SMSG",
+            Body(g(GroupEnvelope::SignedMsg {
+                ext_msg_id: 7,
+                snd_ts: 1_700_000_000_123,
+                sig: [0x66; 64],
+                content: t(b"hi"),
+            })),
+        ),
+        (
+            "HIST",
+            Body(g(GroupEnvelope::History {
+                sender: M1,
+                ext_msg_id: 7,
+                snd_ts: 1_700_000_000_123,
+                sig: [0x66; 64],
+                content: t(b"hi"),
+            })),
+        ),
+        (
             "PROFILE",
             Body(g(GroupEnvelope::Profile {
                 ts: 1_700_000_000_123,

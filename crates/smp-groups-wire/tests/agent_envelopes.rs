@@ -275,7 +275,7 @@ proptest! {
     #[test]
     fn tagged_arbitrary_bodies_never_panic(tag in prop::sample::select(&[
         "HELLO", "A_MSG", "A_RCVD", "FRAG", "GROUP", "INTRO", "INV", "FWD", "OINV", "MEM", "LEFT",
-        "OUT", "REM", "REMD", "DEL", "DELD", "MSG", "RCVD", "G_CHECK", "GINFO", "PROFILE",
+        "OUT", "REM", "REMD", "DEL", "DELD", "MSG", "RCVD", "G_CHECK", "GINFO", "PROFILE", "SMSG", "HIST",
     ][..]), body in vec(any::<u8>(), 0..300)) {
         let mut bytes = header_bytes(1);
         bytes.extend_from_slice(tag.as_bytes());

@@ -14,6 +14,7 @@ pub fn integrity() -> impl Strategy<Value = MsgIntegrity> {
     prop_oneof![
         Just(MsgIntegrity::Ok),
         Just(MsgIntegrity::BadHash),
+        Just(MsgIntegrity::History),
         (1..u64::MAX, any::<u64>()).prop_map(|(from, extra)| MsgIntegrity::Skipped {
             from,
             to: from.saturating_add(extra % 1000),
