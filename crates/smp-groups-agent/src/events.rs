@@ -166,6 +166,7 @@ fn msg_meta(m: &MsgMeta) -> TextMeta {
         MsgIntegrity::Ok => TextIntegrity::Ok,
         MsgIntegrity::Skipped { from, to } => TextIntegrity::Skipped { from, to },
         MsgIntegrity::BadHash => TextIntegrity::BadHash,
+        MsgIntegrity::History => TextIntegrity::History,
     };
     TextMeta {
         integrity,

@@ -192,6 +192,8 @@ impl Agent {
         let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
         let mut profiles: BTreeMap<String, crate::profile::Profiles> = BTreeMap::new();
+        let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
+            BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -221,6 +223,10 @@ impl Agent {
                 Key::Profiles(alias) => {
                     profiles.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
                 }
+                Key::Shared(alias, seq) => {
+                    let rec = postcard::from_bytes(&value).map_err(bad)?;
+                    shared.entry(alias.clone()).or_default().push((*seq, rec));
+                }
                 Key::Sent(alias, ext_msg_id) => {
                     let rec = crate::history::SentRec::from_stored(&value).map_err(bad)?;
                     sent.entry(alias.clone())
@@ -228,6 +234,16 @@ impl Agent {
                         .push((*ext_msg_id, rec));
                 }
             }
+        }
+        for (alias, list) in shared {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Group(alias),
+                    reason: "shared history of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.shared.extend(list);
         }
         for (alias, p) in profiles {
             let Some(g) = groups.get_mut(&alias) else {
@@ -812,6 +828,9 @@ impl Agent {
             for (id, r) in &g.history {
                 out.extend(encode(r).map(|v| (Key::Sent(a.clone(), *id), v)));
             }
+            for (seq, r) in &g.shared {
+                out.extend(encode(r).map(|v| (Key::Shared(a.clone(), *seq), v)));
+            }
             if g.profiles != crate::profile::Profiles::default() {
                 out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
             }
@@ -905,6 +924,11 @@ impl Agent {
                 Key::Profiles(alias) => {
                     self.groups.get(alias).map(|g| &g.profiles).and_then(encode)
                 }
+                Key::Shared(alias, seq) => self
+                    .groups
+                    .get(alias)
+                    .and_then(|g| g.shared.get(seq))
+                    .and_then(encode),
                 Key::Sent(alias, id) => self
                     .groups
                     .get(alias)

@@ -474,6 +474,11 @@ pub enum MsgIntegrity {
     /// the hash of the last message received on the connection (the peer's
     /// history differs from ours).
     BadHash,
+    /// Group only: a message sent before we joined, handed to us by the
+    /// member that added us (`HIST`) with its original sender's signature,
+    /// which was checked. It is in no chain, gets no receipt and needs no
+    /// `ACK` (its local id is 0).
+    History,
 }
 
 /// What a receipt for one of our group messages proved.

@@ -281,7 +281,33 @@ impl Agent {
                 ext_msg_id,
                 snd_ts,
                 content,
-            } => self.on_group_msg(group, sender, (ext_msg_id, snd_ts), content.as_slice()),
+            } => {
+                self.on_group_msg(group, sender, (ext_msg_id, snd_ts), content.as_slice());
+            }
+            GroupEnvelope::SignedMsg {
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => {
+                let ids = (ext_msg_id, snd_ts);
+                if self.on_group_msg(group, sender, ids, content.as_slice()) {
+                    self.keep_received_signed(group, sender, ids, sig, content.as_slice());
+                }
+            }
+            GroupEnvelope::History {
+                sender: original,
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => self.on_history(
+                group,
+                sender,
+                (original.0, ext_msg_id, snd_ts),
+                sig,
+                content.as_slice(),
+            ),
             GroupEnvelope::CatchUp { ext_msg_id, digest } => {
                 let anchor = smp_groups_integrity::Anchor::At {
                     msg_id: ext_msg_id,
@@ -898,11 +924,11 @@ impl Agent {
         from: Mid,
         (ext_msg_id, snd_ts): (u64, u64),
         content: &[u8],
-    ) {
+    ) -> bool {
         let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
             // Internal: found by our caller in this input.
-            return;
+            return false;
         };
         let r = match g.integrity.on_received(MemberId(from), ext_msg_id, content) {
             Ok(r) => r,
@@ -919,7 +945,7 @@ impl Agent {
                     _ => (FaultSource::Peer, FaultKind::Unexpected),
                 };
                 self.refuse(source, kind, at, &format!("MSG {ext_msg_id}: {e}"));
-                return;
+                return false;
             }
         };
         let dropped = match r.delivery {
@@ -935,7 +961,7 @@ impl Agent {
             self.refuse(source, kind, at, &format!("MSG {ext_msg_id}"));
         }
         let Some(g) = self.groups.get_mut(group) else {
-            return;
+            return false;
         };
         let deliver = matches!(
             r.delivery,
@@ -982,6 +1008,7 @@ impl Agent {
         for e in events {
             self.event(e);
         }
+        deliver
     }
 
     fn on_rcvd(

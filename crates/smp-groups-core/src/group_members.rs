@@ -356,6 +356,7 @@ impl Agent {
             add.mem_sent = true;
             self.touch_group(group);
             if let Some(c) = conn {
+                self.send_history(group, x, c);
                 self.enqueue(
                     c,
                     &AMessage::Group(GroupEnvelope::Mem(MemberId(x))),

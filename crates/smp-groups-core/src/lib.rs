@@ -43,6 +43,7 @@ mod group_cmd;
 mod group_env;
 mod group_members;
 mod history;
+mod history_share;
 mod profile;
 mod query;
 mod relay;
@@ -58,7 +59,8 @@ pub use agent::{Agent, Input, Output};
 pub use api::{
     Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
 };
-pub use config::{Config, ReceiptPolicy, Settings};
+pub use config::{Config, HistoryShare, ReceiptPolicy, Settings};
+pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use query::{

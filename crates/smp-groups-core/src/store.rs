@@ -35,6 +35,10 @@ pub enum Key {
     /// and our own profile in it (by the group's local alias); written once
     /// one of them was set or updated (`GINFO`, `PROFILE`).
     Profiles(String),
+    /// A signed group message kept to hand to members we add (by the group's
+    /// local alias and a local sequence number; `Config::history` bounds
+    /// them).
+    Shared(String, u64),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

@@ -16,6 +16,7 @@ const TAG_OP: u8 = 4;
 const TAG_MEMBER: u8 = 5;
 const TAG_SENT: u8 = 6;
 const TAG_PROFILES: u8 = 7;
+const TAG_SHARED: u8 = 8;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
@@ -34,6 +35,14 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
             let mut out = Vec::with_capacity(17 + alias.len());
             out.push(TAG_MEMBER);
             out.extend_from_slice(member);
+            out.extend_from_slice(alias.as_bytes());
+            return out;
+        }
+        Key::Shared(alias, seq) => {
+            // The sequence number first (fixed length), then the group's name.
+            let mut out = Vec::with_capacity(9 + alias.len());
+            out.push(TAG_SHARED);
+            out.extend_from_slice(&seq.to_be_bytes());
             out.extend_from_slice(alias.as_bytes());
             return out;
         }
@@ -96,6 +105,13 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
                 .ok_or_else(|| bad("message id is not 8 bytes"))?;
             let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
             Ok(Key::Sent(alias, u64::from_be_bytes(*id)))
+        }
+        TAG_SHARED => {
+            let (seq, alias) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("sequence number is not 8 bytes"))?;
+            let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+            Ok(Key::Shared(alias, u64::from_be_bytes(*seq)))
         }
         other => Err(bad(&format!("unknown tag {other}"))),
     }
