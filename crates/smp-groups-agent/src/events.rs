@@ -166,6 +166,7 @@ fn msg_meta(m: &MsgMeta) -> TextMeta {
         MsgIntegrity::Ok => TextIntegrity::Ok,
         MsgIntegrity::Skipped { from, to } => TextIntegrity::Skipped { from, to },
         MsgIntegrity::BadHash => TextIntegrity::BadHash,
+        MsgIntegrity::History => TextIntegrity::History,
     };
     TextMeta {
         integrity,
@@ -297,6 +298,24 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
         Event::Empty { group } => AgentEvent::Empty {
             group: alias(group)?,
         },
+        Event::GroupInfo {
+            group,
+            member,
+            info,
+        } => AgentEvent::GroupInfo {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            info: info.clone(),
+        },
+        Event::MemberProfile {
+            group,
+            member,
+            profile,
+        } => AgentEvent::Profile {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            profile: profile.clone(),
+        },
         Event::Deleted { group, by } => AgentEvent::Deleted {
             group: alias(group)?,
             by: opt_member(by.as_ref())?,
@@ -420,6 +439,14 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         },
         ClientCommand::Check { group } => Command::Check {
             group: group.as_str().to_owned(),
+        },
+        ClientCommand::SetInfo { group, info } => Command::SetInfo {
+            group: group.as_str().to_owned(),
+            info: info.clone(),
+        },
+        ClientCommand::SetProfile { group, profile } => Command::SetProfile {
+            group: group.as_str().to_owned(),
+            profile: profile.clone(),
         },
         // Queries are answered by `status::answer`, never by the core's
         // command path.

@@ -728,6 +728,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Remove { .. } => "remove",
         Command::Delete { .. } => "delete",
         Command::Check { .. } => "check",
+        Command::SetInfo { .. } => "set_info",
+        Command::SetProfile { .. } => "set_profile",
         Command::Approve { .. } => "approve",
     }
 }

@@ -191,6 +191,9 @@ impl Agent {
         let mut ops = BTreeMap::new();
         let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
+        let mut profiles: BTreeMap<String, crate::profile::Profiles> = BTreeMap::new();
+        let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
+            BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -217,6 +220,13 @@ impl Agent {
                     let rec: MemberRecIn = postcard::from_bytes(&value).map_err(bad)?;
                     members.entry(alias.clone()).or_default().push((*mid, rec));
                 }
+                Key::Profiles(alias) => {
+                    profiles.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Shared(alias, seq) => {
+                    let rec = postcard::from_bytes(&value).map_err(bad)?;
+                    shared.entry(alias.clone()).or_default().push((*seq, rec));
+                }
                 Key::Sent(alias, ext_msg_id) => {
                     let rec = crate::history::SentRec::from_stored(&value).map_err(bad)?;
                     sent.entry(alias.clone())
@@ -224,6 +234,26 @@ impl Agent {
                         .push((*ext_msg_id, rec));
                 }
             }
+        }
+        for (alias, list) in shared {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Group(alias),
+                    reason: "shared history of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.shared.extend(list);
+        }
+        for (alias, p) in profiles {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Profiles(alias),
+                    reason: "profiles of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.profiles = p;
         }
         for (alias, list) in sent {
             let Some(g) = groups.get_mut(&alias) else {
@@ -379,6 +409,8 @@ impl Agent {
             Command::Remove { group, member } => self.cmd_remove(&group, member.0),
             Command::Delete { group } => self.cmd_delete(&group),
             Command::Check { group } => self.cmd_check(&group),
+            Command::SetInfo { group, info } => self.cmd_set_info(&group, info),
+            Command::SetProfile { group, profile } => self.cmd_set_profile(&group, profile),
             Command::Approve {
                 group,
                 approval,
@@ -796,6 +828,12 @@ impl Agent {
             for (id, r) in &g.history {
                 out.extend(encode(r).map(|v| (Key::Sent(a.clone(), *id), v)));
             }
+            for (seq, r) in &g.shared {
+                out.extend(encode(r).map(|v| (Key::Shared(a.clone(), *seq), v)));
+            }
+            if g.profiles != crate::profile::Profiles::default() {
+                out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -813,6 +851,7 @@ impl Agent {
         let old = self.written.remove(alias).unwrap_or_default();
         let Some(g) = self.groups.get_mut(alias) else {
             batch.deletes.push(Key::Group(alias.to_owned()));
+            batch.deletes.push(Key::Profiles(alias.to_owned()));
             for mid in old.keys() {
                 batch.deletes.push(Key::Member(alias.to_owned(), *mid));
             }
@@ -882,6 +921,14 @@ impl Agent {
                 Key::Group(_) | Key::Member(..) => continue,
                 Key::Invitation(i) => self.invitations.get(i).and_then(encode),
                 Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
+                Key::Profiles(alias) => {
+                    self.groups.get(alias).map(|g| &g.profiles).and_then(encode)
+                }
+                Key::Shared(alias, seq) => self
+                    .groups
+                    .get(alias)
+                    .and_then(|g| g.shared.get(seq))
+                    .and_then(encode),
                 Key::Sent(alias, id) => self
                     .groups
                     .get(alias)

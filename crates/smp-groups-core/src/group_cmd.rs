@@ -59,6 +59,9 @@ impl Agent {
             had_members: false,
             history: BTreeMap::new(),
             history_dropped: false,
+            profiles: crate::profile::Profiles::default(),
+            shared: BTreeMap::new(),
+            history_seen: BTreeSet::new(),
         }
     }
 
@@ -217,6 +220,7 @@ impl Agent {
             Err(e) => {
                 // Nothing of the join stays behind.
                 self.forget_sent(&alias);
+                self.forget_shared(&alias);
                 self.groups.remove(&alias);
                 self.touch_group(&alias);
                 return Err(e);
@@ -277,11 +281,15 @@ impl Agent {
         self.touch_group(group);
         let snd_ts = self.now;
         self.keep_sent(group, sent.ext_msg_id, prev, snd_ts, content.as_slice());
-        let msg = AMessage::Group(GroupEnvelope::Msg {
-            ext_msg_id: sent.ext_msg_id,
-            snd_ts,
-            content,
-        });
+        let env = match self.sign_group_msg(group, sent.ext_msg_id, snd_ts, &content) {
+            Some(signed) => signed,
+            None => GroupEnvelope::Msg {
+                ext_msg_id: sent.ext_msg_id,
+                snd_ts,
+                content,
+            },
+        };
+        let msg = AMessage::Group(env);
         for (member, conn) in &targets {
             self.enqueue(
                 *conn,
@@ -609,6 +617,7 @@ impl Agent {
         }
         // Connections of pending open invitations too.
         self.forget_sent(group);
+        self.forget_shared(group);
         if let Some(g) = self.groups.remove(group) {
             for c in g.open_offered.values() {
                 self.close_conn(*c);

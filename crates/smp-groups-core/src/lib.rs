@@ -75,6 +75,8 @@ mod group_cmd;
 mod group_env;
 mod group_members;
 mod history;
+mod history_share;
+mod profile;
 mod query;
 mod relay;
 mod serde_bytes;
@@ -89,7 +91,8 @@ pub use agent::{Agent, Input, Output};
 pub use api::{
     Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
 };
-pub use config::{Config, ReceiptPolicy, Settings};
+pub use config::{Config, HistoryShare, ReceiptPolicy, Settings};
+pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use query::{

@@ -31,6 +31,14 @@ pub enum Key {
     /// alias and the message's extMsgId; `crate::HISTORY_MAX_MESSAGES` per
     /// group at most).
     Sent(String, u64),
+    /// The stamps of a group's information and of its members' profiles,
+    /// and our own profile in it (by the group's local alias); written once
+    /// one of them was set or updated (`GINFO`, `PROFILE`).
+    Profiles(String),
+    /// A signed group message kept to hand to members we add (by the group's
+    /// local alias and a local sequence number; `Config::history` bounds
+    /// them).
+    Shared(String, u64),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

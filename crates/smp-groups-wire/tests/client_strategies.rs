@@ -14,6 +14,7 @@ pub fn integrity() -> impl Strategy<Value = MsgIntegrity> {
     prop_oneof![
         Just(MsgIntegrity::Ok),
         Just(MsgIntegrity::BadHash),
+        Just(MsgIntegrity::History),
         (1..u64::MAX, any::<u64>()).prop_map(|(from, extra)| MsgIntegrity::Skipped {
             from,
             to: from.saturating_add(extra % 1000),
@@ -137,6 +138,9 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
         alias().prop_map(|group| ClientCommand::Status { group }),
         alias().prop_map(|group| ClientCommand::Check { group }),
         alias().prop_map(|invitation| ClientCommand::Reject { invitation }),
+        (alias(), payload()).prop_map(|(group, info)| ClientCommand::SetInfo { group, info }),
+        (alias(), payload())
+            .prop_map(|(group, profile)| ClientCommand::SetProfile { group, profile }),
     ]
 }
 
@@ -252,6 +256,16 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
         }),
         (alias(), alias()).prop_map(|(group, by)| AgentEvent::Out { group, by }),
         alias().prop_map(|group| AgentEvent::Empty { group }),
+        (alias(), alias(), payload()).prop_map(|(group, member, info)| AgentEvent::GroupInfo {
+            group,
+            member,
+            info
+        }),
+        (alias(), alias(), payload()).prop_map(|(group, member, profile)| AgentEvent::Profile {
+            group,
+            member,
+            profile
+        }),
         (alias(), opt_alias()).prop_map(|(group, by)| AgentEvent::Deleted { group, by }),
         (alias(), any::<u64>(), alias(), payload()).prop_map(|(group, req_id, by, info)| {
             AgentEvent::Approve {

@@ -106,6 +106,13 @@ struct Policy {
     /// message) or `unsigned` (grouped, without signatures).
     #[arg(long, value_enum, default_value_t = Receipts::Grouped)]
     receipts: Receipts,
+    /// History for new members: sign our group messages, keep the last this
+    /// many messages of each group and hand them to members we add (0: off).
+    #[arg(long, default_value_t = 0)]
+    history: u16,
+    /// The most content bytes of history kept per group.
+    #[arg(long, default_value_t = 1 << 20)]
+    history_bytes: u32,
 }
 
 /// The receipt policies `serve` offers.
@@ -133,6 +140,10 @@ impl Policy {
                 sign: false,
                 ..ReceiptPolicy::default()
             },
+        };
+        c.core.history = smp_groups_core::HistoryShare {
+            messages: self.history,
+            bytes: self.history_bytes,
         };
         c.settings = Some(Settings::of(&c.core));
         c
