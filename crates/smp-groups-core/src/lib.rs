@@ -36,6 +36,8 @@
 
 mod agent;
 mod api;
+#[cfg(feature = "cheat")]
+mod cheat;
 mod config;
 mod conn;
 mod fault;
@@ -57,6 +59,8 @@ pub use agent::{Agent, Input, Output};
 pub use api::{
     Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
 };
+#[cfg(feature = "cheat")]
+pub use cheat::{Cheat, CheatMode};
 pub use config::{Config, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
