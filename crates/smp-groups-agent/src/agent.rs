@@ -31,6 +31,10 @@ pub struct AgentConfig {
     /// schedule, receipts), so that the ones a daemon is started with hold
     /// whenever it was created; `None`: a restored agent keeps its own.
     pub settings: Option<Settings>,
+    /// Make the agent cheat in its group sends (`cheat` feature, tests of
+    /// integrity detection only; see `smp_groups_core::Cheat`).
+    #[cfg(feature = "cheat")]
+    pub cheat: Option<smp_groups_core::Cheat>,
 }
 
 impl AgentConfig {
@@ -44,6 +48,8 @@ impl AgentConfig {
                 ..Config::default()
             },
             settings: None,
+            #[cfg(feature = "cheat")]
+            cheat: None,
         }
     }
 }
@@ -135,6 +141,8 @@ impl Agent {
         if let Some(settings) = &config.settings {
             core.apply_settings(settings);
         }
+        #[cfg(feature = "cheat")]
+        core.set_cheat(config.cheat);
         let (tx, requests) = mpsc::channel(64);
         let (relay_tx, relay_events) = mpsc::unbounded_channel();
         let relay = relays.connect(RelayContext {
