@@ -38,6 +38,10 @@ pub struct AgentConfig {
     /// Where keys, nonces and ids come from (the system's generator by
     /// default; a test may pass a seeded one).
     pub random: Arc<dyn RandomSource>,
+    /// Make the agent cheat in its group sends (`cheat` feature, tests of
+    /// integrity detection only; see `smp_groups_core::Cheat`).
+    #[cfg(feature = "cheat")]
+    pub cheat: Option<smp_groups_core::Cheat>,
 }
 
 impl AgentConfig {
@@ -53,6 +57,8 @@ impl AgentConfig {
             settings: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom),
+            #[cfg(feature = "cheat")]
+            cheat: None,
         }
     }
 }
@@ -144,6 +150,8 @@ impl Agent {
         if let Some(settings) = &config.settings {
             core.apply_settings(settings);
         }
+        #[cfg(feature = "cheat")]
+        core.set_cheat(config.cheat);
         let (tx, requests) = mpsc::channel(64);
         let (relay_tx, relay_events) = mpsc::unbounded_channel();
         let relay = relays.connect(RelayContext {

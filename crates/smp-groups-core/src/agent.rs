@@ -81,6 +81,10 @@ pub struct Agent {
     /// The delivered message this input processes, if it is one (not
     /// stored): what its `MSG` event reports of the relay and the chain.
     pub(crate) inbound: Option<Inbound>,
+    /// The cheat this agent's group sends follow (`cheat` feature, tests
+    /// only; not stored).
+    #[cfg(feature = "cheat")]
+    pub(crate) cheat: Option<crate::cheat::Cheat>,
 }
 
 /// What a `MSG` event reports of the delivery that carried the message.
@@ -130,6 +134,8 @@ impl Agent {
             send_refused: BTreeSet::new(),
             forgotten: VecDeque::new(),
             inbound: None,
+            #[cfg(feature = "cheat")]
+            cheat: None,
         }
     }
 

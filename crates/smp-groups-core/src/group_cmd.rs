@@ -30,6 +30,12 @@ impl Agent {
         let mut config = smp_groups_integrity::Config::new(smp_groups_wire::agent::GroupId(id));
         config.check_interval_ms = self.cfg.check_interval_ms;
         config.check_every_messages = self.cfg.check_every_messages;
+        // A member behind another's check gets one check interval to catch
+        // up (60 s at most, the integrity default), so a withholding is
+        // reported within two rounds however short the interval is.
+        if let Some(t) = self.cfg.check_interval_ms {
+            config.lag_grace_ms = config.lag_grace_ms.min(t.max(1));
+        }
         config.max_members = MAX_MEMBERS;
         config.window = self.cfg.check_window.max(1);
         config.max_held = self.cfg.check_window.max(1);
@@ -252,6 +258,8 @@ impl Agent {
             .collect();
         // Everything that can fail before the group changes.
         let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
+        #[cfg(feature = "cheat")]
+        let cheat = self.cheat;
         let g = self.active_group(group)?;
         let prev: AnchorRec = g.integrity.self_anchor().into();
         let sent = g
@@ -260,12 +268,24 @@ impl Agent {
             .map_err(|e| CommandError::Internal(e.to_string()))?;
         let int_id = g.next_msg_id;
         g.next_msg_id += 1;
-        let targets: Vec<(Mid, u64)> = g
+        #[cfg_attr(not(feature = "cheat"), allow(unused_mut))]
+        let mut targets: Vec<(Mid, u64)> = g
             .members
             .iter()
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
             .filter(|(_, c)| !gone.contains(c))
             .collect();
+        // A cheater (tests only) leaves some targets out, or sends them
+        // other content, under the same id; its own chain stays honest.
+        #[cfg(feature = "cheat")]
+        let cheat_plan = cheat.map(|c| {
+            let ids: Vec<Mid> = targets.iter().map(|(m, _)| *m).collect();
+            c.plan(sent.ext_msg_id, &ids)
+        });
+        #[cfg(feature = "cheat")]
+        if let Some(plan) = &cheat_plan {
+            targets.retain(|(m, _)| !plan.withheld.contains(m));
+        }
         g.ext_to_int.insert(sent.ext_msg_id, int_id);
         g.sends.insert(
             int_id,
@@ -290,10 +310,33 @@ impl Agent {
             },
         };
         let msg = AMessage::Group(env);
+        #[cfg(feature = "cheat")]
+        let altered_msg = cheat_plan
+            .as_ref()
+            .filter(|p| !p.altered.is_empty())
+            .and_then(|_| {
+                let AMessage::Group(GroupEnvelope::Msg { content, .. }) = &msg else {
+                    return None;
+                };
+                let mut body = content.as_slice().to_vec();
+                body.extend_from_slice(crate::cheat::EQUIVOCATION_MARK);
+                Some(AMessage::Group(GroupEnvelope::Msg {
+                    ext_msg_id: sent.ext_msg_id,
+                    snd_ts,
+                    content: Content::new(body).ok()?,
+                }))
+            });
         for (member, conn) in &targets {
+            #[cfg(feature = "cheat")]
+            let msg = match (&altered_msg, &cheat_plan) {
+                (Some(alt), Some(p)) if p.altered.contains(member) => alt,
+                _ => &msg,
+            };
+            #[cfg(not(feature = "cheat"))]
+            let msg = &msg;
             self.enqueue(
                 *conn,
-                &msg,
+                msg,
                 Note::GroupMsg {
                     int_id,
                     member: *member,

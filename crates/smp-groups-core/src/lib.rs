@@ -68,6 +68,8 @@
 
 mod agent;
 mod api;
+#[cfg(feature = "cheat")]
+mod cheat;
 mod config;
 mod conn;
 mod fault;
@@ -91,10 +93,12 @@ pub use agent::{Agent, Input, Output};
 pub use api::{
     Change, ClientEvent, Command, CommandError, Event, MsgIntegrity, MsgMeta, ReceiptStatus,
 };
+#[cfg(feature = "cheat")]
+pub use cheat::{Cheat, CheatMode};
 pub use config::{Config, HistoryShare, ReceiptPolicy, Settings};
-pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
+pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use query::{
     ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,

@@ -113,6 +113,35 @@ struct Policy {
     /// The most content bytes of history kept per group.
     #[arg(long, default_value_t = 1 << 20)]
     history_bytes: u32,
+    /// Tests of integrity detection only (`cheat` feature): cheat in every
+    /// group send from our group message id FROM on, `equivocate:FROM`
+    /// (every other member gets other content under the same id) or
+    /// `withhold:FROM` (the last member, in member id order, gets nothing).
+    #[cfg(feature = "cheat")]
+    #[arg(long, value_parser = parse_cheat)]
+    cheat: Option<smp_groups_core::Cheat>,
+}
+
+/// `equivocate:FROM` or `withhold:FROM`.
+#[cfg(feature = "cheat")]
+fn parse_cheat(s: &str) -> Result<smp_groups_core::Cheat, String> {
+    use smp_groups_core::{Cheat, CheatMode};
+    let (mode, from) = s
+        .split_once(':')
+        .ok_or_else(|| "expected MODE:FROM".to_owned())?;
+    let mode = match mode {
+        "equivocate" => CheatMode::Equivocate,
+        "withhold" => CheatMode::Withhold,
+        other => return Err(format!("unknown cheat {other:?}: equivocate or withhold")),
+    };
+    let from_msg = from
+        .parse()
+        .map_err(|e| format!("FROM must be a message id: {e}"))?;
+    Ok(Cheat {
+        mode,
+        from_msg,
+        until_msg: None,
+    })
 }
 
 /// The receipt policies `serve` offers.
@@ -146,6 +175,10 @@ impl Policy {
             bytes: self.history_bytes,
         };
         c.settings = Some(Settings::of(&c.core));
+        #[cfg(feature = "cheat")]
+        {
+            c.cheat = self.cheat;
+        }
         c
     }
 }

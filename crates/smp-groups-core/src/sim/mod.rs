@@ -339,6 +339,15 @@ impl Sim {
         }
     }
 
+    /// Makes agent `i` cheat in its group sends ([`crate::Agent::set_cheat`]),
+    /// until it restarts (`cheat` feature, tests of detection only).
+    #[cfg(feature = "cheat")]
+    pub fn set_cheat(&mut self, i: usize, cheat: Option<crate::Cheat>) {
+        if let Some(a) = self.nodes.get_mut(i).and_then(|n| n.agent.as_mut()) {
+            a.set_cheat(cheat);
+        }
+    }
+
     /// The longest body the simulated relays take in a `SEND` (`None`: no
     /// limit); a longer one is refused as a relay with a smaller block
     /// refuses it (`LARGE_MSG`, [`crate::RelayError::Refused`]).
