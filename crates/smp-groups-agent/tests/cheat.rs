@@ -225,8 +225,15 @@ async fn add(ms: &mut [Member], a: usize, b: usize) {
             && ms[b].count(|e| matches!(e, AgentEvent::GroupCon { .. })) == b;
         for (j, m) in ms.iter().enumerate().take(b) {
             ok &= m.count(|e| matches!(e, AgentEvent::GroupCon { .. })) == b;
-            ok &= m.count(|e| matches!(e, AgentEvent::GroupMem { member: Some(_), .. }))
-                == if j == 0 { b } else { b - j };
+            ok &= m.count(|e| {
+                matches!(
+                    e,
+                    AgentEvent::GroupMem {
+                        member: Some(_),
+                        ..
+                    }
+                )
+            }) == if j == 0 { b } else { b - j };
         }
         ok.then_some(())
     })
@@ -300,7 +307,10 @@ async fn run(mode: Option<&str>) -> Outcome {
             (all && short <= usize::from(withheld > 0)).then_some(())
         })
         .await;
-        assert!(delivered.is_some(), "[{label}] round {round}: messages not delivered");
+        assert!(
+            delivered.is_some(),
+            "[{label}] round {round}: messages not delivered"
+        );
         for m in &mut ms {
             m.ack_new().await;
         }
@@ -384,7 +394,10 @@ fn assert_detected(label: &str, o: &Outcome, left_out: Option<usize>) {
         let mut about_cheater = 0;
         for (_, round, e) in vs {
             let AgentEvent::Violation {
-                member, msg_id, kind, ..
+                member,
+                msg_id,
+                kind,
+                ..
             } = e
             else {
                 continue;

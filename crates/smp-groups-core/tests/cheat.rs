@@ -163,7 +163,10 @@ fn assert_detected(o: &Outcome, withheld_from: Option<usize>) {
         );
         let vs = &o.violations[&m];
         let about: Vec<_> = vs.iter().filter(|v| v.sender == o.cheater).collect();
-        assert!(!about.is_empty(), "member {m}: no violation names the cheater: {vs:?}");
+        assert!(
+            !about.is_empty(),
+            "member {m}: no violation names the cheater: {vs:?}"
+        );
         assert!(
             vs.iter().all(|v| v.sender == o.cheater),
             "member {m}: a violation about an honest member: {vs:?}"
@@ -210,7 +213,8 @@ fn equivocation_is_reported_by_every_honest_member_within_two_rounds() {
         assert_detected(&o, None);
         assert!(
             o.violations.iter().any(|(m, v)| *m != CHEATER
-                && v.iter().any(|v| matches!(v.kind, ViolationKind::Equivocation { .. }))),
+                && v.iter()
+                    .any(|v| matches!(v.kind, ViolationKind::Equivocation { .. }))),
             "no equivocation reported"
         );
     }

@@ -116,7 +116,10 @@ fn a_new_member_gets_the_last_messages_as_verified_history() {
     );
     // The last one is agent 0's own "a0"; the others are b3/c3... of 1 and 2.
     assert_eq!(got.last().map(|m| m.2.clone()), Some(b"a0".to_vec()));
-    let bob = sim.agent(1).and_then(|a| a.member_id(&hs[1].alias)).unwrap();
+    let bob = sim
+        .agent(1)
+        .and_then(|a| a.member_id(&hs[1].alias))
+        .unwrap();
     assert!(got.contains(&(bob, 4, b"b3".to_vec())));
     // History is outside every chain: a live message afterwards is the next
     // of its sender's chain for the new member, without a gap or a fault.
@@ -170,19 +173,21 @@ fn a_tampered_entry_is_refused_counted_and_never_shown() {
     let mut sim = Sim::new(4, &config_with_history(), Faults::default(), 13);
     let hs = busy_group(&mut sim);
     let n = kept(&sim, &hs[0]).len() as u64;
-    sim.agent_mut(0)
-        .expect("up")
-        .tamper_shared(&hs[0].alias);
+    sim.agent_mut(0).expect("up").tamper_shared(&hs[0].alias);
     sim.invite(&hs[0], 3).expect("invited");
     sim.settle_all();
     assert!(history(&sim, 3).is_empty(), "nothing altered is shown");
     assert_eq!(
-        sim.refusals(3).get(FaultSource::Peer, FaultKind::BadSignature),
+        sim.refusals(3)
+            .get(FaultSource::Peer, FaultKind::BadSignature),
         n
     );
     // The join itself completes.
     assert_eq!(
-        common::count(sim.events(3), |e| matches!(e, Event::Mem { member: None, .. })),
+        common::count(sim.events(3), |e| matches!(
+            e,
+            Event::Mem { member: None, .. }
+        )),
         1
     );
 }
