@@ -1,6 +1,6 @@
 //! The `smp-agent` binary: `serve` answers the text protocol, and its state
 //! survives `kill -9` (the database is the only thing kept).
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
 

@@ -69,7 +69,7 @@ impl HistoryShare {
     }
 
     /// The bounds, each capped at its maximum.
-    pub(crate) fn bounds(&self) -> (usize, usize) {
+    pub(crate) fn bounds(self) -> (usize, usize) {
         (
             usize::from(self.messages).min(crate::HISTORY_SHARE_MAX_MESSAGES),
             usize::try_from(self.bytes)

@@ -150,7 +150,7 @@ fn named_id(kind: ViolationKind) -> u64 {
         ViolationKind::Behind { reported, .. } => reported + 1,
         ViolationKind::Missing { ours, .. } => ours + 1,
         ViolationKind::UnsentClaimed { claimed, .. } => claimed,
-        _ => 0,
+        ViolationKind::ReportedBad => 0,
     }
 }
 

@@ -27,6 +27,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Serve the client text protocol: on a Unix domain socket (mode 0600,
     /// `DB.sock` unless --socket says where), or on TCP with --listen (each
