@@ -8,7 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smp_groups_net::{sha256, validate_chain};
+use smp_groups_crypto::sha256;
+use smp_groups_net::validate_chain;
 
 fn split(data: &[u8]) -> Option<(Vec<&[u8]>, i64)> {
     let (&n, mut rest) = data.split_first()?;

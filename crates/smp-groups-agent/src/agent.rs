@@ -8,6 +8,8 @@ use smp_groups_core::{
     Agent as CoreAgent, Command, CommandError, Config, ConnStatus, Event, GroupStatus,
     IntegrityStatus, MemberStatus, PendingApproval, PendingInvitation, PendingSend, Settings,
 };
+use smp_groups_crypto::clock::{Clock, SystemClock};
+use smp_groups_crypto::rng::{RandomSource, SystemRandom};
 use smp_groups_store::Store;
 use smp_groups_wire::agent::MemberId;
 use tokio::sync::{mpsc, oneshot};
@@ -31,6 +33,15 @@ pub struct AgentConfig {
     /// schedule, receipts), so that the ones a daemon is started with hold
     /// whenever it was created; `None`: a restored agent keeps its own.
     pub settings: Option<Settings>,
+    /// The wall clock (the system's by default; a test may fix or move it).
+    pub clock: Arc<dyn Clock>,
+    /// Where keys, nonces and ids come from (the system's generator by
+    /// default; a test may pass a seeded one).
+    pub random: Arc<dyn RandomSource>,
+    /// Make the agent cheat in its group sends (`cheat` feature, tests of
+    /// integrity detection only; see `smp_groups_core::Cheat`).
+    #[cfg(feature = "cheat")]
+    pub cheat: Option<smp_groups_core::Cheat>,
 }
 
 impl AgentConfig {
@@ -44,6 +55,10 @@ impl AgentConfig {
                 ..Config::default()
             },
             settings: None,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom),
+            #[cfg(feature = "cheat")]
+            cheat: None,
         }
     }
 }
@@ -135,14 +150,17 @@ impl Agent {
         if let Some(settings) = &config.settings {
             core.apply_settings(settings);
         }
+        #[cfg(feature = "cheat")]
+        core.set_cheat(config.cheat);
         let (tx, requests) = mpsc::channel(64);
         let (relay_tx, relay_events) = mpsc::unbounded_channel();
         let relay = relays.connect(RelayContext {
             identity: config.identity.clone(),
             events: relay_tx,
             keys: store.queue_keys()?,
+            random: Arc::clone(&config.random),
         })?;
-        let runtime = Runtime::new(core, store, relay, requests, relay_events, &config.identity)?;
+        let runtime = Runtime::new(core, store, relay, requests, relay_events, &config)?;
         let shared = runtime.shared();
         let span = tracing::info_span!("agent", identity = %config.identity);
         tokio::spawn(tracing::Instrument::instrument(runtime.run(), span));

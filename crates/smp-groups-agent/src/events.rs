@@ -12,12 +12,12 @@ use smp_groups_core::{
 use smp_groups_integrity::{Violation, ViolationKind as Kind};
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::base64url;
+use smp_groups_wire::client::FaultSource as TextFaultSource;
 use smp_groups_wire::client::{
     AgentEvent, Alias, Approval, ClientCommand, Entity, ErrorCode, InvitationText, RcvdStatus,
     ViolationKind,
 };
 use smp_groups_wire::client::{DirectFailure as TextDirectFailure, FaultKind as TextFaultKind};
-use smp_groups_wire::client::FaultSource as TextFaultSource;
 use smp_groups_wire::client::{MsgIntegrity as TextIntegrity, MsgMeta as TextMeta};
 
 /// The alias a member has in client events.
@@ -44,9 +44,9 @@ pub fn error_code(e: &CommandError) -> ErrorCode {
         | CommandError::NoId(_) => ErrorCode::UnknownEntity,
         CommandError::Duplicate(_) => ErrorCode::Duplicate,
         CommandError::TooLarge { .. } => ErrorCode::Large,
-        CommandError::State(_)
-        | CommandError::MemberNotReady(_)
-        | CommandError::MemberGone(_) => ErrorCode::Prohibited,
+        CommandError::State(_) | CommandError::MemberNotReady(_) | CommandError::MemberGone(_) => {
+            ErrorCode::Prohibited
+        }
         CommandError::BadInvitation(_) | CommandError::BadAlias { .. } => ErrorCode::Syntax,
         _ => ErrorCode::Internal,
     }
@@ -177,6 +177,7 @@ fn msg_meta(m: &MsgMeta) -> TextMeta {
         MsgIntegrity::Ok => TextIntegrity::Ok,
         MsgIntegrity::Skipped { from, to } => TextIntegrity::Skipped { from, to },
         MsgIntegrity::BadHash => TextIntegrity::BadHash,
+        MsgIntegrity::History => TextIntegrity::History,
     };
     TextMeta {
         integrity,
@@ -201,10 +202,9 @@ fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
 /// (`None` for events that are only responses: `Ok`, `Queued`, `Err`).
 pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
     Some(match event {
-        Event::Ok { .. }
-        | Event::Queued { .. }
-        | Event::DirectQueued { .. }
-        | Event::Err(_) => return None,
+        Event::Ok { .. } | Event::Queued { .. } | Event::DirectQueued { .. } | Event::Err(_) => {
+            return None;
+        }
         Event::Invitation {
             alias: a,
             invitation,
@@ -362,6 +362,24 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
         Event::Empty { group } => AgentEvent::Empty {
             group: alias(group)?,
         },
+        Event::GroupInfo {
+            group,
+            member,
+            info,
+        } => AgentEvent::GroupInfo {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            info: info.clone(),
+        },
+        Event::MemberProfile {
+            group,
+            member,
+            profile,
+        } => AgentEvent::Profile {
+            group: alias(group)?,
+            member: member_alias(member)?,
+            profile: profile.clone(),
+        },
         Event::Deleted { group, by } => AgentEvent::Deleted {
             group: alias(group)?,
             by: opt_member(by.as_ref())?,
@@ -497,6 +515,14 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         },
         ClientCommand::Check { group } => Command::Check {
             group: group.as_str().to_owned(),
+        },
+        ClientCommand::SetInfo { group, info } => Command::SetInfo {
+            group: group.as_str().to_owned(),
+            info: info.clone(),
+        },
+        ClientCommand::SetProfile { group, profile } => Command::SetProfile {
+            group: group.as_str().to_owned(),
+            profile: profile.clone(),
         },
         // Queries are answered by `status::answer`, never by the core's
         // command path.

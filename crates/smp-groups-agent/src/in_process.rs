@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smp_groups_core::{OpId, RelayError, RelayEvent, RelayOp};
+use smp_groups_crypto::rng::{RandomSource, SharedRng};
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::auth::SessionAuth;
 use smp_groups_relay::types::{
@@ -123,6 +124,7 @@ impl RelayConnector for InProcessRelay {
             hub: Arc::clone(&self.hub),
             identity: context.identity,
             events: context.events,
+            random: context.random,
             conns: HashMap::new(),
         }))
     }
@@ -133,6 +135,7 @@ struct InProcessClient {
     hub: Arc<Mutex<Hub>>,
     identity: String,
     events: UnboundedSender<RelayEvent>,
+    random: Arc<dyn RandomSource>,
     conns: HashMap<String, ConnId>,
 }
 
@@ -203,7 +206,7 @@ impl InProcessClient {
             let q = QueueId::try_from(rcv).ok()?;
             hub.creds.get(&(self.identity.clone(), server.clone(), q))
         };
-        let mut rng = rng::system();
+        let mut rng = SharedRng(Arc::clone(&self.random));
         let mut new_creds = None;
         let (entity, signer, command): (Vec<u8>, Option<ed25519::SigningKey>, Command) = match op {
             RelayOp::CreateQueue { .. } => {

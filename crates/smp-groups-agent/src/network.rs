@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use smp_groups_core::{OpId, RelayError, RelayEvent, RelayOp, Timestamp};
 use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
-use smp_groups_crypto::{nacl, rng, x25519};
+use smp_groups_crypto::rng::{RandomSource, SharedRng};
+use smp_groups_crypto::{nacl, x25519};
 use smp_groups_net::{
     ClientError, ClientEvent, EventReceiver, ReconnectConfig, ReconnectingClient,
 };
@@ -104,6 +105,7 @@ impl RelayConnector for NetworkRelay {
         Ok(Box::new(NetworkClient {
             shared: Arc::new(Shared {
                 identity: context.identity,
+                random: context.random,
                 config: self.config.clone(),
                 events: context.events,
                 keys: Arc::new(Mutex::new(keys)),
@@ -183,6 +185,7 @@ const CONNECT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Shared {
     identity: String,
+    random: Arc<dyn RandomSource>,
     config: ReconnectConfig,
     events: UnboundedSender<RelayEvent>,
     keys: Arc<Mutex<KeyTable>>,
@@ -381,7 +384,7 @@ async fn perform(shared: &Arc<Shared>, op: RelayOp) -> Result<RelayEvent, Failur
     let done = RelayEvent::Done { op: id };
     match op {
         RelayOp::CreateQueue { .. } => {
-            let mut rng = rng::system();
+            let mut rng = SharedRng(Arc::clone(&shared.random));
             let key = SigningKey::generate(&mut rng);
             let dh = x25519::SecretKey::generate(&mut rng);
             let ids = client

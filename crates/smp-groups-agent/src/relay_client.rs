@@ -7,7 +7,10 @@
 //! operation on its own task; the in-process client
 //! ([`crate::InProcessRelay`]) runs it at once.
 
+use std::sync::Arc;
+
 use smp_groups_core::{RelayEvent, RelayOp};
+use smp_groups_crypto::rng::RandomSource;
 use smp_groups_store::QueueKeys;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -27,6 +30,8 @@ pub struct RelayContext {
     /// The durable table for the recipient secrets of the agent's queues, in
     /// the agent's own database.
     pub keys: QueueKeys,
+    /// The agent's randomness (queue keys are drawn from it).
+    pub random: Arc<dyn RandomSource>,
 }
 
 /// Makes a [`RelayClient`] for an agent.

@@ -41,10 +41,13 @@ use smp_groups_core::{
     Agent as CoreAgent, ClientEvent, Command, Event, Input, OpId, Output, RefusalCounts,
     RelayEvent, RelayOp, Timestamp,
 };
+use smp_groups_crypto::clock::Clock;
+use smp_groups_crypto::rng::SharedRng;
 use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
 use smp_groups_wire::client::{AgentEvent, CorrId, LineDecoder, Transmission};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::agent::AgentConfig;
 use crate::error::Error;
 use crate::events::to_agent_event;
 use crate::relay_client::RelayClient;
@@ -259,16 +262,13 @@ pub(crate) struct Runtime {
     /// or in a commit not yet returned): one per queue, like the store's
     /// `processed` table.
     processed: HashMap<Vec<u8>, Vec<u8>>,
+    /// The wall clock the core's time comes from.
+    clock: Arc<dyn Clock>,
+    /// The randomness the core draws from.
+    rng: SharedRng,
     pending: Group,
     inflight: Option<Inflight>,
     stopping: Option<oneshot::Sender<()>>,
-}
-
-fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Timestamp::from_millis(ms)
 }
 
 /// Decodes a stored event line.
@@ -310,8 +310,9 @@ impl Runtime {
         relay: Box<dyn RelayClient>,
         requests: mpsc::Receiver<Request>,
         relay_events: mpsc::UnboundedReceiver<RelayEvent>,
-        name: &str,
+        config: &AgentConfig,
     ) -> Result<Self, Error> {
+        let name = config.identity.as_str();
         let log = Arc::new(EventLog::default());
         for p in store.pending_events()? {
             if let Some(event) = decode_event(&p.body) {
@@ -338,6 +339,8 @@ impl Runtime {
             next_corr: 0,
             next_own_op: 0,
             processed,
+            clock: Arc::clone(&config.clock),
+            rng: SharedRng(Arc::clone(&config.random)),
             pending: Group::default(),
             inflight: None,
             stopping: None,
@@ -377,7 +380,7 @@ impl Runtime {
             // not confirmed many events.
             let relays_open = accepting && self.log.len() < MAX_UNCONFIRMED_EVENTS;
             let timer = self.core.poll_timeout().map(|t| {
-                let wait = t.as_millis().saturating_sub(now().as_millis());
+                let wait = t.as_millis().saturating_sub(self.clock.unix_millis());
                 tokio::time::Instant::now() + Duration::from_millis(wait)
             });
             let mark_at = self
@@ -623,8 +626,8 @@ impl Runtime {
 
     /// The core handles `input`; its outputs join the pending group.
     fn step(&mut self, input: Input, processed: Option<(Vec<u8>, Vec<u8>)>) {
-        let mut rng = smp_groups_crypto::rng::system();
-        self.core.handle(input, now(), &mut rng);
+        let now = Timestamp::from_millis(self.clock.unix_millis());
+        self.core.handle(input, now, &mut self.rng);
         let mut txn = Transaction::new();
         txn.processed.extend(processed);
         self.gather(txn);
@@ -726,6 +729,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Remove { .. } => "remove",
         Command::Delete { .. } => "delete",
         Command::Check { .. } => "check",
+        Command::SetInfo { .. } => "set_info",
+        Command::SetProfile { .. } => "set_profile",
         Command::Approve { .. } => "approve",
     }
 }

@@ -101,7 +101,7 @@ pub fn member_rows(members: &[MemberStatus]) -> Result<Vec<Row>, LineError> {
     members
         .iter()
         .map(|m| {
-            row(&[
+            let mut fields = vec![
                 ("member", member(&m.member)),
                 ("state", m.state.as_str().to_owned()),
                 ("relay", opt(m.relay.as_ref())),
@@ -113,7 +113,11 @@ pub fn member_rows(members: &[MemberStatus]) -> Result<Vec<Row>, LineError> {
                     "chain",
                     opt(m.chain.map(smp_groups_wire::agent::GCheckStatus::as_str)),
                 ),
-            ])
+            ];
+            if !m.profile.is_empty() {
+                fields.push(("profile", profile_value(&m.profile)));
+            }
+            row(&fields)
         })
         .collect()
 }
@@ -227,4 +231,17 @@ pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
         Ok(Err(e)) => error_event(entity, ErrorCode::Internal, &e.detail),
         Ok(Ok(rows)) => AgentEvent::Rows { entity, kind, rows },
     })
+}
+
+/// The most profile bytes a `profile=` value shows (256 base64url characters).
+const MAX_PROFILE_SHOWN: usize = 192;
+
+/// A `profile=` value: the profile in base64url without padding, or `#` and
+/// its length when it is too long for a value.
+fn profile_value(profile: &[u8]) -> String {
+    if profile.len() <= MAX_PROFILE_SHOWN {
+        smp_groups_wire::base64url::encode_unpadded(profile)
+    } else {
+        format!("#{}", profile.len())
+    }
 }

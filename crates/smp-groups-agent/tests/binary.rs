@@ -1,6 +1,6 @@
 //! The `smp-agent` binary: `serve` answers the text protocol, and its state
 //! survives `kill -9` (the database is the only thing kept).
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
 
@@ -81,7 +81,8 @@ async fn serve_stops_cleanly_on_sigterm() {
 /// `serve --approval-threshold 1`: alice (the creator) is asked before bob's
 /// addition of carol takes effect for her, over TCP (`APPROVE`, `ALLOW`);
 /// carol's join then completes. Bob and carol run with the default
-/// threshold and are asked nothing.
+/// threshold and are asked nothing. Then bob removes carol: alice is asked
+/// (`APPROVE n REM`), refuses (`DENY`) and keeps carol.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_takes_the_approval_threshold_from_its_command_line() {
     use common::flows;
@@ -126,6 +127,8 @@ async fn serve_takes_the_approval_threshold_from_its_command_line() {
             _ => None,
         })
         .await;
+    // Alice's events from here on: carol's `MEM` is the first member one.
+    let mark = a.seen.len();
     let r = a.call("a1", &format!("G:club ALLOW {req}")).await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
     c.wait(|t| {
@@ -140,4 +143,61 @@ async fn serve_takes_the_approval_threshold_from_its_command_line() {
             "{who} was asked"
         );
     }
+
+    // Bob removes carol; alice is asked again (`APPROVE n REM`) and refuses
+    // (`DENY`): she keeps carol, and her client never hears `REMD`.
+    // Bob's first `CON` in his group is alice (he joined through her).
+    let con = |not: Option<String>| {
+        move |t: &smp_groups_wire::client::Transmission<AgentEvent>| match &t.msg {
+            AgentEvent::GroupCon { group, member }
+                if group.as_str() == "books" && Some(member.as_str()) != not.as_deref() =>
+            {
+                Some(member.as_str().to_owned())
+            }
+            _ => None,
+        }
+    };
+    let alice_at_bob = b.wait(con(None)).await;
+    let carol_at_bob = b.wait(con(Some(alice_at_bob))).await;
+    let carol_at_alice = a
+        .wait_from(mark, |t| match &t.msg {
+            AgentEvent::GroupMem {
+                group,
+                member: Some(m),
+            } if group.as_str() == "club" => Some(m.as_str().to_owned()),
+            _ => None,
+        })
+        .await;
+    let r = b.call("b2", &format!("G:books REM C:{carol_at_bob}")).await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    let (req, member) = a
+        .wait(|t| match &t.msg {
+            AgentEvent::Approve {
+                group,
+                req_id,
+                change: Approval::Remove { member, .. },
+            } if group.as_str() == "club" => Some((*req_id, member.as_str().to_owned())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(member, carol_at_alice);
+    let r = a.call("a2", &format!("G:club DENY {req}")).await;
+    assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
+    // Denying twice: the request is gone.
+    let r = a.call("a3", &format!("G:club DENY {req}")).await;
+    assert!(matches!(r, AgentEvent::Error { .. }), "{r:?}");
+    let rows = match a.call("a4", "G:club MEMBERS").await {
+        AgentEvent::Rows { rows, .. } => rows,
+        r => panic!("{r:?}"),
+    };
+    assert!(
+        rows.iter()
+            .any(|r| r.get("member") == Some(format!("C:{carol_at_alice}").as_str())),
+        "{rows:?}"
+    );
+    assert_eq!(
+        a.count(|e| matches!(e, AgentEvent::Removed { .. })),
+        0,
+        "alice applied a removal she refused"
+    );
 }

@@ -81,6 +81,10 @@ pub struct Agent {
     /// The delivered message this input processes, if it is one (not
     /// stored): what its `MSG` event reports of the relay and the chain.
     pub(crate) inbound: Option<Inbound>,
+    /// The cheat this agent's group sends follow (`cheat` feature, tests
+    /// only; not stored).
+    #[cfg(feature = "cheat")]
+    pub(crate) cheat: Option<crate::cheat::Cheat>,
 }
 
 /// What a `MSG` event reports of the delivery that carried the message.
@@ -130,6 +134,8 @@ impl Agent {
             send_refused: BTreeSet::new(),
             forgotten: VecDeque::new(),
             inbound: None,
+            #[cfg(feature = "cheat")]
+            cheat: None,
         }
     }
 
@@ -192,6 +198,9 @@ impl Agent {
         let mut members: BTreeMap<String, Vec<(Mid, MemberRecIn)>> = BTreeMap::new();
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
         let mut direct: BTreeMap<String, crate::direct::DirectBook> = BTreeMap::new();
+        let mut profiles: BTreeMap<String, crate::profile::Profiles> = BTreeMap::new();
+        let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
+            BTreeMap::new();
         for (key, value) in records {
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
@@ -218,6 +227,13 @@ impl Agent {
                     let rec: MemberRecIn = postcard::from_bytes(&value).map_err(bad)?;
                     members.entry(alias.clone()).or_default().push((*mid, rec));
                 }
+                Key::Profiles(alias) => {
+                    profiles.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Shared(alias, seq) => {
+                    let rec = postcard::from_bytes(&value).map_err(bad)?;
+                    shared.entry(alias.clone()).or_default().push((*seq, rec));
+                }
                 Key::Sent(alias, ext_msg_id) => {
                     let rec = crate::history::SentRec::from_stored(&value).map_err(bad)?;
                     sent.entry(alias.clone())
@@ -238,6 +254,26 @@ impl Agent {
             };
             let g: &mut Group = g;
             g.direct = book;
+        }
+        for (alias, list) in shared {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Group(alias),
+                    reason: "shared history of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.shared.extend(list);
+        }
+        for (alias, p) in profiles {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Profiles(alias),
+                    reason: "profiles of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.profiles = p;
         }
         for (alias, list) in sent {
             let Some(g) = groups.get_mut(&alias) else {
@@ -406,6 +442,8 @@ impl Agent {
             Command::Remove { group, member } => self.cmd_remove(&group, member.0),
             Command::Delete { group } => self.cmd_delete(&group),
             Command::Check { group } => self.cmd_check(&group),
+            Command::SetInfo { group, info } => self.cmd_set_info(&group, info),
+            Command::SetProfile { group, profile } => self.cmd_set_profile(&group, profile),
             Command::Approve {
                 group,
                 approval,
@@ -826,6 +864,12 @@ impl Agent {
             if !g.direct.is_empty() {
                 out.extend(encode(&g.direct).map(|v| (Key::Direct(a.clone()), v)));
             }
+            for (seq, r) in &g.shared {
+                out.extend(encode(r).map(|v| (Key::Shared(a.clone(), *seq), v)));
+            }
+            if g.profiles != crate::profile::Profiles::default() {
+                out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -843,6 +887,7 @@ impl Agent {
         let old = self.written.remove(alias).unwrap_or_default();
         let Some(g) = self.groups.get_mut(alias) else {
             batch.deletes.push(Key::Group(alias.to_owned()));
+            batch.deletes.push(Key::Profiles(alias.to_owned()));
             for mid in old.keys() {
                 batch.deletes.push(Key::Member(alias.to_owned(), *mid));
             }
@@ -912,6 +957,14 @@ impl Agent {
                 Key::Group(_) | Key::Member(..) => continue,
                 Key::Invitation(i) => self.invitations.get(i).and_then(encode),
                 Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
+                Key::Profiles(alias) => {
+                    self.groups.get(alias).map(|g| &g.profiles).and_then(encode)
+                }
+                Key::Shared(alias, seq) => self
+                    .groups
+                    .get(alias)
+                    .and_then(|g| g.shared.get(seq))
+                    .and_then(encode),
                 Key::Sent(alias, id) => self
                     .groups
                     .get(alias)

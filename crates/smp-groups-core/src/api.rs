@@ -126,6 +126,22 @@ pub enum Command {
         /// The group.
         group: String,
     },
+    /// `G:g INFO gInfo`: replace the group's information for every member
+    /// (`crate::profile`).
+    SetInfo {
+        /// The group.
+        group: String,
+        /// The new group information.
+        info: Vec<u8>,
+    },
+    /// `G:g PROFILE profile`: replace our own member profile in the group,
+    /// for every member.
+    SetProfile {
+        /// The group.
+        group: String,
+        /// The new profile.
+        profile: Vec<u8>,
+    },
     /// Answer to [`Event::ApprovalRequired`].
     Approve {
         /// The group.
@@ -436,6 +452,26 @@ pub enum Event {
         /// Who deleted it.
         by: Option<MemberId>,
     },
+    /// `G:g INFO member gInfo`: the group's information, as `member` set it,
+    /// replaced the one held (last writer wins, `crate::profile`).
+    GroupInfo {
+        /// The group.
+        group: String,
+        /// The member who set it.
+        member: MemberId,
+        /// The group information.
+        info: Vec<u8>,
+    },
+    /// `G:g PROFILE member profile`: a member's profile, once when it
+    /// connects (if not empty) and whenever it changes.
+    MemberProfile {
+        /// The group.
+        group: String,
+        /// The member.
+        member: MemberId,
+        /// Its profile.
+        profile: Vec<u8>,
+    },
     /// A membership change waits for the client's decision (`Command::Approve`).
     ApprovalRequired {
         /// The group.
@@ -516,6 +552,11 @@ pub enum MsgIntegrity {
     /// the hash of the last message received on the connection (the peer's
     /// history differs from ours).
     BadHash,
+    /// Group only: a message sent before we joined, handed to us by the
+    /// member that added us (`HIST`) with its original sender's signature,
+    /// which was checked. It is in no chain, gets no receipt and needs no
+    /// `ACK` (its local id is 0).
+    History,
 }
 
 /// How far a direct message got before its member or group went

@@ -40,6 +40,43 @@ pub struct Config {
     pub pending_member_ttl_ms: u64,
     /// How receipts for group messages go back to their senders.
     pub receipts: ReceiptPolicy,
+    /// History for new members (`crate::HistoryShare`, off by default). Not
+    /// in the stored record: given again at every start through
+    /// [`Settings`], as `smp-agent serve` does.
+    #[serde(skip)]
+    pub history: HistoryShare,
+}
+
+/// History for new members: the member that adds someone hands it the last
+/// group messages it holds, each with its original sender's signature
+/// (`docs/groups.md`, "History for new members"). With `messages` 0 (the
+/// default) it is off: messages go unsigned (`MSG`) and nothing is kept or
+/// handed on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryShare {
+    /// The most messages kept per group and handed to a new member; at most
+    /// [`crate::HISTORY_SHARE_MAX_MESSAGES`].
+    pub messages: u16,
+    /// The most content bytes kept per group; at most
+    /// [`crate::HISTORY_SHARE_MAX_BYTES`].
+    pub bytes: u32,
+}
+
+impl HistoryShare {
+    /// Whether sharing is on.
+    pub fn is_on(&self) -> bool {
+        self.messages > 0 && self.bytes > 0
+    }
+
+    /// The bounds, each capped at its maximum.
+    pub(crate) fn bounds(self) -> (usize, usize) {
+        (
+            usize::from(self.messages).min(crate::HISTORY_SHARE_MAX_MESSAGES),
+            usize::try_from(self.bytes)
+                .unwrap_or(usize::MAX)
+                .min(crate::HISTORY_SHARE_MAX_BYTES),
+        )
+    }
 }
 
 /// How the receipts for acknowledged group messages are sent (see
@@ -96,6 +133,7 @@ impl Default for Config {
             removal_grace_ms: 600_000,
             pending_member_ttl_ms: 24 * 3_600_000,
             receipts: ReceiptPolicy::default(),
+            history: HistoryShare::default(),
         }
     }
 }
@@ -130,6 +168,8 @@ pub struct Settings {
     pub check_every_messages: Option<u64>,
     /// See [`Config::receipts`].
     pub receipts: ReceiptPolicy,
+    /// See [`Config::history`].
+    pub history: HistoryShare,
 }
 
 impl Settings {
@@ -140,6 +180,7 @@ impl Settings {
             check_interval_ms: config.check_interval_ms,
             check_every_messages: config.check_every_messages,
             receipts: config.receipts,
+            history: config.history,
         }
     }
 
@@ -149,5 +190,6 @@ impl Settings {
         config.check_interval_ms = self.check_interval_ms;
         config.check_every_messages = self.check_every_messages;
         config.receipts = self.receipts;
+        config.history = self.history;
     }
 }

@@ -30,6 +30,12 @@ impl Agent {
         let mut config = smp_groups_integrity::Config::new(smp_groups_wire::agent::GroupId(id));
         config.check_interval_ms = self.cfg.check_interval_ms;
         config.check_every_messages = self.cfg.check_every_messages;
+        // A member behind another's check gets one check interval to catch
+        // up (60 s at most, the integrity default), so a withholding is
+        // reported within two rounds however short the interval is.
+        if let Some(t) = self.cfg.check_interval_ms {
+            config.lag_grace_ms = config.lag_grace_ms.min(t.max(1));
+        }
         config.max_members = MAX_MEMBERS;
         config.window = self.cfg.check_window.max(1);
         config.max_held = self.cfg.check_window.max(1);
@@ -60,6 +66,9 @@ impl Agent {
             history: BTreeMap::new(),
             history_dropped: false,
             direct: crate::direct::DirectBook::default(),
+            profiles: crate::profile::Profiles::default(),
+            shared: BTreeMap::new(),
+            history_seen: BTreeSet::new(),
         }
     }
 
@@ -218,6 +227,7 @@ impl Agent {
             Err(e) => {
                 // Nothing of the join stays behind.
                 self.forget_sent(&alias);
+                self.forget_shared(&alias);
                 self.groups.remove(&alias);
                 self.touch_group(&alias);
                 return Err(e);
@@ -249,6 +259,8 @@ impl Agent {
             .collect();
         // Everything that can fail before the group changes.
         let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
+        #[cfg(feature = "cheat")]
+        let cheat = self.cheat;
         let g = self.active_group(group)?;
         let prev: AnchorRec = g.integrity.self_anchor().into();
         let sent = g
@@ -257,12 +269,24 @@ impl Agent {
             .map_err(|e| CommandError::Internal(e.to_string()))?;
         let int_id = g.next_msg_id;
         g.next_msg_id += 1;
-        let targets: Vec<(Mid, u64)> = g
+        #[cfg_attr(not(feature = "cheat"), allow(unused_mut))]
+        let mut targets: Vec<(Mid, u64)> = g
             .members
             .iter()
             .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
             .filter(|(_, c)| !gone.contains(c))
             .collect();
+        // A cheater (tests only) leaves some targets out, or sends them
+        // other content, under the same id; its own chain stays honest.
+        #[cfg(feature = "cheat")]
+        let cheat_plan = cheat.map(|c| {
+            let ids: Vec<Mid> = targets.iter().map(|(m, _)| *m).collect();
+            c.plan(sent.ext_msg_id, &ids)
+        });
+        #[cfg(feature = "cheat")]
+        if let Some(plan) = &cheat_plan {
+            targets.retain(|(m, _)| !plan.withheld.contains(m));
+        }
         g.ext_to_int.insert(sent.ext_msg_id, int_id);
         g.sends.insert(
             int_id,
@@ -278,15 +302,42 @@ impl Agent {
         self.touch_group(group);
         let snd_ts = self.now;
         self.keep_sent(group, sent.ext_msg_id, prev, snd_ts, content.as_slice());
-        let msg = AMessage::Group(GroupEnvelope::Msg {
-            ext_msg_id: sent.ext_msg_id,
-            snd_ts,
-            content,
-        });
+        let env = match self.sign_group_msg(group, sent.ext_msg_id, snd_ts, &content) {
+            Some(signed) => signed,
+            None => GroupEnvelope::Msg {
+                ext_msg_id: sent.ext_msg_id,
+                snd_ts,
+                content,
+            },
+        };
+        let msg = AMessage::Group(env);
+        #[cfg(feature = "cheat")]
+        let altered_msg = cheat_plan
+            .as_ref()
+            .filter(|p| !p.altered.is_empty())
+            .and_then(|_| {
+                let AMessage::Group(GroupEnvelope::Msg { content, .. }) = &msg else {
+                    return None;
+                };
+                let mut body = content.as_slice().to_vec();
+                body.extend_from_slice(crate::cheat::EQUIVOCATION_MARK);
+                Some(AMessage::Group(GroupEnvelope::Msg {
+                    ext_msg_id: sent.ext_msg_id,
+                    snd_ts,
+                    content: Content::new(body).ok()?,
+                }))
+            });
         for (member, conn) in &targets {
+            #[cfg(feature = "cheat")]
+            let msg = match (&altered_msg, &cheat_plan) {
+                (Some(alt), Some(p)) if p.altered.contains(member) => alt,
+                _ => &msg,
+            };
+            #[cfg(not(feature = "cheat"))]
+            let msg = &msg;
             self.enqueue(
                 *conn,
-                &msg,
+                msg,
                 Note::GroupMsg {
                     int_id,
                     member: *member,
@@ -528,10 +579,18 @@ impl Agent {
             }
         };
         let owner = self.conns.get(&p.conn).map(|c| c.owner.clone());
+        // A removal approved after its remover left: the remover's envelope
+        // would now be refused as coming from a member that is gone, but the
+        // removal was made while it was a member (below).
+        let remover_gone = accept
+            && matches!(env, GroupEnvelope::Rem(_) | GroupEnvelope::RemTell(_))
+            && matches!(&owner, Some(Owner::Member { group: g, member })
+                if self.groups.get(g).is_some_and(|x| x.gone.contains(member)));
         if let Some(Owner::Member {
             group: gname,
             member,
         }) = owner
+            && !remover_gone
         {
             if accept {
                 self.apply_group_envelope(p.conn, &gname, member, 0, env);
@@ -548,7 +607,8 @@ impl Agent {
         {
             // The remover left (or its connection closed) while the removal
             // waited for us: it was a member when it removed, so the removal
-            // still applies, like everywhere else; nobody waits for a `REMD`.
+            // still applies, like everywhere else; nobody waits for a `REMD`
+            // (`regression_member_view_after_removals_and_leave_open_n5`).
             if self
                 .groups
                 .get(group)
@@ -602,6 +662,7 @@ impl Agent {
         // Connections of pending open invitations too.
         self.forget_sent(group);
         self.direct_group_dropped(group);
+        self.forget_shared(group);
         if let Some(g) = self.groups.remove(group) {
             for c in g.open_offered.values() {
                 self.close_conn(*c);

@@ -281,7 +281,33 @@ impl Agent {
                 ext_msg_id,
                 snd_ts,
                 content,
-            } => self.on_group_msg(group, sender, (ext_msg_id, snd_ts), content.as_slice()),
+            } => {
+                self.on_group_msg(group, sender, (ext_msg_id, snd_ts), content.as_slice());
+            }
+            GroupEnvelope::SignedMsg {
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => {
+                let ids = (ext_msg_id, snd_ts);
+                if self.on_group_msg(group, sender, ids, content.as_slice()) {
+                    self.keep_received_signed(group, sender, ids, sig, content.as_slice());
+                }
+            }
+            GroupEnvelope::History {
+                sender: original,
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => self.on_history(
+                group,
+                sender,
+                (original.0, ext_msg_id, snd_ts),
+                sig,
+                content.as_slice(),
+            ),
             GroupEnvelope::CatchUp { ext_msg_id, digest } => {
                 let anchor = smp_groups_integrity::Anchor::At {
                     msg_id: ext_msg_id,
@@ -317,6 +343,10 @@ impl Agent {
             GroupEnvelope::DirectRcvd { msg_id, digest } => {
                 self.on_direct_rcvd(conn, group, sender, msg_id, digest);
             }
+            GroupEnvelope::Info { ts, author, info } => {
+                self.on_info(group, sender, (ts, author.0), info);
+            }
+            GroupEnvelope::Profile { ts, profile } => self.on_profile(group, sender, ts, profile),
             GroupEnvelope::Receipts { receipts, sig } => {
                 self.on_receipts(group, sender, &receipts, sig, |gid, me| {
                     smp_groups_integrity::receipts_payload(
@@ -504,7 +534,10 @@ impl Agent {
     fn member_info(&self, group: &str, member: Mid) -> Option<MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (*g.signing_key.public_key().as_bytes(), Vec::new())
+            (
+                *g.signing_key.public_key().as_bytes(),
+                g.profiles.mine.clone(),
+            )
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
@@ -899,11 +932,11 @@ impl Agent {
         from: Mid,
         (ext_msg_id, snd_ts): (u64, u64),
         content: &[u8],
-    ) {
+    ) -> bool {
         let at = At::member(group, Some(from), None);
         let Some(g) = self.groups.get_mut(group) else {
             // Internal: found by our caller in this input.
-            return;
+            return false;
         };
         let r = match g.integrity.on_received(MemberId(from), ext_msg_id, content) {
             Ok(r) => r,
@@ -920,7 +953,7 @@ impl Agent {
                     _ => (FaultSource::Peer, FaultKind::Unexpected),
                 };
                 self.refuse(source, kind, at, &format!("MSG {ext_msg_id}: {e}"));
-                return;
+                return false;
             }
         };
         let dropped = match r.delivery {
@@ -936,7 +969,7 @@ impl Agent {
             self.refuse(source, kind, at, &format!("MSG {ext_msg_id}"));
         }
         let Some(g) = self.groups.get_mut(group) else {
-            return;
+            return false;
         };
         let deliver = matches!(
             r.delivery,
@@ -983,6 +1016,7 @@ impl Agent {
         for e in events {
             self.event(e);
         }
+        deliver
     }
 
     fn on_rcvd(

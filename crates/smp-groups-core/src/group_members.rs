@@ -58,7 +58,10 @@ impl Agent {
                 && id == member
             {
                 m.signing_key = Some(key);
-                m.profile = profile;
+                // A profile from its `PROFILE` wins over an unstamped one.
+                if !g.profiles.stamps.contains_key(&member) {
+                    m.profile = profile;
+                }
             }
             if let Some(a) = j.anchor {
                 m.peer_anchor = Some(a);
@@ -100,6 +103,7 @@ impl Agent {
             group: group.to_owned(),
             member: MemberId(member),
         });
+        self.profiles_on_connect(group, member, conn);
         if full_now {
             self.event(Event::Mem {
                 group: group.to_owned(),
@@ -323,7 +327,10 @@ impl Agent {
     ) -> Option<smp_groups_wire::agent::MemberInfo> {
         let g = self.groups.get(group)?;
         let (key, profile) = if member == g.me {
-            (*g.signing_key.public_key().as_bytes(), Vec::new())
+            (
+                *g.signing_key.public_key().as_bytes(),
+                g.profiles.mine.clone(),
+            )
         } else {
             let m = g.members.get(&member)?;
             (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
@@ -349,6 +356,7 @@ impl Agent {
             add.mem_sent = true;
             self.touch_group(group);
             if let Some(c) = conn {
+                self.send_history(group, x, c);
                 self.enqueue(
                     c,
                     &AMessage::Group(GroupEnvelope::Mem(MemberId(x))),

@@ -36,10 +36,44 @@
 //! The semantics under concurrency are in `docs/groups.md`, the costs in
 //! `docs/costs.md`. With the `sim` feature, [`sim`] runs many agents against
 //! in-memory relays with a virtual clock and seeded faults.
+//!
+//! # Example
+//!
+//! The agent does no IO: a command goes in with the time and a generator,
+//! and what to store, what to ask the relay and what to tell the client come
+//! out, in that order.
+//!
+//! ```
+//!
+//! use smp_groups_core::{Agent, Command, Config, Input, Output, RelayOp, Timestamp};
+//! use smp_groups_crypto::rng;
+//!
+//! let mut agent = Agent::new(Config {
+//!     server: "smp://relay.example".into(),
+//!     ..Config::default()
+//! });
+//! while agent.poll().is_some() {} // the new agent's first records
+//! agent.handle(
+//!     Input::Command {
+//!         corr: "1".into(),
+//!         command: Command::NewConn { alias: Some("bob".into()) },
+//!     },
+//!     Timestamp::from_millis(1_700_000_000_000),
+//!     &mut rng::seeded(7),
+//! );
+//! let outputs: Vec<Output> = std::iter::from_fn(|| agent.poll()).collect();
+//! // First the state to commit, then a queue to create on the relay.
+//! assert!(matches!(outputs.first(), Some(Output::Store(_))));
+//! assert!(outputs
+//!     .iter()
+//!     .any(|o| matches!(o, Output::Relay(RelayOp::CreateQueue { .. }))));
+//! ```
 #![forbid(unsafe_code)]
 
 mod agent;
 mod api;
+#[cfg(feature = "cheat")]
+mod cheat;
 mod config;
 mod conn;
 mod direct;
@@ -48,6 +82,8 @@ mod group_cmd;
 mod group_env;
 mod group_members;
 mod history;
+mod history_share;
+mod profile;
 mod query;
 mod relay;
 mod serde_bytes;
@@ -63,9 +99,12 @@ pub use api::{
     Change, ClientEvent, Command, CommandError, DirectFailure, Event, MsgIntegrity, MsgMeta,
     ReceiptStatus,
 };
-pub use config::{Config, ReceiptPolicy, Settings};
+#[cfg(feature = "cheat")]
+pub use cheat::{Cheat, CheatMode};
+pub use config::{Config, HistoryShare, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
+pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use query::{
     ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,

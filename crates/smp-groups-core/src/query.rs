@@ -100,6 +100,8 @@ pub struct MemberStatus {
     pub confirmed: Option<u64>,
     /// Its chain as our checks report it (`ok`, `gap`, `bad`).
     pub chain: Option<GCheckStatus>,
+    /// Its profile in the group, as last learned (empty: none, or it left).
+    pub profile: Vec<u8>,
 }
 
 /// Where a pairwise connection is in its handshake.
@@ -311,6 +313,7 @@ impl Agent {
                     .integrity
                     .member_state(id)
                     .and_then(|_| g.integrity.chain_status(id)),
+                profile: m.profile.clone(),
             });
         }
         for mid in g.gone.iter().filter(|m| !g.members.contains_key(*m)) {
@@ -323,6 +326,7 @@ impl Agent {
                 last_received: None,
                 confirmed: None,
                 chain: None,
+                profile: Vec::new(),
             });
         }
         Ok(out)

@@ -402,6 +402,20 @@ pub(crate) struct Group {
     /// apart ([`crate::store::Key::Direct`]).
     #[serde(skip)]
     pub(crate) direct: crate::direct::DirectBook,
+    /// The stamps of the group information and member profiles held, and
+    /// our own profile (`crate::profile`). Stored apart ([`Key::Profiles`]).
+    ///
+    /// [`Key::Profiles`]: crate::store::Key::Profiles
+    #[serde(skip)]
+    pub(crate) profiles: crate::profile::Profiles,
+    /// Signed messages kept to hand to members we add, by local sequence
+    /// number (`crate::history_share`). Stored apart, one record each.
+    #[serde(skip)]
+    pub(crate) shared: BTreeMap<u64, crate::history_share::SharedRec>,
+    /// History messages already reported: (sender, extMsgId). Not stored: a
+    /// restart during our join may report one again.
+    #[serde(skip)]
+    pub(crate) history_seen: BTreeSet<(Mid, u64)>,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

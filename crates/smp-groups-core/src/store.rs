@@ -37,6 +37,14 @@ pub enum Key {
     /// none. A store written before direct messages existed has none and
     /// loads as it is.
     Direct(String),
+    /// The stamps of a group's information and of its members' profiles,
+    /// and our own profile in it (by the group's local alias); written once
+    /// one of them was set or updated (`GINFO`, `PROFILE`).
+    Profiles(String),
+    /// A signed group message kept to hand to members we add (by the group's
+    /// local alias and a local sequence number; `Config::history` bounds
+    /// them).
+    Shared(String, u64),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

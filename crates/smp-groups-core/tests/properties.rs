@@ -1080,3 +1080,69 @@ fn regression_deleted_generation_held_after_remove_leave_n3() {
     assert_eq!(stats.deletes, 1);
     assert_eq!(stats.deletes_unreachable, 1, "{stats:?}");
 }
+
+/// Found by a 10,000-case run (open invitations, approvals from 2 members,
+/// n = 5): agent 2 saw other members than those in the group.
+#[test]
+fn regression_member_view_after_removals_and_leave_open_n5() {
+    let ops = vec![
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Settle,
+        Op::Add { by: 0, who: 0 },
+        Op::Send { by: 4 },
+        Op::Send { by: 4 },
+        Op::Settle,
+        Op::Add { by: 3, who: 2 },
+        Op::Add { by: 4, who: 0 },
+        Op::Crash(2),
+        Op::Add { by: 0, who: 0 },
+        Op::Run(968),
+        Op::Run(2199),
+        Op::Run(1256),
+        Op::Remove { by: 2, who: 0 },
+        Op::Remove { by: 1, who: 3 },
+        Op::Leave(1),
+        Op::Send { by: 3 },
+        Op::Run(383),
+    ];
+    let faults = Faults {
+        loss_ppm: 15785,
+        duplicate_ppm: 19053,
+        max_delay_ms: 169,
+    };
+    let c = Case {
+        open_invitations: true,
+        approval_threshold: 2,
+        ..case(5, ops, faults, 18_130_251_945_133_484_823)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
+
+/// Found by a 10,000-case run (open invitations, n = 4, a crash and a
+/// leave): a message of agent 2 did not reach agent 1 exactly once.
+#[test]
+#[ignore = "open: found by the 10,000-case run at the end of a session, not traced yet"]
+fn regression_message_not_once_after_crash_and_leave_open_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 2 },
+        Op::Settle,
+        Op::Add { by: 2, who: 0 },
+        Op::Add { by: 1, who: 0 },
+        Op::Run(1188),
+        Op::Run(1033),
+        Op::Send { by: 2 },
+        Op::Crash(0),
+        Op::Leave(1),
+    ];
+    let faults = Faults {
+        loss_ppm: 0,
+        duplicate_ppm: 0,
+        max_delay_ms: 103,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(4, ops, faults, 7_316_393_676_336_541_679)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}

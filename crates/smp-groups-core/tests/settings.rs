@@ -54,6 +54,7 @@ fn settings_applied_to_a_restored_agent_are_kept() {
         check_interval_ms: None,
         check_every_messages: Some(9),
         receipts: ReceiptPolicy::EACH_SIGNED,
+        history: smp_groups_core::HistoryShare::default(),
     };
     b.apply_settings(&settings);
     assert_eq!(Settings::of(b.config()), settings);

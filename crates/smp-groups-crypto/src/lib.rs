@@ -12,9 +12,29 @@
 //! * [`ratchet`] — the per-connection double ratchet with fixed-size ciphertexts.
 //!
 //! No function here panics on its input; failures are [`CryptoError`]s.
+//!
+//! # Example
+//!
+//! Randomness is always passed in: a seeded generator makes the same keys
+//! twice.
+//!
+//! ```
+//!
+//! use smp_groups_crypto::{ed25519, rng, sha256};
+//!
+//! let key = ed25519::SigningKey::generate(&mut rng::seeded(1));
+//! let again = ed25519::SigningKey::generate(&mut rng::seeded(1));
+//! assert_eq!(key.public_key(), again.public_key());
+//!
+//! let digest = sha256(b"G_CHECK");
+//! let sig = key.sign(&digest);
+//! assert!(key.public_key().verify(&digest, &sig).is_ok());
+//! assert!(key.public_key().verify(&sha256(b"other"), &sig).is_err());
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod aead;
+pub mod clock;
 pub mod ed25519;
 mod error;
 mod hash;

@@ -73,7 +73,7 @@ fn check_server_auth<S>(
     let identity = certs
         .get(1)
         .ok_or(HandshakeError::BadAuth("certificate chain length"))?;
-    if crate::sha256(identity.as_slice()) != key_hash {
+    if smp_groups_crypto::sha256(identity.as_slice()) != key_hash {
         return Err(HandshakeError::BadAuth("identity certificate"));
     }
     let leaf_der = tls

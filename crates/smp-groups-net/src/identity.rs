@@ -130,7 +130,7 @@ impl ServerIdentity {
 
     /// The key hash of the relay's address: SHA-256 of the DER identity certificate.
     pub fn key_hash(&self) -> [u8; 32] {
-        crate::sha256(&self.identity)
+        smp_groups_crypto::sha256(&self.identity)
     }
 
     /// The DER identity certificate.

@@ -19,6 +19,25 @@
 //!
 //! Everything is written against generic `AsyncRead + AsyncWrite + Unpin` streams, so it
 //! runs over TCP and over in-memory pipes alike.
+//!
+//! # Example
+//!
+//! A relay's identity is made once and kept in its data directory; clients
+//! know the relay by the key hash of its identity certificate (the `keyHash`
+//! of `smp://keyHash@host:port`).
+//!
+//! ```
+//!
+//! use smp_groups_net::ServerIdentity;
+//!
+//! let dir = std::env::temp_dir().join(format!("smp-net-doc-{}", std::process::id()));
+//! let identity = ServerIdentity::load_or_create(&dir)?;
+//! let again = ServerIdentity::load_or_create(&dir)?;
+//! assert_eq!(identity.key_hash(), again.key_hash());
+//! assert_eq!(identity.key_hash(), smp_groups_crypto::sha256(identity.identity_der()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! # Ok::<(), smp_groups_net::NetError>(())
+//! ```
 
 mod block;
 mod cert;
@@ -45,11 +64,3 @@ pub use identity::ServerIdentity;
 pub use session_id::client_finished_from_records;
 pub use stream::SmpTlsStream;
 pub use verify::{KeyHashVerifier, validate_chain};
-
-/// SHA-256 of `data` (the key hash of a DER certificate).
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}

@@ -21,7 +21,7 @@ pub fn validate_chain(chain: &[&[u8]], key_hash: &[u8; 32], now: i64) -> Result<
         return Err(CertError::ChainLength(chain.len()));
     }
     let identity = chain.get(1).ok_or(CertError::ChainLength(chain.len()))?;
-    if &crate::sha256(identity) != key_hash {
+    if &smp_groups_crypto::sha256(identity) != key_hash {
         return Err(CertError::KeyHashMismatch);
     }
     let certs = chain

@@ -23,9 +23,9 @@ use openssl::ssl::{
 };
 use openssl::x509::extension::BasicConstraints;
 use openssl::x509::{X509, X509NameBuilder};
+use smp_groups_crypto::sha256;
 use smp_groups_net::{
-    CertError, NetError, ServerIdentity, SmpTlsStream, client_config, server_config, sha256,
-    validate_chain,
+    CertError, NetError, ServerIdentity, SmpTlsStream, client_config, server_config, validate_chain,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -90,7 +90,7 @@ fn identity_is_persisted_and_reloaded() {
     assert_eq!(first.online_der(), second.online_der());
     assert_eq!(
         first.key_hash(),
-        smp_groups_net::sha256(first.identity_der())
+        smp_groups_crypto::sha256(first.identity_der())
     );
     for name in ["ca.crt", "ca.key", "server.crt", "server.key"] {
         assert!(dir.join(name).is_file(), "{name}");

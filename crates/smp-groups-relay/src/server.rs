@@ -29,9 +29,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use smp_groups_crypto::rng;
+use smp_groups_crypto::clock::{Clock, SystemClock};
+use smp_groups_crypto::rng::{RandomSource, SharedRng, SystemRandom};
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_net::{
     BlockReader, BlockWriter, NetError, ServerIdentity, SmpTlsStream, server_config,
@@ -96,6 +97,10 @@ pub struct ServerConfig {
     pub max_events: usize,
     /// Jobs waiting for the store thread; beyond, connections wait.
     pub store_queue: usize,
+    /// The wall clock: message timestamps and expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness: queue and message ids, queue DH keys, handshakes.
+    pub random: Arc<dyn RandomSource>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +117,8 @@ impl Default for ServerConfig {
             max_inflight: 32,
             max_events: 65_536,
             store_queue: 1_024,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom),
         }
     }
 }
@@ -189,10 +196,8 @@ fn total(log: &Mutex<RateLog>) -> u64 {
     lock(log).total()
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+fn unix_now(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.unix_secs()).unwrap_or(i64::MAX)
 }
 
 /// The soft limit on open files of this process (Linux: `/proc/self/limits`).
@@ -314,6 +319,7 @@ struct Shared {
     index: Arc<AuthIndex>,
     counters: Arc<Counters>,
     next_conn: AtomicU64,
+    clock: Arc<dyn Clock>,
 }
 
 /// A relay bound to its socket, not yet serving.
@@ -354,7 +360,11 @@ impl Relay {
         let identity = ServerIdentity::load_or_create(data_dir)?;
         let tls = Arc::new(server_config(&identity)?);
         let store = Store::open_dir(data_dir, config.durability)?;
-        let state = RelayState::open(store, config.relay.clone(), Box::new(rng::system()))?;
+        let state = RelayState::open(
+            store,
+            config.relay.clone(),
+            Box::new(SharedRng(Arc::clone(&config.random))),
+        )?;
         let listener = TcpListener::bind(listen).await?;
         if let Some(fds) = fd_limit() {
             let fit = fds.saturating_sub(FD_RESERVE).max(1);
@@ -408,6 +418,7 @@ impl Relay {
             index: self.state.index(),
             counters: Arc::default(),
             next_conn: AtomicU64::new(1),
+            clock: Arc::clone(&self.config.clock),
         });
         let (done_tx, done_rx) = oneshot::channel();
         let state = self.state;
@@ -636,7 +647,7 @@ impl Server {
                     }
                 }
                 _ = sweep.tick() => {
-                    let _ = self.shared.jobs.send(Job::Expire(unix_now())).await;
+                    let _ = self.shared.jobs.send(Job::Expire(unix_now(&*self.config.clock))).await;
                 }
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
@@ -819,11 +830,11 @@ impl ConnCtx {
         let identity = Arc::clone(&self.identity);
         let tls_config = Arc::clone(&self.tls);
         let versions = self.config.versions;
+        let mut rng = SharedRng(Arc::clone(&self.config.random));
         let both = async move {
             let tls = SmpTlsStream::accept(tcp, &tls_config)
                 .await
                 .map_err(TransportError::from)?;
-            let mut rng = rng::system();
             handshake(tls, &identity, versions, &mut rng).await
         };
         // One deadline for the TLS and SMP handshakes together.
@@ -983,7 +994,7 @@ async fn submit(
             version: session.version,
             items,
             permit,
-            now: unix_now(),
+            now: unix_now(&*shared.clock),
         })
         .await
         .map_err(|_| Ended::Stopping)

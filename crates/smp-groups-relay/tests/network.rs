@@ -353,3 +353,78 @@ async fn wrong_key_hash_in_client_hello_is_refused() {
     relay.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The relay takes time and randomness from its configuration: a delivered
+/// message carries the injected clock's time, and two relays given the same
+/// seed hand out the same queue and message ids to the same sequence of
+/// requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_and_randomness_are_injected() {
+    use smp_groups_crypto::clock::ManualClock;
+    use smp_groups_crypto::rng::SeededRandom;
+    use smp_groups_relay::server::ServerConfig;
+    use std::sync::Arc;
+
+    const T0: u64 = 1_800_000_000_000;
+    let run = |n: u32| async move {
+        let dir = temp_dir(&format!("net-injected-{n}"));
+        let clock = Arc::new(ManualClock::new(T0));
+        let config = ServerConfig {
+            clock: Arc::clone(&clock) as _,
+            random: Arc::new(SeededRandom::new(42)),
+            ..ServerConfig::default()
+        };
+        let relay = Relay::spawn_local_with(&dir, config).await.unwrap();
+        let (addr, kh) = (relay.local_addr(), relay.key_hash());
+        let mut a = NetClient::connect(addr, kh, V).await;
+        let q = create(&mut a, 1, true).await;
+        let mut stamps = Vec::new();
+        let mut ids = Vec::new();
+        for (k, step) in [0u64, 90_000].into_iter().enumerate() {
+            clock.advance(step);
+            let k = u32::try_from(k).unwrap();
+            a.send(&[a.cmd(None, &corr(b'S', k), &q.sid, &send(b"tick"))])
+                .await;
+            let (c, _, r) = a.recv().await;
+            let mut deliveries = Vec::new();
+            // The OK and the delivery come in either order on one connection.
+            let mut ok = false;
+            for (cid, r) in [(c, r), {
+                let (c, _, r) = a.recv().await;
+                (c, r)
+            }] {
+                match msg(&a, &r) {
+                    ServerMsg::Ok => ok = cid == corr(b'S', k),
+                    m => deliveries.push(m),
+                }
+            }
+            assert!(ok);
+            let ServerMsg::Msg { msg_id, body } = &deliveries[0] else {
+                panic!("expected MSG")
+            };
+            let secret = q.dh.diffie_hellman(&q.srv_dh);
+            let plain = nacl::cb_decrypt(
+                secret.as_bytes(),
+                msg_id.as_slice().try_into().unwrap(),
+                body,
+            )
+            .unwrap();
+            stamps.push(i64::from_be_bytes(plain[..8].try_into().unwrap()));
+            ids.push(msg_id.as_slice().to_vec());
+            let ack = wsmp::Command::Recipient(RecipientCommand::Ack(
+                smp_groups_wire::ShortBytes::new(msg_id.as_slice().to_vec()).unwrap(),
+            ));
+            a.send(&[a.cmd(Some(&q.rk), &corr(b'A', k), &q.rid, &ack)])
+                .await;
+            assert_eq!(a.recv_msg().await, ServerMsg::Ok);
+        }
+        relay.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        (q.rid, q.sid, ids, stamps)
+    };
+    let (rid, sid, ids, stamps) = run(1).await;
+    let secs = i64::try_from(T0 / 1000).unwrap();
+    assert_eq!(stamps, vec![secs, secs + 90]);
+    let again = run(2).await;
+    assert_eq!((rid, sid, ids), (again.0, again.1, again.2));
+}

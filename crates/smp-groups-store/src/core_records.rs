@@ -15,7 +15,9 @@ const TAG_INVITATION: u8 = 3;
 const TAG_OP: u8 = 4;
 const TAG_MEMBER: u8 = 5;
 const TAG_SENT: u8 = 6;
-const TAG_DIRECT: u8 = 7;
+const TAG_PROFILES: u8 = 7;
+const TAG_SHARED: u8 = 8;
+const TAG_DIRECT: u8 = 9;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
@@ -28,12 +30,21 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
         Key::Group(alias) => (TAG_GROUP, alias.as_bytes()),
         Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
         Key::Direct(alias) => (TAG_DIRECT, alias.as_bytes()),
+        Key::Profiles(alias) => (TAG_PROFILES, alias.as_bytes()),
         Key::Op(id) => return tagged_u64(TAG_OP, *id),
         Key::Member(alias, member) => {
             // The member id first (fixed length), then the group's name.
             let mut out = Vec::with_capacity(17 + alias.len());
             out.push(TAG_MEMBER);
             out.extend_from_slice(member);
+            out.extend_from_slice(alias.as_bytes());
+            return out;
+        }
+        Key::Shared(alias, seq) => {
+            // The sequence number first (fixed length), then the group's name.
+            let mut out = Vec::with_capacity(9 + alias.len());
+            out.push(TAG_SHARED);
+            out.extend_from_slice(&seq.to_be_bytes());
             out.extend_from_slice(alias.as_bytes());
             return out;
         }
@@ -82,6 +93,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
         TAG_GROUP => Ok(Key::Group(name()?)),
         TAG_INVITATION => Ok(Key::Invitation(name()?)),
         TAG_DIRECT => Ok(Key::Direct(name()?)),
+        TAG_PROFILES => Ok(Key::Profiles(name()?)),
         TAG_OP => Ok(Key::Op(id()?)),
         TAG_MEMBER => {
             let (member, alias) = rest
@@ -96,6 +108,13 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
                 .ok_or_else(|| bad("message id is not 8 bytes"))?;
             let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
             Ok(Key::Sent(alias, u64::from_be_bytes(*id)))
+        }
+        TAG_SHARED => {
+            let (seq, alias) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("sequence number is not 8 bytes"))?;
+            let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+            Ok(Key::Shared(alias, u64::from_be_bytes(*seq)))
         }
         other => Err(bad(&format!("unknown tag {other}"))),
     }

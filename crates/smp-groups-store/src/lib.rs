@@ -24,6 +24,31 @@
 //!
 //! A file that is not a database, was written by a newer version, or holds a
 //! damaged row gives a typed [`StoreError`], never silently lost data.
+//!
+//! # Example
+//!
+//! One input's records, its processed mark and its client event, committed
+//! together; the event stays pending until the client has it.
+//!
+//! ```
+//!
+//! use smp_groups_store::{Store, Transaction};
+//!
+//! let mut store = Store::open_in_memory()?;
+//! let mut txn = Transaction::new();
+//! txn.puts.push((b"conn/1".to_vec(), b"state".to_vec()));
+//! txn.processed.push((b"queue-1".to_vec(), b"msg-9".to_vec()));
+//! txn.events_add.push(b"C:bob CON\r\n".to_vec());
+//! let applied = store.apply(&txn)?;
+//!
+//! assert_eq!(store.get(b"conn/1")?, Some(b"state".to_vec()));
+//! assert!(store.is_processed(b"queue-1", b"msg-9")?);
+//! assert_eq!(store.pending_events()?.len(), 1);
+//! store.mark_delivered(applied.event_seqs[0])?;
+//! assert!(store.pending_events()?.is_empty());
+//! # Ok::<(), smp_groups_store::StoreError>(())
+//! ```
+//!
 //! `docs/store.md` describes the schema, the transaction rules and the
 //! exactly-once argument.
 

@@ -23,6 +23,8 @@ fn keys_round_trip_and_sort_by_id() {
         Key::Member("g".into(), [9; 16]),
         Key::Sent("g".into(), 3),
         Key::Sent("friends ü".into(), u64::MAX),
+        Key::Profiles("g".into()),
+        Key::Shared("g".into(), 5),
         Key::Direct("g".into()),
         Key::Direct("friends ü".into()),
     ];
@@ -31,7 +33,15 @@ fn keys_round_trip_and_sort_by_id() {
     }
     assert_eq!(encode_key(&Key::Conn(7)), [1, 0, 0, 0, 0, 0, 0, 0, 7]);
     assert_eq!(encode_key(&Key::Group("g".into())), [2, b'g']);
-    assert_eq!(encode_key(&Key::Direct("g".into())), [7, b'g']);
+    // Each kind of record has its own tag: a group's Profiles (7) and
+    // Direct (9) records never share a key.
+    assert_eq!(encode_key(&Key::Profiles("g".into())), [7, b'g']);
+    assert_eq!(encode_key(&Key::Shared("g".into(), 5))[0], 8);
+    assert_eq!(encode_key(&Key::Direct("g".into())), [9, b'g']);
+    let mut encoded: Vec<Vec<u8>> = keys.iter().map(encode_key).collect();
+    encoded.sort();
+    encoded.dedup();
+    assert_eq!(encoded.len(), keys.len(), "two keys share an encoding");
     assert_eq!(
         encode_key(&Key::Sent("g".into(), 258)),
         [6, 0, 0, 0, 0, 0, 0, 1, 2, b'g']
@@ -50,7 +60,7 @@ fn malformed_keys_are_damaged_rows() {
         &[2, 0xff, 0xfe],
         &[6, 0, 0, 1],
         &[6, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
-        &[9],
+        &[10],
     ] {
         assert!(
             matches!(

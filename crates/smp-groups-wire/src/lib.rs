@@ -10,6 +10,24 @@
 //! Everything here is pure: no crypto, no IO, no clocks. Every decoder works on a
 //! [`Reader`] over a byte slice, never panics, bounds every length it reads, and
 //! reports a typed [`Error`] that names the field that was wrong.
+//!
+//! # Example
+//!
+//! A client's line to its agent, parsed and written back byte for byte; a
+//! damaged line is a typed error that names what was wrong.
+//!
+//! ```
+//!
+//! use smp_groups_wire::client::{ClientCommand, Transmission};
+//!
+//! let t = Transmission::<ClientCommand>::parse(b"7 G:club SEND :hello", None)?;
+//! let ClientCommand::GroupSend { group, body } = &t.msg else { unreachable!() };
+//! assert_eq!((group.as_str(), body.as_slice()), ("club", &b"hello"[..]));
+//! assert_eq!(t.to_bytes(), b"7 G:club SEND :hello\r\n");
+//!
+//! assert!(Transmission::<ClientCommand>::parse(b"7 G:club SNED :hello", None).is_err());
+//! # Ok::<(), smp_groups_wire::client::LineError>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod agent;

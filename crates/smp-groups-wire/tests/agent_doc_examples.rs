@@ -116,6 +116,40 @@ fn examples() -> Vec<(&'static str, Example)> {
             })),
         ),
         ("MEM", Body(g(GroupEnvelope::Mem(M1)))),
+        (
+            "GINFO",
+            Body(g(GroupEnvelope::Info {
+                ts: 1_700_000_000_123,
+                author: M1,
+                info: b(b"gi"),
+            })),
+        ),
+        (
+            "SMSG",
+            Body(g(GroupEnvelope::SignedMsg {
+                ext_msg_id: 7,
+                snd_ts: 1_700_000_000_123,
+                sig: [0x66; 64],
+                content: t(b"hi"),
+            })),
+        ),
+        (
+            "HIST",
+            Body(g(GroupEnvelope::History {
+                sender: M1,
+                ext_msg_id: 7,
+                snd_ts: 1_700_000_000_123,
+                sig: [0x66; 64],
+                content: t(b"hi"),
+            })),
+        ),
+        (
+            "PROFILE",
+            Body(g(GroupEnvelope::Profile {
+                ts: 1_700_000_000_123,
+                profile: b(b"al"),
+            })),
+        ),
         ("LEFT", Body(g(GroupEnvelope::Left))),
         ("OUT", Body(g(GroupEnvelope::Out))),
         ("REM", Body(g(GroupEnvelope::Rem(M1)))),

@@ -142,6 +142,10 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         }),
         (any::<u64>(), digest())
             .prop_map(|(msg_id, digest)| GroupEnvelope::DirectRcvd { msg_id, digest }),
+        (any::<u64>(), member_id(), bounded(300))
+            .prop_map(|(ts, author, info)| GroupEnvelope::Info { ts, author, info }),
+        (any::<u64>(), bounded(300))
+            .prop_map(|(ts, profile)| GroupEnvelope::Profile { ts, profile }),
     ]
 }
 
@@ -280,7 +284,7 @@ proptest! {
     #[test]
     fn tagged_arbitrary_bodies_never_panic(tag in prop::sample::select(&[
         "HELLO", "A_MSG", "A_RCVD", "FRAG", "GROUP", "INTRO", "INV", "FWD", "OINV", "MEM", "LEFT",
-        "OUT", "REM", "REMD", "DEL", "DELD", "MSG", "RCVD", "G_CHECK",
+        "OUT", "REM", "REMD", "DEL", "DELD", "MSG", "RCVD", "G_CHECK", "GINFO", "PROFILE", "SMSG", "HIST",
     ][..]), body in vec(any::<u8>(), 0..300)) {
         let mut bytes = header_bytes(1);
         bytes.extend_from_slice(tag.as_bytes());

@@ -212,7 +212,7 @@ fn msg_metadata_errors() {
     };
     assert_eq!(
         bad(" C:b MSG fine R=1,2 B=AQID,3 S=4,5 :x\r\n"),
-        "integrity must be ok or err"
+        "integrity must be ok, history or err"
     );
     assert_eq!(
         bad(" C:b MSG err gone R=1,2 B=AQID,3 S=4,5 :x\r\n"),
@@ -255,7 +255,10 @@ fn msg_metadata_errors() {
         bad(&format!(" C:b MSG ok R=1,2 B={long},3 S=4,5 :x\r\n")),
         "relay message id too long"
     );
-    assert_eq!(bad(" C:b MSG 1 :x\r\n"), "integrity must be ok or err");
+    assert_eq!(
+        bad(" C:b MSG 1 :x\r\n"),
+        "integrity must be ok, history or err"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub fn integrity() -> impl Strategy<Value = MsgIntegrity> {
     prop_oneof![
         Just(MsgIntegrity::Ok),
         Just(MsgIntegrity::BadHash),
+        Just(MsgIntegrity::History),
         (1..u64::MAX, any::<u64>()).prop_map(|(from, extra)| MsgIntegrity::Skipped {
             from,
             to: from.saturating_add(extra % 1000),
@@ -145,6 +146,9 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
                 body,
             }
         }),
+        (alias(), payload()).prop_map(|(group, info)| ClientCommand::SetInfo { group, info }),
+        (alias(), payload())
+            .prop_map(|(group, profile)| ClientCommand::SetProfile { group, profile }),
     ]
 }
 
@@ -260,6 +264,16 @@ pub fn event() -> impl Strategy<Value = AgentEvent> {
         }),
         (alias(), alias()).prop_map(|(group, by)| AgentEvent::Out { group, by }),
         alias().prop_map(|group| AgentEvent::Empty { group }),
+        (alias(), alias(), payload()).prop_map(|(group, member, info)| AgentEvent::GroupInfo {
+            group,
+            member,
+            info
+        }),
+        (alias(), alias(), payload()).prop_map(|(group, member, profile)| AgentEvent::Profile {
+            group,
+            member,
+            profile
+        }),
         (alias(), opt_alias()).prop_map(|(group, by)| AgentEvent::Deleted { group, by }),
         (alias(), any::<u64>(), alias(), payload()).prop_map(|(group, req_id, by, info)| {
             AgentEvent::Approve {

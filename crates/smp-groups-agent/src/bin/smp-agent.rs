@@ -27,6 +27,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Cmd {
     /// Serve the client text protocol: on a Unix domain socket (mode 0600,
     /// `DB.sock` unless --socket says where), or on TCP with --listen (each
@@ -106,6 +107,42 @@ struct Policy {
     /// message) or `unsigned` (grouped, without signatures).
     #[arg(long, value_enum, default_value_t = Receipts::Grouped)]
     receipts: Receipts,
+    /// History for new members: sign our group messages, keep the last this
+    /// many messages of each group and hand them to members we add (0: off).
+    #[arg(long, default_value_t = 0)]
+    history: u16,
+    /// The most content bytes of history kept per group.
+    #[arg(long, default_value_t = 1 << 20)]
+    history_bytes: u32,
+    /// Tests of integrity detection only (`cheat` feature): cheat in every
+    /// group send from our group message id FROM on, `equivocate:FROM`
+    /// (every other member gets other content under the same id) or
+    /// `withhold:FROM` (the last member, in member id order, gets nothing).
+    #[cfg(feature = "cheat")]
+    #[arg(long, value_parser = parse_cheat)]
+    cheat: Option<smp_groups_core::Cheat>,
+}
+
+/// `equivocate:FROM` or `withhold:FROM`.
+#[cfg(feature = "cheat")]
+fn parse_cheat(s: &str) -> Result<smp_groups_core::Cheat, String> {
+    use smp_groups_core::{Cheat, CheatMode};
+    let (mode, from) = s
+        .split_once(':')
+        .ok_or_else(|| "expected MODE:FROM".to_owned())?;
+    let mode = match mode {
+        "equivocate" => CheatMode::Equivocate,
+        "withhold" => CheatMode::Withhold,
+        other => return Err(format!("unknown cheat {other:?}: equivocate or withhold")),
+    };
+    let from_msg = from
+        .parse()
+        .map_err(|e| format!("FROM must be a message id: {e}"))?;
+    Ok(Cheat {
+        mode,
+        from_msg,
+        until_msg: None,
+    })
 }
 
 /// The receipt policies `serve` offers.
@@ -134,7 +171,15 @@ impl Policy {
                 ..ReceiptPolicy::default()
             },
         };
+        c.core.history = smp_groups_core::HistoryShare {
+            messages: self.history,
+            bytes: self.history_bytes,
+        };
         c.settings = Some(Settings::of(&c.core));
+        #[cfg(feature = "cheat")]
+        {
+            c.cheat = self.cheat;
+        }
         c
     }
 }

@@ -161,6 +161,12 @@ impl Sim {
         self.nodes.get(i).and_then(|n| n.agent.as_ref())
     }
 
+    /// Agent `i`, to change it directly (tests of what a misbehaving agent
+    /// sends), if it is up. Its next input's batch stores what changed.
+    pub fn agent_mut(&mut self, i: usize) -> Option<&mut Agent> {
+        self.nodes.get_mut(i).and_then(|n| n.agent.as_mut())
+    }
+
     /// The client events agent `i` produced so far.
     pub fn events(&self, i: usize) -> &[ClientEvent] {
         self.nodes.get(i).map_or(&[], |n| n.events.as_slice())
@@ -330,6 +336,15 @@ impl Sim {
     pub fn apply_settings(&mut self, i: usize, settings: &crate::Settings) {
         if let Some(a) = self.nodes.get_mut(i).and_then(|n| n.agent.as_mut()) {
             a.apply_settings(settings);
+        }
+    }
+
+    /// Makes agent `i` cheat in its group sends ([`crate::Agent::set_cheat`]),
+    /// until it restarts (`cheat` feature, tests of detection only).
+    #[cfg(feature = "cheat")]
+    pub fn set_cheat(&mut self, i: usize, cheat: Option<crate::Cheat>) {
+        if let Some(a) = self.nodes.get_mut(i).and_then(|n| n.agent.as_mut()) {
+            a.set_cheat(cheat);
         }
     }
 

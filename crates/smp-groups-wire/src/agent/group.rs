@@ -1,7 +1,9 @@
 //! Group envelopes: the group RFC's `GROUP`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`,
 //! `DEL`, `DELD`, the group message `MSG`, its receipt `RCVD`, the introduction
-//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, `G_CHECK`, and
-//! the direct message to one member `DMSG` with its receipt `DRCVD`.
+//! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, `G_CHECK`, the
+//! updates of the group information and member profiles `GINFO` / `PROFILE`,
+//! signed messages `SMSG`, history for new members `HIST`, and the direct
+//! message to one member `DMSG` with its receipt `DRCVD`.
 //!
 //! They travel as the body of an agent message on a group connection (the visible
 //! connection for `GROUP`, hidden per-member connections for the rest); see
@@ -197,6 +199,57 @@ pub enum GroupEnvelope {
         /// The hash of the content the receiver got.
         digest: Digest,
     },
+    /// `GINFO`: the group information (`gInfo`) as set by `author` at
+    /// `ts`. Sent by the author to every member; sent again by an existing
+    /// member to a member that newly connected to it, so that a member who
+    /// joins later gets the current value. Receivers keep the value with the
+    /// greatest `(ts, author)` (last writer wins).
+    Info {
+        /// The author's clock when it set the value, in milliseconds.
+        ts: u64,
+        /// The member who set it.
+        author: MemberId,
+        /// The group information.
+        info: GroupInfo,
+    },
+    /// `PROFILE`: the sender's own member profile, as it set it at `ts`.
+    /// Receivers keep the profile with the greatest `ts` (ties: the greater
+    /// bytes).
+    Profile {
+        /// The sender's clock when it set the profile, in milliseconds.
+        ts: u64,
+        /// The profile, opaque to the agent.
+        profile: Profile,
+    },
+    /// `SMSG`: a group message signed by its sender's group signing key,
+    /// so that a member may later hand it to a member it adds (`HIST`) and
+    /// the new member can check who wrote it. Otherwise as `MSG`.
+    SignedMsg {
+        /// The sender's group-wide message id.
+        ext_msg_id: u64,
+        /// The sender's clock when its client sent the message.
+        snd_ts: u64,
+        /// The sender's Ed25519 signature (see `smp_groups_core` history
+        /// sharing for the signed bytes).
+        sig: [u8; 64],
+        /// The message.
+        content: Content,
+    },
+    /// `HIST`: a group message sent before the receiver joined, handed to it
+    /// by the member that added it, with its original sender's signature.
+    /// It is history: it enters no chain and gets no receipt.
+    History {
+        /// The original sender.
+        sender: MemberId,
+        /// The sender's group-wide message id.
+        ext_msg_id: u64,
+        /// The sender's clock when its client sent the message.
+        snd_ts: u64,
+        /// The original sender's signature.
+        sig: [u8; 64],
+        /// The message.
+        content: Content,
+    },
 }
 
 impl GroupEnvelope {
@@ -224,6 +277,10 @@ impl GroupEnvelope {
             Self::Check(_) => super::gcheck::GCHECK_TAG,
             Self::DirectMsg { .. } => b"DMSG",
             Self::DirectRcvd { .. } => b"DRCVD",
+            Self::Info { .. } => b"GINFO",
+            Self::Profile { .. } => b"PROFILE",
+            Self::SignedMsg { .. } => b"SMSG",
+            Self::History { .. } => b"HIST",
         }
     }
 
@@ -301,6 +358,39 @@ impl GroupEnvelope {
             Self::DirectRcvd { msg_id, digest } => {
                 out.extend_from_slice(&msg_id.to_be_bytes());
                 digest.encode(out);
+            }
+            Self::Info { ts, author, info } => {
+                out.extend_from_slice(&ts.to_be_bytes());
+                author.encode(out);
+                info.encode(out);
+            }
+            Self::Profile { ts, profile } => {
+                out.extend_from_slice(&ts.to_be_bytes());
+                profile.encode(out);
+            }
+            Self::SignedMsg {
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => {
+                out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                out.extend_from_slice(&snd_ts.to_be_bytes());
+                out.extend_from_slice(sig);
+                content.encode(out);
+            }
+            Self::History {
+                sender,
+                ext_msg_id,
+                snd_ts,
+                sig,
+                content,
+            } => {
+                sender.encode(out);
+                out.extend_from_slice(&ext_msg_id.to_be_bytes());
+                out.extend_from_slice(&snd_ts.to_be_bytes());
+                out.extend_from_slice(sig);
+                content.encode(out);
             }
             Self::Check(c) => {
                 // G_CHECK is text: the tag and SP are written by the caller.
@@ -383,6 +473,28 @@ impl GroupEnvelope {
                 b"DRCVD" => Self::DirectRcvd {
                     msg_id: read_u64(r, "direct msgId")?,
                     digest: Digest::decode(r)?,
+                },
+                b"GINFO" => Self::Info {
+                    ts: read_u64(r, "ts")?,
+                    author: MemberId::decode(r)?,
+                    info: GroupInfo::read(r, "group info")?,
+                },
+                b"PROFILE" => Self::Profile {
+                    ts: read_u64(r, "ts")?,
+                    profile: Profile::read(r, "profile")?,
+                },
+                b"SMSG" => Self::SignedMsg {
+                    ext_msg_id: read_u64(r, "extMsgId")?,
+                    snd_ts: read_u64(r, "sndTs")?,
+                    sig: r.array("signature")?,
+                    content: Content::read(r, "message content")?,
+                },
+                b"HIST" => Self::History {
+                    sender: MemberId::decode(r)?,
+                    ext_msg_id: read_u64(r, "extMsgId")?,
+                    snd_ts: read_u64(r, "sndTs")?,
+                    sig: r.array("signature")?,
+                    content: Content::read(r, "message content")?,
                 },
                 t if t == super::gcheck::GCHECK_TAG => {
                     Self::Check(GCheck::parse_entries(r.rest())?)

@@ -145,6 +145,22 @@ pub enum ClientCommand {
         /// The group.
         group: Alias,
     },
+    /// `G:g INFO gInfo`: set the group's information for every member;
+    /// answered by `OK`.
+    SetInfo {
+        /// The group.
+        group: Alias,
+        /// The new group information.
+        info: Vec<u8>,
+    },
+    /// `G:g PROFILE profile`: set our own member profile in the group for
+    /// every member; answered by `OK`.
+    SetProfile {
+        /// The group.
+        group: Alias,
+        /// The new profile.
+        profile: Vec<u8>,
+    },
 }
 
 impl ClientCommand {
@@ -172,7 +188,9 @@ impl ClientCommand {
             | Self::Deny { group, .. }
             | Self::Members { group }
             | Self::Status { group }
-            | Self::Check { group } => Entity::Group(Some(group.clone())),
+            | Self::Check { group }
+            | Self::SetInfo { group, .. }
+            | Self::SetProfile { group, .. } => Entity::Group(Some(group.clone())),
         }
     }
 
@@ -196,13 +214,16 @@ impl ClientCommand {
             Self::Status { .. } => "STATUS",
             Self::Check { .. } => "CHECK",
             Self::Reject { .. } => "RJCT",
+            Self::SetInfo { .. } => "INFO",
+            Self::SetProfile { .. } => "PROFILE",
         }
     }
 
     /// How many tokens precede the payload of a command, if it has one.
     pub(crate) fn payload_index(kind: EntityKind, word: &[u8]) -> Option<usize> {
         match (kind, word) {
-            (EntityKind::Conn, b"SEND") | (EntityKind::Group, b"NEW" | b"SEND") => Some(0),
+            (EntityKind::Conn, b"SEND")
+            | (EntityKind::Group, b"NEW" | b"SEND" | b"INFO" | b"PROFILE") => Some(0),
             (EntityKind::Conn, b"INTRO") | (EntityKind::Group, b"DSEND") => Some(1),
             _ => None,
         }
@@ -229,7 +250,8 @@ impl ClientCommand {
             Self::Intro { group, info, .. } => {
                 w.entity(&Entity::Group(Some(group.clone()))).payload(info)
             }
-            Self::NewGroup { info, .. } => w.payload(info),
+            Self::NewGroup { info, .. } | Self::SetInfo { info, .. } => w.payload(info),
+            Self::SetProfile { profile, .. } => w.payload(profile),
             Self::JoinGroup { invitation, .. } => w.entity(&Entity::Invitation(invitation.clone())),
             Self::Remove { member, .. } => w.conn(member),
             Self::DirectSend { member, body, .. } => w.conn(member).payload(body),
@@ -333,6 +355,14 @@ impl ClientCommand {
                 },
                 b"CHECK" => Self::Check {
                     group: need(group)?,
+                },
+                b"INFO" => Self::SetInfo {
+                    group: need(group)?,
+                    info: c.payload()?,
+                },
+                b"PROFILE" => Self::SetProfile {
+                    group: need(group)?,
+                    profile: c.payload()?,
                 },
                 _ => return Err(unknown()),
             },

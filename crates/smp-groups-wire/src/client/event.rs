@@ -468,6 +468,26 @@ pub enum AgentEvent {
         /// What cannot make progress.
         kind: FaultKind,
     },
+    /// `G:g INFO C:a gInfo`: the group's information, as member `a` set it,
+    /// replaced the one we had.
+    GroupInfo {
+        /// The group.
+        group: Alias,
+        /// The member who set it.
+        member: Alias,
+        /// The group information.
+        info: Vec<u8>,
+    },
+    /// `G:g PROFILE C:a profile`: member `a`'s profile in the group, when we
+    /// first learn it (with `CON`, if not empty) and when it changes.
+    Profile {
+        /// The group.
+        group: Alias,
+        /// The member.
+        member: Alias,
+        /// Its profile.
+        profile: Vec<u8>,
+    },
     /// `entity WORD length` and a block of rows: the answer to a status query
     /// (`LIST`, `PENDING`, `MEMBERS`, `STATUS`), one record per line. Always
     /// written in the length form, the block empty when there are no rows.
@@ -512,7 +532,9 @@ impl AgentEvent {
             | Self::Deleted { group, .. }
             | Self::Approve { group, .. }
             | Self::Violation { group, .. }
-            | Self::GroupFault { group, .. } => Entity::Group(Some(group.clone())),
+            | Self::GroupFault { group, .. }
+            | Self::GroupInfo { group, .. }
+            | Self::Profile { group, .. } => Entity::Group(Some(group.clone())),
         }
     }
 
@@ -541,6 +563,8 @@ impl AgentEvent {
             Self::Violation { .. } => "VIOLATION",
             Self::Fault { .. } | Self::GroupFault { .. } => "FAULT",
             Self::Rows { kind, .. } => kind.as_str(),
+            Self::GroupInfo { .. } => "INFO",
+            Self::Profile { .. } => "PROFILE",
         }
     }
 
@@ -548,7 +572,7 @@ impl AgentEvent {
     /// the line after the word, for events whose shape depends on an argument.
     pub(crate) fn payload_index(kind: EntityKind, word: &[u8], args: &[u8]) -> Option<usize> {
         match (kind, word) {
-            (EntityKind::Conn, b"REQ") => Some(1),
+            (EntityKind::Conn, b"REQ") | (EntityKind::Group, b"INFO" | b"PROFILE") => Some(1),
             (EntityKind::Conn, b"MSG") => Some(MsgMeta::token_count(args)),
             (EntityKind::Group, b"MSG" | b"DMSG") => {
                 let mut c = Cursor::new(args, None);
@@ -637,6 +661,10 @@ impl AgentEvent {
             } => w.conn(member).number(*msg_id).word(reason.as_str()),
             Self::Removed { member, by, .. } => w.conn(member).opt_conn(by.as_ref()),
             Self::Out { by, .. } => w.conn(by),
+            Self::GroupInfo { member, info, .. } => w.conn(member).payload(info),
+            Self::Profile {
+                member, profile, ..
+            } => w.conn(member).payload(profile),
             Self::Deleted { by, .. } => w.opt_conn(by.as_ref()),
             Self::Approve { req_id, change, .. } => {
                 let w = w.number(*req_id);
@@ -889,6 +917,16 @@ impl AgentEvent {
                     by: c.conn()?,
                 },
                 b"EMPTY" => Self::Empty { group },
+                b"INFO" => Self::GroupInfo {
+                    group,
+                    member: c.conn()?,
+                    info: c.payload()?,
+                },
+                b"PROFILE" => Self::Profile {
+                    group,
+                    member: c.conn()?,
+                    profile: c.payload()?,
+                },
                 b"DELD" => Self::Deleted {
                     group,
                     by: c.opt_conn()?,
@@ -946,6 +984,8 @@ impl AgentEvent {
                 | b"APPROVE"
                 | b"VIOLATION"
                 | b"FAULT"
+                | b"INFO"
+                | b"PROFILE"
         );
         known.then(|| parse(c))
     }

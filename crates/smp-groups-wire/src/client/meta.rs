@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! msgMeta    = integrity SP rcvMeta SP relayMeta SP sndMeta
-//! integrity  = "ok" / "err" SP msgError
+//! integrity  = "ok" / "history" / "err" SP msgError
 //! msgError   = "skipped" SP id SP id / "bad_hash"
 //! rcvMeta    = "R=" id "," time                ; our id (for ACK), when we received it
 //! relayMeta  = "B=" relayMsgId "," time         ; the relay's id and timestamp
@@ -43,6 +43,10 @@ pub enum MsgIntegrity {
     /// the hash of the previous message we received: the sender's history on
     /// the connection differs from ours (reference `HASH`).
     BadHash,
+    /// `history`: a group message sent before we joined, handed to us by the
+    /// member that added us with its original sender's signature (checked);
+    /// outside every chain, and needing no `ACK` (its `R=` id is 0).
+    History,
 }
 
 impl MsgIntegrity {
@@ -62,12 +66,14 @@ impl MsgIntegrity {
             Self::Ok => w.word("ok"),
             Self::Skipped { from, to } => w.word("err").word("skipped").number(from).number(to),
             Self::BadHash => w.word("err").word("bad_hash"),
+            Self::History => w.word("history"),
         }
     }
 
     fn parse(c: &mut Cursor<'_>) -> Result<Self, LineError> {
         match c.required("integrity")? {
             b"ok" => Ok(Self::Ok),
+            b"history" => Ok(Self::History),
             b"err" => match c.required("integrity error")? {
                 b"skipped" => {
                     let from = c.number("first skipped id")?;
@@ -82,7 +88,7 @@ impl MsgIntegrity {
                     "integrity error must be skipped or bad_hash",
                 )),
             },
-            _ => Err(LineError::syntax("integrity must be ok or err")),
+            _ => Err(LineError::syntax("integrity must be ok, history or err")),
         }
     }
 }
