@@ -136,13 +136,14 @@ async fn direct_messages_reach_one_member_over_the_text_protocol() {
     let d1 = dsend(&mut a, "d1", "club", &id_b, "for bob only").await;
     let line = a
         .wait_from(mark_a, |t| match &t.msg {
+            // The agent's own event: no corrId.
             AgentEvent::DirectSent {
                 member: Some(_), ..
-            } => Some(t.msg.to_string_lossy()),
+            } => Some((t.corr_id.is_empty(), t.msg.to_string_lossy())),
             _ => None,
         })
         .await;
-    assert_eq!(line, format!("G:club DSENT C:{id_b} {d1}"));
+    assert_eq!(line, (true, format!("G:club DSENT C:{id_b} {d1}")));
 
     // Bob gets it as `DMSG` from alice, the first of the pair's direct ids.
     let (local, from, snd_id, integrity, body) = b.wait(|t| direct_msg(t, "books")).await;
@@ -264,6 +265,14 @@ async fn direct_messages_reach_one_member_over_the_text_protocol() {
             .then_some(())
     })
     .await;
+    // The failure is reported before the removal completes.
+    let pos = |f: &dyn Fn(&AgentEvent) -> bool| a.seen.iter().position(|t| f(&t.msg)).unwrap();
+    assert!(
+        pos(&|e| matches!(e, AgentEvent::DirectFailed { .. }))
+            < pos(&|e| matches!(e, AgentEvent::Removed { .. })),
+        "{:#?}",
+        &a.seen[mark_a..]
+    );
     c.wait(|t| matches!(&t.msg, AgentEvent::Out { .. }).then_some(()))
         .await;
     // Carol is gone: a direct message to her is refused.
