@@ -5,7 +5,7 @@
 //! relay's) and `DRCVD` once the member's client acknowledged it; a member
 //! removed before acknowledging gives `DFAIL ... unconfirmed`; a departed,
 //! unknown or malformed member is an error line.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
 
