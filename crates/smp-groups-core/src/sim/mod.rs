@@ -460,7 +460,7 @@ impl Sim {
                     if self.counted.insert((i, id)) {
                         *self.op_counts.entry(op.command_name()).or_default() += 1;
                         if let RelayOp::Send { kind, .. } = &op {
-                            *self.counts.entry(kind.clone()).or_default() += 1;
+                            *self.counts.entry(kind.to_string()).or_default() += 1;
                         }
                     }
                     self.seq += 1;
