@@ -379,7 +379,17 @@ impl Agent {
                 // It waits for the connection to be established.
                 return;
             }
-            match seal(&mut conn.chain, conn.ratchet.as_mut(), &mut self.rng, body) {
+            #[cfg(feature = "cheat")]
+            let fork = self.fork_next.remove(&id);
+            #[cfg(not(feature = "cheat"))]
+            let fork = false;
+            match seal(
+                &mut conn.chain,
+                conn.ratchet.as_mut(),
+                &mut self.rng,
+                body,
+                fork,
+            ) {
                 Ok((snd_msg_id, sealed)) => {
                     if let Note::ConnMsg { msg_id } = head.note {
                         // Bounded: the oldest unacknowledged ones are forgotten first.
@@ -1377,6 +1387,7 @@ fn seal(
     ratchet: Option<&mut Ratchet>,
     rng: &mut rand_chacha::ChaCha20Rng,
     body: &[u8],
+    fork: bool,
 ) -> Result<(u64, Vec<u8>), String> {
     let ratchet = ratchet.ok_or_else(|| "no ratchet".to_owned())?;
     let header = chain.next_header().map_err(|e| e.to_string())?;
@@ -1386,8 +1397,11 @@ fn seal(
         .encrypt(rng, &plain, RATCHET_AD)
         .map_err(|e| e.to_string())?;
     let enc = Encrypted::new(ct).map_err(|e| e.to_string())?;
+    // `fork` (tests of detection only): our chain goes on from other bytes
+    // than those sent.
+    let recorded: &[u8] = if fork { b"a forked history" } else { &plain };
     chain
-        .record_sent(&header, &plain)
+        .record_sent(&header, recorded)
         .map_err(|e| e.to_string())?;
     let sealed = AgentEnvelope::Message {
         agent_version: AGENT_VERSION,
