@@ -679,7 +679,7 @@ impl Runtime {
                     if self.counted.insert(op_id)
                         && let RelayOp::Send { kind, .. } = &op
                     {
-                        *self.metrics.envelopes.entry(kind.clone()).or_default() += 1;
+                        *self.metrics.envelopes.entry(kind.to_string()).or_default() += 1;
                     }
                     self.relay.perform(op);
                 }

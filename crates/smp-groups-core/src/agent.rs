@@ -85,6 +85,10 @@ pub struct Agent {
     /// only; not stored).
     #[cfg(feature = "cheat")]
     pub(crate) cheat: Option<crate::cheat::Cheat>,
+    /// Connections whose next sealed message is recorded in our chain as
+    /// other bytes than were sent (`cheat` feature; not stored).
+    #[cfg(feature = "cheat")]
+    pub(crate) fork_next: BTreeSet<u64>,
 }
 
 /// What a `MSG` event reports of the delivery that carried the message.
@@ -136,6 +140,8 @@ impl Agent {
             inbound: None,
             #[cfg(feature = "cheat")]
             cheat: None,
+            #[cfg(feature = "cheat")]
+            fork_next: BTreeSet::new(),
         }
     }
 

@@ -75,6 +75,20 @@ impl crate::Agent {
     pub fn set_cheat(&mut self, cheat: Option<Cheat>) {
         self.cheat = cheat;
     }
+
+    /// Forks the hash chain of our pairwise connection `alias`: the next
+    /// message sealed on it is recorded in our chain as other bytes than
+    /// those sent, so the one after it names a previous message the peer
+    /// never got (the peer reports it as `bad_hash`). False if there is no
+    /// such connection. For tests of detection only; not stored.
+    pub fn fork_pairwise_chain(&mut self, alias: &str) -> bool {
+        let found = self
+            .conns
+            .iter()
+            .find(|(_, c)| matches!(&c.owner, crate::state::Owner::Visible(a) if a == alias))
+            .map(|(id, _)| *id);
+        found.is_some_and(|id| self.fork_next.insert(id))
+    }
 }
 
 #[cfg(test)]

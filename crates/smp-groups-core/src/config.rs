@@ -142,15 +142,15 @@ impl Config {
     /// The longest encoded agent message body (`AMessage`) that fits in one
     /// ratchet ciphertext: the plaintext bound minus the message header.
     pub(crate) fn block_payload(&self) -> usize {
-        // 'M' + sndMsgId (8) + previous hash (32).
-        self.ratchet.max_plaintext().saturating_sub(41)
+        self.ratchet
+            .max_plaintext()
+            .saturating_sub(smp_groups_wire::agent::AgentMessage::MESSAGE_OVERHEAD)
     }
 
     /// The fragment size: one block minus the `FRAG` envelope's own fields.
     pub(crate) fn fragment_chunk(&self) -> usize {
-        // "FRAG " + msgId (8) + index (2) + count (2) + length (2).
         self.block_payload()
-            .saturating_sub(19)
+            .saturating_sub(smp_groups_wire::agent::Fragment::OVERHEAD)
             .clamp(1, smp_groups_wire::agent::MAX_FRAGMENT_LEN)
     }
 }

@@ -22,14 +22,14 @@ use smp_groups_crypto::sha256;
 use smp_groups_integrity::ConnVerdict;
 use smp_groups_wire::agent::{
     AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Content, Encrypted,
-    Fragment, Limits, MsgHeader, Receipt,
+    EnvelopeKind, Fragment, Limits, MsgHeader, Receipt,
 };
 use smp_groups_wire::{Encode, Reader};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
 use crate::fault::{At, FaultKind, FaultSource};
-use crate::relay::RelayOp;
+use crate::relay::{RelayOp, SendKind};
 use crate::state::{
     AnchorRec, Conn, ConnStatus, Mid, Note, OutItem, Owner, Payload, Purpose, RcvQueue, SndQueue,
 };
@@ -260,7 +260,7 @@ impl Agent {
         conn.outbox.push_front(OutItem {
             payload: Payload::Sealed(env.to_bytes()),
             note: Note::None,
-            kind: "CONF".to_owned(),
+            kind: SendKind::whole(EnvelopeKind::Confirmation),
         });
         // Secure our reply queue for the inviter.
         let rcv_id = conn
@@ -291,7 +291,7 @@ impl Agent {
 
     /// Queues an agent message on a connection (fragmented if larger than a block).
     pub(crate) fn enqueue(&mut self, id: u64, msg: &AMessage, note: Note) {
-        let kind = String::from_utf8_lossy(msg.tag()).into_owned();
+        let kind = msg.kind();
         let bytes = msg.to_bytes();
         let block = self.cfg.block_payload();
         let chunk = self.cfg.fragment_chunk();
@@ -303,7 +303,7 @@ impl Agent {
         if conn.closing || conn.peer_gone_at.is_some() {
             tracing::debug!(
                 conn = id,
-                kind,
+                %kind,
                 "not queued: the connection is closing or its peer is gone"
             );
             return;
@@ -312,7 +312,7 @@ impl Agent {
             conn.outbox.push_back(OutItem {
                 payload: Payload::Plain(bytes),
                 note,
-                kind,
+                kind: SendKind::whole(kind),
             });
         } else {
             let frag_id = conn.next_frag_id;
@@ -335,7 +335,7 @@ impl Agent {
                 conn.outbox.push_back(OutItem {
                     payload: Payload::Plain(AMessage::Fragment(f).to_bytes()),
                     note: if i == last { note.clone() } else { Note::None },
-                    kind: format!("{kind}/FRAG"),
+                    kind: SendKind::fragment_of(kind),
                 });
             }
         }
@@ -379,7 +379,17 @@ impl Agent {
                 // It waits for the connection to be established.
                 return;
             }
-            match seal(&mut conn.chain, conn.ratchet.as_mut(), &mut self.rng, body) {
+            #[cfg(feature = "cheat")]
+            let fork = self.fork_next.remove(&id);
+            #[cfg(not(feature = "cheat"))]
+            let fork = false;
+            match seal(
+                &mut conn.chain,
+                conn.ratchet.as_mut(),
+                &mut self.rng,
+                body,
+                fork,
+            ) {
                 Ok((snd_msg_id, sealed)) => {
                     if let Note::ConnMsg { msg_id } = head.note {
                         // Bounded: the oldest unacknowledged ones are forgotten first.
@@ -405,9 +415,9 @@ impl Agent {
         }
         let (Payload::Sealed(body) | Payload::Plain(body)) = &head.payload;
         let body = body.clone();
-        let kind = head.kind.clone();
+        let kind = head.kind;
         let op = OpIdGen::next(&mut self.next_id);
-        tracing::trace!(conn = id, kind, op = op.0, "sending");
+        tracing::trace!(conn = id, %kind, op = op.0, "sending");
         self.dirty.insert(crate::store::Key::Meta);
         if let Some(c) = self.conns.get_mut(&id) {
             c.in_flight = Some(op);
@@ -967,7 +977,7 @@ impl Agent {
         conn.outbox.push_front(OutItem {
             payload: Payload::Plain(AMessage::Hello.to_bytes()),
             note: Note::None,
-            kind: "HELLO".to_owned(),
+            kind: SendKind::whole(EnvelopeKind::Hello),
         });
         let rcv = conn.rcv.clone();
         self.touch_conn(id);
@@ -1380,18 +1390,21 @@ fn seal(
     ratchet: Option<&mut Ratchet>,
     rng: &mut rand_chacha::ChaCha20Rng,
     body: &[u8],
+    fork: bool,
 ) -> Result<(u64, Vec<u8>), String> {
     let ratchet = ratchet.ok_or_else(|| "no ratchet".to_owned())?;
     let header = chain.next_header().map_err(|e| e.to_string())?;
-    let mut plain = vec![b'M'];
-    header.encode(&mut plain);
-    plain.extend_from_slice(body);
+    let mut plain = Vec::new();
+    smp_groups_wire::agent::AgentMessage::encode_message(&header, body, &mut plain);
     let ct = ratchet
         .encrypt(rng, &plain, RATCHET_AD)
         .map_err(|e| e.to_string())?;
     let enc = Encrypted::new(ct).map_err(|e| e.to_string())?;
+    // `fork` (tests of detection only): our chain goes on from other bytes
+    // than those sent.
+    let recorded: &[u8] = if fork { b"a forked history" } else { &plain };
     chain
-        .record_sent(&header, &plain)
+        .record_sent(&header, recorded)
         .map_err(|e| e.to_string())?;
     let sealed = AgentEnvelope::Message {
         agent_version: AGENT_VERSION,

@@ -551,7 +551,17 @@ impl Agent {
                 .is_some_and(|c| c.status == crate::state::ConnStatus::Ready);
             targets.extend(conn);
             if !ready {
-                targets.extend(self.attempts(group, x));
+                let attempts = self.attempts(group, x);
+                // What we queued for it waits on a connection that will not
+                // be established now; an attempt whose confirmation is out
+                // still delivers once `HELLO` comes, so it goes there, ahead
+                // of `LEFT`.
+                if let Some(from) = conn
+                    && let Some(to) = self.deliverable_attempt(&attempts)
+                {
+                    self.move_outbox(from, to);
+                }
+                targets.extend(attempts);
             }
         }
         targets.sort_unstable();
@@ -559,6 +569,22 @@ impl Agent {
         for c in targets {
             self.enqueue(c, &AMessage::Group(GroupEnvelope::Left), Note::None);
         }
+    }
+
+    /// Among connection attempts with one member, the one that can still
+    /// deliver what is queued on it: established, or with our confirmation
+    /// out (it lingers for `HELLO` when closed).
+    fn deliverable_attempt(&self, attempts: &[u64]) -> Option<u64> {
+        let status = |c: &u64| self.conns.get(c).map(|c| c.status);
+        attempts
+            .iter()
+            .find(|c| status(c) == Some(crate::state::ConnStatus::Ready))
+            .or_else(|| {
+                attempts
+                    .iter()
+                    .find(|c| status(c) == Some(crate::state::ConnStatus::Joined))
+            })
+            .copied()
     }
 
     pub(crate) fn check_empty(&mut self, group: &str) {

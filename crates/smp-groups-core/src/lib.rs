@@ -110,6 +110,6 @@ pub use query::{
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,
     PendingSend,
 };
-pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp};
+pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp, SendKind};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

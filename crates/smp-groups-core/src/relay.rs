@@ -3,7 +3,10 @@
 //! These are the SMP operations the core needs, typed; the driver maps them to
 //! SMP commands (`NEW`, `KEY`, `SUB`, `SEND`, `ACK`, `DEL`) on the named server.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+use smp_groups_wire::agent::EnvelopeKind;
 
 /// Identifies one relay operation, to match its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -11,6 +14,72 @@ pub struct OpId(pub u64);
 
 /// A queue id as the relay assigned it.
 pub type QueueId = Vec<u8>;
+
+/// What one relay `SEND` carries, for metrics: the kind of the agent
+/// envelope, and whether the send is one fragment of it. Written `MSG`, or
+/// `MSG/FRAG` for a fragment (the form it is stored in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendKind {
+    /// The envelope's kind.
+    pub envelope: EnvelopeKind,
+    /// True when this send is one fragment of that envelope.
+    pub fragment: bool,
+}
+
+impl SendKind {
+    /// A whole envelope of kind `envelope`.
+    pub const fn whole(envelope: EnvelopeKind) -> Self {
+        Self {
+            envelope,
+            fragment: false,
+        }
+    }
+
+    /// One fragment of an envelope of kind `envelope`.
+    pub const fn fragment_of(envelope: EnvelopeKind) -> Self {
+        Self {
+            envelope,
+            fragment: true,
+        }
+    }
+}
+
+impl fmt::Display for SendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.fragment {
+            write!(f, "{}/FRAG", self.envelope)
+        } else {
+            write!(f, "{}", self.envelope)
+        }
+    }
+}
+
+impl std::str::FromStr for SendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, fragment) = match s.strip_suffix("/FRAG") {
+            Some(name) => (name, true),
+            None => (s, false),
+        };
+        EnvelopeKind::from_name(name)
+            .map(|envelope| Self { envelope, fragment })
+            .ok_or_else(|| format!("unknown envelope kind {s:?}"))
+    }
+}
+
+impl Serialize for SendKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SendKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// One relay operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,9 +122,8 @@ pub enum RelayOp {
         /// Seed of the Ed25519 key that authorizes the send (`None` for the first
         /// message to a queue that is not yet secured).
         auth: Option<[u8; 32]>,
-        /// The envelope type (`GROUP`, `MSG`, `HELLO`, `CONF`, ...), for metrics
-        /// only: it does not travel.
-        kind: String,
+        /// The envelope's kind, for metrics only: it does not travel.
+        kind: SendKind,
         /// The agent envelope.
         #[serde(with = "crate::serde_bytes")]
         body: Vec<u8>,
@@ -180,4 +248,29 @@ pub enum RelayEvent {
         /// The agent envelope.
         body: Vec<u8>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_kinds_keep_their_stored_text() {
+        for envelope in EnvelopeKind::ALL {
+            for kind in [SendKind::whole(envelope), SendKind::fragment_of(envelope)] {
+                let text = kind.to_string();
+                assert_eq!(text.parse::<SendKind>(), Ok(kind));
+                // Stored as the text (a postcard string), as before the type.
+                let stored = postcard::to_allocvec(&kind).unwrap_or_default();
+                assert_eq!(stored, postcard::to_allocvec(&text).unwrap_or_default());
+                assert_eq!(postcard::from_bytes::<SendKind>(&stored).ok(), Some(kind));
+            }
+        }
+        assert_eq!(
+            SendKind::fragment_of(EnvelopeKind::Msg).to_string(),
+            "MSG/FRAG"
+        );
+        assert!("BOGUS".parse::<SendKind>().is_err());
+        assert!("/FRAG".parse::<SendKind>().is_err());
+    }
 }

@@ -131,8 +131,8 @@ pub(crate) enum Note {
 pub(crate) struct OutItem {
     pub(crate) payload: Payload,
     pub(crate) note: Note,
-    /// The envelope type, for counting.
-    pub(crate) kind: String,
+    /// The envelope's kind, for counting.
+    pub(crate) kind: crate::relay::SendKind,
 }
 
 /// An outgoing payload: plaintext until it is sealed (encrypted and chained),

@@ -233,3 +233,49 @@ fn withholding_is_reported_by_every_honest_member_within_two_rounds() {
         assert_detected(&o, Some(victim));
     }
 }
+
+/// A pairwise connection whose sender forks its hash chain: the message
+/// after the fork names a previous message the receiver never got, and is
+/// delivered with `bad_hash` (and counted as the peer's `ChainFork`); the
+/// messages before it are `ok`, and so is nothing else.
+#[test]
+fn a_forked_pairwise_chain_is_reported_as_bad_hash() {
+    use smp_groups_core::{FaultKind, FaultSource, MsgIntegrity};
+    let mut sim = Sim::new(2, &config(), Faults::default(), 11);
+    let (a, _b) = sim.connect(0, 1).expect("connected");
+    sim.settle_all();
+    let send = |sim: &mut Sim, body: &[u8]| {
+        sim.command(
+            0,
+            Command::SendConn {
+                alias: a.clone(),
+                body: body.to_vec(),
+            },
+        );
+        sim.settle_all();
+    };
+    send(&mut sim, b"one");
+    assert!(sim.fork_pairwise_chain(0, &a));
+    assert!(!sim.fork_pairwise_chain(0, "no such connection"));
+    send(&mut sim, b"two");
+    send(&mut sim, b"three");
+    let got: Vec<(Vec<u8>, MsgIntegrity)> = sim
+        .events(1)
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ConnMsg { meta, body, .. } => Some((body.clone(), meta.integrity)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b"one".to_vec(), MsgIntegrity::Ok),
+            (b"two".to_vec(), MsgIntegrity::Ok),
+            (b"three".to_vec(), MsgIntegrity::BadHash),
+        ]
+    );
+    let refused = sim.refusals(1);
+    assert_eq!(refused.get(FaultSource::Peer, FaultKind::ChainFork), 1);
+    assert_eq!(sim.refusals(0).of_source(FaultSource::Peer), 0);
+}

@@ -348,6 +348,17 @@ impl Sim {
         }
     }
 
+    /// Forks agent `i`'s hash chain on its pairwise connection `alias`
+    /// ([`crate::Agent::fork_pairwise_chain`]); false if there is none
+    /// (`cheat` feature, tests of detection only).
+    #[cfg(feature = "cheat")]
+    pub fn fork_pairwise_chain(&mut self, i: usize, alias: &str) -> bool {
+        self.nodes
+            .get_mut(i)
+            .and_then(|n| n.agent.as_mut())
+            .is_some_and(|a| a.fork_pairwise_chain(alias))
+    }
+
     /// The longest body the simulated relays take in a `SEND` (`None`: no
     /// limit); a longer one is refused as a relay with a smaller block
     /// refuses it (`LARGE_MSG`, [`crate::RelayError::Refused`]).
@@ -460,7 +471,7 @@ impl Sim {
                     if self.counted.insert((i, id)) {
                         *self.op_counts.entry(op.command_name()).or_default() += 1;
                         if let RelayOp::Send { kind, .. } = &op {
-                            *self.counts.entry(kind.clone()).or_default() += 1;
+                            *self.counts.entry(kind.to_string()).or_default() += 1;
                         }
                     }
                     self.seq += 1;

@@ -36,6 +36,10 @@ pub struct Fragment {
 }
 
 impl Fragment {
+    /// What a `FRAG` message adds to its bytes: the tag and its space (5),
+    /// `msgId` (8), index (2), count (2) and the bytes' length (2).
+    pub const OVERHEAD: usize = 5 + 8 + 2 + 2 + 2;
+
     /// Reads a fragment, rejecting `count` above `max_count` with [`Error::TooLong`],
     /// a zero count, and an index not below the count.
     pub fn read(r: &mut Reader<'_>, max_count: u16) -> Result<Self, Error> {

@@ -19,7 +19,7 @@ use crate::{Decode, Encode, Error, Reader};
 pub const MAX_GCHECK_ENTRIES: usize = 256;
 
 /// The envelope tag.
-pub(crate) const GCHECK_TAG: &[u8] = b"G_CHECK";
+const GCHECK_TAG: &[u8] = super::EnvelopeKind::Check.tag().as_bytes();
 
 /// The longest decimal text of a u64.
 const MAX_U64_DIGITS: usize = 20;

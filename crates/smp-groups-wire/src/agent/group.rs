@@ -12,6 +12,7 @@
 use super::bounded::{Bounded, Tail};
 use super::gcheck::GCheck;
 use super::ids::{Digest, GroupId, MemberId, read_u64};
+use super::kind::EnvelopeKind;
 use crate::{Decode, Encode, Error, Reader};
 
 /// The longest invitation to a connection (opaque to this layer).
@@ -253,40 +254,40 @@ pub enum GroupEnvelope {
 }
 
 impl GroupEnvelope {
-    /// The ASCII tag.
-    pub fn tag(&self) -> &'static [u8] {
+    /// The kind of this envelope.
+    pub fn kind(&self) -> EnvelopeKind {
         match self {
-            Self::Group(_) => b"GROUP",
-            Self::Intro(_) => b"INTRO",
-            Self::IntroLate(_) => b"LINTRO",
-            Self::Inv { .. } => b"INV",
-            Self::Fwd { .. } => b"FWD",
-            Self::OpenInv { .. } => b"OINV",
-            Self::Mem(_) => b"MEM",
-            Self::Left => b"LEFT",
-            Self::Out => b"OUT",
-            Self::Rem(_) => b"REM",
-            Self::RemTell(_) => b"REMT",
-            Self::Remd(_) => b"REMD",
-            Self::Del => b"DEL",
-            Self::Deld => b"DELD",
-            Self::Msg { .. } => b"MSG",
-            Self::CatchUp { .. } => b"CATCHUP",
-            Self::Rcvd { .. } => b"RCVD",
-            Self::Receipts { .. } => b"RCVDS",
-            Self::Check(_) => super::gcheck::GCHECK_TAG,
-            Self::DirectMsg { .. } => b"DMSG",
-            Self::DirectRcvd { .. } => b"DRCVD",
-            Self::Info { .. } => b"GINFO",
-            Self::Profile { .. } => b"PROFILE",
-            Self::SignedMsg { .. } => b"SMSG",
-            Self::History { .. } => b"HIST",
+            Self::Group(_) => EnvelopeKind::Group,
+            Self::Intro(_) => EnvelopeKind::Intro,
+            Self::IntroLate(_) => EnvelopeKind::IntroLate,
+            Self::Inv { .. } => EnvelopeKind::Inv,
+            Self::Fwd { .. } => EnvelopeKind::Fwd,
+            Self::OpenInv { .. } => EnvelopeKind::OpenInv,
+            Self::Mem(_) => EnvelopeKind::Mem,
+            Self::Left => EnvelopeKind::Left,
+            Self::Out => EnvelopeKind::Out,
+            Self::Rem(_) => EnvelopeKind::Rem,
+            Self::RemTell(_) => EnvelopeKind::RemTell,
+            Self::Remd(_) => EnvelopeKind::Remd,
+            Self::Del => EnvelopeKind::Del,
+            Self::Deld => EnvelopeKind::Deld,
+            Self::Msg { .. } => EnvelopeKind::Msg,
+            Self::CatchUp { .. } => EnvelopeKind::CatchUp,
+            Self::Rcvd { .. } => EnvelopeKind::Rcvd,
+            Self::Receipts { .. } => EnvelopeKind::Receipts,
+            Self::Check(_) => EnvelopeKind::Check,
+            Self::DirectMsg { .. } => EnvelopeKind::DirectMsg,
+            Self::DirectRcvd { .. } => EnvelopeKind::DirectRcvd,
+            Self::Info { .. } => EnvelopeKind::Info,
+            Self::Profile { .. } => EnvelopeKind::Profile,
+            Self::SignedMsg { .. } => EnvelopeKind::SignedMsg,
+            Self::History { .. } => EnvelopeKind::History,
         }
     }
 
-    /// True for envelopes that have no fields after the tag.
-    pub(crate) fn is_bare(tag: &[u8]) -> bool {
-        matches!(tag, b"LEFT" | b"OUT" | b"DEL" | b"DELD")
+    /// The ASCII tag.
+    pub fn tag(&self) -> &'static [u8] {
+        self.kind().tag().as_bytes()
     }
 
     /// Appends the fields that follow `tag SP` (nothing for bare tags).
@@ -400,54 +401,57 @@ impl GroupEnvelope {
         }
     }
 
-    /// Reads the fields after `tag SP`; `None` if `tag` is not a group tag.
-    pub(crate) fn read_fields(tag: &[u8], r: &mut Reader<'_>) -> Option<Result<Self, Error>> {
-        // Each tag once: an unknown tag is `None` (not a group envelope).
+    /// Reads the fields after `tag SP` of an envelope of group kind `kind`;
+    /// `None` if `kind` is not a group envelope's.
+    pub(crate) fn read_fields(
+        kind: EnvelopeKind,
+        r: &mut Reader<'_>,
+    ) -> Option<Result<Self, Error>> {
         let read = |r: &mut Reader<'_>| -> Result<Option<Self>, Error> {
-            Ok(Some(match tag {
-                b"GROUP" => Self::Group(GroupInvitation {
+            Ok(Some(match kind {
+                EnvelopeKind::Group => Self::Group(GroupInvitation {
                     group_id: GroupId::decode(r)?,
                     member_id: MemberId::decode(r)?,
                     introducer: MemberInfo::decode(r)?,
                     invitation: Invitation::read(r, "invitation")?,
                     group_info: GroupInfo::read(r, "group info")?,
                 }),
-                b"INTRO" => Self::Intro(MemberInfo::decode(r)?),
-                b"LINTRO" => Self::IntroLate(MemberInfo::decode(r)?),
-                b"INV" => Self::Inv {
+                EnvelopeKind::Intro => Self::Intro(MemberInfo::decode(r)?),
+                EnvelopeKind::IntroLate => Self::IntroLate(MemberInfo::decode(r)?),
+                EnvelopeKind::Inv => Self::Inv {
                     member_id: MemberId::decode(r)?,
                     invitation: Invitation::read(r, "invitation")?,
                 },
-                b"FWD" => Self::Fwd {
+                EnvelopeKind::Fwd => Self::Fwd {
                     member: MemberInfo::decode(r)?,
                     invitation: Invitation::read(r, "invitation")?,
                 },
-                b"OINV" => Self::OpenInv {
+                EnvelopeKind::OpenInv => Self::OpenInv {
                     invitation: Invitation::read(r, "invitation")?,
                 },
-                b"MEM" => Self::Mem(MemberId::decode(r)?),
-                b"REM" => Self::Rem(MemberId::decode(r)?),
-                b"REMT" => Self::RemTell(MemberId::decode(r)?),
-                b"REMD" => Self::Remd(MemberId::decode(r)?),
-                b"LEFT" => Self::Left,
-                b"OUT" => Self::Out,
-                b"DEL" => Self::Del,
-                b"DELD" => Self::Deld,
-                b"MSG" => Self::Msg {
+                EnvelopeKind::Mem => Self::Mem(MemberId::decode(r)?),
+                EnvelopeKind::Rem => Self::Rem(MemberId::decode(r)?),
+                EnvelopeKind::RemTell => Self::RemTell(MemberId::decode(r)?),
+                EnvelopeKind::Remd => Self::Remd(MemberId::decode(r)?),
+                EnvelopeKind::Left => Self::Left,
+                EnvelopeKind::Out => Self::Out,
+                EnvelopeKind::Del => Self::Del,
+                EnvelopeKind::Deld => Self::Deld,
+                EnvelopeKind::Msg => Self::Msg {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     snd_ts: read_u64(r, "sndTs")?,
                     content: Content::read(r, "message content")?,
                 },
-                b"CATCHUP" => Self::CatchUp {
+                EnvelopeKind::CatchUp => Self::CatchUp {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     digest: Digest::decode(r)?,
                 },
-                b"RCVD" => Self::Rcvd {
+                EnvelopeKind::Rcvd => Self::Rcvd {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     digest: Digest::decode(r)?,
                     sig: r.maybe("signature", |r| r.array("signature"))?,
                 },
-                b"RCVDS" => {
+                EnvelopeKind::Receipts => {
                     let n = usize::from(r.u16("receipt count")?);
                     if n == 0 || n > MAX_GROUP_RECEIPTS {
                         return Err(Error::TooLong {
@@ -465,40 +469,38 @@ impl GroupEnvelope {
                         sig: r.maybe("signature", |r| r.array("signature"))?,
                     }
                 }
-                b"DMSG" => Self::DirectMsg {
+                EnvelopeKind::DirectMsg => Self::DirectMsg {
                     msg_id: read_u64(r, "direct msgId")?,
                     snd_ts: read_u64(r, "sndTs")?,
                     content: Content::read(r, "message content")?,
                 },
-                b"DRCVD" => Self::DirectRcvd {
+                EnvelopeKind::DirectRcvd => Self::DirectRcvd {
                     msg_id: read_u64(r, "direct msgId")?,
                     digest: Digest::decode(r)?,
                 },
-                b"GINFO" => Self::Info {
+                EnvelopeKind::Info => Self::Info {
                     ts: read_u64(r, "ts")?,
                     author: MemberId::decode(r)?,
                     info: GroupInfo::read(r, "group info")?,
                 },
-                b"PROFILE" => Self::Profile {
+                EnvelopeKind::Profile => Self::Profile {
                     ts: read_u64(r, "ts")?,
                     profile: Profile::read(r, "profile")?,
                 },
-                b"SMSG" => Self::SignedMsg {
+                EnvelopeKind::SignedMsg => Self::SignedMsg {
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     snd_ts: read_u64(r, "sndTs")?,
                     sig: r.array("signature")?,
                     content: Content::read(r, "message content")?,
                 },
-                b"HIST" => Self::History {
+                EnvelopeKind::History => Self::History {
                     sender: MemberId::decode(r)?,
                     ext_msg_id: read_u64(r, "extMsgId")?,
                     snd_ts: read_u64(r, "sndTs")?,
                     sig: r.array("signature")?,
                     content: Content::read(r, "message content")?,
                 },
-                t if t == super::gcheck::GCHECK_TAG => {
-                    Self::Check(GCheck::parse_entries(r.rest())?)
-                }
+                EnvelopeKind::Check => Self::Check(GCheck::parse_entries(r.rest())?),
                 _ => return Ok(None),
             }))
         };

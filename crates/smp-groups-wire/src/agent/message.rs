@@ -16,6 +16,7 @@ use super::bounded::Bounded;
 use super::fragment::{DEFAULT_MAX_FRAGMENTS, Fragment};
 use super::group::{Content, GroupEnvelope};
 use super::ids::{Digest, read_u64};
+use super::kind::EnvelopeKind;
 use crate::{Decode, Encode, Error, Reader};
 
 /// The longest opaque reply-queue description in a confirmation.
@@ -51,6 +52,11 @@ pub struct MsgHeader {
     /// The digest of the previous message the sender sent on this connection
     /// ([`Digest::ZERO`] before the first).
     pub prev_msg_hash: Digest,
+}
+
+impl MsgHeader {
+    /// Encoded length: `sndMsgId` (8) and the previous message's digest (32).
+    pub const LEN: usize = 8 + 32;
 }
 
 impl Encode for MsgHeader {
@@ -114,15 +120,20 @@ pub enum AMessage {
 }
 
 impl AMessage {
+    /// The kind of this message.
+    pub fn kind(&self) -> EnvelopeKind {
+        match self {
+            Self::Hello => EnvelopeKind::Hello,
+            Self::UserMsg { .. } => EnvelopeKind::UserMsg,
+            Self::Receipts(_) => EnvelopeKind::UserReceipts,
+            Self::Fragment(_) => EnvelopeKind::Fragment,
+            Self::Group(g) => g.kind(),
+        }
+    }
+
     /// The ASCII tag.
     pub fn tag(&self) -> &'static [u8] {
-        match self {
-            Self::Hello => b"HELLO",
-            Self::UserMsg { .. } => b"A_MSG",
-            Self::Receipts(_) => b"A_RCVD",
-            Self::Fragment(_) => b"FRAG",
-            Self::Group(g) => g.tag(),
-        }
+        self.kind().tag().as_bytes()
     }
 
     /// A guess at the encoded size, to allocate once.
@@ -141,14 +152,17 @@ impl AMessage {
     /// Reads one message body with the receiver's `limits`.
     pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
         let (tag, has_fields) = read_tag(r)?;
-        let bare = matches!(tag, b"HELLO") || GroupEnvelope::is_bare(tag);
-        let msg = match tag {
-            b"HELLO" => Self::Hello,
-            b"A_MSG" => Self::UserMsg {
+        let Some(kind) = EnvelopeKind::from_tag(tag) else {
+            return Err(Error::unknown_tag("envelope tag", tag));
+        };
+        let bare = kind.is_bare();
+        let msg = match kind {
+            EnvelopeKind::Hello => Self::Hello,
+            EnvelopeKind::UserMsg => Self::UserMsg {
                 snd_ts: read_u64(r, "sndTs")?,
                 content: Content::read(r, "message content")?,
             },
-            b"A_RCVD" => {
+            EnvelopeKind::UserReceipts => {
                 let receipts = r.list("receipts", MAX_RECEIPTS, |r| {
                     Ok(Receipt {
                         msg_id: read_u64(r, "receipt msgId")?,
@@ -163,8 +177,8 @@ impl AMessage {
                 }
                 Self::Receipts(receipts)
             }
-            b"FRAG" => Self::Fragment(Fragment::read(r, limits.max_fragments)?),
-            _ => match GroupEnvelope::read_fields(tag, r) {
+            EnvelopeKind::Fragment => Self::Fragment(Fragment::read(r, limits.max_fragments)?),
+            _ => match GroupEnvelope::read_fields(kind, r) {
                 Some(g) => Self::Group(g?),
                 None => return Err(Error::unknown_tag("envelope tag", tag)),
             },
@@ -235,7 +249,7 @@ impl Encode for AMessage {
                 f.encode(out);
             }
             Self::Group(g) => {
-                if !GroupEnvelope::is_bare(g.tag()) {
+                if !g.kind().is_bare() {
                     out.push(b' ');
                     g.encode_fields(out);
                 }
@@ -291,13 +305,26 @@ impl AgentMessage {
 }
 
 impl AgentMessage {
+    /// What an `'M'` message adds to its body: the tag and the header.
+    pub const MESSAGE_OVERHEAD: usize = 1 + MsgHeader::LEN;
+
+    /// Writes an `'M'` message whose body (`AMessage`) is already encoded:
+    /// the same bytes as encoding [`AgentMessage::Message`], without decoding
+    /// the body again.
+    pub fn encode_message(header: &MsgHeader, body: &[u8], out: &mut Vec<u8>) {
+        out.reserve(Self::MESSAGE_OVERHEAD + body.len());
+        out.push(b'M');
+        header.encode(out);
+        out.extend_from_slice(body);
+    }
+
     /// A guess at the encoded size, to allocate once.
     fn size_hint(&self) -> usize {
         match self {
             Self::ConnInfo(ci) => {
                 8 + ci.info.len() + ci.reply_queue.as_ref().map_or(0, Bounded::len)
             }
-            Self::Message { body, .. } => 41 + body.size_hint(),
+            Self::Message { body, .. } => Self::MESSAGE_OVERHEAD + body.size_hint(),
         }
     }
 }
@@ -328,5 +355,50 @@ impl Encode for AgentMessage {
 impl<'a> Decode<'a> for AgentMessage {
     fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
         Self::read(r, &Limits::default())
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::agent::fragment::FragmentBytes;
+
+    #[test]
+    fn message_overhead_is_what_the_encoding_adds() {
+        let header = MsgHeader {
+            snd_msg_id: 7,
+            prev_msg_hash: Digest([3; 32]),
+        };
+        let body = AMessage::Hello;
+        let whole = AgentMessage::Message {
+            header,
+            body: body.clone(),
+        }
+        .to_bytes();
+        let body_bytes = body.to_bytes();
+        let mut direct = Vec::new();
+        AgentMessage::encode_message(&header, &body_bytes, &mut direct);
+        assert_eq!(direct, whole);
+        assert_eq!(
+            whole.len(),
+            AgentMessage::MESSAGE_OVERHEAD + body_bytes.len()
+        );
+    }
+
+    #[test]
+    fn fragment_overhead_is_what_the_encoding_adds() -> Result<(), Error> {
+        for n in [0usize, 1, 300] {
+            let f = Fragment {
+                msg_id: 1,
+                index: 0,
+                count: 1,
+                bytes: FragmentBytes::new(vec![9; n])?,
+            };
+            assert_eq!(
+                AMessage::Fragment(f).to_bytes().len(),
+                Fragment::OVERHEAD + n
+            );
+        }
+        Ok(())
     }
 }

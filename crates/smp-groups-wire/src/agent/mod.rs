@@ -23,6 +23,7 @@ mod fragment;
 mod gcheck;
 mod group;
 mod ids;
+mod kind;
 mod message;
 
 pub use bounded::{Bounded, Tail};
@@ -38,6 +39,7 @@ pub use group::{
     Profile,
 };
 pub use ids::{Digest, GroupId, MemberId};
+pub use kind::EnvelopeKind;
 pub use message::{
     AMessage, AgentMessage, ConnInfo, Limits, MAX_CONN_INFO_LEN, MAX_RECEIPTS, MAX_REPLY_QUEUE_LEN,
     MAX_TAG_LEN, MsgHeader, Receipt,
