@@ -4,7 +4,8 @@
 //! with the pair's own ids; the sender hears `DSENT` (the answer, then the
 //! relay's) and `DRCVD` once the member's client acknowledged it; a member
 //! removed before acknowledging gives `DFAIL ... unconfirmed`; a departed,
-//! unknown or malformed member is an error line.
+//! unknown or malformed member is an error line. Module `api`: the same
+//! through `Agent::send_direct`, across restarts of both agents.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
@@ -310,4 +311,233 @@ async fn direct_messages_reach_one_member_over_the_text_protocol() {
     let receipts = a.count(|e| matches!(e, AgentEvent::DirectRcvd { .. }));
     assert_eq!(receipts, 2, "d1 and d2, never d3");
     assert_eq!(count_direct(&c), 1);
+}
+
+mod api {
+    //! `Agent::send_direct` and the direct records through the agent's
+    //! store: messages sent while the member is stopped reach it once after
+    //! its restart; what neither side acknowledged before both restart is
+    //! acknowledged afterwards, by the same ids, and confirmed.
+
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::common::{RELAY_A, RELAY_B, WAIT, relays, temp_db};
+    use smp_groups_agent::{Agent, AgentConfig, Error, EventStream, InProcessRelay};
+    use smp_groups_core::CommandError;
+    use smp_groups_wire::base64url;
+    use smp_groups_wire::client::{AgentEvent, MsgIntegrity, RcvdStatus};
+
+    async fn next(events: &mut EventStream) -> AgentEvent {
+        tokio::time::timeout(WAIT, events.next())
+            .await
+            .expect("an event in time")
+            .expect("the agent runs")
+            .event
+    }
+
+    async fn until<T>(events: &mut EventStream, f: impl Fn(&AgentEvent) -> Option<T>) -> T {
+        loop {
+            if let Some(x) = f(&next(events).await) {
+                return x;
+            }
+        }
+    }
+
+    /// Every event that arrives within `ms` milliseconds.
+    async fn drain(events: &mut EventStream, ms: u64) -> Vec<AgentEvent> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        while let Ok(Some(d)) = tokio::time::timeout_at(deadline, events.next()).await {
+            out.push(d.event);
+        }
+        out
+    }
+
+    fn open(
+        name: &str,
+        relay: &str,
+        db: &std::path::Path,
+        relays: &std::sync::Arc<InProcessRelay>,
+    ) -> Agent {
+        Agent::open(
+            AgentConfig::new(name, relay, Some(db.to_path_buf())),
+            relays.clone(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_messages_survive_restarts_of_both_members() {
+        let relays = relays();
+        let (db_a, db_b) = (temp_db("alice-direct"), temp_db("bob-direct"));
+        let a = open("alice", RELAY_A, &db_a, &relays);
+        let b = open("bob", RELAY_B, &db_b, &relays);
+        let mut ea = a.events().await.unwrap();
+        let mut eb = b.events().await.unwrap();
+        let conn = a.new_connection(None).await.unwrap();
+        let inv = until(&mut ea, |e| match e {
+            AgentEvent::Inv {
+                conn: c,
+                invitation,
+            } if c.as_str() == conn => Some(invitation.as_str().to_owned()),
+            _ => None,
+        })
+        .await;
+        let inv = base64url::decode_unpadded(&inv, "invitation").unwrap();
+        b.join_connection(None, inv).await.unwrap();
+        until(&mut eb, |e| {
+            matches!(e, AgentEvent::Con { .. }).then_some(())
+        })
+        .await;
+        let ga = a.create_group(Some("g"), b"g").await.unwrap();
+        a.invite(&conn, &ga, b"g").await.unwrap();
+        let req = until(&mut eb, |e| match e {
+            AgentEvent::Req { invitation, .. } => Some(invitation.as_str().to_owned()),
+            _ => None,
+        })
+        .await;
+        let gb = b.join(Some("h"), &req).await.unwrap();
+        until(&mut eb, |e| {
+            matches!(e, AgentEvent::GroupMem { member: None, .. }).then_some(())
+        })
+        .await;
+        until(&mut ea, |e| {
+            matches!(
+                e,
+                AgentEvent::GroupMem {
+                    member: Some(_),
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await;
+        let bob = a.members(&ga).await.unwrap()[0];
+        let alice = b.members(&gb).await.unwrap()[0];
+
+        // Bob stops; alice sends five direct messages: the relay takes each.
+        b.shutdown().await;
+        drop(eb);
+        drop(b);
+        let mut ids = Vec::new();
+        for i in 1..=5 {
+            ids.push(
+                a.send_direct(&ga, bob, format!("d{i}").as_bytes())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut sent = 0;
+        while sent < ids.len() {
+            if let AgentEvent::DirectSent {
+                member: Some(m),
+                msg_id,
+                ..
+            } = next(&mut ea).await
+            {
+                assert_eq!(m.as_str(), bob.to_base64url());
+                assert!(ids.contains(&msg_id), "{msg_id} not in {ids:?}");
+                sent += 1;
+            }
+        }
+        // Our own member id is no member to send to: a typed refusal.
+        let me = a.member_id(&ga).await.unwrap().unwrap();
+        match a.send_direct(&ga, me, b"to myself").await {
+            Err(Error::Command(CommandError::NoMember(m))) => assert_eq!(m, me),
+            other => panic!("{other:?}"),
+        }
+
+        // Bob restarts: each arrives once, in order, as DMSG from alice.
+        let b = open("bob", RELAY_B, &db_b, &relays);
+        let mut eb = b.events().await.unwrap();
+        let mut got: BTreeMap<u64, (u64, Vec<u8>)> = BTreeMap::new();
+        while got.len() < 5 {
+            if let AgentEvent::DirectMsg {
+                member,
+                msg_id,
+                meta,
+                body,
+                ..
+            } = next(&mut eb).await
+            {
+                assert_eq!(member.as_str(), alice.to_base64url());
+                assert_eq!(meta.integrity, MsgIntegrity::Ok);
+                assert!(
+                    got.insert(meta.snd_msg_id, (msg_id, body)).is_none(),
+                    "direct id {} twice",
+                    meta.snd_msg_id
+                );
+            }
+        }
+        let bodies: Vec<(u64, Vec<u8>)> = got
+            .iter()
+            .map(|(d, (_, body))| (*d, body.clone()))
+            .collect();
+        let want: Vec<(u64, Vec<u8>)> =
+            (1..=5).map(|i| (i, format!("d{i}").into_bytes())).collect();
+        assert_eq!(bodies, want);
+        // Bob acknowledges the first two only.
+        for d in [1, 2] {
+            b.ack(&gb, got[&d].0).await.unwrap();
+        }
+        let mut rcvd: BTreeMap<u64, RcvdStatus> = BTreeMap::new();
+        while rcvd.len() < 2 {
+            if let AgentEvent::DirectRcvd { msg_id, status, .. } = next(&mut ea).await {
+                assert!(rcvd.insert(msg_id, status).is_none());
+            }
+        }
+        assert_eq!(
+            rcvd,
+            BTreeMap::from([(ids[0], RcvdStatus::Ok), (ids[1], RcvdStatus::Ok)])
+        );
+
+        // Both stop and restart; bob acknowledges the other three by the ids
+        // he was given, and alice, restarted, confirms them under hers.
+        b.shutdown().await;
+        a.shutdown().await;
+        drop((ea, eb, a, b));
+        let a = open("alice", RELAY_A, &db_a, &relays);
+        let b = open("bob", RELAY_B, &db_b, &relays);
+        let mut ea = a.events().await.unwrap();
+        let mut eb = b.events().await.unwrap();
+        for d in [3, 4, 5] {
+            b.ack(&gb, got[&d].0).await.unwrap();
+        }
+        // An id already acknowledged is no longer waiting.
+        match b.ack(&gb, got[&1].0).await {
+            Err(Error::Command(CommandError::NoId(id))) => assert_eq!(id, got[&1].0),
+            other => panic!("{other:?}"),
+        }
+        while rcvd.len() < 5 {
+            if let AgentEvent::DirectRcvd { msg_id, status, .. } = next(&mut ea).await {
+                assert!(
+                    rcvd.insert(msg_id, status).is_none(),
+                    "DRCVD {msg_id} twice"
+                );
+            }
+        }
+        assert_eq!(
+            rcvd,
+            ids.iter()
+                .map(|i| (*i, RcvdStatus::Ok))
+                .collect::<BTreeMap<_, _>>()
+        );
+        // Nothing more: no message twice, no receipt or failure twice.
+        let rest_b = drain(&mut eb, 500).await;
+        assert!(
+            !rest_b
+                .iter()
+                .any(|e| matches!(e, AgentEvent::DirectMsg { .. })),
+            "{rest_b:?}"
+        );
+        let rest_a = drain(&mut ea, 300).await;
+        assert!(
+            !rest_a.iter().any(|e| matches!(
+                e,
+                AgentEvent::DirectRcvd { .. } | AgentEvent::DirectFailed { .. }
+            )),
+            "{rest_a:?}"
+        );
+    }
 }
