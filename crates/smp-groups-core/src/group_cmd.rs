@@ -68,6 +68,7 @@ impl Agent {
             profiles: crate::profile::Profiles::default(),
             shared: BTreeMap::new(),
             history_seen: BTreeSet::new(),
+            members_mismatch: BTreeMap::new(),
         }
     }
 
