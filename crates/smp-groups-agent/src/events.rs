@@ -120,6 +120,7 @@ fn violation(group: Alias, v: &Violation) -> Option<AgentEvent> {
         Kind::Missing { ours, .. } => (ViolationKind::Gap, ours.saturating_add(1)),
         Kind::UnsentClaimed { claimed, .. } => (ViolationKind::Hash, claimed),
         Kind::ReportedBad => (ViolationKind::Sig, 0),
+        Kind::Members { theirs, .. } => (ViolationKind::Members, u64::from(theirs)),
     };
     Some(AgentEvent::Violation {
         group,

@@ -69,6 +69,7 @@ impl Agent {
             profiles: crate::profile::Profiles::default(),
             shared: BTreeMap::new(),
             history_seen: BTreeSet::new(),
+            members_mismatch: BTreeMap::new(),
         }
     }
 
@@ -598,6 +599,13 @@ impl Agent {
                 // Declined: answer with an empty invitation so the
                 // introducer does not wait for us.
                 self.send_inv(p.conn, info.member_id.0, Vec::new());
+            } else if let GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x) = env {
+                // Declined: we keep the member, but the remover's removal
+                // is answered (`REMD`) so that it completes rather than
+                // waiting for us for ever; the split shows in `G_CHECK`'s
+                // member set if it lasts (`docs/integrity.md`).
+                tracing::info!(group, member = %x, "removal refused by the client");
+                self.enqueue(p.conn, &AMessage::Group(GroupEnvelope::Remd(x)), Note::None);
             }
         } else if let (
             true,

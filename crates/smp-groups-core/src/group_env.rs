@@ -358,6 +358,9 @@ impl Agent {
                 });
             }
             GroupEnvelope::Check(check) => {
+                if let Some(theirs) = check.members {
+                    self.compare_members(group, sender, theirs);
+                }
                 let now = Timestamp::from_millis(self.now);
                 let Some(g) = self.groups.get_mut(group) else {
                     // Internal: found above in this input.

@@ -756,7 +756,16 @@ impl Agent {
         let Some(g) = self.groups.get_mut(alias) else {
             return;
         };
-        let check = g.integrity.build_check(now);
+        let members = g.stable_members(&self.conns);
+        let Some(g) = self.groups.get_mut(alias) else {
+            return;
+        };
+        let mut check = g.integrity.build_check(now);
+        // Bounded by construction (`stable_members`); a check without the
+        // set is still a check.
+        if let Some(m) = members {
+            check.members = Some(m);
+        }
         let conns: Vec<u64> = g
             .members
             .values()

@@ -83,6 +83,7 @@ mod group_env;
 mod group_members;
 mod history;
 mod history_share;
+mod members_check;
 mod profile;
 mod query;
 mod relay;

@@ -416,6 +416,10 @@ pub(crate) struct Group {
     /// restart during our join may report one again.
     #[serde(skip)]
     pub(crate) history_seen: BTreeSet<(Mid, u64)>,
+    /// Member sets in members' checks that differed from ours
+    /// (`crate::members_check`; not stored).
+    #[serde(skip)]
+    pub(crate) members_mismatch: crate::members_check::Mismatches,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

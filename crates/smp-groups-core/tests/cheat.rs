@@ -151,6 +151,7 @@ fn named_id(kind: ViolationKind) -> u64 {
         ViolationKind::Missing { ours, .. } => ours + 1,
         ViolationKind::UnsentClaimed { claimed, .. } => claimed,
         ViolationKind::ReportedBad => 0,
+        ViolationKind::Members { theirs, .. } => u64::from(theirs),
     }
 }
 

@@ -295,3 +295,65 @@ fn gcheck_rounds_find_no_violation_among_honest_members() {
         );
     }
 }
+
+#[test]
+fn a_refused_removal_is_answered_and_the_removal_completes() {
+    let cfg = Config {
+        approval_threshold: 2,
+        ..config()
+    };
+    let mut sim = Sim::new(3, &cfg, Faults::default(), 5);
+    let hs = sim.build_group(3).expect("group of 3");
+    let id2 = sim
+        .agent(2)
+        .and_then(|a| a.member_id(&hs[2].alias))
+        .expect("id");
+    let corr = sim.command(
+        0,
+        Command::Remove {
+            group: hs[0].alias.clone(),
+            member: id2,
+        },
+    );
+    assert!(matches!(sim.response(0, &corr), Some(Event::Ok { .. })));
+    sim.settle_all();
+    let approval = sim
+        .events(1)
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::ApprovalRequired { approval, .. } => Some(*approval),
+            _ => None,
+        })
+        .expect("member 1 is asked");
+    let removed_at_0 = |sim: &Sim| {
+        count(
+            sim.events(0),
+            |e| matches!(e, Event::Removed { member, by: None, .. } if *member == id2),
+        )
+    };
+    // The removal waits for member 1's answer.
+    assert_eq!(removed_at_0(&sim), 0);
+    sim.command(
+        1,
+        Command::Approve {
+            group: hs[1].alias.clone(),
+            approval,
+            accept: false,
+        },
+    );
+    sim.settle_all();
+    // Answered: the remover's removal completes; member 1 keeps member 2
+    // (its client said no) and applied nothing.
+    assert_eq!(removed_at_0(&sim), 1);
+    assert!(
+        sim.agent(1)
+            .expect("up")
+            .members(&hs[1].alias)
+            .contains(&id2)
+    );
+    assert_eq!(
+        count(sim.events(1), |e| matches!(e, Event::Removed { .. })),
+        0
+    );
+    assert_eq!(count(sim.events(2), |e| matches!(e, Event::Out { .. })), 1);
+}

@@ -569,7 +569,10 @@ impl GroupIntegrity {
         entries.extend(self.members.iter().map(|(id, m)| entry(*id, &m.chain)));
         self.last_check_at = now;
         self.since_check = 0;
-        GCheck { entries }
+        GCheck {
+            entries,
+            members: None,
+        }
     }
 }
 

@@ -62,6 +62,17 @@ pub enum ViolationKind {
     },
     /// The reporter marks the sender `bad` in its check.
     ReportedBad,
+    /// The reporter's member set differs from ours, at two of its checks at
+    /// least the grace period apart, each sent and received at a stable
+    /// point (no membership change in progress on either side). Found by the
+    /// core from the checks' member sets; `sender` and `reporter` are both
+    /// the member whose list differs.
+    Members {
+        /// How many members we have, ourselves included.
+        ours: u16,
+        /// How many the reporter has.
+        theirs: u16,
+    },
     /// A signed receipt from the reporter carries a chain digest other than ours.
     ReceiptMismatch {
         /// The id receipted.
@@ -104,6 +115,10 @@ impl fmt::Display for Violation {
                 write!(f, "{r} claims message {claimed} of ours, we sent {sent}")
             }
             ViolationKind::ReportedBad => write!(f, "{r} reports an integrity violation by {s}"),
+            ViolationKind::Members { ours, theirs } => write!(
+                f,
+                "the member list of {r} ({theirs} members) differs from ours ({ours})"
+            ),
             ViolationKind::ReceiptMismatch { msg_id, .. } => {
                 write!(
                     f,

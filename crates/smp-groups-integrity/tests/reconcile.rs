@@ -307,7 +307,15 @@ fn rejected_checks_change_nothing() {
         Err(CheckError::UnknownReporter(B))
     );
     assert_eq!(
-        b.on_check(A, 6, &GCheck { entries: vec![] }, t(1)),
+        b.on_check(
+            A,
+            6,
+            &GCheck {
+                entries: vec![],
+                members: None
+            },
+            t(1)
+        ),
         Err(CheckError::Empty(A))
     );
     let mut dup = c.clone();
@@ -325,6 +333,7 @@ fn rejected_checks_change_nothing() {
                 ..c.entries[2]
             },
         ],
+        members: None,
     };
     assert_eq!(
         b.on_check(A, 6, &old, t(1)),

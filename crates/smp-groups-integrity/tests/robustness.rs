@@ -52,6 +52,7 @@ proptest! {
                         digest: Digest([d; 32]),
                         status: status(s),
                     }).collect(),
+                    members: None,
                 };
                 let before = postcard::to_allocvec(&g).unwrap();
                 if g.on_check(member(from), seq % 64, &check, Timestamp(now)).is_err() {

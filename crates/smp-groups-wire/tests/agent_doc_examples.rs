@@ -4,8 +4,8 @@
 
 use smp_groups_wire::agent::{
     AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Digest, Fragment, GCheck,
-    GCheckEntry, GCheckStatus, GroupEnvelope, GroupId, GroupInvitation, MemberId, MemberInfo,
-    MsgHeader, Receipt, Tail,
+    GCheckEntry, GCheckMembers, GCheckStatus, GroupEnvelope, GroupId, GroupInvitation, MemberId,
+    MemberInfo, MsgHeader, Receipt, Tail,
 };
 use smp_groups_wire::{Encode, decode_all};
 
@@ -227,6 +227,22 @@ fn examples() -> Vec<(&'static str, Example)> {
                         status: GCheckStatus::Gap,
                     },
                 ],
+                members: None,
+            }))),
+        ),
+        (
+            "G_CHECK+members",
+            Body(g(GroupEnvelope::Check(GCheck {
+                entries: vec![GCheckEntry {
+                    member: M1,
+                    msg_id: 7,
+                    digest: D4,
+                    status: GCheckStatus::Ok,
+                }],
+                members: Some(GCheckMembers {
+                    count: 3,
+                    digest: Digest([0x77; 32]),
+                }),
             }))),
         ),
         (

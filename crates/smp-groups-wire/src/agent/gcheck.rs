@@ -1,8 +1,10 @@
 //! `G_CHECK`: the periodic group integrity check, in the group RFC's text syntax.
 //!
 //! ```text
-//! gcheck = "G_CHECK" SP entry *("," entry)
+//! gcheck = "G_CHECK" SP entry *("," entry) [SP members]
 //! entry  = memId ":" msgId ":" hash ":" status
+//! members = "M=" count ":" hash  ; the sender's member set, ourselves included
+//! count  = 1*3DIGIT        ; decimal 1..256, no leading zeros
 //! memId  = 22base64url     ; 16-byte member id, unpadded base64url
 //! msgId  = 1*20DIGIT       ; the sender's group-wide extMsgId, decimal u64, no leading zeros
 //! hash   = 43base64url     ; 32-byte digest, unpadded base64url
@@ -17,6 +19,9 @@ use crate::{Decode, Encode, Error, Reader};
 
 /// The most entries one `G_CHECK` may carry.
 pub const MAX_GCHECK_ENTRIES: usize = 256;
+
+/// The prefix of the member set field.
+const MEMBERS_PREFIX: &[u8] = b"M=";
 
 /// The envelope tag.
 const GCHECK_TAG: &[u8] = super::EnvelopeKind::Check.tag().as_bytes();
@@ -69,21 +74,49 @@ pub struct GCheckEntry {
     pub status: GCheckStatus,
 }
 
-/// A `G_CHECK` envelope: 1 to [`MAX_GCHECK_ENTRIES`] entries.
+/// The member set of the sender of a check, as it sees it at a stable point
+/// (no membership change in progress): how many members, itself included,
+/// and a digest of their ids (computed by the caller; opaque here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GCheckMembers {
+    /// The number of members, 1 to [`MAX_GCHECK_ENTRIES`].
+    pub count: u16,
+    /// The digest of the member set.
+    pub digest: Digest,
+}
+
+/// A `G_CHECK` envelope: 1 to [`MAX_GCHECK_ENTRIES`] entries, and optionally
+/// the sender's member set.
 ///
 /// The fields are public; [`GCheck::new`] checks the entry count, and encoding a
-/// value built directly with 0 or too many entries yields text that decoding rejects.
+/// value built directly with 0 or too many entries, or a member count out of
+/// range, yields text that decoding rejects.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GCheck {
     /// The entries, one per sender.
     pub entries: Vec<GCheckEntry>,
+    /// The sender's member set (`None`: not given, e.g. while a membership
+    /// change is in progress at the sender).
+    pub members: Option<GCheckMembers>,
 }
 
 impl GCheck {
-    /// A check with `entries`, which must number 1 to [`MAX_GCHECK_ENTRIES`].
+    /// A check with `entries`, which must number 1 to [`MAX_GCHECK_ENTRIES`],
+    /// and no member set.
     pub fn new(entries: Vec<GCheckEntry>) -> Result<Self, Error> {
         check_count(entries.len())?;
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            members: None,
+        })
+    }
+
+    /// This check with the member set `members` (its count must be 1 to
+    /// [`MAX_GCHECK_ENTRIES`]).
+    pub fn with_members(mut self, members: GCheckMembers) -> Result<Self, Error> {
+        check_member_count(u64::from(members.count))?;
+        self.members = Some(members);
+        Ok(self)
     }
 
     /// The text, `G_CHECK memId:msgId:hash:status,...`.
@@ -96,8 +129,28 @@ impl GCheck {
         crate::decode_all(text)
     }
 
-    /// Parses the entries that follow `G_CHECK SP`, up to the end of `text`.
+    /// Parses what follows `G_CHECK SP`, up to the end of `text`: the
+    /// entries, then optionally `SP` and the member set.
     pub(crate) fn parse_entries(text: &[u8]) -> Result<Self, Error> {
+        let mut parts = text.splitn(3, |&b| b == b' ');
+        let entries_text = parts.next().unwrap_or_default();
+        let members = match parts.next() {
+            None => None,
+            Some(m) => Some(parse_members(m)?),
+        };
+        if let Some(extra) = parts.next() {
+            return Err(Error::TrailingBytes {
+                what: "G_CHECK",
+                count: extra.len() + 1,
+            });
+        }
+        let mut check = Self::parse_entry_list(entries_text)?;
+        check.members = members;
+        Ok(check)
+    }
+
+    /// Parses the comma-separated entries.
+    fn parse_entry_list(text: &[u8]) -> Result<Self, Error> {
         let mut entries = Vec::new();
         for item in text.split(|&b| b == b',') {
             if entries.len() == MAX_GCHECK_ENTRIES {
@@ -109,8 +162,47 @@ impl GCheck {
             }
             entries.push(parse_entry(item)?);
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            members: None,
+        })
     }
+}
+
+fn check_member_count(n: u64) -> Result<(), Error> {
+    if n == 0 || n > MAX_GCHECK_ENTRIES as u64 {
+        return Err(Error::invalid(
+            "G_CHECK member count",
+            "must be 1 to 256 (MAX_GCHECK_ENTRIES)",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_members(text: &[u8]) -> Result<GCheckMembers, Error> {
+    let rest = text
+        .strip_prefix(MEMBERS_PREFIX)
+        .ok_or_else(|| Error::unknown_tag("G_CHECK field", text))?;
+    let mut parts = rest.splitn(2, |&b| b == b':');
+    let count_text = parts.next().unwrap_or_default();
+    let hash = parts.next().ok_or(Error::Truncated {
+        what: "G_CHECK member set hash",
+        needed: 1,
+        available: 0,
+    })?;
+    // At most 3 digits are read: the count is at most 256.
+    if count_text.len() > 3 {
+        return Err(Error::invalid(
+            "G_CHECK member count",
+            "must be 1 to 256 (MAX_GCHECK_ENTRIES)",
+        ));
+    }
+    let count = parse_u64(count_text, "G_CHECK member count")?;
+    check_member_count(count)?;
+    let count = u16::try_from(count)
+        .map_err(|_| Error::invalid("G_CHECK member count", "must be 1 to 256"))?;
+    let digest = Digest::from_base64url(hash)?;
+    Ok(GCheckMembers { count, digest })
 }
 
 fn check_count(n: usize) -> Result<(), Error> {
@@ -194,6 +286,13 @@ impl Encode for GCheck {
             }
             e.encode(out);
         }
+        if let Some(m) = &self.members {
+            out.push(b' ');
+            out.extend_from_slice(MEMBERS_PREFIX);
+            out.extend_from_slice(m.count.to_string().as_bytes());
+            out.push(b':');
+            base64url::encode_unpadded_into(&m.digest.0, out);
+        }
     }
 }
 
@@ -247,6 +346,53 @@ mod tests {
         assert!(parse_u64(b"007", "n").is_err());
         assert!(parse_u64(b"+7", "n").is_err());
         assert!(parse_u64(b"", "n").is_err());
+    }
+
+    #[test]
+    fn member_set_round_trip_and_bounds() -> Result<(), Error> {
+        let members = GCheckMembers {
+            count: 3,
+            digest: Digest([7; 32]),
+        };
+        let g = GCheck::new(vec![entry(1, 2, GCheckStatus::Ok)])?.with_members(members)?;
+        let text = g.to_text();
+        assert_eq!(
+            text,
+            "G_CHECK AQEBAQEBAQEBAQEBAQEBAQ:2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI:ok \
+             M=3:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"
+        );
+        assert_eq!(GCheck::parse(text.as_bytes()), Ok(g.clone()));
+        let max = g.clone().with_members(GCheckMembers {
+            count: 256,
+            ..members
+        })?;
+        assert_eq!(GCheck::parse(max.to_text().as_bytes()), Ok(max));
+        assert!(
+            g.clone()
+                .with_members(GCheckMembers {
+                    count: 257,
+                    ..members
+                })
+                .is_err()
+        );
+        let entries =
+            "G_CHECK AQEBAQEBAQEBAQEBAQEBAQ:2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI:ok";
+        let hash = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+        for bad in [
+            format!("{entries} M=0:{hash}"),
+            format!("{entries} M=257:{hash}"),
+            format!("{entries} M=0003:{hash}"),
+            format!("{entries} M=99999999999999999999999:{hash}"),
+            format!("{entries} M=3"),
+            format!("{entries} M=3:"),
+            format!("{entries} M=3:{hash} M=3:{hash}"),
+            format!("{entries} X=3:{hash}"),
+            format!("{entries} "),
+            format!("{entries} M=3:{hash}A"),
+        ] {
+            assert!(GCheck::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        Ok(())
     }
 
     #[test]

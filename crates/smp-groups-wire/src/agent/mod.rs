@@ -32,7 +32,7 @@ pub use envelope::{
 };
 pub use fragment::{DEFAULT_MAX_FRAGMENTS, Fragment, FragmentBytes, MAX_FRAGMENT_LEN};
 pub(crate) use gcheck::parse_u64 as parse_decimal;
-pub use gcheck::{GCheck, GCheckEntry, GCheckStatus, MAX_GCHECK_ENTRIES};
+pub use gcheck::{GCheck, GCheckEntry, GCheckMembers, GCheckStatus, MAX_GCHECK_ENTRIES};
 pub use group::{
     Content, GroupEnvelope, GroupInfo, GroupInvitation, Invitation, MAX_CONTENT_LEN,
     MAX_GROUP_INFO_LEN, MAX_GROUP_RECEIPTS, MAX_INVITATION_LEN, MAX_PROFILE_LEN, MemberInfo,

@@ -49,6 +49,10 @@ pub enum ViolationKind {
     Gap,
     /// `sig`: a signature by the member did not verify.
     Sig,
+    /// `members`: the member's list of the group's members differs from
+    /// ours at a stable point, in two of its checks (the id is the number of
+    /// members in its list).
+    Members,
 }
 
 impl ViolationKind {
@@ -58,6 +62,7 @@ impl ViolationKind {
             Self::Hash => "hash",
             Self::Gap => "gap",
             Self::Sig => "sig",
+            Self::Members => "members",
         }
     }
 
@@ -66,7 +71,10 @@ impl ViolationKind {
             b"hash" => Ok(Self::Hash),
             b"gap" => Ok(Self::Gap),
             b"sig" => Ok(Self::Sig),
-            _ => Err(LineError::syntax("violation must be hash, gap or sig")),
+            b"members" => Ok(Self::Members),
+            _ => Err(LineError::syntax(
+                "violation must be hash, gap, sig or members",
+            )),
         }
     }
 }
