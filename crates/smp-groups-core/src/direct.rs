@@ -406,11 +406,7 @@ impl Agent {
         // stays): it may arrive, it will not be confirmed. What a removal
         // or departure dropped from the outbox never leaves.
         for (int_id, s) in &mut failed {
-            let note = Note::Direct { int_id: *int_id };
-            s.sent |= self.conns.values().any(|c| {
-                matches!(&c.owner, crate::state::Owner::Member { group: g, member } if g == group && *member == x)
-                    && c.outbox.iter().any(|i| i.note == note)
-            });
+            s.sent |= self.direct_still_queued(group, Some(x), *int_id);
         }
         if failed.is_empty() && !had {
             return;
@@ -420,7 +416,9 @@ impl Agent {
     }
 
     /// The group is being dropped (we left, were removed, or it was
-    /// deleted): every direct message waiting fails, reported.
+    /// deleted): every direct message waiting fails, reported. Called once
+    /// the group's connections are closed: what is still in one of their
+    /// outboxes goes out yet (it may arrive, it will not be confirmed).
     pub(crate) fn direct_group_dropped(&mut self, group: &str) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
@@ -434,7 +432,23 @@ impl Agent {
             );
         }
         self.dirty.insert(Key::Direct(group.to_owned()));
-        self.report_direct_failed(group, book.sends.into_iter().collect());
+        let mut failed: Vec<(u64, DirectSend)> = book.sends.into_iter().collect();
+        for (int_id, s) in &mut failed {
+            s.sent |= self.direct_still_queued(group, None, *int_id);
+        }
+        self.report_direct_failed(group, failed);
+    }
+
+    /// Whether our direct message `int_id` is still in the outbox of a
+    /// connection with a member of `group` (with `member` only, if given):
+    /// it will go out yet.
+    fn direct_still_queued(&self, group: &str, member: Option<Mid>, int_id: u64) -> bool {
+        let note = Note::Direct { int_id };
+        self.conns.values().any(|c| {
+            matches!(&c.owner, crate::state::Owner::Member { group: g, member: m }
+                if g == group && member.is_none_or(|x| x == *m))
+                && c.outbox.iter().any(|i| i.note == note)
+        })
     }
 
     fn report_direct_failed(&mut self, group: &str, failed: Vec<(u64, DirectSend)>) {

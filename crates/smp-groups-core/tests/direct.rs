@@ -569,3 +569,31 @@ fn leaving_the_group_reports_waiting_direct_messages() {
         1
     );
 }
+
+/// We leave while a direct message is still on its way to the relay: the
+/// connection still sends what was queued before `LEFT`, so the message
+/// may arrive (here it does) and is reported `unconfirmed`, not `unsent`.
+#[test]
+fn leaving_with_a_direct_message_still_queued_reports_it_unconfirmed() {
+    let mut sim = Sim::new(3, &config(), Faults::default(), 62);
+    sim.set_check_store(true);
+    let hs = sim.build_group(3).expect("group");
+    sim.settle_all();
+    let m1 = mid(&sim, &hs[1]);
+    let id = queued_id(&dsend(&mut sim, &hs[0], m1, b"last words"));
+    sim.command(
+        0,
+        Command::Leave {
+            group: hs[0].alias.clone(),
+        },
+    );
+    sim.settle_all();
+    assert_eq!(
+        failed_to(&sim, 0, m1),
+        BTreeMap::from([(id, DirectFailure::Unconfirmed)])
+    );
+    let got = direct_msgs(&sim, 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].4, b"last words");
+    assert!(direct_msgs(&sim, 2).is_empty());
+}
