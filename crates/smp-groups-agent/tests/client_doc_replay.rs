@@ -361,7 +361,9 @@ async fn replay(block: &Block) {
         match step {
             Step::Send { text, bare_lf, .. } => {
                 let Some(line) = substitute(text, &vars) else {
-                    errors.push(format!("line {n}: a placeholder is used before it is bound"));
+                    errors.push(format!(
+                        "line {n}: a placeholder is used before it is bound"
+                    ));
                     continue;
                 };
                 let end = if *bare_lf { "\n" } else { "\r\n" };
@@ -371,8 +373,14 @@ async fn replay(block: &Block) {
                 // This line and the `<~` lines of the same session right
                 // after it arrive in any order.
                 let mut run = vec![(*n, pattern.clone())];
-                while let Some((m, Step::Expect { who: w, pattern: p, any_order: true })) =
-                    block.steps.get(k)
+                while let Some((
+                    m,
+                    Step::Expect {
+                        who: w,
+                        pattern: p,
+                        any_order: true,
+                    },
+                )) = block.steps.get(k)
                 {
                     if w != who {
                         break;
@@ -444,12 +452,18 @@ fn placeholders_bind_once_and_compare_after() {
     assert_eq!(vars.get("s").map(String::as_str), Some("2"));
     assert!(!matches("R=1,<t3>", "R=2,17", &mut vars));
     assert!(!vars.contains_key("t3"), "no binding from a failed match");
-    assert!(!matches("a <x>", "a b c", &mut vars), "no spaces in a value");
+    assert!(
+        !matches("a <x>", "a b c", &mut vars),
+        "no spaces in a value"
+    );
     assert!(matches("L <len>", "L 10", &mut vars));
     assert!(matches("L <len>", "L 12", &mut vars));
     assert!(matches("R=<time> B=<time>", "R=1 B=2", &mut vars));
     assert!(!vars.contains_key("time"));
-    assert_eq!(substitute("J <inv> <s>", &vars).as_deref(), Some("J abc#d 2"));
+    assert_eq!(
+        substitute("J <inv> <s>", &vars).as_deref(),
+        Some("J abc#d 2")
+    );
     assert_eq!(substitute("J <unbound>", &vars), None);
 }
 

@@ -126,7 +126,9 @@ async fn send_and_wait(
         .into_iter()
         .find(|m| m.body == body)
         .unwrap();
-    let r = to.call("k", &format!("G:{to_group} ACK {}", seen.msg_id)).await;
+    let r = to
+        .call("k", &format!("G:{to_group} ACK {}", seen.msg_id))
+        .await;
     assert!(matches!(r, AgentEvent::Ok { .. }), "{r:?}");
     seen
 }

@@ -45,9 +45,8 @@ fn substitute(line: &str) -> String {
         match (name, name_end) {
             (Some(n), Some(e))
                 if !n.is_empty()
-                    && n.bytes().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'
-                    }) =>
+                    && n.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') =>
             {
                 out.push_str(&rest[..i]);
                 out.push_str(&sample(n));
