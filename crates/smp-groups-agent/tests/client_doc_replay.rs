@@ -20,6 +20,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,25 +85,22 @@ fn blocks(doc: &str) -> (Vec<Block>, Vec<(usize, String)>) {
                 in_other = false;
                 continue;
             }
-            match info.strip_prefix("transcript ") {
-                Some(names) => {
-                    let agents = names
-                        .split_whitespace()
-                        .map(|spec| match spec.split_once(":approval=") {
-                            Some((name, t)) => (name.to_owned(), Some(t.parse().unwrap())),
-                            None => (spec.to_owned(), None),
-                        })
-                        .collect();
-                    cur = Some(Block {
-                        line: n,
-                        agents,
-                        steps: Vec::new(),
-                    });
-                }
-                None => {
-                    others.push((n, line.to_owned()));
-                    in_other = true;
-                }
+            if let Some(names) = info.strip_prefix("transcript ") {
+                let agents = names
+                    .split_whitespace()
+                    .map(|spec| match spec.split_once(":approval=") {
+                        Some((name, t)) => (name.to_owned(), Some(t.parse().unwrap())),
+                        None => (spec.to_owned(), None),
+                    })
+                    .collect();
+                cur = Some(Block {
+                    line: n,
+                    agents,
+                    steps: Vec::new(),
+                });
+            } else {
+                others.push((n, line.to_owned()));
+                in_other = true;
             }
             continue;
         }
@@ -424,12 +422,12 @@ async fn replay(block: &Block) {
             block.line
         );
         for e in &errors {
-            report.push_str(&format!("  {e}\n"));
+            let _ = writeln!(report, "  {e}");
         }
         for (name, s) in &sessions {
-            report.push_str(&format!("{name}'s agent sent:\n"));
+            let _ = writeln!(report, "{name}'s agent sent:");
             for l in &s.lines {
-                report.push_str(&format!("  {name}< {l}\n"));
+                let _ = writeln!(report, "  {name}< {l}");
             }
         }
         panic!("{report}");

@@ -43,7 +43,7 @@ fn group_msgs(x: &Client, group: &str) -> Vec<Seen> {
             } if g.as_str() == group => Some(Seen {
                 at,
                 sender: member.as_str().to_owned(),
-                integrity: meta.integrity.clone(),
+                integrity: meta.integrity,
                 msg_id: *msg_id,
                 snd_msg_id: meta.snd_msg_id,
                 snd_ts: meta.snd_ts,
