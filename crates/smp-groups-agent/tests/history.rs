@@ -6,6 +6,7 @@
 //! ids, times and contents, and then live messages as usual. Off by default:
 //! nothing is handed on. `--history-bytes` bounds what is kept in content
 //! bytes (the oldest go first; a message larger than the bound is not kept).
+//! A member without history sends unsigned messages: nobody hands them on.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 
 mod common;
@@ -74,11 +75,16 @@ struct Net {
 }
 
 async fn start(name: &str, flags: &[&str]) -> Net {
+    start_with(name, [flags, flags, flags]).await
+}
+
+/// [`start`] with each agent's own flags (alice, bob, carol).
+async fn start_with(name: &str, flags: [&[&str]; 3]) -> Net {
     let db = temp_db(name);
     let (relay_p, relay) = procs::relay("127.0.0.1:0", &db.with_extension("relay"));
     let mut ps = vec![relay_p];
     let mut eps = Vec::new();
-    for who in ["alice", "bob", "carol"] {
+    for (who, flags) in ["alice", "bob", "carol"].into_iter().zip(flags) {
         let (p, ep) = procs::agent_with(
             who,
             &relay,
@@ -242,5 +248,20 @@ async fn the_bytes_bound_keeps_fewer_messages() {
     let bob_id = sent[1].0.clone();
     add_carol(&mut n).await;
     assert_eq!(carol_history(&n.c), sent[2..4].to_vec());
+    live_message_reaches_carol(&mut n, &bob_id, 3).await;
+}
+
+/// Only alice runs with history: bob's messages go unsigned (`MSG`), so she
+/// keeps and hands on only her own; carol gets alice's last messages and
+/// none of bob's, though bob's were among the last three of the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_messages_of_a_member_without_history_are_not_handed_on() {
+    let on: &[&str] = &["--history", "3"];
+    let mut n = start_with("hist-mixed", [on, &[], &[]]).await;
+    let sent = converse(&mut n, &["a one", "b one", "a two", "b two", "a three"]).await;
+    let bob_id = sent[1].0.clone();
+    add_carol(&mut n).await;
+    let alices: Vec<_> = sent.iter().step_by(2).cloned().collect();
+    assert_eq!(carol_history(&n.c), alices);
     live_message_reaches_carol(&mut n, &bob_id, 3).await;
 }
