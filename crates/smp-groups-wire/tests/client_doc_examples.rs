@@ -106,9 +106,9 @@ fn example_lines() -> Vec<(char, String)> {
             continue;
         };
         let (dir, rest) = if transcript {
-            let i = line
-                .find(['>', '<'])
-                .unwrap_or_else(|| panic!("transcript line without direction: {line:?}"));
+            let i = line.find(['>', '<']);
+            assert!(i.is_some(), "transcript line without direction: {line:?}");
+            let i = i.unwrap_or(0);
             let rest = &line[i + 1..];
             // `<~`: a line that may come before the ones above it.
             let rest = rest.strip_prefix('~').unwrap_or(rest);
