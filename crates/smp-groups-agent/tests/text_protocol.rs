@@ -171,7 +171,8 @@ fn rows(e: &AgentEvent) -> Vec<smp_groups_wire::client::Row> {
 }
 
 /// Sends a query and prints the exchange as it went over the wire (with
-/// `--nocapture`: the transcript in docs/protocol-client.md comes from here).
+/// `--nocapture`; docs/protocol-client.md's transcripts are replayed by
+/// `tests/client_doc_replay.rs`).
 async fn ask(x: &mut Client, corr: &str, rest: &str) -> AgentEvent {
     let e = x.call(corr, rest).await;
     let t = smp_groups_wire::client::Transmission::new(

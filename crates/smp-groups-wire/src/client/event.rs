@@ -170,11 +170,11 @@ impl FaultKind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Approval {
     /// `ADD C:by info`: member `by` introduces a new member described by `info`
-    /// (its profile).
+    /// (the agent sends the new member's id, base64url).
     Add {
         /// The member making the change.
         by: Alias,
-        /// The new member's profile.
+        /// What describes the new member (the agent: its member id, base64url).
         info: Vec<u8>,
     },
     /// `REM C:by C:member`: member `by` removes `member`.
