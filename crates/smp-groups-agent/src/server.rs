@@ -285,6 +285,12 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// that a command in flight gets its answer rather than a closed connection.
 const STOP_DRAIN: Duration = Duration::from_millis(200);
 
+/// How long a session holds back events while one of its commands is being
+/// answered, so that the answer comes before the events the command caused
+/// (`INV` after `NEW`'s `OK`, `SENT` after `SEND`'s). Bounded, so that a
+/// command that takes long never holds events back for longer.
+const ANSWER_FIRST: Duration = Duration::from_secs(1);
+
 async fn serve(listener: Listener, agent: Agent, config: ServerConfig) -> Error {
     let active = Arc::new(AtomicUsize::new(0));
     let mut sessions = JoinSet::new();
@@ -451,10 +457,14 @@ async fn session(
         .await
         .map_err(std::io::Error::other)?;
     let ev_tx = out_tx.clone();
+    // True while a command of this session is being answered.
+    let (answering_tx, mut answering_rx) = tokio::sync::watch::channel(false);
     let mut event_task = tokio::spawn(async move {
         // Waits for room: an event is taken from the agent's log only when
         // the session can queue it.
         while let Some(d) = events.next().await {
+            // The answer to the command in flight goes first.
+            let _ = tokio::time::timeout(ANSWER_FIRST, answering_rx.wait_for(|busy| !*busy)).await;
             let key = event_key(&d.event);
             let bytes =
                 Transmission::new(smp_groups_wire::client::CorrId::empty(), d.event).to_bytes();
@@ -464,7 +474,14 @@ async fn session(
         }
     });
     let result = {
-        let read = read_commands(&mut reader, &mut decoder, &agent, &held, &out_tx);
+        let read = read_commands(
+            &mut reader,
+            &mut decoder,
+            &agent,
+            &held,
+            &out_tx,
+            &answering_tx,
+        );
         tokio::pin!(read);
         let writer_ended = |w: Result<std::io::Result<()>, tokio::task::JoinError>| match w {
             Ok(Err(e)) => {
@@ -525,10 +542,12 @@ async fn read_commands<R: AsyncRead + Unpin>(
     agent: &Agent,
     held: &Mutex<Held>,
     out_tx: &mpsc::Sender<Out>,
+    answering: &tokio::sync::watch::Sender<bool>,
 ) -> std::io::Result<ReadEnd> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while let Some(item) = decoder.next() {
+            answering.send_replace(true);
             let reply: Transmission<AgentEvent> = match item {
                 Err(e) => e.into(),
                 Ok(t) => {
@@ -563,7 +582,9 @@ async fn read_commands<R: AsyncRead + Unpin>(
                     Transmission::new(t.corr_id, ev)
                 }
             };
-            if out_tx.send(Out::Line(reply.to_bytes())).await.is_err() {
+            let queued = out_tx.send(Out::Line(reply.to_bytes())).await;
+            answering.send_replace(false);
+            if queued.is_err() {
                 return Ok(ReadEnd::WriterGone);
             }
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, Endpoint, RELAY_A, RELAY_B, relays};
-use smp_groups_agent::{Agent, AgentConfig, server};
+use smp_groups_agent::{Agent, AgentConfig};
 use smp_groups_wire::client::Transmission;
 
 fn doc() -> String {
@@ -302,21 +302,7 @@ async fn serve(
         cfg.core.approval_threshold = t;
     }
     let connector: Arc<dyn smp_groups_agent::RelayConnector> = relays.clone();
-    let agent = Agent::open(cfg, connector).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = server::Token::generate();
-    let ep = Endpoint {
-        addr,
-        token: token.as_str().to_owned(),
-    };
-    tokio::spawn(server::serve_tcp(
-        listener,
-        agent.clone(),
-        token,
-        server::ServerConfig::default(),
-    ));
-    (agent, ep)
+    common::serve_config(connector, cfg).await
 }
 
 /// Replays `block`; panics listing every difference, with each session's

@@ -66,7 +66,12 @@ pub async fn serve_agent_with(
     server_name: &str,
     db: Option<PathBuf>,
 ) -> (Agent, Endpoint) {
-    let cfg = AgentConfig::new(name, server_name, db);
+    serve_config(relays, AgentConfig::new(name, server_name, db)).await
+}
+
+/// Opens an agent configured by `cfg` with `relays` and serves it on a
+/// loopback port.
+pub async fn serve_config(relays: Arc<dyn RelayConnector>, cfg: AgentConfig) -> (Agent, Endpoint) {
     let agent = Agent::open(cfg, relays).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
