@@ -264,8 +264,14 @@ impl Agent {
             GroupEnvelope::Del => {
                 self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
                 // Members we are adding may be unknown to the deleter: they
-                // hear of the deletion from us.
-                for c in self.unfinished_add_conns(group) {
+                // hear of the deletion from us. So do members we added that
+                // we are still introducing to the deleter (a late
+                // introduction: it joined concurrently and may not know them).
+                let mut tell = self.unfinished_add_conns(group);
+                tell.extend(self.introduced_late_to(group, sender));
+                tell.sort_unstable();
+                tell.dedup();
+                for c in tell {
                     if c != conn {
                         self.enqueue(c, &AMessage::Group(GroupEnvelope::Del), Note::None);
                     }
@@ -521,6 +527,21 @@ impl Agent {
     }
 
     /// The connections of the members we are adding whose join is not done.
+    /// Connections of the members we added whose introduction to `x` still
+    /// waits for `x`'s invitation: `x` may not know them yet.
+    fn introduced_late_to(&self, group: &str, x: Mid) -> Vec<u64> {
+        self.groups
+            .get(group)
+            .map(|g| {
+                g.adds
+                    .iter()
+                    .filter(|(y, a)| **y != x && a.awaiting_inv.contains(&x))
+                    .filter_map(|(y, _)| g.members.get(y).and_then(|m| m.conn))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn unfinished_add_conns(&self, group: &str) -> Vec<u64> {
         self.groups
             .get(group)
