@@ -1186,3 +1186,41 @@ fn regression_deleted_generation_held_open_n4() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run at the end of a session (open invitations,
+/// n = 4, no loss, a leave): agent 3 reported the member set of another
+/// member as differing from its own (`Members`, 3 against 4) in an honest
+/// run. Not traced: either the member check reports a transient state, or
+/// the leave did not reach that member.
+#[test]
+#[ignore = "open: found at the end of a session, not traced yet"]
+fn regression_members_reported_after_leave_open_n4() {
+    let ops = vec![
+        Op::Add { by: 0, who: 3 },
+        Op::Add { by: 0, who: 1 },
+        Op::Send { by: 0 },
+        Op::Send { by: 0 },
+        Op::Run(1440),
+        Op::Run(1740),
+        Op::Add { by: 0, who: 0 },
+        Op::Run(370),
+        Op::Send { by: 1 },
+        Op::Send { by: 0 },
+        Op::Send { by: 1 },
+        Op::Send { by: 1 },
+        Op::Send { by: 1 },
+        Op::Settle,
+        Op::Leave(2),
+        Op::Send { by: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 0,
+        duplicate_ppm: 0,
+        max_delay_ms: 26,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(4, ops, faults, 5_409_573_636_997_897_029)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
