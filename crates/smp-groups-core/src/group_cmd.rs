@@ -137,7 +137,7 @@ impl Agent {
         let member: Mid = self.random_bytes();
         let m = self.new_member(group, None);
         let g = self.group_mut(group)?;
-        g.members.insert(member, m);
+        g.insert_member(member, m);
         g.adds.insert(
             member,
             AddTrack {
@@ -205,7 +205,7 @@ impl Agent {
         m.peer_anchor = invite.anchor;
         let my_anchor = m.my_anchor;
         let g = self.group_mut(&alias)?;
-        g.members.insert(introducer, m);
+        g.insert_member(introducer, m);
         let deadline = self.now.saturating_add(self.cfg.pending_member_ttl_ms);
         let g = self.group_mut(&alias)?;
         g.join = Some(JoinTrack {

@@ -670,7 +670,7 @@ impl Agent {
             m.my_anchor = anchor;
         }
         if let Some(g) = self.groups.get_mut(group) {
-            g.members.insert(x, m);
+            g.insert_member(x, m);
         }
         let cid = self.new_inviter_conn(Owner::Member {
             group: group.to_owned(),
@@ -827,7 +827,7 @@ impl Agent {
         };
         m.conn = Some(cid);
         if let Some(g) = self.groups.get_mut(group) {
-            g.members.insert(x, m);
+            g.insert_member(x, m);
         }
         self.tell_removals(group, x, cid);
         self.introduce_late(group, x);

@@ -263,7 +263,7 @@ impl Agent {
             // Already known through another invitation: this connection joins
             // the attempts with it.
             if !known {
-                g.members.insert(x, m);
+                g.insert_member(x, m);
             }
         }
         self.touch_conn(conn);
@@ -447,7 +447,7 @@ impl Agent {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
-        g.members.remove(&x);
+        g.remove_member(x);
         g.gone.insert(x);
         // A deletion does not wait for a member that is gone.
         let deleting = if let GroupStatus::Deleting { waiting, .. } = &mut g.status {

@@ -1,8 +1,9 @@
 //! The member set in `G_CHECK`: each member gives a digest of the members it
 //! holds when nothing about the membership is in progress at its end, and a
 //! member whose set differs from ours at two of its checks, at least the
-//! integrity grace period apart, both compared at a stable point of ours, is
-//! reported (`ViolationKind::Members`). See `docs/integrity.md`.
+//! integrity grace period apart, both compared at a stable point of ours with
+//! no change of our own set between them, is reported
+//! (`ViolationKind::Members`). See `docs/integrity.md`.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,21 @@ pub(crate) struct Mismatch {
 pub(crate) type Mismatches = BTreeMap<Mid, Mismatch>;
 
 impl Group {
+    /// Adds member `x` to our set. Every change of our set starts the
+    /// member comparisons over: a difference counts only while our set stays
+    /// the same, so a set that changes and changes back (a member joins, then
+    /// leaves) is not taken for a lasting difference.
+    pub(crate) fn insert_member(&mut self, x: Mid, m: crate::state::Member) {
+        self.members.insert(x, m);
+        self.members_mismatch.clear();
+    }
+
+    /// Removes member `x` from our set (see [`Group::insert_member`]).
+    pub(crate) fn remove_member(&mut self, x: Mid) {
+        self.members.remove(&x);
+        self.members_mismatch.clear();
+    }
+
     /// True when nothing about the membership is in progress at our end:
     /// active, our join done, no member pending or gone quiet, no change
     /// waiting for the client.
