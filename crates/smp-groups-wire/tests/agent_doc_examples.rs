@@ -5,7 +5,7 @@
 use smp_groups_wire::agent::{
     AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Digest, Fragment, GCheck,
     GCheckEntry, GCheckMembers, GCheckStatus, GroupEnvelope, GroupId, GroupInvitation, MemberId,
-    MemberInfo, MsgHeader, Receipt, Tail,
+    MemberInfo, MsgHeader, Receipt, SignedReceipts, Tail,
 };
 use smp_groups_wire::{Encode, decode_all};
 
@@ -208,6 +208,23 @@ fn examples() -> Vec<(&'static str, Example)> {
             Body(g(GroupEnvelope::DirectRcvd {
                 msg_id: 3,
                 digest: D4,
+            })),
+        ),
+        (
+            "PROOF",
+            Body(g(GroupEnvelope::Proof {
+                units: vec![
+                    SignedReceipts {
+                        signer: MemberId([0x11; 16]),
+                        receipts: vec![(7, D4)],
+                        sig: [0x66; 64],
+                    },
+                    SignedReceipts {
+                        signer: MemberId([0x22; 16]),
+                        receipts: vec![(7, D4), (8, Digest([0x55; 32]))],
+                        sig: [0x77; 64],
+                    },
+                ],
             })),
         ),
         (

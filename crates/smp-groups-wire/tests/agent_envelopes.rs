@@ -6,7 +6,8 @@ use proptest::prelude::*;
 use smp_groups_wire::agent::{
     AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Digest, Fragment,
     GCheck, GCheckEntry, GCheckStatus, GroupEnvelope, GroupId, GroupInvitation, Limits,
-    MAX_GCHECK_ENTRIES, MAX_INVITATION_LEN, MemberId, MemberInfo, MsgHeader, Receipt, Tail,
+    MAX_GCHECK_ENTRIES, MAX_INVITATION_LEN, MemberId, MemberInfo, MsgHeader, Receipt,
+    SignedReceipts, Tail,
 };
 use smp_groups_wire::{Decode, Encode, Error, Reader, decode_all};
 
@@ -142,6 +143,28 @@ fn group_envelope() -> impl Strategy<Value = GroupEnvelope> {
         }),
         (any::<u64>(), digest())
             .prop_map(|(msg_id, digest)| GroupEnvelope::DirectRcvd { msg_id, digest }),
+        vec(
+            (
+                member_id(),
+                vec((any::<u64>(), digest()), 1..6),
+                any::<[u8; 32]>()
+            ),
+            1..5
+        )
+        .prop_map(|units| GroupEnvelope::Proof {
+            units: units
+                .into_iter()
+                .map(|(signer, receipts, half)| {
+                    let mut sig = [0; 64];
+                    sig[..32].copy_from_slice(&half);
+                    SignedReceipts {
+                        signer,
+                        receipts,
+                        sig,
+                    }
+                })
+                .collect(),
+        }),
         (any::<u64>(), member_id(), bounded(300))
             .prop_map(|(ts, author, info)| GroupEnvelope::Info { ts, author, info }),
         (any::<u64>(), bounded(300))

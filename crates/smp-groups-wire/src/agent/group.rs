@@ -2,8 +2,9 @@
 //! `DEL`, `DELD`, the group message `MSG`, its receipt `RCVD`, the introduction
 //! envelopes `INTRO` / `INV` / `FWD`, open invitations `OINV`, `G_CHECK`, the
 //! updates of the group information and member profiles `GINFO` / `PROFILE`,
-//! signed messages `SMSG`, history for new members `HIST`, and the direct
-//! message to one member `DMSG` with its receipt `DRCVD`.
+//! signed messages `SMSG`, history for new members `HIST`, the direct
+//! message to one member `DMSG` with its receipt `DRCVD`, and the re-broadcast
+//! signed receipts `PROOF`.
 //!
 //! They travel as the body of an agent message on a group connection (the visible
 //! connection for `GROUP`, hidden per-member connections for the rest); see
@@ -13,6 +14,7 @@ use super::bounded::{Bounded, Tail};
 use super::gcheck::GCheck;
 use super::ids::{Digest, GroupId, MemberId, read_u64};
 use super::kind::EnvelopeKind;
+use super::proof::{SignedReceipts, encode_units, read_units};
 use crate::{Decode, Encode, Error, Reader};
 
 /// The longest invitation to a connection (opaque to this layer).
@@ -251,6 +253,13 @@ pub enum GroupEnvelope {
         /// The message.
         content: Content,
     },
+    /// `PROOF`: signed receipts for the sender's messages, as their signers
+    /// sent them, re-broadcast by the sender to the other members (1 to
+    /// [`super::MAX_PROOF_UNITS`]).
+    Proof {
+        /// The signed receipts.
+        units: Vec<SignedReceipts>,
+    },
 }
 
 impl GroupEnvelope {
@@ -282,6 +291,7 @@ impl GroupEnvelope {
             Self::Profile { .. } => EnvelopeKind::Profile,
             Self::SignedMsg { .. } => EnvelopeKind::SignedMsg,
             Self::History { .. } => EnvelopeKind::History,
+            Self::Proof { .. } => EnvelopeKind::Proof,
         }
     }
 
@@ -360,6 +370,7 @@ impl GroupEnvelope {
                 out.extend_from_slice(&msg_id.to_be_bytes());
                 digest.encode(out);
             }
+            Self::Proof { units } => encode_units(units, out),
             Self::Info { ts, author, info } => {
                 out.extend_from_slice(&ts.to_be_bytes());
                 author.encode(out);
@@ -469,6 +480,9 @@ impl GroupEnvelope {
                         sig: r.maybe("signature", |r| r.array("signature"))?,
                     }
                 }
+                EnvelopeKind::Proof => Self::Proof {
+                    units: read_units(r)?,
+                },
                 EnvelopeKind::DirectMsg => Self::DirectMsg {
                     msg_id: read_u64(r, "direct msgId")?,
                     snd_ts: read_u64(r, "sndTs")?,

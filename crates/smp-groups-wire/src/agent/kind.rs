@@ -72,11 +72,13 @@ pub enum EnvelopeKind {
     DirectMsg,
     /// `DRCVD`.
     DirectRcvd,
+    /// `PROOF`.
+    Proof,
 }
 
 impl EnvelopeKind {
     /// Every kind, in tag order of the grammar.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::Confirmation,
         Self::Hello,
         Self::UserMsg,
@@ -107,6 +109,7 @@ impl EnvelopeKind {
         Self::History,
         Self::DirectMsg,
         Self::DirectRcvd,
+        Self::Proof,
     ];
 
     /// The ASCII tag (`CONF` for the confirmation, which has none on the wire).
@@ -142,6 +145,7 @@ impl EnvelopeKind {
             Self::History => "HIST",
             Self::DirectMsg => "DMSG",
             Self::DirectRcvd => "DRCVD",
+            Self::Proof => "PROOF",
         }
     }
 

@@ -11,7 +11,7 @@
 //! * [`AMessage`]: the body, an ASCII tag and binary fields: `HELLO`, `A_MSG`,
 //!   `A_RCVD`, `FRAG`, and the group envelopes ([`GroupEnvelope`]) `GROUP`,
 //!   `INTRO`, `INV`, `FWD`, `OINV`, `MEM`, `LEFT`, `OUT`, `REM`, `REMD`, `DEL`,
-//!   `DELD`, `MSG`, `RCVD` and `G_CHECK` (whose fields are the RFC's text).
+//!   `DELD`, `MSG`, `RCVD`, `PROOF` and `G_CHECK` (whose fields are the RFC's text).
 //!
 //! Binary fields use the SMP primitive encodings; every variable-length field has a
 //! declared maximum, checked before its bytes are read. The full grammar with
@@ -25,6 +25,7 @@ mod group;
 mod ids;
 mod kind;
 mod message;
+mod proof;
 
 pub use bounded::{Bounded, Tail};
 pub use envelope::{
@@ -44,3 +45,4 @@ pub use message::{
     AMessage, AgentMessage, ConnInfo, Limits, MAX_CONN_INFO_LEN, MAX_RECEIPTS, MAX_REPLY_QUEUE_LEN,
     MAX_TAG_LEN, MsgHeader, Receipt,
 };
+pub use proof::{MAX_PROOF_UNITS, SignedReceipts};
