@@ -205,6 +205,7 @@ impl Agent {
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
         let mut direct: BTreeMap<String, crate::direct::DirectBook> = BTreeMap::new();
         let mut profiles: BTreeMap<String, crate::profile::Profiles> = BTreeMap::new();
+        let mut proofs: BTreeMap<String, crate::proof::ProofBook> = BTreeMap::new();
         let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
             BTreeMap::new();
         for (key, value) in records {
@@ -235,6 +236,9 @@ impl Agent {
                 }
                 Key::Profiles(alias) => {
                     profiles.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                }
+                Key::Proofs(alias) => {
+                    proofs.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
                 }
                 Key::Shared(alias, seq) => {
                     let rec = postcard::from_bytes(&value).map_err(bad)?;
@@ -270,6 +274,16 @@ impl Agent {
             };
             let g: &mut Group = g;
             g.shared.extend(list);
+        }
+        for (alias, p) in proofs {
+            let Some(g) = groups.get_mut(&alias) else {
+                return Err(RestoreError::Corrupt {
+                    key: Key::Proofs(alias),
+                    reason: "proofs of a group that is not stored".to_owned(),
+                });
+            };
+            let g: &mut Group = g;
+            g.proofs = p;
         }
         for (alias, p) in profiles {
             let Some(g) = groups.get_mut(&alias) else {
@@ -876,6 +890,9 @@ impl Agent {
             if g.profiles != crate::profile::Profiles::default() {
                 out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
             }
+            if !g.proofs.is_empty() {
+                out.extend(encode(&g.proofs).map(|v| (Key::Proofs(a.clone()), v)));
+            }
         }
         for (i, r) in &self.invitations {
             out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
@@ -894,6 +911,7 @@ impl Agent {
         let Some(g) = self.groups.get_mut(alias) else {
             batch.deletes.push(Key::Group(alias.to_owned()));
             batch.deletes.push(Key::Profiles(alias.to_owned()));
+            batch.deletes.push(Key::Proofs(alias.to_owned()));
             for mid in old.keys() {
                 batch.deletes.push(Key::Member(alias.to_owned(), *mid));
             }
@@ -981,6 +999,12 @@ impl Agent {
                     .get(alias)
                     .map(|g| &g.direct)
                     .filter(|d| !d.is_empty())
+                    .and_then(encode),
+                Key::Proofs(alias) => self
+                    .groups
+                    .get(alias)
+                    .map(|g| &g.proofs)
+                    .filter(|p| !p.is_empty())
                     .and_then(encode),
             };
             match value {

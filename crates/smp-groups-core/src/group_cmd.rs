@@ -70,6 +70,7 @@ impl Agent {
             shared: BTreeMap::new(),
             history_seen: BTreeSet::new(),
             members_mismatch: BTreeMap::new(),
+            proofs: crate::proof::ProofBook::default(),
         }
     }
 
@@ -301,6 +302,11 @@ impl Agent {
             },
         );
         self.touch_group(group);
+        self.expect_receipts(
+            group,
+            sent.ext_msg_id,
+            targets.iter().map(|(m, _)| *m).collect(),
+        );
         let snd_ts = self.now;
         self.keep_sent(group, sent.ext_msg_id, prev, snd_ts, content.as_slice());
         let env = match self.sign_group_msg(group, sent.ext_msg_id, snd_ts, &content) {
@@ -404,35 +410,36 @@ impl Agent {
             return;
         };
         let mut envs = Vec::new();
+        let mut signed = Vec::new();
         for chunk in pending.chunks(policy.batch_len()) {
             let list: Vec<(u64, Digest)> = chunk.iter().map(|(id, h)| (*id, Digest(*h))).collect();
+            // RCVD and RCVDS sign the same bytes: the list form.
+            let sig = policy.sign.then(|| {
+                let payload =
+                    smp_groups_integrity::receipts_payload(&gid, &MemberId(x), &me, &list);
+                g.signing_key.sign(&payload).to_bytes()
+            });
+            if let Some(sig) = sig {
+                signed.push((list.clone(), sig));
+            }
             let env = match list.as_slice() {
                 [(id, digest)] => GroupEnvelope::Rcvd {
                     ext_msg_id: *id,
                     digest: *digest,
-                    sig: policy.sign.then(|| {
-                        let payload = smp_groups_integrity::receipt_payload(
-                            &gid,
-                            &MemberId(x),
-                            &me,
-                            *id,
-                            digest,
-                        );
-                        g.signing_key.sign(&payload).to_bytes()
-                    }),
+                    sig,
                 },
                 _ => GroupEnvelope::Receipts {
-                    sig: policy.sign.then(|| {
-                        let payload =
-                            smp_groups_integrity::receipts_payload(&gid, &MemberId(x), &me, &list);
-                        g.signing_key.sign(&payload).to_bytes()
-                    }),
+                    sig,
                     receipts: list,
                 },
             };
             envs.push(env);
         }
         self.touch_group(group);
+        for (list, sig) in signed {
+            // Our own signed receipts are part of the proof we can show.
+            self.keep_receipt(group, (x, me.0), &list, sig);
+        }
         for env in envs {
             self.enqueue(conn, &AMessage::Group(env), Note::None);
         }

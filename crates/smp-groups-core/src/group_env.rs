@@ -363,6 +363,7 @@ impl Agent {
                     )
                 });
             }
+            GroupEnvelope::Proof { units } => self.on_proof(group, sender, &units),
             GroupEnvelope::Check(check) => {
                 if let Some(theirs) = check.members {
                     self.compare_members(group, sender, theirs);
@@ -1052,12 +1053,11 @@ impl Agent {
         sig: Option<[u8; 64]>,
     ) {
         self.on_receipts(group, from, &[(ext_msg_id, digest)], sig, |gid, me| {
-            smp_groups_integrity::receipt_payload(
+            smp_groups_integrity::receipts_payload(
                 &smp_groups_wire::agent::GroupId(gid),
                 &MemberId(me),
                 &MemberId(from),
-                ext_msg_id,
-                &digest,
+                &[(ext_msg_id, digest)],
             )
         });
     }
@@ -1104,6 +1104,13 @@ impl Agent {
             );
         }
         let sig_ok = refused.is_none();
+        if let (Some(sig), true) = (sig, sig_ok) {
+            // Signed and valid: kept as proof, and re-broadcast.
+            let me = self.groups.get(group).map(|g| g.me);
+            if let Some(me) = me {
+                self.keep_receipt(group, (me, from), receipts, sig);
+            }
+        }
         for (id, digest) in receipts {
             self.apply_receipt(group, from, *id, *digest, sig_ok);
         }

@@ -777,6 +777,7 @@ impl Agent {
         for c in conns {
             self.enqueue(c, &env, Note::None);
         }
+        self.broadcast_proofs(alias);
     }
 
     /// Sends every `G_CHECK` that is due.

@@ -85,6 +85,7 @@ mod history;
 mod history_share;
 mod members_check;
 mod profile;
+mod proof;
 mod query;
 mod relay;
 mod serde_bytes;
@@ -106,6 +107,7 @@ pub use config::{Config, HistoryShare, ReceiptPolicy, Settings};
 pub use fault::{FaultKind, FaultSource, FaultTarget, RefusalCounts};
 pub use history::{HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES};
 pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
+pub use proof::{DeliveryProof, MAX_PROOF_UNITS_KEPT, PROOF_WINDOW};
 pub use query::{
     ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,

@@ -420,6 +420,12 @@ pub(crate) struct Group {
     /// (`crate::members_check`; not stored).
     #[serde(skip)]
     pub(crate) members_mismatch: crate::members_check::Mismatches,
+    /// Signed receipts kept as proof of delivery (`crate::proof`). Stored
+    /// apart ([`Key::Proofs`]).
+    ///
+    /// [`Key::Proofs`]: crate::store::Key::Proofs
+    #[serde(skip)]
+    pub(crate) proofs: crate::proof::ProofBook,
 }
 
 /// A received group invitation (`GROUP`), waiting for `JOIN`.

@@ -45,6 +45,12 @@ pub enum Key {
     /// local alias and a local sequence number; `Config::history` bounds
     /// them).
     Shared(String, u64),
+    /// The signed receipts a group keeps as proof of delivery, and the
+    /// recipients of our recent messages (by the group's local alias;
+    /// `crate::PROOF_WINDOW` messages of each sender,
+    /// `crate::MAX_PROOF_UNITS_KEPT` receipts at most). Absent when there
+    /// are none; a store written before proofs existed loads as it is.
+    Proofs(String),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

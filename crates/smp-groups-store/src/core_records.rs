@@ -18,6 +18,7 @@ const TAG_SENT: u8 = 6;
 const TAG_PROFILES: u8 = 7;
 const TAG_SHARED: u8 = 8;
 const TAG_DIRECT: u8 = 9;
+const TAG_PROOFS: u8 = 10;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
@@ -31,6 +32,7 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
         Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
         Key::Direct(alias) => (TAG_DIRECT, alias.as_bytes()),
         Key::Profiles(alias) => (TAG_PROFILES, alias.as_bytes()),
+        Key::Proofs(alias) => (TAG_PROOFS, alias.as_bytes()),
         Key::Op(id) => return tagged_u64(TAG_OP, *id),
         Key::Member(alias, member) => {
             // The member id first (fixed length), then the group's name.
@@ -94,6 +96,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
         TAG_INVITATION => Ok(Key::Invitation(name()?)),
         TAG_DIRECT => Ok(Key::Direct(name()?)),
         TAG_PROFILES => Ok(Key::Profiles(name()?)),
+        TAG_PROOFS => Ok(Key::Proofs(name()?)),
         TAG_OP => Ok(Key::Op(id()?)),
         TAG_MEMBER => {
             let (member, alias) = rest

@@ -27,6 +27,7 @@ fn keys_round_trip_and_sort_by_id() {
         Key::Shared("g".into(), 5),
         Key::Direct("g".into()),
         Key::Direct("friends ü".into()),
+        Key::Proofs("g".into()),
     ];
     for k in &keys {
         assert_eq!(&decode_key(&encode_key(k)).unwrap(), k);
@@ -38,6 +39,7 @@ fn keys_round_trip_and_sort_by_id() {
     assert_eq!(encode_key(&Key::Profiles("g".into())), [7, b'g']);
     assert_eq!(encode_key(&Key::Shared("g".into(), 5))[0], 8);
     assert_eq!(encode_key(&Key::Direct("g".into())), [9, b'g']);
+    assert_eq!(encode_key(&Key::Proofs("g".into())), [10, b'g']);
     let mut encoded: Vec<Vec<u8>> = keys.iter().map(encode_key).collect();
     encoded.sort();
     encoded.dedup();
