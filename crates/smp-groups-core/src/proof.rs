@@ -353,6 +353,22 @@ impl Agent {
         }
     }
 
+    /// The public group signing key of `member` (ours if `None`) in
+    /// `group`, to verify the receipts of a [`DeliveryProof`] with; `None`
+    /// if the group or the member's key is unknown.
+    pub fn signing_key(&self, group: &str, member: Option<MemberId>) -> Option<PublicKey> {
+        let g = self.groups.get(group)?;
+        match member {
+            None => Some(g.signing_key.public_key()),
+            Some(m) if m.0 == g.me => Some(g.signing_key.public_key()),
+            Some(m) => g
+                .members
+                .get(&m.0)
+                .and_then(|x| x.signing_key)
+                .map(PublicKey::from_bytes),
+        }
+    }
+
     /// The proof we hold that message `ext_msg_id` of `sender` (ours if
     /// `None`) reached its members: the signed receipts covering it and who
     /// is missing. `None` if the group is unknown or the message is not in
