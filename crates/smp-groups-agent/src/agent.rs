@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use smp_groups_core::{
-    Agent as CoreAgent, Command, CommandError, Config, ConnStatus, Event, GroupStatus,
-    IntegrityStatus, MemberStatus, PendingApproval, PendingInvitation, PendingSend, Settings,
+    Agent as CoreAgent, Command, CommandError, Config, ConnStatus, DeliveryProof, Event,
+    GroupStatus, IntegrityStatus, MemberStatus, PendingApproval, PendingInvitation, PendingSend,
+    Settings,
 };
 use smp_groups_crypto::clock::{Clock, SystemClock};
 use smp_groups_crypto::rng::{RandomSource, SystemRandom};
@@ -316,6 +317,20 @@ impl Agent {
     pub async fn pending_sends(&self, group: &str) -> Result<Vec<PendingSend>, Error> {
         let group = group.to_owned();
         self.query(move |c| c.pending_sends(&group))
+            .await?
+            .map_err(Error::Command)
+    }
+
+    /// The signed receipts we hold for message `ext_msg_id` of `sender` in
+    /// `group` (ours if `None`), and the members missing from them.
+    pub async fn delivery_proof(
+        &self,
+        group: &str,
+        sender: Option<MemberId>,
+        ext_msg_id: u64,
+    ) -> Result<DeliveryProof, Error> {
+        let group = group.to_owned();
+        self.query(move |c| c.delivery_proof(&group, sender, ext_msg_id))
             .await?
             .map_err(Error::Command)
     }

@@ -531,7 +531,8 @@ pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
         | ClientCommand::ListConns
         | ClientCommand::Pending
         | ClientCommand::Members { .. }
-        | ClientCommand::Status { .. } => {
+        | ClientCommand::Status { .. }
+        | ClientCommand::Proof { .. } => {
             return Err(Rejected {
                 code: ErrorCode::Internal,
                 detail: format!("{} is a status query", cmd.word()),

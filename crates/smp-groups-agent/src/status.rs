@@ -1,13 +1,13 @@
 //! Status queries on the client protocol: `G: LIST`, `C: LIST`, `G: PENDING`,
-//! `G:g MEMBERS`, `G:g STATUS` answered with rows (`docs/protocol-client.md`).
+//! `G:g MEMBERS`, `G:g STATUS`, `G:g PROOF` answered with rows (`docs/protocol-client.md`).
 //! Members are named `C:alias` as in events (the base64url of their member
 //! id); absent values are `-`.
 
 use std::fmt::Display;
 
 use smp_groups_core::{
-    Change, ConnStatus, GroupStatus, IntegrityStatus, MemberStatus, OpenViolationKind,
-    PendingApproval, PendingInvitation, PendingSend,
+    Change, ConnStatus, DeliveryProof, GroupStatus, IntegrityStatus, MemberStatus,
+    OpenViolationKind, PendingApproval, PendingInvitation, PendingSend,
 };
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::client::{
@@ -16,7 +16,7 @@ use smp_groups_wire::client::{
 
 use crate::agent::Agent;
 use crate::error::Error;
-use crate::events::{error_code, error_event};
+use crate::events::{error_code, error_event, member_of};
 
 fn member(m: &MemberId) -> String {
     format!("C:{}", m.to_base64url())
@@ -190,6 +190,32 @@ fn failed(entity: Entity, e: &Error) -> AgentEvent {
     }
 }
 
+/// `G:g PROOF` rows: `proof sender receipts missing`, then `receipt hash
+/// ids sig` for each signed receipt held (`ids`: how many messages the
+/// signature covers, `hash`: the content hash signed for this message),
+/// then `missing` for each member whose receipt we do not hold.
+pub fn proof_rows(p: &DeliveryProof) -> Result<Vec<Row>, LineError> {
+    let b64 = smp_groups_wire::base64url::encode_unpadded;
+    let mut rows = vec![row(&[
+        ("proof", p.ext_msg_id.to_string()),
+        ("sender", member(&p.sender)),
+        ("receipts", p.receipts.len().to_string()),
+        ("missing", p.missing.len().to_string()),
+    ])?];
+    for u in &p.receipts {
+        rows.push(row(&[
+            ("receipt", member(&u.signer)),
+            ("hash", opt(p.hash_signed_by(&u.signer).map(|d| b64(&d.0)))),
+            ("ids", u.receipts.len().to_string()),
+            ("sig", b64(&u.sig)),
+        ])?);
+    }
+    for m in &p.missing {
+        rows.push(row(&[("missing", member(m))])?);
+    }
+    Ok(rows)
+}
+
 /// The answer to a status query, or `None` if `cmd` is not one.
 pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
     let entity = cmd.entity();
@@ -223,6 +249,32 @@ pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
                 .await
                 .and_then(|r| r.map_err(Error::Command));
             (RowsKind::Status, got.map(|(i, s)| status_rows(&i, &s)))
+        }
+        ClientCommand::Proof {
+            group,
+            msg_id,
+            sender,
+        } => {
+            let sender = match sender {
+                None => None,
+                Some(a) => match member_of(a) {
+                    Some(m) => Some(m),
+                    None => {
+                        return Some(error_event(
+                            entity,
+                            ErrorCode::UnknownEntity,
+                            &format!("{a} is not a member alias"),
+                        ));
+                    }
+                },
+            };
+            (
+                RowsKind::Proof,
+                agent
+                    .delivery_proof(group.as_str(), sender, *msg_id)
+                    .await
+                    .map(|p| proof_rows(&p)),
+            )
         }
         _ => return None,
     };

@@ -24,6 +24,7 @@ use smp_groups_wire::agent::{
 };
 
 use crate::Agent;
+use crate::api::CommandError;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{MemberStatus, Mid};
 use crate::store::Key;
@@ -371,22 +372,35 @@ impl Agent {
 
     /// The proof we hold that message `ext_msg_id` of `sender` (ours if
     /// `None`) reached its members: the signed receipts covering it and who
-    /// is missing. `None` if the group is unknown or the message is not in
-    /// the window kept.
+    /// is missing.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::NoGroup`] for an unknown group;
+    /// [`CommandError::NoMember`] for a sender we know nothing of;
+    /// [`CommandError::NoId`] for one of our messages we keep no proof of
+    /// (never sent, or older than the last [`PROOF_WINDOW`]).
     pub fn delivery_proof(
         &self,
         group: &str,
         sender: Option<MemberId>,
         ext_msg_id: u64,
-    ) -> Option<DeliveryProof> {
-        let g = self.groups.get(group)?;
+    ) -> Result<DeliveryProof, CommandError> {
+        let g = self
+            .groups
+            .get(group)
+            .ok_or_else(|| CommandError::NoGroup(group.to_owned()))?;
         let sender = sender.map_or(g.me, |s| s.0);
         let signers = g.proofs.by_msg.get(&(sender, ext_msg_id));
         let expected: BTreeSet<Mid> = if sender == g.me {
-            g.proofs.expected.get(&ext_msg_id)?.clone()
+            g.proofs
+                .expected
+                .get(&ext_msg_id)
+                .ok_or(CommandError::NoId(ext_msg_id))?
+                .clone()
         } else {
             if signers.is_none() && !g.members.contains_key(&sender) {
-                return None;
+                return Err(CommandError::NoMember(MemberId(sender)));
             }
             g.members
                 .keys()
@@ -406,7 +420,7 @@ impl Agent {
             .filter(|x| !signers.is_some_and(|s| s.contains_key(*x)))
             .map(|x| MemberId(*x))
             .collect();
-        Some(DeliveryProof {
+        Ok(DeliveryProof {
             sender: MemberId(sender),
             ext_msg_id,
             receipts,

@@ -137,6 +137,13 @@ pub fn command() -> impl Strategy<Value = ClientCommand> {
         Just(ClientCommand::Pending),
         alias().prop_map(|group| ClientCommand::Members { group }),
         alias().prop_map(|group| ClientCommand::Status { group }),
+        (alias(), any::<u64>(), proptest::option::of(alias())).prop_map(
+            |(group, msg_id, sender)| ClientCommand::Proof {
+                group,
+                msg_id,
+                sender
+            }
+        ),
         alias().prop_map(|group| ClientCommand::Check { group }),
         alias().prop_map(|invitation| ClientCommand::Reject { invitation }),
         (alias(), alias(), payload()).prop_map(|(group, member, body)| {
@@ -170,6 +177,7 @@ pub fn rows_event() -> impl Strategy<Value = AgentEvent> {
         Just((Entity::Group(None), RowsKind::Pending)),
         alias().prop_map(|a| (Entity::Group(Some(a)), RowsKind::Members)),
         alias().prop_map(|a| (Entity::Group(Some(a)), RowsKind::Status)),
+        alias().prop_map(|a| (Entity::Group(Some(a)), RowsKind::Proof)),
     ];
     (shape, vec(row(), 0..5)).prop_map(|((entity, kind), rows)| AgentEvent::Rows {
         entity,

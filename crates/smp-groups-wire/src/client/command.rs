@@ -140,6 +140,18 @@ pub enum ClientCommand {
         /// The group.
         group: Alias,
     },
+    /// `G:g PROOF id [C:s]`: the signed receipts we hold for message `id`
+    /// (the group-wide id) of member `s`, ours without it; answered by
+    /// `G:g PROOF rows`.
+    Proof {
+        /// The group.
+        group: Alias,
+        /// The message's group-wide id (`S=` in `MSG`; for ours, `sent` in
+        /// `MEMBERS`).
+        msg_id: u64,
+        /// Its sender, `None` for our own messages.
+        sender: Option<Alias>,
+    },
     /// `G:g CHECK`: send our integrity check to every member now; answered by `OK`.
     Check {
         /// The group.
@@ -188,6 +200,7 @@ impl ClientCommand {
             | Self::Deny { group, .. }
             | Self::Members { group }
             | Self::Status { group }
+            | Self::Proof { group, .. }
             | Self::Check { group }
             | Self::SetInfo { group, .. }
             | Self::SetProfile { group, .. } => Entity::Group(Some(group.clone())),
@@ -212,6 +225,7 @@ impl ClientCommand {
             Self::Pending => "PENDING",
             Self::Members { .. } => "MEMBERS",
             Self::Status { .. } => "STATUS",
+            Self::Proof { .. } => "PROOF",
             Self::Check { .. } => "CHECK",
             Self::Reject { .. } => "RJCT",
             Self::SetInfo { .. } => "INFO",
@@ -256,6 +270,7 @@ impl ClientCommand {
             Self::Remove { member, .. } => w.conn(member),
             Self::DirectSend { member, body, .. } => w.conn(member).payload(body),
             Self::Allow { req_id, .. } | Self::Deny { req_id, .. } => w.number(*req_id),
+            Self::Proof { msg_id, sender, .. } => w.number(*msg_id).opt_conn(sender.as_ref()),
         };
         w.finish();
     }
@@ -355,6 +370,11 @@ impl ClientCommand {
                 },
                 b"CHECK" => Self::Check {
                     group: need(group)?,
+                },
+                b"PROOF" => Self::Proof {
+                    group: need(group)?,
+                    msg_id: c.number("message id")?,
+                    sender: c.opt_conn()?,
                 },
                 b"INFO" => Self::SetInfo {
                     group: need(group)?,

@@ -198,6 +198,8 @@ pub enum RowsKind {
     Members,
     /// `STATUS`: a group's integrity state and sends awaiting receipts.
     Status,
+    /// `PROOF`: the signed receipts held for one group message.
+    Proof,
 }
 
 impl RowsKind {
@@ -208,6 +210,7 @@ impl RowsKind {
             Self::Pending => "PENDING",
             Self::Members => "MEMBERS",
             Self::Status => "STATUS",
+            Self::Proof => "PROOF",
         }
     }
 
@@ -217,6 +220,7 @@ impl RowsKind {
             b"PENDING" => Some(Self::Pending),
             b"MEMBERS" => Some(Self::Members),
             b"STATUS" => Some(Self::Status),
+            b"PROOF" => Some(Self::Proof),
             _ => None,
         }
     }
@@ -588,7 +592,9 @@ impl AgentEvent {
                 Some(1 + MsgMeta::token_count(c.rest()))
             }
             (EntityKind::Conn, b"LIST")
-            | (EntityKind::Group, b"LIST" | b"PENDING" | b"MEMBERS" | b"STATUS") => Some(0),
+            | (EntityKind::Group, b"LIST" | b"PENDING" | b"MEMBERS" | b"STATUS" | b"PROOF") => {
+                Some(0)
+            }
             (EntityKind::Group, b"APPROVE") => {
                 let mut c = Cursor::new(args, None);
                 c.token();
@@ -752,7 +758,10 @@ impl AgentEvent {
                 (entity, kind),
                 (Entity::Conn(None), RowsKind::List)
                     | (Entity::Group(None), RowsKind::List | RowsKind::Pending)
-                    | (Entity::Group(Some(_)), RowsKind::Members | RowsKind::Status)
+                    | (
+                        Entity::Group(Some(_)),
+                        RowsKind::Members | RowsKind::Status | RowsKind::Proof
+                    )
             );
             if !known {
                 return Err(unknown());
