@@ -14,7 +14,8 @@ tasks:
   ci            what CI runs: installs what is missing (rustfmt, clippy, the OpenSSL
                 headers, cargo-fuzz), then fmt --check, clippy -D warnings, the vectors,
                 a fuzz smoke run and the tests
-  test          the test suite (cargo nextest when installed, else cargo test)
+  test          the test suite: the detection tests (feature `cheat`), then the
+                workspace (cargo nextest when installed, else cargo test)
   vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
   fuzz [SECS]   every fuzz target for SECS seconds each (default 60), no sanitizer
   bench [ARGS]  every criterion benchmark of the workspace (ARGS go to the benches,
@@ -128,6 +129,7 @@ fn ci() -> Result<(), String> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -139,6 +141,32 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
+    // The detection tests need the `cheat` feature, which no build people use
+    // has; they run on their own, before the workspace run.
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "smp-groups-core",
+            "--features",
+            "sim,cheat",
+            "--test",
+            "cheat",
+        ],
+    )?;
+    run(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "smp-groups-agent",
+            "--features",
+            "cheat",
+            "--test",
+            "cheat",
+        ],
+    )?;
     if has_cargo_subcommand("nextest") {
         // nextest does not run doc tests; run them first so nextest's summary closes.
         run("cargo", &["test", "--workspace", "--doc"])?;

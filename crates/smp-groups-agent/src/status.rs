@@ -7,7 +7,7 @@ use std::fmt::Display;
 
 use smp_groups_core::{
     Change, ConnStatus, DeliveryProof, GroupStatus, IntegrityStatus, MemberStatus,
-    OpenViolationKind, PendingApproval, PendingInvitation, PendingSend,
+    OpenViolationKind, PendingApproval, PendingDirect, PendingInvitation, PendingSend,
 };
 use smp_groups_wire::agent::MemberId;
 use smp_groups_wire::client::{
@@ -136,7 +136,11 @@ fn violation_word(k: OpenViolationKind) -> &'static str {
 
 /// `G:g STATUS` rows: the check schedule, each member's integrity, each
 /// send still waiting (one row per member it waits for), each violation.
-pub fn status_rows(i: &IntegrityStatus, sends: &[PendingSend]) -> Result<Vec<Row>, LineError> {
+pub fn status_rows(
+    i: &IntegrityStatus,
+    sends: &[PendingSend],
+    direct: &[PendingDirect],
+) -> Result<Vec<Row>, LineError> {
     let mut rows = vec![row(&[
         ("check_sent", i.last_check_sent.as_millis().to_string()),
         (
@@ -172,6 +176,14 @@ pub fn status_rows(i: &IntegrityStatus, sends: &[PendingSend]) -> Result<Vec<Row
                 ("wait", wait.to_owned()),
             ])?);
         }
+    }
+    for d in direct {
+        rows.push(row(&[
+            ("direct", d.msg_id.to_string()),
+            ("id", d.direct_id.to_string()),
+            ("member", member(&d.member)),
+            ("wait", if d.sent { "receipt" } else { "send" }.to_owned()),
+        ])?);
     }
     for v in &i.violations {
         rows.push(row(&[
@@ -245,10 +257,19 @@ pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
             // One query: the integrity state and the sends of the same moment.
             let g = group.as_str().to_owned();
             let got = agent
-                .query(move |c| Ok((c.integrity_status(&g)?, c.pending_sends(&g)?)))
+                .query(move |c| {
+                    Ok((
+                        c.integrity_status(&g)?,
+                        c.pending_sends(&g)?,
+                        c.pending_direct(&g)?,
+                    ))
+                })
                 .await
                 .and_then(|r| r.map_err(Error::Command));
-            (RowsKind::Status, got.map(|(i, s)| status_rows(&i, &s)))
+            (
+                RowsKind::Status,
+                got.map(|(i, s, d)| status_rows(&i, &s, &d)),
+            )
         }
         ClientCommand::Proof {
             group,

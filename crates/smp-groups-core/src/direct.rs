@@ -132,6 +132,19 @@ impl DirectBook {
     pub(crate) fn awaits_ack(&self, msg_id: u64) -> bool {
         self.recvs.contains_key(&msg_id)
     }
+
+    /// Our direct messages not confirmed yet, in local id order.
+    pub(crate) fn pending(&self) -> Vec<crate::query::PendingDirect> {
+        self.sends
+            .iter()
+            .map(|(id, s)| crate::query::PendingDirect {
+                msg_id: *id,
+                direct_id: s.d_id,
+                member: smp_groups_wire::agent::MemberId(s.member),
+                sent: s.sent,
+            })
+            .collect()
+    }
 }
 
 impl Agent {

@@ -110,8 +110,8 @@ pub use history_share::{HISTORY_SHARE_MAX_BYTES, HISTORY_SHARE_MAX_MESSAGES};
 pub use proof::{DeliveryProof, MAX_PROOF_UNITS_KEPT, PROOF_WINDOW};
 pub use query::{
     ConnState, ConnStatus, GroupState, GroupStatus, IntegrityStatus, MemberIntegrity, MemberState,
-    MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingInvitation,
-    PendingSend,
+    MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingDirect,
+    PendingInvitation, PendingSend,
 };
 pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp, SendKind};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};

@@ -191,6 +191,21 @@ pub struct PendingSend {
     pub awaiting: Vec<MemberId>,
 }
 
+/// One of our direct messages not confirmed yet ([`Agent::pending_direct`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingDirect {
+    /// The local message id (as `DSENT` and `DRCVD` name it).
+    pub msg_id: u64,
+    /// Its direct id with that member (`S=` in the member's `DMSG`).
+    pub direct_id: u64,
+    /// The member it is for.
+    pub member: MemberId,
+    /// The relay took it; it waits for the member's receipt. Otherwise it
+    /// waits to be sent.
+    pub sent: bool,
+}
+
 /// The kind of a violation raised and not resolved yet.
 pub type OpenViolationKind = OpenKind;
 
@@ -407,6 +422,12 @@ impl Agent {
                 awaiting: t.rcvd_pending.iter().map(|m| MemberId(*m)).collect(),
             })
             .collect())
+    }
+
+    /// Our direct messages in a group not yet confirmed by their member
+    /// (a message leaves this list at its `DRCVD` or `DFAIL`).
+    pub fn pending_direct(&self, group: &str) -> Result<Vec<PendingDirect>, CommandError> {
+        Ok(self.group_ref(group)?.direct.pending())
     }
 
     /// A group's integrity state: the check schedule, each connected member's
