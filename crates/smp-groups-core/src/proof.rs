@@ -66,6 +66,10 @@ pub(crate) struct ProofBook {
     expected: BTreeMap<u64, BTreeSet<Mid>>,
     /// Units for our messages not re-broadcast yet.
     unsent: BTreeSet<u64>,
+    /// Differences already reported: (sender, extMsgId, signer). Not stored:
+    /// a restart may report one again.
+    #[serde(skip)]
+    reported: BTreeSet<(Mid, u64, Mid)>,
 }
 
 impl ProofBook {
@@ -165,6 +169,54 @@ impl ProofBook {
         }
     }
 
+    /// Where unit `n` and our own receipt name different content hashes for
+    /// the same message of another member: (extMsgId, ours, theirs, the
+    /// other signer), each once.
+    fn differences(&mut self, n: u64, me: Mid) -> Vec<(u64, [u8; 32], [u8; 32], Mid)> {
+        let Some(unit) = self.units.get(&n) else {
+            return Vec::new();
+        };
+        if unit.sender == me {
+            return Vec::new();
+        }
+        let hash_of = |book: &Self, signer: Mid, id: u64| -> Option<[u8; 32]> {
+            let m = *book.by_msg.get(&(unit.sender, id))?.get(&signer)?;
+            let u = book.units.get(&m)?;
+            u.receipts.iter().find(|(i, _)| *i == id).map(|(_, h)| *h)
+        };
+        let mut out = Vec::new();
+        for (id, h) in &unit.receipts {
+            let others: Vec<(Mid, [u8; 32])> = if unit.signer == me {
+                self.by_msg
+                    .get(&(unit.sender, *id))
+                    .into_iter()
+                    .flat_map(|s| s.keys())
+                    .filter(|x| **x != me)
+                    .filter_map(|x| Some((*x, hash_of(self, *x, *id)?)))
+                    .collect()
+            } else {
+                hash_of(self, me, *id)
+                    .map(|ours| vec![(unit.signer, ours)])
+                    .unwrap_or_default()
+            };
+            for (x, other) in others {
+                let (ours, theirs) = if unit.signer == me {
+                    (*h, other)
+                } else {
+                    (other, *h)
+                };
+                if ours != theirs && !self.reported.contains(&(unit.sender, *id, x)) {
+                    out.push((*id, ours, theirs, x));
+                }
+            }
+        }
+        let sender = unit.sender;
+        for (id, _, _, x) in &out {
+            self.reported.insert((sender, *id, *x));
+        }
+        out
+    }
+
     /// Notes the recipients of our message `ext_msg_id`.
     pub(crate) fn expect(&mut self, ext_msg_id: u64, recipients: BTreeSet<Mid>) {
         self.expected.insert(ext_msg_id, recipients);
@@ -260,11 +312,37 @@ impl Agent {
             receipts: receipts.iter().map(|(id, d)| (*id, d.0)).collect(),
             sig: sig.to_vec(),
         };
-        if let Some(n) = g.proofs.add(unit) {
-            if ours {
-                g.proofs.unsent.insert(n);
-            }
-            self.touch_proofs(group);
+        let Some(n) = g.proofs.add(unit) else {
+            return;
+        };
+        if ours {
+            g.proofs.unsent.insert(n);
+        }
+        let me = g.me;
+        let found = g.proofs.differences(n, me);
+        self.touch_proofs(group);
+        for (msg_id, ours, theirs, reporter) in found {
+            // Signed evidence: the sender gave us and the reporter different
+            // contents under one id.
+            tracing::warn!(
+                group,
+                sender = %MemberId(sender),
+                reporter = %MemberId(reporter),
+                msg_id,
+                "a signed receipt names another content hash than ours"
+            );
+            self.event(crate::api::Event::Violation {
+                group: group.to_owned(),
+                violation: smp_groups_integrity::Violation {
+                    sender: MemberId(sender),
+                    reporter: MemberId(reporter),
+                    kind: smp_groups_integrity::ViolationKind::ReceiptMismatch {
+                        msg_id,
+                        ours: Digest(ours),
+                        theirs: Digest(theirs),
+                    },
+                },
+            });
         }
     }
 

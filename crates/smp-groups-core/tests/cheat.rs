@@ -221,6 +221,41 @@ fn equivocation_is_reported_by_every_honest_member_within_two_rounds() {
     }
 }
 
+/// The signed receipts the cheater re-broadcasts with its checks (`PROOF`)
+/// show the equivocation too, as signed evidence: every honest member
+/// reports `ReceiptMismatch` for a message of the cheater it saw, naming as
+/// reporter a member that signed the other content hash, never one that got
+/// the same version.
+#[test]
+fn equivocation_shows_in_the_re_broadcast_receipts() {
+    for seed in 1..=3 {
+        let o = run(Some(CheatMode::Equivocate), seed);
+        for m in (0..MEMBERS).filter(|m| *m != CHEATER) {
+            let mismatches: Vec<_> = o.violations[&m]
+                .iter()
+                .filter_map(|v| match v.kind {
+                    ViolationKind::ReceiptMismatch {
+                        msg_id,
+                        ours,
+                        theirs,
+                    } => Some((v.sender, v.reporter, msg_id, ours, theirs)),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                !mismatches.is_empty(),
+                "seed {seed}: member {m} saw no signed evidence"
+            );
+            for (sender, reporter, msg_id, ours, theirs) in mismatches {
+                assert_eq!(sender, o.cheater);
+                assert_ne!(reporter, o.cheater);
+                assert_ne!(ours, theirs);
+                assert!(msg_id >= CHEAT_ROUND && o.seen_ids[&m].contains(&msg_id));
+            }
+        }
+    }
+}
+
 #[test]
 fn withholding_is_reported_by_every_honest_member_within_two_rounds() {
     for seed in 1..=3 {

@@ -73,11 +73,15 @@ pub enum ViolationKind {
         /// How many the reporter has.
         theirs: u16,
     },
-    /// A signed receipt from the reporter carries a chain digest other than ours.
+    /// A signed receipt from the reporter carries another digest than ours:
+    /// another chain digest (this crate's chain receipts), or, in the signed
+    /// receipts a sender re-broadcasts, another content hash than the one we
+    /// signed for the same message: the sender sent us different contents
+    /// under one id (or the reporter signed a hash it did not receive).
     ReceiptMismatch {
         /// The id receipted.
         msg_id: u64,
-        /// Our chain digest at `msg_id`.
+        /// Our digest for `msg_id`.
         ours: Digest,
         /// The digest in the receipt.
         theirs: Digest,
@@ -122,7 +126,7 @@ impl fmt::Display for Violation {
             ViolationKind::ReceiptMismatch { msg_id, .. } => {
                 write!(
                     f,
-                    "receipt by {r} for message {msg_id} of {s} does not match our chain"
+                    "receipt by {r} for message {msg_id} of {s} does not match ours"
                 )
             }
         }
