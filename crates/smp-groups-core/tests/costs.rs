@@ -242,3 +242,47 @@ fn receipts_batches_are_split_at_the_policy_size() {
     assert_eq!(d.get("RCVD"), Some(&(n as u64 - 1)), "{d:?}");
     assert_eq!(rcvd.iter().filter(|(m, ok)| *m && *ok).count(), k * (n - 1));
 }
+
+/// A check round after a burst: the sender's `G_CHECK` to each member, plus
+/// one `PROOF` to each carrying the other members' signed receipts (never
+/// the receiver's own); a second round with no new receipt sends none.
+#[test]
+fn a_check_round_re_broadcasts_receipts_in_one_envelope_per_member() {
+    let (n, k) = (6usize, 10usize);
+    let mut sim = Sim::new(n, &config(false), Faults::default(), 17);
+    let hs = sim.build_group(n).expect("group");
+    let mut seen = BTreeMap::new();
+    sim.ack_all(&hs, &mut seen);
+    sim.settle_all();
+    for i in 0..k {
+        sim.command(
+            0,
+            Command::Send {
+                group: hs[0].alias.clone(),
+                body: format!("m{i}").into_bytes(),
+            },
+        );
+    }
+    sim.settle_all();
+    sim.ack_all(&hs, &mut seen);
+    sim.settle_all();
+    let n64 = n as u64;
+    for (round, proofs) in [(1, n64 - 1), (2, 0)] {
+        let before = sim.counts().clone();
+        sim.command(
+            0,
+            Command::Check {
+                group: hs[0].alias.clone(),
+            },
+        );
+        sim.settle_all();
+        let d = diff(&before, sim.counts());
+        assert_eq!(d.get("G_CHECK"), Some(&(n64 - 1)), "round {round}: {d:?}");
+        assert_eq!(
+            d.get("PROOF").copied().unwrap_or(0),
+            proofs,
+            "round {round}: {d:?}"
+        );
+        assert_eq!(total(&d, &["G_CHECK", "PROOF"]), 0, "round {round}: {d:?}");
+    }
+}
