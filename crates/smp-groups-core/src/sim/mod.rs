@@ -613,6 +613,20 @@ impl Sim {
         n
     }
 
+    /// The records agent `i` has stored, in key order (what
+    /// [`crate::Agent::restore`] would be given).
+    pub fn stored(&self, i: usize) -> Vec<(Key, Vec<u8>)> {
+        self.nodes
+            .get(i)
+            .map(|n| {
+                n.store
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Takes agent `i` down (its in-memory state is lost; its store survives).
     pub fn crash(&mut self, i: usize) {
         if let Some(node) = self.nodes.get_mut(i) {
