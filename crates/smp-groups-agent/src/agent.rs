@@ -141,7 +141,7 @@ impl Agent {
             Some(path) => Store::open(path)?,
             None => Store::open_in_memory()?,
         };
-        let stored = store.load_core()?;
+        let stored = crate::records::load_core(&store)?;
         let mut core = if stored.records.is_empty() {
             let _ = &mut store;
             CoreAgent::new(config.core.clone())

@@ -88,6 +88,7 @@ mod error;
 pub mod events;
 mod in_process;
 mod network;
+pub mod records;
 mod relay_client;
 mod runtime;
 pub mod server;

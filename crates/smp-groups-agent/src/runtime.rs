@@ -43,7 +43,9 @@ use smp_groups_core::{
 };
 use smp_groups_crypto::clock::Clock;
 use smp_groups_crypto::rng::SharedRng;
-use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer, queue_key};
+use smp_groups_store::{Applied, Store, StoreError, Transaction, Writer};
+
+use crate::records::{add_batch, queue_key};
 use smp_groups_wire::client::{AgentEvent, CorrId, LineDecoder, Transmission};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -643,7 +645,7 @@ impl Runtime {
         let mut events = Vec::new();
         while let Some(out) = self.core.poll() {
             match out {
-                Output::Store(batch) => txn.add_batch(batch),
+                Output::Store(batch) => add_batch(&mut txn, batch),
                 Output::Relay(op) => ops.push(Action::Perform(op)),
                 Output::Event(e) if e.corr.is_some() => responses.push(Action::Respond(e)),
                 Output::Event(e) => {

@@ -15,11 +15,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use common::{RELAY_A, RELAY_B, WAIT, relays, temp_db};
+use smp_groups_agent::records::{encode_key, queue_key};
 use smp_groups_agent::{
     Agent, AgentConfig, InProcessRelay, RelayClient, RelayConnector, RelayContext,
 };
 use smp_groups_core::{Command, Config, Key, RelayOp};
-use smp_groups_store::{Store, encode_key, queue_key};
+use smp_groups_store::Store;
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 

@@ -16,11 +16,12 @@
 //! [`Writer`] runs a store's commits on a thread of its own, and
 //! [`Transaction::merge`] folds several inputs' transactions into one commit.
 //!
-//! [`Transaction::add_batch`] and [`Store::load_core`] adapt the core's
-//! typed [`smp_groups_core::StoreBatch`] and [`smp_groups_core::Key`]. The
-//! relay operations an input produces are not stored apart: the core keeps
-//! each operation in flight as one of its records (`Key::Op`) and re-issues
-//! them when restored, and the runtime performs them only after the commit.
+//! Records are opaque byte keys and values: the store knows nothing of the
+//! agent's state machine. The agent crate maps the core's typed records to
+//! them (`smp_groups_agent::records`). The relay operations an input
+//! produces are not stored apart: the core keeps each operation in flight as
+//! one of its records and re-issues them when restored, and the runtime
+//! performs them only after the commit.
 //!
 //! A file that is not a database, was written by a newer version, or holds a
 //! damaged row gives a typed [`StoreError`], never silently lost data.
@@ -53,7 +54,6 @@
 //! exactly-once argument.
 
 mod checksum;
-mod core_records;
 mod error;
 mod limits;
 mod queue_keys;
@@ -62,7 +62,6 @@ mod store;
 mod txn;
 mod writer;
 
-pub use core_records::{CoreRecords, decode_key, encode_key, queue_key};
 pub use error::StoreError;
 pub use limits::{Durability, Limits, Options};
 pub use queue_keys::{MAX_QUEUE_SECRET, QueueKey, QueueKeys};

@@ -1,12 +1,16 @@
-//! The core's typed records through the store: key encoding, batches applied
-//! as transactions, and an agent restored from a reopened file.
+//! The core's typed records through the store (`smp_groups_agent::records`):
+//! key encoding, batches applied as transactions, and an agent restored from
+//! a reopened file.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail by panicking
 
 mod common;
 
+use smp_groups_agent::records::{
+    add_batch, decode_key, encode_key, from_batch, load_core, queue_key,
+};
 use smp_groups_core::{Agent, Command, Config, Input, Key, Output, SCHEMA_VERSION, Timestamp};
-use smp_groups_store::{Store, StoreError, Transaction, decode_key, encode_key, queue_key};
+use smp_groups_store::{Store, StoreError, Transaction};
 
 #[test]
 fn keys_round_trip_and_sort_by_id() {
@@ -62,7 +66,7 @@ fn malformed_keys_are_damaged_rows() {
         &[2, 0xff, 0xfe],
         &[6, 0, 0, 1],
         &[6, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
-        &[10],
+        &[11],
     ] {
         assert!(
             matches!(
@@ -84,7 +88,7 @@ fn drain(agent: &mut Agent, store: &mut Store) -> Vec<smp_groups_core::RelayOp> 
     while let Some(out) = agent.poll() {
         match out {
             Output::Store(batch) => {
-                store.apply(&Transaction::from_batch(batch)).unwrap();
+                store.apply(&from_batch(batch)).unwrap();
             }
             Output::Relay(op) => ops.push(op),
             Output::Event(_) => {}
@@ -95,8 +99,7 @@ fn drain(agent: &mut Agent, store: &mut Store) -> Vec<smp_groups_core::RelayOp> 
 
 #[test]
 fn agent_restores_from_reopened_store() {
-    let dir = common::TempDir::new("core");
-    let path = dir.file("agent.sqlite3");
+    let path = common::temp_db("records");
     let config = Config {
         approval_threshold: 5,
         ..Config::default()
@@ -124,7 +127,7 @@ fn agent_restores_from_reopened_store() {
         ops
     };
     let store = Store::open(&path).unwrap();
-    let loaded = store.load_core().unwrap();
+    let loaded = load_core(&store).unwrap();
     assert_eq!(loaded.schema, SCHEMA_VERSION);
     assert_eq!(loaded.records.first().map(|r| &r.0), Some(&Key::Meta));
     assert!(loaded.records.iter().any(|(k, _)| matches!(k, Key::Op(_))));
@@ -150,14 +153,14 @@ fn batch_deletes_are_applied() {
         puts: vec![(Key::Op(1), vec![1]), (Key::Op(2), vec![2])],
         deletes: vec![],
     };
-    store.apply(&Transaction::from_batch(b.clone())).unwrap();
+    store.apply(&from_batch(b.clone())).unwrap();
     b.puts = vec![(Key::Invitation("i".into()), vec![3])];
     b.deletes = vec![Key::Op(1)];
     let mut t = Transaction::new();
     t.events_add = vec![vec![9]];
-    t.add_batch(b);
+    add_batch(&mut t, b);
     store.apply(&t).unwrap();
-    let recs = store.load_core().unwrap().records;
+    let recs = load_core(&store).unwrap().records;
     assert_eq!(
         recs,
         vec![

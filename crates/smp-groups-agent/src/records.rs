@@ -1,12 +1,11 @@
-//! The adapter for the core's typed records: [`Key`]s as byte keys, a
-//! [`StoreBatch`] as the record part of a [`Transaction`], and the records
-//! [`smp_groups_core::Agent::restore`] takes.
+//! Where the core's records meet the store: [`Key`]s as the store's byte
+//! keys, a [`StoreBatch`] as the record part of a [`Transaction`], and the
+//! records [`smp_groups_core::Agent::restore`] takes. The store knows
+//! nothing of the core's types, and the core nothing of the store; this
+//! mapping is the stored layout of an agent's database.
 
 use smp_groups_core::{Key, StoreBatch};
-
-use crate::error::StoreError;
-use crate::store::Store;
-use crate::txn::Transaction;
+use smp_groups_store::{Store, StoreError, Transaction};
 
 const TAG_META: u8 = 0;
 const TAG_CONN: u8 = 1;
@@ -136,21 +135,20 @@ pub fn queue_key(server: &str, rcv_id: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-impl Transaction {
-    /// Adds the core's storage batch: its puts, deletes and record schema.
-    pub fn add_batch(&mut self, batch: StoreBatch) {
-        self.record_schema = Some(batch.schema);
-        self.puts
-            .extend(batch.puts.into_iter().map(|(k, v)| (encode_key(&k), v)));
-        self.deletes.extend(batch.deletes.iter().map(encode_key));
-    }
+/// Adds the core's storage batch to `txn`: its puts, deletes and record
+/// schema.
+pub fn add_batch(txn: &mut Transaction, batch: StoreBatch) {
+    txn.record_schema = Some(batch.schema);
+    txn.puts
+        .extend(batch.puts.into_iter().map(|(k, v)| (encode_key(&k), v)));
+    txn.deletes.extend(batch.deletes.iter().map(encode_key));
+}
 
-    /// A transaction holding only the core's storage batch.
-    pub fn from_batch(batch: StoreBatch) -> Self {
-        let mut t = Self::new();
-        t.add_batch(batch);
-        t
-    }
+/// A transaction holding only the core's storage batch.
+pub fn from_batch(batch: StoreBatch) -> Transaction {
+    let mut t = Transaction::new();
+    add_batch(&mut t, batch);
+    t
 }
 
 /// The core's records as stored, for [`smp_groups_core::Agent::restore`].
@@ -164,16 +162,14 @@ pub struct CoreRecords {
     pub records: Vec<(Key, Vec<u8>)>,
 }
 
-impl Store {
-    /// Every record as the core's typed keys, checked like
-    /// [`Store::load_records`].
-    pub fn load_core(&self) -> Result<CoreRecords, StoreError> {
-        let schema = self.record_schema()?;
-        let records = self
-            .load_records()?
-            .into_iter()
-            .map(|(k, v)| Ok((decode_key(&k)?, v)))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(CoreRecords { schema, records })
-    }
+/// Every record of `store` as the core's typed keys, checked like
+/// [`Store::load_records`].
+pub fn load_core(store: &Store) -> Result<CoreRecords, StoreError> {
+    let schema = store.record_schema()?;
+    let records = store
+        .load_records()?
+        .into_iter()
+        .map(|(k, v)| Ok((decode_key(&k)?, v)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(CoreRecords { schema, records })
 }
