@@ -21,12 +21,12 @@ use smp_groups_wire::client::{DirectFailure as TextDirectFailure, FaultKind as T
 use smp_groups_wire::client::{MsgIntegrity as TextIntegrity, MsgMeta as TextMeta};
 
 /// The alias a member has in client events.
-pub fn member_alias(member: &MemberId) -> Option<Alias> {
+pub(crate) fn member_alias(member: &MemberId) -> Option<Alias> {
     Alias::new(member.to_base64url()).ok()
 }
 
 /// The member named by a client alias.
-pub fn member_of(alias: &Alias) -> Option<MemberId> {
+pub(crate) fn member_of(alias: &Alias) -> Option<MemberId> {
     MemberId::from_base64url(alias.as_str().as_bytes()).ok()
 }
 
@@ -35,7 +35,7 @@ fn alias(text: &str) -> Option<Alias> {
 }
 
 /// The error code of a failed command.
-pub fn error_code(e: &CommandError) -> ErrorCode {
+pub(crate) fn error_code(e: &CommandError) -> ErrorCode {
     match e {
         CommandError::NoConn(_)
         | CommandError::NoGroup(_)
@@ -53,7 +53,7 @@ pub fn error_code(e: &CommandError) -> ErrorCode {
 }
 
 /// An error event on `entity`.
-pub fn error_event(entity: Entity, code: ErrorCode, detail: &str) -> AgentEvent {
+pub(crate) fn error_event(entity: Entity, code: ErrorCode, detail: &str) -> AgentEvent {
     let detail: String = detail
         .chars()
         .filter(|c| (' '..='~').contains(c))
@@ -68,7 +68,7 @@ pub fn error_event(entity: Entity, code: ErrorCode, detail: &str) -> AgentEvent 
 
 /// The response to a command on `entity` (the command's entity, with the alias
 /// the agent picked when the command left it empty).
-pub fn response(entity: &Entity, event: &Event) -> AgentEvent {
+pub(crate) fn response(entity: &Entity, event: &Event) -> AgentEvent {
     let is_group = matches!(entity, Entity::Group(_));
     match event {
         Event::Ok { alias: a } => match alias(a) {
@@ -201,7 +201,7 @@ fn opt_member(m: Option<&MemberId>) -> Option<Option<Alias>> {
 
 /// A core event the agent sends on its own, in the client protocol's terms
 /// (`None` for events that are only responses: `Ok`, `Queued`, `Err`).
-pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
+pub(crate) fn to_agent_event(event: &Event) -> Option<AgentEvent> {
     Some(match event {
         Event::Ok { .. } | Event::Queued { .. } | Event::DirectQueued { .. } | Event::Err(_) => {
             return None;
@@ -417,7 +417,7 @@ pub fn to_agent_event(event: &Event) -> Option<AgentEvent> {
 
 /// Why a client command cannot be given to the core.
 #[derive(Debug)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// The error code.
     pub code: ErrorCode,
     /// The detail.
@@ -429,7 +429,7 @@ fn opt(a: Option<&Alias>) -> Option<String> {
 }
 
 /// The core command for a client command.
-pub fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
+pub(crate) fn to_command(cmd: &ClientCommand) -> Result<Command, Rejected> {
     Ok(match cmd {
         ClientCommand::NewConn { conn } => Command::NewConn {
             alias: opt(conn.as_ref()),

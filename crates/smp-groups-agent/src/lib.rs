@@ -85,14 +85,14 @@
 mod agent;
 pub mod demo;
 mod error;
-pub mod events;
+mod events;
 mod in_process;
 mod network;
 pub mod records;
 mod relay_client;
 mod runtime;
 pub mod server;
-pub mod status;
+mod status;
 
 pub use agent::{Agent, AgentConfig, EventStream};
 pub use error::Error;

@@ -33,7 +33,7 @@ fn row(fields: &[(&str, String)]) -> Result<Row, LineError> {
 }
 
 /// `G: LIST` rows.
-pub fn group_rows(groups: &[GroupStatus]) -> Result<Vec<Row>, LineError> {
+pub(crate) fn group_rows(groups: &[GroupStatus]) -> Result<Vec<Row>, LineError> {
     groups
         .iter()
         .map(|g| {
@@ -50,7 +50,7 @@ pub fn group_rows(groups: &[GroupStatus]) -> Result<Vec<Row>, LineError> {
 }
 
 /// `C: LIST` rows.
-pub fn conn_rows(conns: &[ConnStatus]) -> Result<Vec<Row>, LineError> {
+pub(crate) fn conn_rows(conns: &[ConnStatus]) -> Result<Vec<Row>, LineError> {
     conns
         .iter()
         .map(|c| {
@@ -69,7 +69,7 @@ pub fn conn_rows(conns: &[ConnStatus]) -> Result<Vec<Row>, LineError> {
 }
 
 /// `G: PENDING` rows: invitations, then approvals.
-pub fn pending_rows(
+pub(crate) fn pending_rows(
     invitations: &[PendingInvitation],
     approvals: &[PendingApproval],
 ) -> Result<Vec<Row>, LineError> {
@@ -97,7 +97,7 @@ pub fn pending_rows(
 }
 
 /// `G:g MEMBERS` rows.
-pub fn member_rows(members: &[MemberStatus]) -> Result<Vec<Row>, LineError> {
+pub(crate) fn member_rows(members: &[MemberStatus]) -> Result<Vec<Row>, LineError> {
     members
         .iter()
         .map(|m| {
@@ -136,7 +136,7 @@ fn violation_word(k: OpenViolationKind) -> &'static str {
 
 /// `G:g STATUS` rows: the check schedule, each member's integrity, each
 /// send still waiting (one row per member it waits for), each violation.
-pub fn status_rows(
+pub(crate) fn status_rows(
     i: &IntegrityStatus,
     sends: &[PendingSend],
     direct: &[PendingDirect],
@@ -206,7 +206,7 @@ fn failed(entity: Entity, e: &Error) -> AgentEvent {
 /// ids sig` for each signed receipt held (`ids`: how many messages the
 /// signature covers, `hash`: the content hash signed for this message),
 /// then `missing` for each member whose receipt we do not hold.
-pub fn proof_rows(p: &DeliveryProof) -> Result<Vec<Row>, LineError> {
+pub(crate) fn proof_rows(p: &DeliveryProof) -> Result<Vec<Row>, LineError> {
     let b64 = smp_groups_wire::base64url::encode_unpadded;
     let mut rows = vec![row(&[
         ("proof", p.ext_msg_id.to_string()),
@@ -229,7 +229,7 @@ pub fn proof_rows(p: &DeliveryProof) -> Result<Vec<Row>, LineError> {
 }
 
 /// The answer to a status query, or `None` if `cmd` is not one.
-pub async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
+pub(crate) async fn answer(agent: &Agent, cmd: &ClientCommand) -> Option<AgentEvent> {
     let entity = cmd.entity();
     let (kind, rows) = match cmd {
         ClientCommand::ListGroups => (
