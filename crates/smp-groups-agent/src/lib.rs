@@ -11,8 +11,10 @@
 //!   reaches SMP relays over TLS with `smp-groups-net`'s client;
 //!   [`InProcessRelay`] runs the relay crate's queue logic in this process,
 //!   without TLS (for unit tests of the runtime).
-//! * [`server`]: the client text protocol on TCP; [`status`]: its status
-//!   queries (`LIST`, `PENDING`, `MEMBERS`, `STATUS`) as rows.
+//! * [`server`]: the client text protocol on TCP, with its status queries
+//!   (`LIST`, `PENDING`, `MEMBERS`, `STATUS`, `PROOF`) answered as rows.
+//! * [`records`]: the stored form of the core's records in the agent's
+//!   database.
 //! * [`demo`]: the scripted group run of `smp-agent demo`.
 //!
 //! # Example

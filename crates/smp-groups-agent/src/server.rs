@@ -9,7 +9,7 @@
 //! over the limit, bytes that are not a transmission) is answered with `ERR`
 //! and the session goes on. An event is confirmed as delivered once written
 //! to a client socket, except a message (`MSG`), which is confirmed once the
-//! client answers it with `ACK` (see [`held`]); unconfirmed events are
+//! client answers it with `ACK` (the server's `held` module); unconfirmed events are
 //! delivered again after a restart, and events produced while no client is
 //! connected wait for the next one.
 //!
