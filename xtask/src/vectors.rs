@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use smp_groups_crypto::sbc::{self, ChainKey};
 use smp_groups_crypto::{ed25519, nacl, sha256, sha512, x25519};
-use smp_groups_wire::smp::command::{BasicAuth, NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, Host, KeyHash,
     MsgFlags, Port, PrivHeader, ProtocolServer, RecipientCommand, SenderCommand, SmpEncode,
     TransmissionAuth, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{BasicAuth, NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Encode, ShortBytes, pad};
 
 /// The computed output fields of one vector.

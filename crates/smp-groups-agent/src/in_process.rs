@@ -25,7 +25,7 @@ use smp_groups_relay::types::{
     Request, Response,
 };
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
-use smp_groups_wire::smp::message::RcvMsgBody;
+use smp_groups_wire::smp::RcvMsgBody;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::relay_client::{RelayClient, RelayConnector, RelayContext};

@@ -35,7 +35,7 @@ use smp_groups_net::{
     ClientError, ClientEvent, EventReceiver, ReconnectConfig, ReconnectingClient,
 };
 use smp_groups_store::QueueKeys;
-use smp_groups_wire::smp::message::RcvMsgBody;
+use smp_groups_wire::smp::RcvMsgBody;
 use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, ServerMsg};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;

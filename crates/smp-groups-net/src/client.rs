@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::x25519;
 use smp_groups_wire::ShortBytes;
-use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     AuthPublicKey, Command, Ed25519PublicKey, MsgFlags, ProtocolServer, QueueIds, RecipientCommand,
     SenderCommand, ServerMsg, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};

@@ -2,13 +2,11 @@
 
 use smp_groups_crypto::sbc::{ChainKeys, sbc_init};
 use smp_groups_crypto::x25519;
-use smp_groups_wire::smp::handshake::{
-    CertChainPubKey, decode_handshake_block, encode_handshake_block,
-};
-use smp_groups_wire::smp::x509::{SignatureAlgorithm, build_ed25519_signed};
+use smp_groups_wire::smp::{CertChainPubKey, decode_handshake_block, encode_handshake_block};
 use smp_groups_wire::smp::{
     ClientHello, KeyHash, ServerHello, Version, VersionRange, X25519PublicKey,
 };
+use smp_groups_wire::smp::{SignatureAlgorithm, build_ed25519_signed};
 use smp_groups_wire::{LargeBytes, ShortBytes};
 
 use crate::cert::{Algorithm, Cert};

@@ -11,7 +11,7 @@ use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{nacl, rng, x25519};
 use smp_groups_net::{ClientError, ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
 use smp_groups_relay::server::Relay;
-use smp_groups_wire::smp::message::RcvMsgBody;
+use smp_groups_wire::smp::RcvMsgBody;
 use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, QueueIds, ServerMsg};
 
 const BOUND: Duration = Duration::from_secs(30);

@@ -11,10 +11,8 @@ use smp_groups_net::{
     HandshakeError, NetError, ServerIdentity, SmpTlsStream, SmpTransport, client_config,
     server_config,
 };
-use smp_groups_wire::smp::handshake::{
-    CertChainPubKey, decode_handshake_block, encode_handshake_block,
-};
-use smp_groups_wire::smp::x509::build_ed25519_signed;
+use smp_groups_wire::smp::build_ed25519_signed;
+use smp_groups_wire::smp::{CertChainPubKey, decode_handshake_block, encode_handshake_block};
 use smp_groups_wire::smp::{
     ClientHello, KeyHash, ServerHello, Version, VersionRange, X25519PublicKey,
 };

@@ -8,11 +8,11 @@
 //! whose fields do not parse `ERR CMD SYNTAX`.
 
 use smp_groups_crypto::{ed25519, x25519};
-use smp_groups_wire::smp::command::{MsgFlags, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
-    self as wsmp, ErrorType, QueueIds, ServerMsg, SmpDecode, SmpEncode, Transmission,
-    TransmissionAuth, Version, X25519PublicKey, error_type::CommandError,
+    self as wsmp, CommandError, ErrorType, QueueIds, ServerMsg, SmpDecode, SmpEncode, Transmission,
+    TransmissionAuth, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{MsgFlags, QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Decode, Error as WireError, Reader, ShortBytes};
 
 use crate::auth::{AuthIndex, Verified, verify_request};
@@ -144,8 +144,8 @@ pub fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdError> {
                 basic_auth: nq.basic_auth.map(|a| a.as_slice().to_vec()),
                 subscribe: nq.subscribe_mode == SubscriptionMode::Subscribe,
                 mode: nq.queue_req.map(|q| match q.mode() {
-                    wsmp::command::QueueMode::Messaging => QueueMode::Messaging,
-                    wsmp::command::QueueMode::Contact => QueueMode::Contact,
+                    wsmp::QueueMode::Messaging => QueueMode::Messaging,
+                    wsmp::QueueMode::Contact => QueueMode::Contact,
                 }),
             })
         }
@@ -210,8 +210,8 @@ pub fn encode_reply(v: Version, reply: &Reply) -> Result<Vec<u8>, WireError> {
             srv_dh_key: X25519PublicKey(*server_dh_key.as_bytes()),
             queue_mode: if v >= Version::SND_AUTH_KEY {
                 mode.map(|m| match m {
-                    QueueMode::Messaging => wsmp::command::QueueMode::Messaging,
-                    QueueMode::Contact => wsmp::command::QueueMode::Contact,
+                    QueueMode::Messaging => wsmp::QueueMode::Messaging,
+                    QueueMode::Contact => wsmp::QueueMode::Contact,
                 })
             } else {
                 None

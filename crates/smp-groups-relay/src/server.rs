@@ -37,7 +37,7 @@ use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_net::{
     BlockReader, BlockWriter, NetError, ServerIdentity, SmpTlsStream, server_config,
 };
-use smp_groups_wire::smp::server::{Host, KeyHash, Port, ProtocolServer};
+use smp_groups_wire::smp::{Host, KeyHash, Port, ProtocolServer};
 use smp_groups_wire::smp::{VersionRange, pack_batches};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};

@@ -29,11 +29,11 @@ use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::server::{Relay, ServerConfig};
 use smp_groups_relay::types::{AuthKey, MessageBody, QueueRecord, QueueStatus, StoredMessage};
 use smp_groups_relay::{Durability, Store};
-use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
     ServerMsg, SmpDecode, X25519PublicKey, pack_batches,
 };
+use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
 const V: u16 = 11;
 

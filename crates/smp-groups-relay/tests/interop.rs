@@ -15,12 +15,12 @@ use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_net::{SmpTlsStream, SmpTransport, client_config};
 use smp_groups_relay::server::Relay;
 use smp_groups_wire::ShortBytes;
-use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
     ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange,
     X25519PublicKey,
 };
+use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
 fn transmission(
     v: Version,

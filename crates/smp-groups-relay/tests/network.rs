@@ -18,11 +18,11 @@ use common::net::NetClient;
 use common::temp_dir;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::server::Relay;
-use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, ErrorType, MsgFlags, RecipientCommand,
     SenderCommand, ServerMsg, SmpDecode, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
 const V: u16 = 11;
 
@@ -335,14 +335,14 @@ async fn wrong_key_hash_in_client_hello_is_refused() {
     .unwrap();
     let mut block = vec![0u8; 16384];
     tls.read_exact(&mut block).await.unwrap();
-    let hello = wsmp::handshake::ClientHello {
+    let hello = wsmp::ClientHello {
         version: Version(V),
-        key_hash: wsmp::server::KeyHash::from([0; 32]),
+        key_hash: wsmp::KeyHash::from([0; 32]),
         auth_key: None,
         proxy_server: false,
         service: None,
     };
-    tls.write_all(&wsmp::handshake::encode_handshake_block(&hello.encode().unwrap()).unwrap())
+    tls.write_all(&wsmp::encode_handshake_block(&hello.encode().unwrap()).unwrap())
         .await
         .unwrap();
     tls.flush().await.unwrap();

@@ -12,12 +12,12 @@ use smp_groups_relay::protocol::handle_batch;
 use smp_groups_relay::types::Outcome;
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
 use smp_groups_wire::ShortBytes;
-use smp_groups_wire::smp::command::{NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
-    self as wsmp, AuthPublicKey, Ed25519PublicKey, ErrorType, MsgFlags, RecipientCommand,
-    SenderCommand, ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version,
-    X25519PublicKey, error_type::CommandError,
+    self as wsmp, AuthPublicKey, CommandError, Ed25519PublicKey, ErrorType, MsgFlags,
+    RecipientCommand, SenderCommand, ServerMsg, SmpDecode, SmpEncode, Transmission,
+    TransmissionAuth, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
 struct Client {
     v: Version,
@@ -135,7 +135,7 @@ fn create(
     match server_msg(c.v, &r[0].2) {
         ServerMsg::Ids(ids) => {
             if c.v >= Version::SND_AUTH_KEY {
-                assert_eq!(ids.queue_mode, Some(wsmp::command::QueueMode::Messaging));
+                assert_eq!(ids.queue_mode, Some(wsmp::QueueMode::Messaging));
             }
             (
                 ids.rcv_id.into_vec(),

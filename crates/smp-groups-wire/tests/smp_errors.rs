@@ -4,15 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly on purpose
 
 use proptest::prelude::*;
-use smp_groups_wire::smp::command::{NewNtfCreds, NewQueue, QueueReqData, SubscriptionMode};
-use smp_groups_wire::smp::error_type::BlockingInfo;
-use smp_groups_wire::smp::error_type::BlockingReason;
+use smp_groups_wire::smp::BlockingInfo;
+use smp_groups_wire::smp::BlockingReason;
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, ErrorType,
     KeyHash, MsgFlags, ProtocolServer, RcvMsgBody, RecipientCommand, SenderCommand, ServerHello,
     ServerMsg, SmpDecode, SmpEncode, SmpQueueUri, Transmission, TransmissionAuth, Version,
     X25519PublicKey,
 };
+use smp_groups_wire::smp::{NewNtfCreds, NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Decode, Encode, Error, ShortBytes, decode_all};
 
 const V: Version = Version(19);
@@ -235,9 +235,7 @@ fn unknown_tags() {
     // the backward-compatible spelling is accepted
     assert_eq!(
         ServerMsg::smp_decode(V, b"ERR CMD NO_QUEUE"),
-        Ok(ServerMsg::Err(ErrorType::Cmd(
-            smp::error_type::CommandError::NoEntity
-        )))
+        Ok(ServerMsg::Err(ErrorType::Cmd(smp::CommandError::NoEntity)))
     );
 }
 
@@ -452,7 +450,7 @@ fn new_layout_per_version() {
     // v6-8: optional "A"+auth then the subscription mode; v9-14 adds sndSecure.
     let mut nq = new_queue();
     nq.queue_req = None;
-    nq.basic_auth = Some(smp::command::BasicAuth::new("pw").unwrap());
+    nq.basic_auth = Some(smp::BasicAuth::new("pw").unwrap());
     let key = x_key().to_bytes();
     let v8 = Command::Recipient(RecipientCommand::New(Box::new(nq.clone())))
         .smp_bytes(Version(8))
@@ -549,7 +547,7 @@ fn all_decoders(v: Version, bytes: &[u8]) {
     let _ = decode_all::<ClientMsgEnvelope>(bytes);
     let _ = decode_all::<ClientMessage>(bytes);
     let _ = RcvMsgBody::decode(bytes);
-    let _ = smp::x509::SignedObject::parse(bytes);
+    let _ = smp::SignedObject::parse(bytes);
     let _ = AuthPublicKey::decode(&mut smp_groups_wire::Reader::new(bytes));
     if let Ok(s) = std::str::from_utf8(bytes) {
         let _ = s.parse::<SmpQueueUri>();

@@ -4,21 +4,21 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use smp_groups_wire::smp::command::{
-    BasicAuth, NewNtfCreds, NewQueue, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
-};
-use smp_groups_wire::smp::error_type::{
-    BlockingInfo, BlockingReason, BrokerError, CommandError, HandshakeError, ProxyError,
-    TransportError,
-};
-use smp_groups_wire::smp::handshake::{CertChainPubKey, ClientService, ServiceRole};
-use smp_groups_wire::smp::response::ServerNtfCreds;
+use smp_groups_wire::smp::ServerNtfCreds;
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, Ed25519PublicKey,
     ErrorType, Host, KeyHash, MsgFlags, Port, PrivHeader, ProtocolServer, QueueIds, RcvMsgBody,
     RecipientCommand, SenderCommand, ServerHello, ServerMsg, SmpDecode, SmpEncode, SmpQueueUri,
     Transmission, TransmissionAuth, Version, VersionRange, X25519PublicKey,
 };
+use smp_groups_wire::smp::{
+    BasicAuth, NewNtfCreds, NewQueue, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
+};
+use smp_groups_wire::smp::{
+    BlockingInfo, BlockingReason, BrokerError, CommandError, HandshakeError, ProxyError,
+    TransportError,
+};
+use smp_groups_wire::smp::{CertChainPubKey, ClientService, ServiceRole};
 use smp_groups_wire::{Decode, Encode, LargeBytes, Reader, ShortBytes, decode_all};
 
 fn versions() -> impl Strategy<Value = Version> {
@@ -369,7 +369,7 @@ fn cert_key() -> impl Strategy<Value = CertChainPubKey> {
                 .into_iter()
                 .map(|c| LargeBytes::new(der_seq(&c)).unwrap())
                 .collect();
-            let signed = smp::x509::build_ed25519_signed(&key.to_der(), &sig);
+            let signed = smp::build_ed25519_signed(&key.to_der(), &sig);
             CertChainPubKey::new(certs, LargeBytes::new(signed).unwrap()).unwrap()
         })
 }
@@ -483,8 +483,8 @@ proptest! {
     fn server_hello_round_trip(min in 6u16..=19, span in 0u16..4, sess in short(32), auth in proptest::option::of(cert_key())) {
         let versions = VersionRange::new(Version(min), Version(min + span)).unwrap();
         let hello = ServerHello { versions, session_id: sess, auth: if versions.max() >= Version::AUTH_CMDS { auth } else { None } };
-        let block = smp::handshake::encode_handshake_block(&hello.encode().unwrap()).unwrap();
-        let body = smp::handshake::decode_handshake_block(&block).unwrap();
+        let block = smp::encode_handshake_block(&hello.encode().unwrap()).unwrap();
+        let body = smp::decode_handshake_block(&block).unwrap();
         prop_assert_eq!(ServerHello::decode(body).unwrap(), hello);
     }
 

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use smp_groups_wire::smp::command::{QueueReqData, SubscriptionMode};
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, Host, KeyHash,
     MsgFlags, Port, PrivHeader, ProtocolServer, RecipientCommand, SenderCommand, SmpDecode,
     SmpEncode, Transmission, TransmissionAuth, Version, X25519PublicKey,
 };
+use smp_groups_wire::smp::{QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Decode, Encode, ShortBytes, decode_all, pad};
 
 const VECTORS: &str = include_str!(concat!(
@@ -186,12 +186,9 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             let (hello, out) = r.unwrap();
             assert_eq!(out, hex(expect, "out"));
             assert_eq!(ClientHello::decode(&out).unwrap(), hello);
-            let block = smp::handshake::encode_handshake_block(&out).unwrap();
+            let block = smp::encode_handshake_block(&out).unwrap();
             assert_eq!(block.len(), 16384);
-            assert_eq!(
-                smp::handshake::decode_handshake_block(&block).unwrap(),
-                &out[..]
-            );
+            assert_eq!(smp::decode_handshake_block(&block).unwrap(), &out[..]);
         }
         "smp.protocol_server" => {
             let hosts: Result<Vec<Host>, _> = input["hosts"]
@@ -276,11 +273,11 @@ fn command_of(input: &Value) -> Result<Command, smp_groups_wire::Error> {
                 input["link_data"].is_null() && input["ntf_creds"].is_null(),
                 "unsupported NEW input"
             );
-            Command::Recipient(RecipientCommand::New(Box::new(smp::command::NewQueue {
+            Command::Recipient(RecipientCommand::New(Box::new(smp::NewQueue {
                 rcv_auth_key: key("rcv_auth_key")?,
                 rcv_dh_key: X25519PublicKey::from_der(&hex(input, "rcv_dh_key"))?,
                 basic_auth: opt_hex(input, "basic_auth")
-                    .map(smp::command::BasicAuth::new)
+                    .map(smp::BasicAuth::new)
                     .transpose()?,
                 subscribe_mode: if input["subscribe"].as_bool().unwrap() {
                     SubscriptionMode::Subscribe

@@ -18,7 +18,7 @@ use smp_groups_crypto::rng;
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_net::{ServerIdentity, SmpTlsStream, SmpTransport, server_config};
 use smp_groups_wire::ShortBytes;
-use smp_groups_wire::smp::command::QueueMode;
+use smp_groups_wire::smp::QueueMode;
 use smp_groups_wire::smp::{
     AuthPublicKey, Command, ErrorType, Host, KeyHash, Port, ProtocolServer, QueueIds,
     RecipientCommand, SenderCommand, ServerMsg, SmpDecode, SmpEncode, Transmission,
@@ -318,8 +318,7 @@ fn handle(
             // Ids derived from the key, so that a test can tell which NEW an IDS answers.
             let rcv_id = key.as_bytes()[..24].to_vec();
             let snd_id = key.as_bytes()[8..].to_vec();
-            let subscribe =
-                new.subscribe_mode == smp_groups_wire::smp::command::SubscriptionMode::Subscribe;
+            let subscribe = new.subscribe_mode == smp_groups_wire::smp::SubscriptionMode::Subscribe;
             st.senders.insert(snd_id.clone(), rcv_id.clone());
             st.queues.insert(
                 rcv_id.clone(),

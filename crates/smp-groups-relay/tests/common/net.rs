@@ -7,12 +7,12 @@ use smp_groups_crypto::sbc::{BLOCK_SIZE, BlockChain, sbc_init};
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_net::{SmpTlsStream, client_config};
 use smp_groups_wire::ShortBytes;
-use smp_groups_wire::smp::handshake::{
-    ClientHello, ServerHello, decode_handshake_block, encode_handshake_block,
-};
-use smp_groups_wire::smp::server::KeyHash;
+use smp_groups_wire::smp::KeyHash;
 use smp_groups_wire::smp::{
     self as wsmp, SmpEncode, Transmission, TransmissionAuth, Version, X25519PublicKey,
+};
+use smp_groups_wire::smp::{
+    ClientHello, ServerHello, decode_handshake_block, encode_handshake_block,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;

@@ -12,9 +12,7 @@ use super::keys::AuthPublicKey;
 use super::version::{SmpDecode, SmpEncode, Version, limits};
 use crate::{Decode, Encode, Error, Reader, ShortBytes};
 
-pub use super::new_queue::{
-    BasicAuth, NewNtfCreds, NewQueue, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
-};
+use super::new_queue::NewQueue;
 
 /// Splits `bytes` into the tag (up to the first space) and the parameters (from
 /// that space on, or empty).

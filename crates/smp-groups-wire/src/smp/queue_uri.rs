@@ -10,8 +10,8 @@
 //! the address keeps one host and the others go in `srv`.
 
 use super::base64url;
-use super::command::QueueMode;
 use super::keys::X25519PublicKey;
+use super::new_queue::QueueMode;
 use super::server::{Host, ProtocolServer};
 use super::version::{Version, VersionRange};
 use crate::{Error, ShortBytes};

@@ -7,9 +7,10 @@
 //! END | DELD (v>=10) | OK | SOK (v>=16) | PONG | ERR SP errorType
 //! ```
 
-use super::command::{QueueMode, space, split_tag};
+use super::command::{space, split_tag};
 use super::error_type::ErrorType;
 use super::keys::X25519PublicKey;
+use super::new_queue::QueueMode;
 use super::version::{SmpDecode, SmpEncode, Version};
 use crate::{Decode, Encode, Error, Reader, ShortBytes};
 
