@@ -13,9 +13,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::auth::{SessionAuth, verify_request};
-use smp_groups_relay::protocol::handle_batch;
-use smp_groups_relay::types::{
+use smp_groups_relay::{SessionAuth, verify_request};
+use smp_groups_relay::handle_batch;
+use smp_groups_relay::{
     AuthKey, Authorization, Command, ConnId, MessageBody, NewQueue, QueueId, QueueMode, Reply,
     Request, Response,
 };
@@ -325,7 +325,7 @@ impl World {
 }
 
 /// The stored messages of queue `i`.
-fn stored(w: &World, i: usize) -> Vec<smp_groups_relay::types::StoredMessage> {
+fn stored(w: &World, i: usize) -> Vec<smp_groups_relay::StoredMessage> {
     w.relay.messages(&w.queues[i].rid).expect("store reads")
 }
 
@@ -393,7 +393,7 @@ fn check_answer(
     w: &mut World,
     req: &Request,
     qi: Option<usize>,
-    before: Option<Vec<smp_groups_relay::types::StoredMessage>>,
+    before: Option<Vec<smp_groups_relay::StoredMessage>>,
     responses: &[Response],
 ) {
     let Some(first) = responses.first() else {
@@ -538,7 +538,7 @@ fuzz_target!(|input: Input| {
                 let out = w.relay.handle(&s, req.clone(), 0);
                 record_new(&mut w, &out.responses);
                 let failed = out.responses.first().is_some_and(|r| {
-                    r.reply == Reply::Err(smp_groups_relay::types::ErrorCode::Internal)
+                    r.reply == Reply::Err(smp_groups_relay::ErrorCode::Internal)
                 });
                 if !failed {
                     check_answer(&mut w, &req, qi, before, &out.responses);

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::events::member_alias;
 use crate::network::NetworkRelay;
 use crate::runtime::Metrics;
-use smp_groups_relay::server::{Relay, RelayHandle};
+use smp_groups_relay::{Relay, RelayHandle};
 
 /// The number of relays the demo starts.
 pub const RELAYS: usize = 2;

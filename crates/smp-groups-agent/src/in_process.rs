@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use smp_groups_core::{OpId, RelayError, RelayEvent, RelayOp};
 use smp_groups_crypto::rng::{RandomSource, SharedRng};
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::auth::SessionAuth;
-use smp_groups_relay::types::{
+use smp_groups_relay::SessionAuth;
+use smp_groups_relay::{
     AuthKey, Authorization, CmdError, Command, ConnId, ErrorCode, NewQueue, QueueId, Reply,
     Request, Response,
 };

@@ -27,7 +27,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use smp_groups_agent::{Agent, AgentConfig, EventStream, NetworkRelay};
-//! use smp_groups_relay::server::Relay;
+//! use smp_groups_relay::Relay;
 //! use smp_groups_wire::client::AgentEvent;
 //!
 //! async fn wait<T>(

@@ -52,7 +52,7 @@ use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use smp_groups_agent::{Agent, AgentConfig, NetworkRelay};
-/// use smp_groups_relay::server::Relay;
+/// use smp_groups_relay::Relay;
 /// use smp_groups_wire::client::AgentEvent;
 ///
 /// let dir = std::env::temp_dir().join(format!("smp-doc-network-{}", std::process::id()));

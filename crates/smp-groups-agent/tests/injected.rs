@@ -13,7 +13,7 @@ use smp_groups_agent::{Agent, AgentConfig, EventStream, NetworkRelay};
 use smp_groups_core::Command;
 use smp_groups_crypto::clock::ManualClock;
 use smp_groups_crypto::rng::SeededRandom;
-use smp_groups_relay::server::{Relay, ServerConfig};
+use smp_groups_relay::{Relay, ServerConfig};
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 
@@ -77,7 +77,7 @@ async fn start_seeded(run: u32, seed: u64) -> (Relay2, Agent, EventStream, Strin
 }
 
 struct Relay2 {
-    relay: smp_groups_relay::server::RelayHandle,
+    relay: smp_groups_relay::RelayHandle,
     dir: std::path::PathBuf,
 }
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Client, flows, serve_network_agent, temp_db, tls_relay};
-use smp_groups_relay::server::relay_address;
+use smp_groups_relay::relay_address;
 use smp_groups_wire::client::AgentEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

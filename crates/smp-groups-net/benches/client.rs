@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{rng, x25519};
 use smp_groups_net::{ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
-use smp_groups_relay::server::Relay;
+use smp_groups_relay::Relay;
 use smp_groups_wire::smp::{MsgFlags, ProtocolServer, ServerMsg};
 
 const BODY: usize = 16_000;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{nacl, rng, x25519};
 use smp_groups_net::{ClientError, ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
-use smp_groups_relay::server::Relay;
+use smp_groups_relay::Relay;
 use smp_groups_wire::smp::RcvMsgBody;
 use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, QueueIds, ServerMsg};
 

@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::{ed25519, rng, x25519};
-use smp_groups_relay::auth::SessionAuth;
-use smp_groups_relay::types::{AuthKey, Authorization, Command, NewQueue, QueueId, Reply, Request};
+use smp_groups_relay::SessionAuth;
+use smp_groups_relay::{AuthKey, Authorization, Command, NewQueue, QueueId, Reply, Request};
 use smp_groups_relay::{Durability, RelayConfig, RelayState, Session, Store};
 
 const BODY: usize = 16_000;

@@ -24,7 +24,7 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_net::{SmpTlsStream, SmpTransport, client_config};
-use smp_groups_relay::server::{Relay, RelayHandle};
+use smp_groups_relay::{Relay, RelayHandle};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,

@@ -24,7 +24,7 @@ pub struct SessionAuth {
 
 /// The authenticator nonce from a correlation id: its first 24 bytes, zero-filled
 /// when shorter (the reference's `cbNonce`).
-pub fn corr_nonce(corr_id: &[u8]) -> [u8; 24] {
+pub(crate) fn corr_nonce(corr_id: &[u8]) -> [u8; 24] {
     let mut n = [0u8; 24];
     let len = corr_id.len().min(24);
     n[..len].copy_from_slice(&corr_id[..len]);
@@ -39,7 +39,7 @@ const DUMMY_ED25519: [u8; 32] = [
 const DUMMY_X25519: [u8; 32] = [9; 32];
 
 /// True when `auth` is a valid authorization of `authorized` by `key`.
-pub fn verify(
+pub(crate) fn verify(
     session: &SessionAuth,
     key: &AuthKey,
     auth: &Authorization,
@@ -72,7 +72,7 @@ fn verify_authenticator(
 
 /// Checks `auth` against a dummy key, for constant time when there is nothing
 /// to check against; the result means nothing.
-pub fn dummy_verify(
+pub(crate) fn dummy_verify(
     session: &SessionAuth,
     auth: &Authorization,
     authorized: &[u8],
@@ -266,7 +266,7 @@ pub fn verify_request(
 
 /// The `checkCredentials` rules: which commands need an authorization and an
 /// entity id, and which must have none.
-pub fn check_credentials(
+pub(crate) fn check_credentials(
     cmd: &Command,
     auth: &Authorization,
     entity: &[u8],
@@ -286,7 +286,7 @@ pub fn check_credentials(
 /// Compares a client's basic-auth password with the relay's in constant time
 /// (both are hashed first, so neither the contents nor the length show in the
 /// time taken).
-pub fn password_matches(given: Option<&[u8]>, expected: &[u8]) -> bool {
+pub(crate) fn password_matches(given: Option<&[u8]>, expected: &[u8]) -> bool {
     let Some(given) = given else {
         return false;
     };

@@ -55,7 +55,7 @@ impl Default for RelayConfig {
 }
 
 /// The largest `SEND` body at SMP version `v` (the reference's `maxMessageLength`).
-pub fn max_message_length(v: u16) -> usize {
+pub(crate) fn max_message_length(v: u16) -> usize {
     if v >= 11 {
         16048
     } else if v >= 8 {
@@ -66,4 +66,4 @@ pub fn max_message_length(v: u16) -> usize {
 }
 
 /// The padded length of a delivered message body before encryption.
-pub const RCV_PADDED_LEN: usize = 16106;
+pub(crate) const RCV_PADDED_LEN: usize = 16106;

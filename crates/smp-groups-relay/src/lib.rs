@@ -1,15 +1,18 @@
 //! The SMP relay of smp-groups: the queue server agents send messages through.
 //!
-//! * [`state`]: the queue logic (`NEW`, `KEY`/`SKEY`, `SUB`, `SEND`, `MSG`,
-//!   `ACK`, `GET`, `OFF`, `DEL`, `END`/`DELD`, quotas, expiry, authorization),
-//!   free of sockets and clocks, driven by [`RelayState::handle`].
-//! * [`protocol`]: SMP transmissions to requests and responses to
-//!   transmissions, at the negotiated version.
-//! * [`transport`] and [`server`]: the SMP handshake and block transport on
-//!   the relay side, and the server (`smp-relay`, [`server::Relay::spawn_local`]).
-//! * [`store`]: SQLite persistence of queues and undelivered messages.
-//! * [`types`]: the domain types the logic speaks.
-//! * [`auth`]: signature and authenticator checks.
+//! Every item is at the crate root (the files are private):
+//!
+//! * the queue logic ([`RelayState`], driven by [`RelayState::handle`]):
+//!   `NEW`, `KEY`/`SKEY`, `SUB`, `SEND`, `MSG`, `ACK`, `GET`, `OFF`, `DEL`,
+//!   `END`/`DELD`, quotas, expiry, authorization, free of sockets and clocks;
+//!   the domain types it speaks ([`Request`], [`Reply`], [`Outcome`], ...);
+//! * SMP transmissions to requests and responses to transmissions, at the
+//!   negotiated version ([`handle_batch`], [`encode_response`]), with the
+//!   signature and authenticator checks ([`SessionAuth`], [`verify_request`]);
+//! * the server: the SMP handshake and block transport on the relay side
+//!   ([`Relay`], [`Relay::spawn_local`], [`RelayHandle`]; `smp-relay` is the
+//!   same server as a binary);
+//! * SQLite persistence of queues and undelivered messages ([`Store`]).
 //!
 //! # Example
 //!
@@ -19,7 +22,7 @@
 //! ```
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use smp_groups_relay::server::Relay;
+//! use smp_groups_relay::Relay;
 //!
 //! let dir = std::env::temp_dir().join(format!("smp-relay-doc-{}", std::process::id()));
 //! let relay = Relay::spawn_local(&dir).await?;
@@ -33,17 +36,32 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod auth;
-pub mod config;
-pub mod protocol;
-pub mod ratelog;
-pub mod server;
-pub mod signal;
-pub mod state;
-pub mod store;
-pub mod transport;
-pub mod types;
+mod auth;
+mod config;
+mod protocol;
+mod ratelog;
+mod server;
+mod signal;
+mod state;
+mod store;
+mod transport;
+mod types;
 
-pub use config::RelayConfig;
+pub use auth::{SessionAuth, verify_request};
+pub use config::{
+    DEFAULT_MAX_QUEUES, DEFAULT_MAX_QUEUES_PER_CONNECTION, DEFAULT_MAX_STORED_BYTES,
+    DEFAULT_MESSAGE_TTL, DEFAULT_QUOTA, RelayConfig,
+};
+pub use protocol::{encode_response, handle_batch};
+pub use server::{
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, Relay, RelayHandle, RelayStats, ServerConfig,
+    ServerError, relay_address,
+};
+pub use signal::shutdown_signal;
 pub use state::{BatchFailed, Refusals, RelayRng, RelayState, Session};
-pub use store::{Durability, Store, StoreError};
+pub use store::{Durability, SCHEMA_VERSION, STORE_FILE, Store, StoreError};
+pub use types::{
+    AuthKey, Authorization, CmdError, Command, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody,
+    MsgId, NewQueue, Outcome, QueueId, QueueMode, QueueRecord, QueueStatus, Reply, Request,
+    Response, StoredMessage,
+};

@@ -24,7 +24,7 @@ use crate::types::{
 
 /// Commands of the reference protocol this relay knows but does not serve
 /// (notifiers, short links, queue info, services, proxying).
-pub const NOT_SERVED: [&str; 14] = [
+pub(crate) const NOT_SERVED: [&str; 14] = [
     "NKEY", "NDEL", "NSUB", "NSUBS", "SUBS", "RKEY", "LSET", "LDEL", "LKEY", "LGET", "QUE", "PRXY",
     "PFWD", "RFWD",
 ];
@@ -59,7 +59,11 @@ fn salvage_corr_id(v: Version, bytes: &[u8]) -> Vec<u8> {
 /// Decodes one transmission received on a session with id `session_id` at
 /// version `v`, or the error response the reference gives for it.
 #[allow(clippy::result_large_err)] // the error is the response to send, built once per request
-pub fn decode_request(v: Version, session_id: &[u8], bytes: &[u8]) -> Result<Request, Response> {
+pub(crate) fn decode_request(
+    v: Version,
+    session_id: &[u8],
+    bytes: &[u8],
+) -> Result<Request, Response> {
     let t = Transmission::decode(v, bytes)
         .map_err(|_| error_response(salvage_corr_id(v, bytes), Vec::new(), ErrorCode::Block))?;
     let corr_id = t.corr_id.into_vec();
@@ -103,7 +107,7 @@ fn auth_key(k: wsmp::AuthPublicKey) -> AuthKey {
 }
 
 /// Decodes a command at version `v`.
-pub fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdError> {
+pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdError> {
     use wsmp::{RecipientCommand as R, SenderCommand as S};
     let tag_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
     let tag = bytes.get(..tag_end).unwrap_or_default();
@@ -197,7 +201,7 @@ fn error_type(e: ErrorCode) -> ErrorType {
 }
 
 /// Encodes the command part of a response at version `v`.
-pub fn encode_reply(v: Version, reply: &Reply) -> Result<Vec<u8>, WireError> {
+pub(crate) fn encode_reply(v: Version, reply: &Reply) -> Result<Vec<u8>, WireError> {
     let msg = match reply {
         Reply::Ids {
             recipient_id,
@@ -287,7 +291,7 @@ pub fn handle_batch(state: &mut RelayState, session: &Session, batch: &[u8], now
 /// (credentials and authorization, on the connection's task) or already
 /// answered (it did not decode, or the check refused it).
 #[derive(Debug)]
-pub enum Prepared {
+pub(crate) enum Prepared {
     /// To apply ([`RelayState::apply`]).
     Ready(Box<Verified>),
     /// The answer (an error), to send in its turn.
@@ -297,7 +301,7 @@ pub enum Prepared {
 /// Decodes a received batch and checks each transmission against `index`
 /// (the relay side of [`handle_batch`] that needs no lock). A batch that does
 /// not parse gets one `ERR BLOCK`.
-pub fn prepare_batch(index: &AuthIndex, session: &Session, batch: &[u8]) -> Vec<Prepared> {
+pub(crate) fn prepare_batch(index: &AuthIndex, session: &Session, batch: &[u8]) -> Vec<Prepared> {
     let v = Version(session.version);
     let Ok(ts) = wsmp::decode_batch(batch) else {
         return vec![Prepared::Answer(error_response(

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 /// How often a kind of refusal is logged at most.
-pub const LOG_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One kind of refusal: a running count and when it was last logged.
 #[derive(Debug, Default)]
-pub struct RateLog {
+pub(crate) struct RateLog {
     total: u64,
     unlogged: u64,
     last: Option<Instant>,
@@ -18,12 +18,12 @@ pub struct RateLog {
 impl RateLog {
     /// Counts one; returns `Some(n)` when a line should be logged now, `n`
     /// being how many happened since the last line (this one included).
-    pub fn hit(&mut self) -> Option<u64> {
+    pub(crate) fn hit(&mut self) -> Option<u64> {
         self.hit_at(Instant::now())
     }
 
     /// [`RateLog::hit`] at time `now`.
-    pub fn hit_at(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn hit_at(&mut self, now: Instant) -> Option<u64> {
         self.total += 1;
         self.unlogged += 1;
         let due = self
@@ -40,7 +40,7 @@ impl RateLog {
     }
 
     /// How many were counted in all.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 }

@@ -54,7 +54,7 @@ use crate::transport::{TransportError, handshake, relay_versions};
 use crate::types::{ConnId, ErrorCode, QueueId, Reply, Response};
 
 /// Most jobs the store thread applies in one transaction.
-pub const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 
 /// Default limit on connections (handshaking or not).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;

@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 use smp_groups_crypto::{CryptoRng, RngCore, nacl, x25519};
 
-pub use crate::auth::check_credentials;
 use crate::auth::{AuthIndex, IndexEntry, SessionAuth, Verified, password_matches, verify_request};
 use crate::config::{RCV_PADDED_LEN, RelayConfig, max_message_length};
 use crate::ratelog::RateLog;

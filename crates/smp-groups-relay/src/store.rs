@@ -147,7 +147,7 @@ UPDATE queues SET
 /// pages, reused for the next messages, so a longer interval copies each
 /// page into the database once for many commits (16 MiB of WAL at 4 KiB
 /// pages). Durability does not depend on it: a commit is in the WAL.
-pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 4096;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4096;
 
 /// Prepared statements kept (every statement of the store, with room).
 const STATEMENT_CACHE: usize = 32;

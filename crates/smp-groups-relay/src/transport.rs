@@ -11,14 +11,14 @@ use smp_groups_wire::smp::{Version, VersionRange};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The versions the relay offers: 6 to 18, as the reference relay does.
-pub fn relay_versions() -> VersionRange {
+pub(crate) fn relay_versions() -> VersionRange {
     VersionRange::new(Version::MIN, Version::REFERENCE_CURRENT).unwrap_or(VersionRange::SUPPORTED)
 }
 
 /// A transport failure on one connection.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TransportError {
+pub(crate) enum TransportError {
     /// TLS, the SMP handshake or a block failed.
     #[error("transport: {0}")]
     Net(#[from] smp_groups_net::NetError),
@@ -32,7 +32,7 @@ pub enum TransportError {
 
 /// A connection after the SMP handshake.
 #[derive(Debug)]
-pub struct Accepted<S> {
+pub(crate) struct Accepted<S> {
     /// The reading half.
     pub reader: TransportReader<S>,
     /// The writing half.
@@ -48,7 +48,7 @@ pub struct Accepted<S> {
 /// Runs the relay side of the SMP handshake on an accepted TLS connection
 /// ([`SmpTransport::server`]: without ALPN `smp/1` only version 6 is offered)
 /// and splits the connection.
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     tls: SmpTlsStream<S>,
     identity: &ServerIdentity,
     versions: VersionRange,

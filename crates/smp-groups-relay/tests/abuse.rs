@@ -26,9 +26,9 @@ use common::net::NetClient;
 use common::temp_dir;
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::server::{Relay, ServerConfig};
-use smp_groups_relay::types::{AuthKey, MessageBody, QueueRecord, QueueStatus, StoredMessage};
+use smp_groups_relay::{AuthKey, MessageBody, QueueRecord, QueueStatus, StoredMessage};
 use smp_groups_relay::{Durability, Store};
+use smp_groups_relay::{Relay, ServerConfig};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
     ServerMsg, SmpDecode, X25519PublicKey, pack_batches,
@@ -419,9 +419,7 @@ async fn many_queues(queues: u32, body: usize) {
                     recipient_id: rid,
                     sender_id: sid,
                     recipient_key: AuthKey::Ed25519(rk.public_key()),
-                    rcv_dh_secret: smp_groups_relay::types::DhSecret::from_bytes(
-                        *secret.as_bytes(),
-                    ),
+                    rcv_dh_secret: smp_groups_relay::DhSecret::from_bytes(*secret.as_bytes()),
                     sender_key: None,
                     mode: None,
                     status: QueueStatus::Active,

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use common::temp_dir;
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_net::{SmpTlsStream, SmpTransport, client_config};
-use smp_groups_relay::server::Relay;
+use smp_groups_relay::Relay;
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use common::net::NetClient;
 use common::temp_dir;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::server::Relay;
+use smp_groups_relay::Relay;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, ErrorType, MsgFlags, RecipientCommand,
     SenderCommand, ServerMsg, SmpDecode, Version, X25519PublicKey,
@@ -362,7 +362,7 @@ async fn wrong_key_hash_in_client_hello_is_refused() {
 async fn clock_and_randomness_are_injected() {
     use smp_groups_crypto::clock::ManualClock;
     use smp_groups_crypto::rng::SeededRandom;
-    use smp_groups_relay::server::ServerConfig;
+    use smp_groups_relay::ServerConfig;
     use std::sync::Arc;
 
     const T0: u64 = 1_800_000_000_000;

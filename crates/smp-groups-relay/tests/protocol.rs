@@ -7,9 +7,9 @@ mod common;
 
 use common::SESSION_ID;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::auth::SessionAuth;
-use smp_groups_relay::protocol::handle_batch;
-use smp_groups_relay::types::Outcome;
+use smp_groups_relay::Outcome;
+use smp_groups_relay::SessionAuth;
+use smp_groups_relay::handle_batch;
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
@@ -95,8 +95,7 @@ impl Client {
         out.responses
             .iter()
             .map(|r| {
-                let bytes =
-                    smp_groups_relay::protocol::encode_response(self.v, &SESSION_ID, r).unwrap();
+                let bytes = smp_groups_relay::encode_response(self.v, &SESSION_ID, r).unwrap();
                 let t = Transmission::decode(self.v, &bytes).unwrap();
                 assert!(t.auth.is_none());
                 (t.corr_id.into_vec(), t.entity_id.into_vec(), t.command)
@@ -207,8 +206,7 @@ fn lifecycle_over_bytes_at_each_version() {
         let out = c2.send(&mut relay, &[c2.cmd(Some(&k), 5, &rid, &del)]);
         assert_eq!(out.events.len(), 1);
         assert_eq!(out.events[0].0, c.session.conn);
-        let ev = smp_groups_relay::protocol::encode_response(c.v, &SESSION_ID, &out.events[0].1)
-            .unwrap();
+        let ev = smp_groups_relay::encode_response(c.v, &SESSION_ID, &out.events[0].1).unwrap();
         let ev = Transmission::decode(c.v, &ev).unwrap();
         let expected = if v >= 10 {
             ServerMsg::Deld

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::types::{
+use smp_groups_relay::{
     AuthKey, Authorization, CmdError, Command, ErrorCode, NewQueue, QueueMode, Reply, Response,
 };
 use smp_groups_relay::{RelayConfig, RelayState, Store};
@@ -491,7 +491,7 @@ fn authenticators_use_the_session_key() {
             &corr_id.clone().try_into().unwrap(),
             &authorized,
         );
-        smp_groups_relay::types::Request {
+        smp_groups_relay::Request {
             corr_id,
             entity_id: entity.to_vec(),
             auth: Authorization::Authenticator(a),
@@ -794,7 +794,7 @@ fn small_order_keys_are_refused() {
         nacl::cb_encrypt_no_pad(&[0; 32], &nonce, &smp_groups_crypto::sha512(&authorized))
             .try_into()
             .unwrap();
-    let req = smp_groups_relay::types::Request {
+    let req = smp_groups_relay::Request {
         corr_id,
         entity_id: Vec::new(),
         auth: Authorization::Authenticator(forged),
@@ -808,7 +808,7 @@ fn small_order_keys_are_refused() {
 /// A queue's DH secret is never shown by `Debug` (logs, panics).
 #[test]
 fn queue_secret_is_not_in_debug_output() {
-    let secret = smp_groups_relay::types::DhSecret::from_bytes([0xab; 32]);
+    let secret = smp_groups_relay::DhSecret::from_bytes([0xab; 32]);
     let shown = format!("{secret:?}");
     assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
 }

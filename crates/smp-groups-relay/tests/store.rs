@@ -5,8 +5,8 @@
 mod common;
 
 use common::temp_dir;
-use smp_groups_relay::store::{SCHEMA_VERSION, STORE_FILE};
 use smp_groups_relay::{Durability, Store, StoreError};
+use smp_groups_relay::{SCHEMA_VERSION, STORE_FILE};
 
 #[test]
 fn newer_schema_is_refused() {

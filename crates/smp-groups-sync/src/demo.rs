@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use smp_groups_agent::{Agent, AgentConfig, NetworkRelay};
 use smp_groups_core::Config;
-use smp_groups_relay::server::{Relay, RelayHandle};
+use smp_groups_relay::{Relay, RelayHandle};
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 use tokio::sync::mpsc;

@@ -335,7 +335,7 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let stop = match smp_groups_relay::signal::shutdown_signal() {
+    let stop = match smp_groups_relay::shutdown_signal() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot install signal handlers: {e}");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, NetworkRelay, RelayConnector, server};
-use smp_groups_relay::server::{Relay, RelayHandle};
+use smp_groups_relay::{Relay, RelayHandle};
 use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, Transmission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use smp_groups_relay::server::{Relay, ServerConfig, relay_address};
 use smp_groups_relay::{Durability, RelayConfig};
+use smp_groups_relay::{Relay, ServerConfig, relay_address};
 
 /// The SMP relay of smp-groups.
 #[derive(Debug, Parser)]
@@ -33,7 +33,7 @@ struct Args {
     #[arg(long)]
     host: Option<String>,
     /// Messages a queue holds before `ERR QUOTA`.
-    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_QUOTA)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_QUOTA)]
     quota: usize,
     /// Days after which undelivered messages are deleted (0: never).
     #[arg(long, default_value_t = 21)]
@@ -46,11 +46,11 @@ struct Args {
     fsync: bool,
     /// Connections at once, handshaking or not (fitted under the open file
     /// limit); beyond, new ones are closed at once.
-    #[arg(long, default_value_t = smp_groups_relay::server::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Handshakes in progress at once; a new connection beyond drops the
     /// oldest handshake.
-    #[arg(long, default_value_t = smp_groups_relay::server::DEFAULT_MAX_HANDSHAKES)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_MAX_HANDSHAKES)]
     max_handshakes: usize,
     /// Seconds a client has for the TLS and SMP handshakes together.
     #[arg(long, default_value_t = 30)]
@@ -60,13 +60,13 @@ struct Args {
     #[arg(long, default_value_t = 900)]
     idle_timeout: u64,
     /// Queues in total; NEW beyond gets ERR QUOTA.
-    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_QUEUES)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_MAX_QUEUES)]
     max_queues: u64,
     /// Queues one connection may create; NEW beyond gets ERR QUOTA.
-    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_QUEUES_PER_CONNECTION)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_MAX_QUEUES_PER_CONNECTION)]
     max_queues_per_connection: u64,
     /// Bytes of message bodies stored in total; SEND beyond gets ERR QUOTA.
-    #[arg(long, default_value_t = smp_groups_relay::config::DEFAULT_MAX_STORED_BYTES)]
+    #[arg(long, default_value_t = smp_groups_relay::DEFAULT_MAX_STORED_BYTES)]
     max_stored_bytes: u64,
     /// Transmissions of one connection being handled and not yet answered on
     /// its socket; beyond, its blocks are not read.
@@ -124,7 +124,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = match smp_groups_relay::signal::shutdown_signal() {
+    let stop = match smp_groups_relay::shutdown_signal() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("smp-relay: cannot install signal handlers: {e}");

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::auth::SessionAuth;
-use smp_groups_relay::types::{
+use smp_groups_relay::SessionAuth;
+use smp_groups_relay::{
     AuthKey, Authorization, Command, ConnId, NewQueue, QueueId, QueueMode, Reply, Request, Response,
 };
 use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
@@ -81,7 +81,7 @@ pub fn unsigned(corr: u8, entity: &[u8], command: Command) -> Request {
 }
 
 /// The one reply of an outcome, checking the correlation id.
-pub fn only(out: &smp_groups_relay::types::Outcome) -> Reply {
+pub fn only(out: &smp_groups_relay::Outcome) -> Reply {
     assert_eq!(out.responses.len(), 1, "{out:?}");
     out.responses[0].reply.clone()
 }
@@ -167,7 +167,7 @@ pub fn send(body: &[u8]) -> Command {
     }
 }
 
-pub fn events_for(out: &smp_groups_relay::types::Outcome, conn: ConnId) -> Vec<Response> {
+pub fn events_for(out: &smp_groups_relay::Outcome, conn: ConnId) -> Vec<Response> {
     out.events
         .iter()
         .filter(|(c, _)| *c == conn)
