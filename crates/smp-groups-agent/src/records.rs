@@ -17,7 +17,8 @@ const TAG_SENT: u8 = 6;
 const TAG_PROFILES: u8 = 7;
 const TAG_SHARED: u8 = 8;
 const TAG_DIRECT: u8 = 9;
-const TAG_PROOFS: u8 = 10;
+const TAG_PROOF: u8 = 10;
+const TAG_PROOF_SENT: u8 = 11;
 
 /// The stored form of a key: a tag byte, then the id (a big-endian `u64`, so
 /// that numeric ids sort in order) or the UTF-8 name; a member record has the
@@ -31,7 +32,6 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
         Key::Invitation(id) => (TAG_INVITATION, id.as_bytes()),
         Key::Direct(alias) => (TAG_DIRECT, alias.as_bytes()),
         Key::Profiles(alias) => (TAG_PROFILES, alias.as_bytes()),
-        Key::Proofs(alias) => (TAG_PROOFS, alias.as_bytes()),
         Key::Op(id) => return tagged_u64(TAG_OP, *id),
         Key::Member(alias, member) => {
             // The member id first (fixed length), then the group's name.
@@ -49,6 +49,8 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
             out.extend_from_slice(alias.as_bytes());
             return out;
         }
+        Key::Proof(alias, n) => return tagged_u64_name(TAG_PROOF, *n, alias),
+        Key::ProofSent(alias, id) => return tagged_u64_name(TAG_PROOF_SENT, *id, alias),
         Key::Sent(alias, ext_msg_id) => {
             // The message id first (fixed length), then the group's name.
             let mut out = Vec::with_capacity(9 + alias.len());
@@ -61,6 +63,15 @@ pub fn encode_key(key: &Key) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + rest.len());
     out.push(tag);
     out.extend_from_slice(rest);
+    out
+}
+
+/// A tag, a big-endian `u64` (fixed length), then a group's name.
+fn tagged_u64_name(tag: u8, id: u64, alias: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + alias.len());
+    out.push(tag);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(alias.as_bytes());
     out
 }
 
@@ -95,7 +106,6 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
         TAG_INVITATION => Ok(Key::Invitation(name()?)),
         TAG_DIRECT => Ok(Key::Direct(name()?)),
         TAG_PROFILES => Ok(Key::Profiles(name()?)),
-        TAG_PROOFS => Ok(Key::Proofs(name()?)),
         TAG_OP => Ok(Key::Op(id()?)),
         TAG_MEMBER => {
             let (member, alias) = rest
@@ -110,6 +120,18 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, StoreError> {
                 .ok_or_else(|| bad("message id is not 8 bytes"))?;
             let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
             Ok(Key::Sent(alias, u64::from_be_bytes(*id)))
+        }
+        TAG_PROOF | TAG_PROOF_SENT => {
+            let (n, alias) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("number is not 8 bytes"))?;
+            let alias = String::from_utf8(alias.to_vec()).map_err(|_| bad("name is not UTF-8"))?;
+            let n = u64::from_be_bytes(*n);
+            Ok(if *tag == TAG_PROOF {
+                Key::Proof(alias, n)
+            } else {
+                Key::ProofSent(alias, n)
+            })
         }
         TAG_SHARED => {
             let (seq, alias) = rest

@@ -31,7 +31,9 @@ fn keys_round_trip_and_sort_by_id() {
         Key::Shared("g".into(), 5),
         Key::Direct("g".into()),
         Key::Direct("friends ü".into()),
-        Key::Proofs("g".into()),
+        Key::Proof("g".into(), 3),
+        Key::Proof("friends ü".into(), u64::MAX),
+        Key::ProofSent("g".into(), 3),
     ];
     for k in &keys {
         assert_eq!(&decode_key(&encode_key(k)).unwrap(), k);
@@ -43,7 +45,11 @@ fn keys_round_trip_and_sort_by_id() {
     assert_eq!(encode_key(&Key::Profiles("g".into())), [7, b'g']);
     assert_eq!(encode_key(&Key::Shared("g".into(), 5))[0], 8);
     assert_eq!(encode_key(&Key::Direct("g".into())), [9, b'g']);
-    assert_eq!(encode_key(&Key::Proofs("g".into())), [10, b'g']);
+    assert_eq!(
+        encode_key(&Key::Proof("g".into(), 258)),
+        [10, 0, 0, 0, 0, 0, 0, 1, 2, b'g']
+    );
+    assert_eq!(encode_key(&Key::ProofSent("g".into(), 1))[0], 11);
     let mut encoded: Vec<Vec<u8>> = keys.iter().map(encode_key).collect();
     encoded.sort();
     encoded.dedup();
@@ -66,7 +72,8 @@ fn malformed_keys_are_damaged_rows() {
         &[2, 0xff, 0xfe],
         &[6, 0, 0, 1],
         &[6, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
-        &[11],
+        &[12],
+        &[10, 0, 0, 1],
     ] {
         assert!(
             matches!(

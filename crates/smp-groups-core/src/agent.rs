@@ -205,7 +205,8 @@ impl Agent {
         let mut sent: BTreeMap<String, Vec<(u64, crate::history::SentRec)>> = BTreeMap::new();
         let mut direct: BTreeMap<String, crate::direct::DirectBook> = BTreeMap::new();
         let mut profiles: BTreeMap<String, crate::profile::Profiles> = BTreeMap::new();
-        let mut proofs: BTreeMap<String, crate::proof::ProofBook> = BTreeMap::new();
+        let mut proof_units: BTreeMap<String, Vec<(u64, crate::proof::Unit)>> = BTreeMap::new();
+        let mut proof_sent: BTreeMap<String, Vec<(u64, BTreeSet<Mid>)>> = BTreeMap::new();
         let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
             BTreeMap::new();
         for (key, value) in records {
@@ -237,8 +238,16 @@ impl Agent {
                 Key::Profiles(alias) => {
                     profiles.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
                 }
-                Key::Proofs(alias) => {
-                    proofs.insert(alias.clone(), postcard::from_bytes(&value).map_err(bad)?);
+                Key::Proof(alias, n) => {
+                    let unit = postcard::from_bytes(&value).map_err(bad)?;
+                    proof_units
+                        .entry(alias.clone())
+                        .or_default()
+                        .push((*n, unit));
+                }
+                Key::ProofSent(alias, id) => {
+                    let to = postcard::from_bytes(&value).map_err(bad)?;
+                    proof_sent.entry(alias.clone()).or_default().push((*id, to));
                 }
                 Key::Shared(alias, seq) => {
                     let rec = postcard::from_bytes(&value).map_err(bad)?;
@@ -275,15 +284,21 @@ impl Agent {
             let g: &mut Group = g;
             g.shared.extend(list);
         }
-        for (alias, p) in proofs {
-            let Some(g) = groups.get_mut(&alias) else {
+        for alias in proof_units.keys().chain(proof_sent.keys()) {
+            if !groups.contains_key(alias) {
                 return Err(RestoreError::Corrupt {
-                    key: Key::Proofs(alias),
+                    key: Key::Group(alias.clone()),
                     reason: "proofs of a group that is not stored".to_owned(),
                 });
-            };
+            }
+        }
+        for (alias, g) in &mut groups {
             let g: &mut Group = g;
-            g.proofs = p;
+            let units = proof_units.remove(alias).unwrap_or_default();
+            let sent = proof_sent.remove(alias).unwrap_or_default();
+            if !units.is_empty() || !sent.is_empty() {
+                g.proofs = crate::proof::ProofBook::restore(units, sent);
+            }
         }
         for (alias, p) in profiles {
             let Some(g) = groups.get_mut(&alias) else {
@@ -890,8 +905,11 @@ impl Agent {
             if g.profiles != crate::profile::Profiles::default() {
                 out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
             }
-            if !g.proofs.is_empty() {
-                out.extend(encode(&g.proofs).map(|v| (Key::Proofs(a.clone()), v)));
+            for (n, u) in g.proofs.units() {
+                out.extend(encode(u).map(|v| (Key::Proof(a.clone(), *n), v)));
+            }
+            for (id, to) in g.proofs.noted() {
+                out.extend(encode(to).map(|v| (Key::ProofSent(a.clone(), *id), v)));
             }
         }
         for (i, r) in &self.invitations {
@@ -911,7 +929,6 @@ impl Agent {
         let Some(g) = self.groups.get_mut(alias) else {
             batch.deletes.push(Key::Group(alias.to_owned()));
             batch.deletes.push(Key::Profiles(alias.to_owned()));
-            batch.deletes.push(Key::Proofs(alias.to_owned()));
             for mid in old.keys() {
                 batch.deletes.push(Key::Member(alias.to_owned(), *mid));
             }
@@ -1000,11 +1017,15 @@ impl Agent {
                     .map(|g| &g.direct)
                     .filter(|d| !d.is_empty())
                     .and_then(encode),
-                Key::Proofs(alias) => self
+                Key::Proof(alias, n) => self
                     .groups
                     .get(alias)
-                    .map(|g| &g.proofs)
-                    .filter(|p| !p.is_empty())
+                    .and_then(|g| g.proofs.unit(*n))
+                    .and_then(encode),
+                Key::ProofSent(alias, id) => self
+                    .groups
+                    .get(alias)
+                    .and_then(|g| g.proofs.recipients(*id))
                     .and_then(encode),
             };
             match value {

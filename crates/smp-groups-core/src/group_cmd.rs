@@ -678,6 +678,7 @@ impl Agent {
         self.forget_sent(group);
         self.direct_group_dropped(group);
         self.forget_shared(group);
+        self.forget_proofs(group);
         if let Some(g) = self.groups.remove(group) {
             for c in g.open_offered.values() {
                 self.close_conn(*c);

@@ -11,9 +11,13 @@
 //! units it did not sign); the members verify them with the signers' keys
 //! and keep them too. Kept for the last [`PROOF_WINDOW`] messages of each
 //! sender, and at most [`MAX_PROOF_UNITS_KEPT`] units per group, oldest
-//! dropped first. Stored apart from the group ([`Key::Proofs`]).
+//! dropped first. Stored apart from the group, one record per unit
+//! ([`Key::Proof`]) and per message of ours (its recipients,
+//! [`Key::ProofSent`]), each written when it changes: a receipt costs one
+//! small write, whatever the number of proofs kept.
 //!
-//! [`Key::Proofs`]: crate::store::Key::Proofs
+//! [`Key::Proof`]: crate::store::Key::Proof
+//! [`Key::ProofSent`]: crate::store::Key::ProofSent
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,9 +43,11 @@ pub const MAX_PROOF_UNITS_KEPT: usize = 4096;
 /// goes alone; fragments carry it).
 const PROOF_ENVELOPE_BUDGET: usize = 12 * 1024;
 
-/// One signed receipt as kept.
+/// One signed receipt as kept (the stored record of [`Key::Proof`]).
+///
+/// [`Key::Proof`]: crate::store::Key::Proof
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Unit {
+pub(crate) struct Unit {
     /// The member whose messages it covers.
     sender: Mid,
     /// The member that signed it.
@@ -51,10 +57,12 @@ struct Unit {
     /// The signature (64 bytes).
     #[serde(with = "crate::serde_bytes")]
     sig: Vec<u8>,
+    /// A receipt for our messages not re-broadcast yet.
+    unsent: bool,
 }
 
 /// The proofs of a group.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ProofBook {
     /// Units by local number.
     units: BTreeMap<u64, Unit>,
@@ -64,18 +72,74 @@ pub(crate) struct ProofBook {
     by_msg: BTreeMap<(Mid, u64), BTreeMap<Mid, u64>>,
     /// The recipients of each of our messages when we sent it.
     expected: BTreeMap<u64, BTreeSet<Mid>>,
-    /// Units for our messages not re-broadcast yet.
+    /// Units for our messages not re-broadcast yet (those whose `unsent`
+    /// is set).
     unsent: BTreeSet<u64>,
     /// Differences already reported: (sender, extMsgId, signer). Not stored:
     /// a restart may report one again.
-    #[serde(skip)]
     reported: BTreeSet<(Mid, u64, Mid)>,
+    /// Units added, changed or dropped since the last store write.
+    changed_units: BTreeSet<u64>,
+    /// Our messages whose recipients were noted or dropped since then.
+    changed_expected: BTreeSet<u64>,
 }
 
 impl ProofBook {
-    /// True if nothing is kept.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.units.is_empty() && self.expected.is_empty()
+    /// A book from its stored records: the units (by number) and the
+    /// recipients of our messages (by extMsgId). A later unit of the same
+    /// signer for the same message wins, as when they were added.
+    pub(crate) fn restore(
+        units: impl IntoIterator<Item = (u64, Unit)>,
+        expected: impl IntoIterator<Item = (u64, BTreeSet<Mid>)>,
+    ) -> Self {
+        let mut b = Self {
+            expected: expected.into_iter().collect(),
+            ..Self::default()
+        };
+        let mut units: Vec<(u64, Unit)> = units.into_iter().collect();
+        units.sort_by_key(|(n, _)| *n);
+        for (n, unit) in units {
+            for (id, _) in &unit.receipts {
+                b.by_msg
+                    .entry((unit.sender, *id))
+                    .or_default()
+                    .insert(unit.signer, n);
+            }
+            if unit.unsent {
+                b.unsent.insert(n);
+            }
+            b.next = b.next.max(n.saturating_add(1));
+            b.units.insert(n, unit);
+        }
+        b
+    }
+
+    /// The stored unit `n`, if kept.
+    pub(crate) fn unit(&self, n: u64) -> Option<&Unit> {
+        self.units.get(&n)
+    }
+
+    /// The stored recipients of our message `ext_msg_id`, if kept.
+    pub(crate) fn recipients(&self, ext_msg_id: u64) -> Option<&BTreeSet<Mid>> {
+        self.expected.get(&ext_msg_id)
+    }
+
+    /// Every unit, for a full write.
+    pub(crate) fn units(&self) -> impl Iterator<Item = (&u64, &Unit)> {
+        self.units.iter()
+    }
+
+    /// Every noted message of ours, for a full write.
+    pub(crate) fn noted(&self) -> impl Iterator<Item = (&u64, &BTreeSet<Mid>)> {
+        self.expected.iter()
+    }
+
+    /// What changed since the last call: (units, our messages).
+    pub(crate) fn take_changed(&mut self) -> (BTreeSet<u64>, BTreeSet<u64>) {
+        (
+            std::mem::take(&mut self.changed_units),
+            std::mem::take(&mut self.changed_expected),
+        )
     }
 
     /// Keeps a verified unit. Returns its number if it covers a message in
@@ -104,7 +168,11 @@ impl ProofBook {
         }
         self.next = self.next.saturating_add(1);
         let sender = unit.sender;
+        if unit.unsent {
+            self.unsent.insert(n);
+        }
         self.units.insert(n, unit);
+        self.changed_units.insert(n);
         self.trim(sender, newest);
         Some(n)
     }
@@ -140,6 +208,7 @@ impl ProofBook {
                 break;
             };
             self.unsent.remove(&n);
+            self.changed_units.insert(n);
             for (id, _) in &unit.receipts {
                 if let Some(signers) = self.by_msg.get_mut(&(unit.sender, *id)) {
                     if signers.get(&unit.signer) == Some(&n) {
@@ -166,6 +235,7 @@ impl ProofBook {
         if !used {
             self.units.remove(&n);
             self.unsent.remove(&n);
+            self.changed_units.insert(n);
         }
     }
 
@@ -220,8 +290,23 @@ impl ProofBook {
     /// Notes the recipients of our message `ext_msg_id`.
     pub(crate) fn expect(&mut self, ext_msg_id: u64, recipients: BTreeSet<Mid>) {
         self.expected.insert(ext_msg_id, recipients);
+        self.changed_expected.insert(ext_msg_id);
         let floor = ext_msg_id.saturating_sub(PROOF_WINDOW - 1);
-        self.expected = self.expected.split_off(&floor);
+        let kept = self.expected.split_off(&floor);
+        self.changed_expected
+            .extend(std::mem::replace(&mut self.expected, kept).into_keys());
+    }
+
+    /// Marks the units waiting for re-broadcast as sent; returns them.
+    fn take_unsent(&mut self) -> Vec<u64> {
+        let unsent = std::mem::take(&mut self.unsent);
+        for n in &unsent {
+            if let Some(u) = self.units.get_mut(n) {
+                u.unsent = false;
+                self.changed_units.insert(*n);
+            }
+        }
+        unsent.into_iter().collect()
     }
 }
 
@@ -289,8 +374,35 @@ impl Unit {
 }
 
 impl Agent {
+    /// Marks the proof records that changed for the next store write.
     fn touch_proofs(&mut self, group: &str) {
-        self.dirty.insert(Key::Proofs(group.to_owned()));
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let (units, expected) = g.proofs.take_changed();
+        self.dirty
+            .extend(units.into_iter().map(|n| Key::Proof(group.to_owned(), n)));
+        self.dirty.extend(
+            expected
+                .into_iter()
+                .map(|id| Key::ProofSent(group.to_owned(), id)),
+        );
+    }
+
+    /// The group is going: every proof record of it goes too.
+    pub(crate) fn forget_proofs(&mut self, group: &str) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let units: Vec<u64> = g.proofs.units.keys().copied().collect();
+        let expected: Vec<u64> = g.proofs.expected.keys().copied().collect();
+        self.dirty
+            .extend(units.into_iter().map(|n| Key::Proof(group.to_owned(), n)));
+        self.dirty.extend(
+            expected
+                .into_iter()
+                .map(|id| Key::ProofSent(group.to_owned(), id)),
+        );
     }
 
     /// Keeps a signed receipt for messages of `sender`, verified by the
@@ -311,13 +423,12 @@ impl Agent {
             signer,
             receipts: receipts.iter().map(|(id, d)| (*id, d.0)).collect(),
             sig: sig.to_vec(),
+            unsent: ours,
         };
         let Some(n) = g.proofs.add(unit) else {
+            self.touch_proofs(group);
             return;
         };
-        if ours {
-            g.proofs.unsent.insert(n);
-        }
         let me = g.me;
         let found = g.proofs.differences(n, me);
         self.touch_proofs(group);
@@ -363,7 +474,7 @@ impl Agent {
         if g.proofs.unsent.is_empty() {
             return;
         }
-        let unsent = std::mem::take(&mut g.proofs.unsent);
+        let unsent = g.proofs.take_unsent();
         let units: Vec<SignedReceipts> = unsent
             .iter()
             .filter_map(|n| g.proofs.units.get(n))
@@ -543,6 +654,7 @@ mod tests {
                 .map(|id| (*id, [id.to_be_bytes()[7]; 32]))
                 .collect(),
             sig: vec![0; 64],
+            unsent: false,
         }
     }
 

@@ -421,9 +421,10 @@ pub(crate) struct Group {
     #[serde(skip)]
     pub(crate) members_mismatch: crate::members_check::Mismatches,
     /// Signed receipts kept as proof of delivery (`crate::proof`). Stored
-    /// apart ([`Key::Proofs`]).
+    /// apart, one record each ([`Key::Proof`], [`Key::ProofSent`]).
     ///
-    /// [`Key::Proofs`]: crate::store::Key::Proofs
+    /// [`Key::Proof`]: crate::store::Key::Proof
+    /// [`Key::ProofSent`]: crate::store::Key::ProofSent
     #[serde(skip)]
     pub(crate) proofs: crate::proof::ProofBook,
 }

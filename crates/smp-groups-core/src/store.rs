@@ -45,12 +45,16 @@ pub enum Key {
     /// local alias and a local sequence number; `Config::history` bounds
     /// them).
     Shared(String, u64),
-    /// The signed receipts a group keeps as proof of delivery, and the
-    /// recipients of our recent messages (by the group's local alias;
-    /// `crate::PROOF_WINDOW` messages of each sender,
-    /// `crate::MAX_PROOF_UNITS_KEPT` receipts at most). Absent when there
-    /// are none; a store written before proofs existed loads as it is.
-    Proofs(String),
+    /// One signed receipt a group keeps as proof of delivery (by the
+    /// group's local alias and a local number; `crate::PROOF_WINDOW`
+    /// messages of each sender, `crate::MAX_PROOF_UNITS_KEPT` receipts at
+    /// most per group). A store written before proofs existed has none and
+    /// loads as it is.
+    Proof(String, u64),
+    /// The members one of our recent group messages was sent to, whose
+    /// receipts its proof needs (by the group's local alias and the
+    /// message's extMsgId; `crate::PROOF_WINDOW` per group at most).
+    ProofSent(String, u64),
 }
 
 /// The storage writes of one input, to be applied atomically before any relay

@@ -32,6 +32,8 @@ fn group_id(sim: &Sim, h: &GroupHandle) -> (GroupId, MemberId) {
 /// and, per sender, the id of its message.
 fn setup(silent: Option<usize>, seed: u64) -> (Sim, Vec<GroupHandle>, BTreeMap<MemberId, u64>) {
     let mut sim = Sim::new(N, &config(), Faults::default(), seed);
+    // Every input's store writes must leave the store equal to the state.
+    sim.set_check_store(true);
     let hs = sim.build_group(N).expect("group");
     for h in &hs {
         sim.command(
