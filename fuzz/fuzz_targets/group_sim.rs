@@ -28,6 +28,7 @@ use smp_groups_core::sim::model::{Case, Op, Stats, check};
 enum FuzzOp {
     Add { by: u8, who: u8 },
     Send { by: u8 },
+    DirectSend { by: u8, to: u8 },
     Leave(u8),
     Remove { by: u8, who: u8 },
     Crash(u8),
@@ -66,6 +67,10 @@ impl Input {
                     who: a(who),
                 },
                 FuzzOp::Send { by } => Op::Send { by: a(by) },
+                FuzzOp::DirectSend { by, to } => Op::DirectSend {
+                    by: a(by),
+                    to: a(to),
+                },
                 FuzzOp::Leave(i) => Op::Leave(a(i)),
                 FuzzOp::Remove { by, who } => Op::Remove {
                     by: a(by),

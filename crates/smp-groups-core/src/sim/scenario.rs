@@ -28,8 +28,8 @@ impl Sim {
             .map(|e| &e.event)
     }
 
-    /// Acknowledges every group message the agents of `hs` received and did
-    /// not acknowledge yet (`from` keeps each agent's position in its
+    /// Acknowledges every group and direct message the agents of `hs`
+    /// received and did not acknowledge yet (`from` keeps each agent's position in its
     /// events); agents that are down are skipped.
     pub fn ack_all(&mut self, hs: &[GroupHandle], from: &mut BTreeMap<usize, usize>) {
         for h in hs {
@@ -37,16 +37,17 @@ impl Sim {
                 continue;
             }
             let start = from.get(&h.agent).copied().unwrap_or(0);
-            let ids: Vec<(String, u64)> = self
-                .events(h.agent)
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| match &e.event {
-                    Event::Msg { group, msg_id, .. } => Some((group.clone(), *msg_id)),
-                    _ => None,
-                })
-                .collect();
+            let ids: Vec<(String, u64)> =
+                self.events(h.agent)
+                    .get(start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|e| match &e.event {
+                        Event::Msg { group, msg_id, .. }
+                        | Event::DirectMsg { group, msg_id, .. } => Some((group.clone(), *msg_id)),
+                        _ => None,
+                    })
+                    .collect();
             from.insert(h.agent, self.events(h.agent).len());
             for (group, msg_id) in ids {
                 self.command(h.agent, Command::Ack { group, msg_id });

@@ -234,6 +234,61 @@ pub fn check(case: &Case, stats: &mut Stats) -> Result<(), CheckFailure> {
         }
         run.stats.sender_removed += sender_removed;
         run.stats.deliveries_checked += deliveries_checked;
+        // 4b. A direct message between two members that both stayed in the
+        // group (and were never removed) arrives exactly once and is
+        // confirmed.
+        let mut direct_checked = 0;
+        for d in run.direct.iter().filter(|d| d.generation == g) {
+            let (s, r) = (d.sender_agent, d.recipient_agent);
+            if !in_group.contains(&s) || !in_group.contains(&r) {
+                continue;
+            }
+            let removed_ever = |agent: usize| {
+                run.ids.get(&(g, agent)).is_some_and(|id| {
+                    gen_.handles.iter().any(|(i, h)| {
+                        run.sim.events(*i).iter().any(|e| {
+                            matches!(&e.event, Event::Removed { group, member, .. }
+                                if *group == h.alias && member == id)
+                        })
+                    })
+                })
+            };
+            if removed_ever(s) || removed_ever(r) {
+                continue;
+            }
+            let (s_alias, r_alias) = (&gen_.handles[&s].alias, &gen_.handles[&r].alias);
+            let got = run
+                .sim
+                .events(r)
+                .iter()
+                .filter(|e| {
+                    matches!(&e.event, Event::DirectMsg { group, member, body, .. }
+                    if group == r_alias && *member == d.sender && *body == d.body)
+                })
+                .count();
+            let confirmed = run.sim.events(s).iter().any(|e| {
+                matches!(&e.event, Event::DirectRcvd { group, msg_id, status, .. }
+                    if group == s_alias && *msg_id == d.int_id && status.is_ok())
+            });
+            if got != 1 || !confirmed {
+                dump(&run);
+            }
+            ensure_eq!(
+                seed,
+                got,
+                1,
+                "seed {seed}: direct {:?} from {s} to {r}",
+                String::from_utf8_lossy(&d.body)
+            );
+            ensure!(
+                seed,
+                confirmed,
+                "seed {seed}: direct {:?} from {s} to {r} never confirmed",
+                String::from_utf8_lossy(&d.body)
+            );
+            direct_checked += 1;
+        }
+        run.stats.direct_checked += direct_checked;
     }
     // 5. No duplicates, no violations, no unknown names.
     let known: BTreeSet<MemberId> = run.ids.values().copied().collect();

@@ -79,6 +79,13 @@ pub enum Op {
         /// Picks the sender among the members.
         by: usize,
     },
+    /// A member sends a direct message to another member (`DSEND`).
+    DirectSend {
+        /// Picks the sender among the members whose join is complete.
+        by: usize,
+        /// Picks the recipient among them (not the sender).
+        to: usize,
+    },
     /// A member leaves the group (picked among the members).
     Leave(usize),
     /// A member removes another one.
@@ -151,6 +158,10 @@ pub struct Stats {
     pub sends: u64,
     /// Deliveries checked to have happened exactly once.
     pub deliveries_checked: u64,
+    /// Direct messages the agent accepted (`DSENT` answer).
+    pub direct_sends: u64,
+    /// Of those, checked delivered exactly once and confirmed (`DRCVD`).
+    pub direct_checked: u64,
     /// Messages whose sender was removed (they may be dropped by design).
     pub sender_removed: u64,
     /// Groups deleted.
@@ -181,6 +192,8 @@ impl Stats {
         self.joins_abandoned += other.joins_abandoned;
         self.sends += other.sends;
         self.deliveries_checked += other.deliveries_checked;
+        self.direct_sends += other.direct_sends;
+        self.direct_checked += other.direct_checked;
         self.sender_removed += other.sender_removed;
         self.deletes += other.deletes;
         self.deletes_unreachable += other.deletes_unreachable;

@@ -21,6 +21,17 @@ pub(super) struct Sent {
     pub(super) to: BTreeSet<usize>,
 }
 
+/// One direct message the scenario sent, that the sender's agent accepted.
+pub(super) struct DirectSent {
+    pub(super) generation: usize,
+    pub(super) sender_agent: usize,
+    pub(super) sender: MemberId,
+    pub(super) recipient_agent: usize,
+    pub(super) body: Vec<u8>,
+    /// The sender's local id for it (from `DirectQueued`).
+    pub(super) int_id: u64,
+}
+
 /// One group's life: created by one agent, deleted perhaps.
 pub(super) struct Generation {
     pub(super) creator: usize,
@@ -38,6 +49,7 @@ pub(super) struct Run {
     pub(super) gens: Vec<Generation>,
     pub(super) ids: BTreeMap<(usize, usize), MemberId>,
     pub(super) sent: Vec<Sent>,
+    pub(super) direct: Vec<DirectSent>,
     pub(super) answered: BTreeSet<(usize, String, u64)>,
     pub(super) stats: Stats,
 }
@@ -56,6 +68,7 @@ impl Run {
             }],
             ids: BTreeMap::new(),
             sent: Vec::new(),
+            direct: Vec::new(),
             answered: BTreeSet::new(),
             stats: Stats::default(),
         };
@@ -174,6 +187,10 @@ impl Run {
             .zip(Self::pick(&outside, who))
             .map(|(by, who)| Op::Add { by, who }),
             Op::Send { by } => Self::pick(&holders, by).map(|by| Op::Send { by }),
+            Op::DirectSend { by, to } => Self::pick(&complete, by)
+                .zip(Self::pick(&complete, to))
+                .filter(|(by, to)| by != to)
+                .map(|(by, to)| Op::DirectSend { by, to }),
             Op::Leave(i) => Self::pick(&holders, i).map(Op::Leave),
             Op::Remove { by, who } => Self::pick(&holders, by)
                 .zip(Self::pick(&holders, who))
@@ -190,6 +207,7 @@ impl Run {
         match op {
             Op::Add { by, who } => self.add(g, by, who)?,
             Op::Send { by } => self.send(g, by, k),
+            Op::DirectSend { by, to } => self.direct_send(g, by, to, k),
             Op::Leave(i) => {
                 if let Some(h) = self.handle(g, i).cloned() {
                     self.sim.command(i, Command::Leave { group: h.alias });
@@ -281,6 +299,39 @@ impl Run {
             body,
             int_id,
             to,
+        });
+    }
+
+    fn direct_send(&mut self, g: usize, by: usize, to: usize, k: usize) {
+        let (Some(sender), Some(recipient)) = (self.id_of(g, by), self.id_of(g, to)) else {
+            return;
+        };
+        let Some(h) = self.handle(g, by).cloned() else {
+            return;
+        };
+        let body = format!("d{k}").into_bytes();
+        let corr = self.sim.command(
+            by,
+            Command::DirectSend {
+                group: h.alias,
+                member: recipient,
+                body: body.clone(),
+            },
+        );
+        // Refused (the agent is down, or does not count the member as
+        // connected yet): nothing to check.
+        let Some(Event::DirectQueued { msg_id, .. }) = self.sim.response(by, &corr) else {
+            return;
+        };
+        let int_id = *msg_id;
+        self.stats.direct_sends += 1;
+        self.direct.push(DirectSent {
+            generation: g,
+            sender_agent: by,
+            sender,
+            recipient_agent: to,
+            body,
+            int_id,
         });
     }
 
