@@ -645,6 +645,69 @@ fn pack(units: &[&SignedReceipts]) -> Vec<GroupEnvelope> {
 mod tests {
     use super::*;
 
+    /// A `PROOF` with a receipt whose signature does not verify, or whose
+    /// signer's key we do not hold, or signed by the sender itself, keeps
+    /// nothing and is counted; a good one is kept.
+    #[cfg(feature = "sim")]
+    #[test]
+    fn bad_receipts_in_a_proof_are_refused_and_counted() {
+        use crate::sim::{Faults, Sim};
+        use crate::{Command, Config};
+        let cfg = Config {
+            check_interval_ms: None,
+            check_every_messages: None,
+            ..Config::default()
+        };
+        let mut sim = Sim::new(3, &cfg, Faults::default(), 5);
+        let hs = sim.build_group(3).expect("group");
+        sim.command(
+            0,
+            Command::Send {
+                group: hs[0].alias.clone(),
+                body: b"hello".to_vec(),
+            },
+        );
+        sim.settle_all();
+        sim.ack_all(&hs, &mut BTreeMap::new());
+        sim.run_until(sim.now() + 5_000);
+        sim.settle_all();
+        let id = |i: usize| {
+            sim.agent(i)
+                .and_then(|a| a.group_statuses().into_iter().next())
+                .map(|g| g.me)
+                .expect("member")
+        };
+        let (sender, signer) = (id(0), id(2));
+        // Agent 2's real receipt for message 1, as agent 0 holds it.
+        let good = sim
+            .agent(0)
+            .and_then(|a| a.delivery_proof(&hs[0].alias, None, 1).ok())
+            .and_then(|p| p.receipts.into_iter().find(|u| u.signer == signer))
+            .expect("agent 0 holds agent 2's receipt");
+        let alias = hs[1].alias.clone();
+        let agent = sim.agent_mut(1).expect("agent 1");
+        let held = |a: &Agent| {
+            a.delivery_proof(&alias, Some(sender), 1)
+                .map(|p| p.receipts.len())
+                .unwrap_or(0)
+        };
+        let before = held(agent);
+        let mut forged = good.clone();
+        forged.sig[0] ^= 1;
+        let mut unknown = good.clone();
+        unknown.signer = MemberId([0x55; 16]);
+        let mut by_sender = good.clone();
+        by_sender.signer = sender;
+        agent.on_proof(&alias, sender.0, &[forged, by_sender]);
+        agent.on_proof(&alias, sender.0, &[unknown]);
+        assert_eq!(held(agent), before, "nothing bad is kept");
+        let r = agent.refusals();
+        assert_eq!(r.get(FaultSource::Peer, FaultKind::BadSignature), 1);
+        assert_eq!(r.get(FaultSource::Nobody, FaultKind::Stale), 1);
+        agent.on_proof(&alias, sender.0, &[good]);
+        assert_eq!(held(agent), before + 1, "the good one is kept");
+    }
+
     fn unit(sender: u8, signer: u8, ids: &[u64]) -> Unit {
         Unit {
             sender: [sender; 16],
