@@ -688,8 +688,7 @@ mod tests {
         let agent = sim.agent_mut(1).expect("agent 1");
         let held = |a: &Agent| {
             a.delivery_proof(&alias, Some(sender), 1)
-                .map(|p| p.receipts.len())
-                .unwrap_or(0)
+                .map_or(0, |p| p.receipts.len())
         };
         let before = held(agent);
         let mut forged = good.clone();
