@@ -372,9 +372,10 @@ impl Agent {
     /// The client's answer to an add through our open invitation
     /// ([`Self::ask_open_add`]). Accepted: the add goes on as if it had not
     /// waited. Refused: the member is told on the held connection that we
-    /// will not connect (`HELLO`, then `LEFT`, and the connection closes), so
-    /// that its join, and its introducer's add, complete without us, as after
-    /// a refused `INTRO`; the holder gets a new open invitation.
+    /// will not connect (`LEFT` instead of `HELLO`, and the connection
+    /// closes: [`Self::release_held`]), so that its join, and its
+    /// introducer's add, complete without us, as after a refused `INTRO`;
+    /// the holder gets a new open invitation.
     pub(crate) fn answer_open_add(
         &mut self,
         group: &str,

@@ -328,7 +328,7 @@ pub(crate) struct PendingApproval {
     /// The connection the envelope came on, and the envelope (encoded
     /// `AMessage`). For [`ChangeRec::OpenAdd`], the connection is our open
     /// invitation the member joined, held until the answer, and `envelope`
-    /// its confirmation's join information (postcard `JoinInfo`).
+    /// its confirmation's join information (postcard `Option<JoinInfo>`).
     pub(crate) conn: u64,
     pub(crate) envelope: Vec<u8>,
 }

@@ -351,3 +351,46 @@ fn an_open_invitation_approval_waits_across_a_restart() {
     }
     assert_eq!(members(&sim, &hs, 3).len(), 3);
 }
+
+#[test]
+fn a_member_that_leaves_with_an_open_invitation_add_unanswered_does_not_stall_it() {
+    let (mut sim, hs) = asked(34);
+    let (a1, _) = assert_waiting(&sim, &hs);
+    let ids: Vec<MemberId> = (0..4).map(|i| id(&sim, &hs, i)).collect();
+    // 2 leaves without answering: its `LEFT` goes to the members it holds
+    // (0 and 1), and to 3 on the held connection, which 3 waits on.
+    let corr = sim.command(
+        2,
+        Command::Leave {
+            group: hs[2].alias.clone(),
+        },
+    );
+    assert!(matches!(sim.response(2, &corr), Some(Event::Ok { .. })));
+    sim.settle_all();
+    answer(&mut sim, &hs, 1, a1, true);
+    assert_eq!(joined(&sim, 3), 1);
+    assert_eq!(announced(&sim, 0, ids[3]), 1);
+    // 3 never connected to 2: it was told at once (not by the relay's
+    // report, a removal grace later, that 2's queue is gone).
+    assert_eq!(
+        count(
+            sim.events(3),
+            |e| matches!(e, Event::GroupCon { member, .. } if *member == ids[2])
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            sim.events(3),
+            |e| matches!(e, Event::Left { member: Some(m), .. } if *m == ids[2])
+        ),
+        1
+    );
+    for (i, expect) in [
+        (0, [ids[1], ids[3]]),
+        (1, [ids[0], ids[3]]),
+        (3, [ids[0], ids[1]]),
+    ] {
+        assert_eq!(members(&sim, &hs, i), expect.into(), "agent {i}");
+    }
+}
