@@ -981,8 +981,12 @@ impl Agent {
         }
     }
 
-    /// Drops members that were invited but never connected in time.
+    /// Drops members that were invited but never connected in time (counted
+    /// from our restart too: [`Agent::up_since`]).
     pub(crate) fn expire_pending(&mut self) {
+        let Some(up_since) = self.up_since else {
+            return;
+        };
         let limit = self.now.saturating_sub(self.cfg.pending_member_ttl_ms);
         let expired: Vec<(String, Mid)> = self
             .groups
@@ -992,7 +996,7 @@ impl Agent {
                     .iter()
                     .filter(|(_, m)| {
                         m.status == MemberStatus::Pending
-                            && m.since <= limit
+                            && m.since.max(up_since) <= limit
                             && self.now >= self.cfg.pending_member_ttl_ms
                     })
                     .map(move |(id, _)| (a.clone(), *id))
