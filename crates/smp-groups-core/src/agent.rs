@@ -64,6 +64,12 @@ pub struct Agent {
     events_out: Vec<ClientEvent>,
     outputs: VecDeque<Output>,
     pub(crate) now: u64,
+    /// When this agent (new, or restored from its store) took its first
+    /// input; `None` until then after a restore. A pending member expires
+    /// [`Config::pending_member_ttl_ms`] after it was added or after this,
+    /// whichever is later: what it sent while we were down waits in our
+    /// queues, read only once we are back (not stored).
+    pub(crate) up_since: Option<u64>,
     pub(crate) rng: ChaCha20Rng,
     /// Each member's own record part as last written, by group: a group's
     /// flush writes only the members whose record changed.
@@ -131,6 +137,7 @@ impl Agent {
             events_out: Vec::new(),
             outputs: VecDeque::new(),
             now: 0,
+            up_since: Some(0),
             rng: ChaCha20Rng::from_seed([0; 32]),
             written: BTreeMap::new(),
             refusals: RefusalCounts::default(),
@@ -340,6 +347,7 @@ impl Agent {
         }
         let meta = meta.ok_or(RestoreError::NoMeta)?;
         let mut agent = Self::empty(meta.config);
+        agent.up_since = None;
         agent.next_id = meta.next_id;
         agent.conns = conns;
         agent.groups = groups;
@@ -373,6 +381,7 @@ impl Agent {
     /// the outputs.
     pub fn handle(&mut self, input: Input, now: Timestamp, rng: &mut (impl RngCore + CryptoRng)) {
         self.now = self.now.max(now.as_millis());
+        self.up_since.get_or_insert(self.now);
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         self.rng = ChaCha20Rng::from_seed(seed);
@@ -408,11 +417,12 @@ impl Agent {
             }
         });
         let ttl = self.cfg.pending_member_ttl_ms;
+        let up_since = self.up_since;
         let pending = self.groups.values().flat_map(|g| {
             g.members
                 .values()
                 .filter(|m| m.status == crate::state::MemberStatus::Pending)
-                .map(move |m| m.since.saturating_add(ttl))
+                .filter_map(move |m| up_since.map(|up| m.since.max(up).saturating_add(ttl)))
         });
         let grace = self.cfg.removal_grace_ms;
         let joins = self

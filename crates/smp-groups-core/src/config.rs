@@ -36,7 +36,8 @@ pub struct Config {
     /// `OUT`, `REM` and `DEL` it sent before learning of its removal
     /// (concurrent removals, see `docs/groups.md`).
     pub removal_grace_ms: u64,
-    /// A member that was invited but did not connect within this time is dropped.
+    /// A member that was invited but did not connect within this time is
+    /// dropped (counted from the agent's restart if that is later).
     pub pending_member_ttl_ms: u64,
     /// How receipts for group messages go back to their senders.
     pub receipts: ReceiptPolicy,

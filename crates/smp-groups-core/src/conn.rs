@@ -353,7 +353,7 @@ impl Agent {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.in_flight.is_some() || conn.securing {
+        if conn.in_flight.is_some() || conn.securing || conn.held() {
             return;
         }
         if conn.outbox.is_empty() {
@@ -645,6 +645,11 @@ impl Agent {
 
     /// Deletes the receive queue and drops the connection once its outbox is sent.
     pub(crate) fn close_conn(&mut self, id: u64) {
+        if self.conns.get(&id).is_some_and(Conn::held) {
+            // A member joined this open invitation and waits for our `HELLO`:
+            // it is told we will not connect.
+            self.release_held(id);
+        }
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };

@@ -561,6 +561,12 @@ impl Agent {
             .remove(&approval)
             .ok_or(CommandError::NoId(approval))?;
         self.touch_group(group);
+        if let ChangeRec::OpenAdd { member, by } = p.change {
+            self.answer_open_add(group, p.conn, (member, by), &p.envelope, accept);
+            return Ok(Event::Ok {
+                alias: group.to_owned(),
+            });
+        }
         let limits = self.limits();
         let mut r = Reader::new(&p.envelope);
         let env = match AMessage::read(&mut r, &limits) {

@@ -9,7 +9,7 @@ use crate::Agent;
 use crate::api::Event;
 use crate::conn::JoinInfo;
 use crate::fault::{At, FaultKind, FaultSource};
-use crate::state::{AnchorRec, GroupStatus, MemberStatus, Mid, Note};
+use crate::state::{AnchorRec, ChangeRec, GroupStatus, MemberStatus, Mid, Note, PendingApproval};
 
 impl Agent {
     /// The hidden connection with `member` is established.
@@ -200,12 +200,26 @@ impl Agent {
     }
 
     /// A member introduced by `holder` joined through our open invitation.
+    /// Above [`crate::Config::approval_threshold`] the add waits for the
+    /// client, like an `INTRO`: the connection is held (nothing is sent on it,
+    /// not even `HELLO`, so the member sends us nothing) until the answer.
     pub(crate) fn open_invitation_used(
         &mut self,
         conn: u64,
         group: &str,
         holder: Mid,
         join: Option<JoinInfo>,
+    ) {
+        self.open_invitation_join(conn, group, holder, join, true);
+    }
+
+    fn open_invitation_join(
+        &mut self,
+        conn: u64,
+        group: &str,
+        holder: Mid,
+        join: Option<JoinInfo>,
+        ask: bool,
     ) {
         let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
         let removed = self.groups.get(group).and_then(|g| {
@@ -248,6 +262,13 @@ impl Agent {
             .groups
             .get(group)
             .is_some_and(|g| g.members.contains_key(&x));
+        let approval = self.groups.get(group).is_some_and(|g| {
+            g.status == GroupStatus::Active && g.members.len() + 1 > self.cfg.approval_threshold
+        });
+        if ask && approval && !known {
+            self.ask_open_add(conn, group, holder, x, join.as_ref());
+            return;
+        }
         let mut m = self.new_member(group, Some(holder));
         m.conn = Some(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -293,6 +314,132 @@ impl Agent {
             self.introduce_late(group, x);
         }
         self.offer_open_invitation(group, holder);
+    }
+
+    /// Member `x` joined our open invitation held by `holder`, and the add
+    /// waits for the client (`ApprovalRequired`). The connection stays an
+    /// open invitation, held ([`crate::state::Conn::held`]); the join
+    /// information is kept with the approval, so that both survive a restart.
+    fn ask_open_add(
+        &mut self,
+        conn: u64,
+        group: &str,
+        holder: Mid,
+        x: Mid,
+        join: Option<&JoinInfo>,
+    ) {
+        let envelope = match postcard::to_allocvec(&join) {
+            Ok(b) => b,
+            Err(e) => {
+                let detail = format!("join information of an add to approve: {e}");
+                self.report(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::member(group, Some(x), Some(conn)),
+                    &detail,
+                );
+                self.close_conn(conn);
+                return;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.dirty.insert(crate::store::Key::Meta);
+        let change = ChangeRec::OpenAdd {
+            member: x,
+            by: holder,
+        };
+        if let Some(g) = self.groups.get_mut(group) {
+            g.approvals.insert(
+                id,
+                PendingApproval {
+                    change,
+                    conn,
+                    envelope,
+                },
+            );
+        }
+        tracing::debug!(group, conn, member = %MemberId(x), by = %MemberId(holder), approval = id, "add through an open invitation waits for the client");
+        self.touch_conn(conn);
+        self.touch_group(group);
+        self.event(Event::ApprovalRequired {
+            group: group.to_owned(),
+            approval: id,
+            change: change.into(),
+        });
+    }
+
+    /// The client's answer to an add through our open invitation
+    /// ([`Self::ask_open_add`]). Accepted: the add goes on as if it had not
+    /// waited. Refused: the member is told on the held connection that we
+    /// will not connect (`LEFT` instead of `HELLO`, and the connection
+    /// closes: [`Self::release_held`]), so that its join, and its
+    /// introducer's add, complete without us, as after a refused `INTRO`;
+    /// the holder gets a new open invitation.
+    pub(crate) fn answer_open_add(
+        &mut self,
+        group: &str,
+        conn: u64,
+        (x, holder): (Mid, Mid),
+        join: &[u8],
+        accept: bool,
+    ) {
+        let held = self.conns.get(&conn).is_some_and(|c| {
+            c.held()
+                && matches!(&c.owner, crate::state::Owner::Open { group: g, holder: h }
+                    if g == group && *h == holder)
+        });
+        if !held {
+            // The holder or the group went while the add waited: the
+            // connection was closed then (and the member told).
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                At::member(group, Some(x), Some(conn)),
+                &"an answered add through an open invitation that is gone",
+            );
+            return;
+        }
+        if !accept {
+            tracing::info!(group, member = %MemberId(x), "add through an open invitation refused by the client");
+            self.close_conn(conn);
+            if let Some(g) = self.groups.get_mut(group)
+                && g.open_offered.get(&holder) == Some(&conn)
+            {
+                g.open_offered.remove(&holder);
+            }
+            self.touch_group(group);
+            self.offer_open_invitation(group, holder);
+            return;
+        }
+        match postcard::from_bytes::<Option<JoinInfo>>(join) {
+            Ok(join) => self.open_invitation_join(conn, group, holder, join, false),
+            Err(e) => {
+                let detail = format!("a stored approval's join information: {e}");
+                self.refuse(
+                    FaultSource::Local,
+                    FaultKind::Internal,
+                    At::member(group, Some(x), Some(conn)),
+                    &detail,
+                );
+                self.close_conn(conn);
+            }
+        }
+    }
+
+    /// A held open invitation closes without the add
+    /// ([`crate::state::Conn::held`]): what we queued for the member (`HELLO`
+    /// and our messages since the invitation was offered) is dropped, and
+    /// `LEFT` goes instead, so that the member, which counts us among the
+    /// members it must connect to, drops us without ever connecting: its
+    /// join completes without us.
+    pub(crate) fn release_held(&mut self, conn: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            // Nothing was sent (the outbox is held); kept if it were.
+            let keep = usize::from(c.in_flight.is_some());
+            c.outbox.truncate(keep);
+        }
+        self.enqueue(conn, &AMessage::Group(GroupEnvelope::Left), Note::None);
     }
 
     /// A member we already count as removed joined through our open
@@ -835,8 +982,12 @@ impl Agent {
         }
     }
 
-    /// Drops members that were invited but never connected in time.
+    /// Drops members that were invited but never connected in time (counted
+    /// from our restart too: [`Agent::up_since`]).
     pub(crate) fn expire_pending(&mut self) {
+        let Some(up_since) = self.up_since else {
+            return;
+        };
         let limit = self.now.saturating_sub(self.cfg.pending_member_ttl_ms);
         let expired: Vec<(String, Mid)> = self
             .groups
@@ -846,7 +997,7 @@ impl Agent {
                     .iter()
                     .filter(|(_, m)| {
                         m.status == MemberStatus::Pending
-                            && m.since <= limit
+                            && m.since.max(up_since) <= limit
                             && self.now >= self.cfg.pending_member_ttl_ms
                     })
                     .map(move |(id, _)| (a.clone(), *id))

@@ -194,6 +194,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Our open invitation, joined by a member whose add waits for the
+    /// client's approval: established, but nothing is sent on it (not even
+    /// `HELLO`) until the answer.
+    pub(crate) fn held(&self) -> bool {
+        matches!(self.owner, Owner::Open { .. })
+            && self.status == ConnStatus::Ready
+            && !self.closing
+    }
+
     pub(crate) fn new(owner: Owner, status: ConnStatus, now: u64) -> Self {
         Self {
             owner,
@@ -316,7 +325,10 @@ pub(crate) struct RecvTrack {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct PendingApproval {
     pub(crate) change: ChangeRec,
-    /// The connection the envelope came on, and the envelope (encoded `AMessage`).
+    /// The connection the envelope came on, and the envelope (encoded
+    /// `AMessage`). For [`ChangeRec::OpenAdd`], the connection is our open
+    /// invitation the member joined, held until the answer, and `envelope`
+    /// its confirmation's join information (postcard `Option<JoinInfo>`).
     pub(crate) conn: u64,
     pub(crate) envelope: Vec<u8>,
 }
@@ -324,15 +336,27 @@ pub(crate) struct PendingApproval {
 /// [`Change`] as stored.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) enum ChangeRec {
-    Add { member: Mid, by: Mid },
-    Remove { member: Mid, by: Mid },
+    Add {
+        member: Mid,
+        by: Mid,
+    },
+    Remove {
+        member: Mid,
+        by: Mid,
+    },
+    /// `member` joined our open invitation held by `by` (last, so that
+    /// records stored before it read as they were).
+    OpenAdd {
+        member: Mid,
+        by: Mid,
+    },
 }
 
 impl From<ChangeRec> for Change {
     fn from(c: ChangeRec) -> Self {
         use smp_groups_wire::agent::MemberId;
         match c {
-            ChangeRec::Add { member, by } => Change::Add {
+            ChangeRec::Add { member, by } | ChangeRec::OpenAdd { member, by } => Change::Add {
                 member: MemberId(member),
                 by: MemberId(by),
             },

@@ -1233,3 +1233,41 @@ fn regression_members_reported_after_leave_n4() {
     };
     check(&c, &mut Stats::default()).expect("converges");
 }
+
+/// Found by a 10,000-case run (open invitations, n = 6, threshold 64, loss,
+/// a crash and a removal): agent 0's view lacked agent 4, which the others
+/// held. Agent 4 was down longer than the pending-member time while agent
+/// 0's `HELLO` waited in its queue; back, it dropped agent 0 as never
+/// connected before reading it, and agent 0, finding 4's queue gone, dropped
+/// 4 in turn. The time now counts from the restart too.
+#[test]
+fn regression_member_missing_after_crash_and_remove_open_n6() {
+    let ops = vec![
+        Op::Send { by: 0 },
+        Op::Add { by: 0, who: 2 },
+        Op::Run(539),
+        Op::Add { by: 0, who: 4 },
+        Op::Settle,
+        Op::Add { by: 1, who: 1 },
+        Op::Add { by: 3, who: 5 },
+        Op::Run(1584),
+        Op::Send { by: 4 },
+        Op::Run(218),
+        Op::Run(2229),
+        Op::Crash(4),
+        Op::Remove { by: 4, who: 5 },
+        Op::Add { by: 5, who: 0 },
+        Op::Add { by: 0, who: 0 },
+        Op::Add { by: 0, who: 0 },
+    ];
+    let faults = Faults {
+        loss_ppm: 9971,
+        duplicate_ppm: 1,
+        max_delay_ms: 52,
+    };
+    let c = Case {
+        open_invitations: true,
+        ..case(6, ops, faults, 5_573_968_655_996_907_600)
+    };
+    check(&c, &mut Stats::default()).expect("converges");
+}
