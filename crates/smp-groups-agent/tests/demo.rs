@@ -23,8 +23,9 @@ async fn demo_every_step_holds_for_four_members_and_two_messages() {
     assert_eq!(counts(Op::Create), vec![(1, 0)]);
     assert_eq!(counts(Op::Add), vec![(2, 5), (3, 11), (4, 17)]);
     assert_eq!(counts(Op::Send), vec![(4, 6); 8]);
-    // A full round: each of the 4 members checks each of the other 3.
-    assert_eq!(counts(Op::Check), vec![(4, 12)]);
+    // A full round: each of the 4 members checks each of the other 3, and
+    // re-broadcasts to each the receipts of the other two (`PROOF`).
+    assert_eq!(counts(Op::Check), vec![(4, 24)]);
     assert_eq!(counts(Op::Remove), vec![(4, 5)]);
     assert_eq!(counts(Op::Leave), vec![(3, 2)]);
     assert_eq!(counts(Op::Delete), vec![(2, 2)]);
