@@ -380,13 +380,7 @@ impl Agent {
             return;
         };
         let (units, expected) = g.proofs.take_changed();
-        self.dirty
-            .extend(units.into_iter().map(|n| Key::Proof(group.to_owned(), n)));
-        self.dirty.extend(
-            expected
-                .into_iter()
-                .map(|id| Key::ProofSent(group.to_owned(), id)),
-        );
+        self.mark_proof_records(group, units, expected);
     }
 
     /// The group is going: every proof record of it goes too.
@@ -396,13 +390,21 @@ impl Agent {
         };
         let units: Vec<u64> = g.proofs.units.keys().copied().collect();
         let expected: Vec<u64> = g.proofs.expected.keys().copied().collect();
-        self.dirty
-            .extend(units.into_iter().map(|n| Key::Proof(group.to_owned(), n)));
-        self.dirty.extend(
-            expected
-                .into_iter()
-                .map(|id| Key::ProofSent(group.to_owned(), id)),
-        );
+        self.mark_proof_records(group, units, expected);
+    }
+
+    /// Marks the records of these units and of these messages of ours.
+    fn mark_proof_records(
+        &mut self,
+        group: &str,
+        units: impl IntoIterator<Item = u64>,
+        expected: impl IntoIterator<Item = u64>,
+    ) {
+        let units = units.into_iter().map(|n| Key::Proof(group.to_owned(), n));
+        let sent = expected
+            .into_iter()
+            .map(|id| Key::ProofSent(group.to_owned(), id));
+        self.dirty.extend(units.chain(sent));
     }
 
     /// Keeps a signed receipt for messages of `sender`, verified by the

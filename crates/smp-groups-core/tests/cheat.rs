@@ -71,15 +71,7 @@ fn run(cheat: Option<CheatMode>, seed: u64) -> Outcome {
         sim.settle_all();
         sim.ack_all(&hs, &mut acked);
         sim.settle_all();
-        for h in &hs {
-            sim.command(
-                h.agent,
-                Command::Check {
-                    group: h.alias.clone(),
-                },
-            );
-        }
-        sim.settle_all();
+        sim.check_all(&hs);
         for h in &hs {
             let any = sim
                 .events(h.agent)

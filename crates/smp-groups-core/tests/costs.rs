@@ -162,9 +162,17 @@ fn send_leave_remove_delete_costs() {
     }
 }
 
-/// `k` messages from one sender, then every member acknowledges them all:
-/// envelopes by type, and the sender's `RCVD` events (member, ok).
-fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool, bool)>) {
+/// What [`burst`] gives: the simulation and the group after it, the
+/// envelopes sent by type, and the sender's `RCVD` events (member, ok).
+type Burst = (
+    Sim,
+    Vec<GroupHandle>,
+    BTreeMap<String, u64>,
+    Vec<(bool, bool)>,
+);
+
+/// `k` messages from one sender, then every member acknowledges them all.
+fn burst(n: usize, k: usize, cfg: &Config) -> Burst {
     let mut sim = Sim::new(n, cfg, Faults::default(), 7 + n as u64);
     let hs = sim.build_group(n).expect("group");
     let mut seen = BTreeMap::new();
@@ -191,13 +199,14 @@ fn burst(n: usize, k: usize, cfg: &Config) -> (BTreeMap<String, u64>, Vec<(bool,
             _ => None,
         })
         .collect();
-    (diff(&before, sim.counts()), rcvd)
+    let d = diff(&before, sim.counts());
+    (sim, hs, d, rcvd)
 }
 
 #[test]
 fn receipts_of_a_burst_share_one_envelope_per_member() {
     let (n, k) = (6usize, 10usize);
-    let (d, rcvd) = burst(n, k, &config(false));
+    let (_, _, d, rcvd) = burst(n, k, &config(false));
     let (n64, k64) = (n as u64, k as u64);
     assert_eq!(d.get("MSG"), Some(&(k64 * (n64 - 1))), "{d:?}");
     // Default policy: every member's ten receipts in one signed RCVDS.
@@ -217,7 +226,7 @@ fn receipts_each_signed_policy_sends_one_per_message() {
         receipts: smp_groups_core::ReceiptPolicy::EACH_SIGNED,
         ..config(false)
     };
-    let (d, rcvd) = burst(n, k, &cfg);
+    let (_, _, d, rcvd) = burst(n, k, &cfg);
     let (n64, k64) = (n as u64, k as u64);
     assert_eq!(d.get("RCVD"), Some(&(k64 * (n64 - 1))), "{d:?}");
     assert_eq!(d.get("RCVDS"), None, "{d:?}");
@@ -235,7 +244,7 @@ fn receipts_batches_are_split_at_the_policy_size() {
         },
         ..config(false)
     };
-    let (d, rcvd) = burst(n, k, &cfg);
+    let (_, _, d, rcvd) = burst(n, k, &cfg);
     // 7 receipts per member: two full batches of 3 at once, the last one
     // alone when the delay runs out (a single receipt travels as RCVD).
     assert_eq!(d.get("RCVDS"), Some(&(2 * (n as u64 - 1))), "{d:?}");
@@ -248,24 +257,8 @@ fn receipts_batches_are_split_at_the_policy_size() {
 /// the receiver's own); a second round with no new receipt sends none.
 #[test]
 fn a_check_round_re_broadcasts_receipts_in_one_envelope_per_member() {
-    let (n, k) = (6usize, 10usize);
-    let mut sim = Sim::new(n, &config(false), Faults::default(), 17);
-    let hs = sim.build_group(n).expect("group");
-    let mut seen = BTreeMap::new();
-    sim.ack_all(&hs, &mut seen);
-    sim.settle_all();
-    for i in 0..k {
-        sim.command(
-            0,
-            Command::Send {
-                group: hs[0].alias.clone(),
-                body: format!("m{i}").into_bytes(),
-            },
-        );
-    }
-    sim.settle_all();
-    sim.ack_all(&hs, &mut seen);
-    sim.settle_all();
+    let n = 6usize;
+    let (mut sim, hs, _, _) = burst(n, 10, &config(false));
     let n64 = n as u64;
     for (round, proofs) in [(1, n64 - 1), (2, 0)] {
         let before = sim.counts().clone();

@@ -54,15 +54,7 @@ fn run(accept: bool) -> (Sim, Vec<GroupHandle>) {
 /// One check round: every member sends its `G_CHECK`, all settles, then the
 /// clock moves past the grace period (60 s).
 fn round(sim: &mut Sim, hs: &[GroupHandle]) {
-    for h in hs {
-        sim.command(
-            h.agent,
-            Command::Check {
-                group: h.alias.clone(),
-            },
-        );
-    }
-    sim.settle_all();
+    sim.check_all(hs);
     sim.run_until(sim.now() + 61_000);
 }
 

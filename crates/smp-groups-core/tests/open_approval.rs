@@ -178,15 +178,7 @@ fn an_add_through_an_open_invitation_asks_and_converges_when_accepted() {
 /// One `G_CHECK` round: every member checks, all settles, then the clock
 /// moves past the grace period (60 s).
 fn round(sim: &mut Sim, hs: &[GroupHandle]) {
-    for h in hs {
-        sim.command(
-            h.agent,
-            Command::Check {
-                group: h.alias.clone(),
-            },
-        );
-    }
-    sim.settle_all();
+    sim.check_all(hs);
     sim.run_until(sim.now() + 61_000);
 }
 

@@ -67,18 +67,6 @@ fn setup(silent: Option<usize>, seed: u64) -> (Sim, Vec<GroupHandle>, BTreeMap<M
     (sim, hs, ids)
 }
 
-fn check_round(sim: &mut Sim, hs: &[GroupHandle]) {
-    for h in hs {
-        sim.command(
-            h.agent,
-            Command::Check {
-                group: h.alias.clone(),
-            },
-        );
-    }
-    sim.settle_all();
-}
-
 /// (signers, missing) of the proof agent `h` holds for `sender`'s message.
 fn proof_at(
     sim: &Sim,
@@ -147,7 +135,7 @@ fn after_one_check_round_every_member_holds_every_proof() {
                 }
             }
         }
-        check_round(&mut sim, &hs);
+        sim.check_all(&hs);
         for h in &hs {
             for (sender, id) in &ids {
                 let (signers, missing) = proof_at(&sim, h, *sender, *id);
@@ -169,7 +157,7 @@ fn a_member_that_did_not_acknowledge_is_named_missing_until_it_does() {
     let silent = 3;
     let (mut sim, hs, ids) = setup(Some(silent), 7);
     let quiet = group_id(&sim, &hs[silent]).1;
-    check_round(&mut sim, &hs);
+    sim.check_all(&hs);
     for h in hs.iter().filter(|h| h.agent != silent) {
         for (sender, id) in &ids {
             if *sender == quiet {
@@ -184,7 +172,7 @@ fn a_member_that_did_not_acknowledge_is_named_missing_until_it_does() {
     sim.ack_all(&hs[silent..=silent], &mut BTreeMap::new());
     sim.run_until(sim.now() + 5_000);
     sim.settle_all();
-    check_round(&mut sim, &hs);
+    sim.check_all(&hs);
     for h in &hs {
         for (sender, id) in &ids {
             let (_, missing) = proof_at(&sim, h, *sender, *id);
@@ -196,7 +184,7 @@ fn a_member_that_did_not_acknowledge_is_named_missing_until_it_does() {
 #[test]
 fn proofs_survive_a_restart() {
     let (mut sim, hs, ids) = setup(None, 11);
-    check_round(&mut sim, &hs);
+    sim.check_all(&hs);
     let before: Vec<_> = ids
         .iter()
         .map(|(s, id)| proof_at(&sim, &hs[1], *s, *id))

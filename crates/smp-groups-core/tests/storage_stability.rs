@@ -90,15 +90,7 @@ fn scenario() -> Vec<(Key, Vec<u8>)> {
     sim.ack_all(&hs, &mut std::collections::BTreeMap::default());
     sim.run_until(sim.now() + 5_000);
     sim.settle_all();
-    for h in &hs {
-        sim.command(
-            h.agent,
-            Command::Check {
-                group: h.alias.clone(),
-            },
-        );
-    }
-    sim.settle_all();
+    sim.check_all(&hs);
     // Not acknowledged: a group message from 0 and a direct one from 2.
     sim.command(
         0,

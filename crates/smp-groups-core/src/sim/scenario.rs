@@ -55,6 +55,20 @@ impl Sim {
         }
     }
 
+    /// Every agent of `hs` sends its `G_CHECK` now (`Command::Check`), then
+    /// everything settles.
+    pub fn check_all(&mut self, hs: &[GroupHandle]) {
+        for h in hs {
+            self.command(
+                h.agent,
+                Command::Check {
+                    group: h.alias.clone(),
+                },
+            );
+        }
+        self.settle_all();
+    }
+
     /// Runs until nothing is scheduled within the default horizon.
     pub fn settle_all(&mut self) -> u64 {
         self.settle(HORIZON_MS)
