@@ -9,10 +9,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::config;
+use common::{check_round, config, members_reported};
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
 use smp_groups_core::{Command, Config, Event};
-use smp_groups_integrity::ViolationKind;
 use smp_groups_wire::agent::MemberId;
 
 /// Builds 0, 1, 2; 0 adds 3 with approval above 2 members, 1 accepts, 2
@@ -51,37 +50,6 @@ fn run(accept: bool) -> (Sim, Vec<GroupHandle>) {
     (sim, hs)
 }
 
-/// One check round: every member sends its `G_CHECK`, all settles, then the
-/// clock moves past the grace period (60 s).
-fn round(sim: &mut Sim, hs: &[GroupHandle]) {
-    sim.check_all(hs);
-    sim.run_until(sim.now() + 61_000);
-}
-
-/// Per agent: the members it reported as holding another member list, with
-/// (ours, theirs) counts.
-fn reported(sim: &Sim, hs: &[GroupHandle]) -> BTreeMap<usize, BTreeMap<MemberId, (u16, u16)>> {
-    hs.iter()
-        .map(|h| {
-            let r = sim
-                .events(h.agent)
-                .iter()
-                .filter_map(|e| match &e.event {
-                    Event::Violation { violation, .. } => match violation.kind {
-                        ViolationKind::Members { ours, theirs } => {
-                            assert_eq!(violation.sender, violation.reporter);
-                            Some((violation.sender, (ours, theirs)))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
-            (h.agent, r)
-        })
-        .collect()
-}
-
 fn any_violation(sim: &Sim, i: usize) -> bool {
     sim.events(i)
         .iter()
@@ -108,7 +76,7 @@ fn a_refused_add_is_reported_by_both_sides_in_the_second_round() {
     assert_eq!(members(0).len(), 3);
     assert!(!members(2).contains(&ids[3]) && !members(3).contains(&ids[2]));
 
-    round(&mut sim, &hs);
+    check_round(&mut sim, &hs);
     for h in &hs {
         assert!(
             !any_violation(&sim, h.agent),
@@ -116,8 +84,8 @@ fn a_refused_add_is_reported_by_both_sides_in_the_second_round() {
             h.agent
         );
     }
-    round(&mut sim, &hs);
-    let got = reported(&sim, &hs);
+    check_round(&mut sim, &hs);
+    let got = members_reported(&sim, &hs);
     let expect: BTreeMap<usize, BTreeMap<MemberId, (u16, u16)>> = [
         (0, [(ids[2], (4, 3)), (ids[3], (4, 3))].into()),
         (1, [(ids[2], (4, 3)), (ids[3], (4, 3))].into()),
@@ -127,8 +95,8 @@ fn a_refused_add_is_reported_by_both_sides_in_the_second_round() {
     .into();
     assert_eq!(got, expect);
     // Reported once: a third round with the same lists adds nothing.
-    round(&mut sim, &hs);
-    assert_eq!(reported(&sim, &hs), expect);
+    check_round(&mut sim, &hs);
+    assert_eq!(members_reported(&sim, &hs), expect);
 }
 
 #[test]
@@ -138,7 +106,7 @@ fn an_accepted_add_reports_nothing() {
         assert_eq!(sim.agent(h.agent).expect("up").members(&h.alias).len(), 3);
     }
     for _ in 0..3 {
-        round(&mut sim, &hs);
+        check_round(&mut sim, &hs);
     }
     for h in &hs {
         assert!(!any_violation(&sim, h.agent), "agent {}", h.agent);

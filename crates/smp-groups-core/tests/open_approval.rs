@@ -11,10 +11,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{config, count, received};
+use common::{check_round, config, count, members_reported, received};
 use smp_groups_core::sim::{Faults, GroupHandle, Sim};
 use smp_groups_core::{Change, Command, Config, Event};
-use smp_groups_integrity::ViolationKind;
 use smp_groups_wire::agent::MemberId;
 
 /// The group of three, and 3 invited by 0 with everything settled: 1 and 2
@@ -175,35 +174,6 @@ fn an_add_through_an_open_invitation_asks_and_converges_when_accepted() {
     }
 }
 
-/// One `G_CHECK` round: every member checks, all settles, then the clock
-/// moves past the grace period (60 s).
-fn round(sim: &mut Sim, hs: &[GroupHandle]) {
-    sim.check_all(hs);
-    sim.run_until(sim.now() + 61_000);
-}
-
-/// Per agent: the members it reported as holding another member list.
-fn reported(sim: &Sim, hs: &[GroupHandle]) -> BTreeMap<usize, BTreeMap<MemberId, (u16, u16)>> {
-    hs.iter()
-        .map(|h| {
-            let r = sim
-                .events(h.agent)
-                .iter()
-                .filter_map(|e| match &e.event {
-                    Event::Violation { violation, .. } => match violation.kind {
-                        ViolationKind::Members { ours, theirs } => {
-                            Some((violation.sender, (ours, theirs)))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect();
-            (h.agent, r)
-        })
-        .collect()
-}
-
 #[test]
 fn a_refused_add_through_an_open_invitation_completes_without_the_refuser() {
     let (mut sim, hs) = asked(32);
@@ -294,8 +264,8 @@ fn a_refused_add_through_an_open_invitation_completes_without_the_refuser() {
     }
     // The member set in `G_CHECK` reports the split as for a refused
     // `INTRO` (`tests/members_check.rs`), at the second round.
-    round(&mut sim, &hs);
-    round(&mut sim, &hs);
+    check_round(&mut sim, &hs);
+    check_round(&mut sim, &hs);
     let expect: BTreeMap<usize, BTreeMap<MemberId, (u16, u16)>> = [
         (0, [(ids[2], (4, 3)), (ids[3], (4, 3))].into()),
         (1, [(ids[2], (4, 3)), (ids[3], (4, 3))].into()),
@@ -303,7 +273,7 @@ fn a_refused_add_through_an_open_invitation_completes_without_the_refuser() {
         (3, [(ids[0], (3, 4)), (ids[1], (3, 4))].into()),
     ]
     .into();
-    assert_eq!(reported(&sim, &hs), expect);
+    assert_eq!(members_reported(&sim, &hs), expect);
 }
 
 #[test]
