@@ -332,6 +332,8 @@ async fn replay(block: &Block) {
     }
     let mut vars = HashMap::new();
     let mut errors = Vec::new();
+    // `REPLAY_PRINT=1` prints the agents' real lines (for documentation).
+    let print = std::env::var_os("REPLAY_PRINT").is_some();
     // After a line that never came, wait less for the next ones.
     let mut wait = common::WAIT;
     let mut k = 0;
@@ -351,6 +353,9 @@ async fn replay(block: &Block) {
                     continue;
                 };
                 let end = if *bare_lf { "\n" } else { "\r\n" };
+                if print {
+                    eprintln!("{who}> {line}");
+                }
                 s.client.send_raw(format!("{line}{end}").as_bytes()).await;
             }
             Step::Expect { pattern, .. } => {
@@ -378,6 +383,9 @@ async fn replay(block: &Block) {
                         wait = Duration::from_secs(2);
                         break;
                     };
+                    if print {
+                        eprintln!("{who}< {actual}");
+                    }
                     match run.iter().position(|(_, p)| matches(p, &actual, &mut vars)) {
                         Some(i) => {
                             run.remove(i);
