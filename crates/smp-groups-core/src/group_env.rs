@@ -99,25 +99,14 @@ impl Agent {
                 if let Some(change) = change
                     && size > self.cfg.approval_threshold
                 {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    self.dirty.insert(crate::store::Key::Meta);
-                    if let Some(g) = self.groups.get_mut(group) {
-                        g.approvals.insert(
-                            id,
-                            PendingApproval {
-                                change,
-                                conn,
-                                envelope: AMessage::Group(env).to_bytes(),
-                            },
-                        );
-                    }
-                    self.touch_group(group);
-                    self.event(Event::ApprovalRequired {
-                        group: group.clone(),
-                        approval: id,
-                        change: change.into(),
-                    });
+                    self.ask_approval(
+                        group,
+                        PendingApproval {
+                            change,
+                            conn,
+                            envelope: AMessage::Group(env).to_bytes(),
+                        },
+                    );
                     return;
                 }
                 self.apply_group_envelope(conn, &group.clone(), *member, seq, env);

@@ -342,31 +342,39 @@ impl Agent {
                 return;
             }
         };
-        let id = self.next_id;
-        self.next_id += 1;
-        self.dirty.insert(crate::store::Key::Meta);
         let change = ChangeRec::OpenAdd {
             member: x,
             by: holder,
         };
-        if let Some(g) = self.groups.get_mut(group) {
-            g.approvals.insert(
-                id,
-                PendingApproval {
-                    change,
-                    conn,
-                    envelope,
-                },
-            );
-        }
+        let id = self.ask_approval(
+            group,
+            PendingApproval {
+                change,
+                conn,
+                envelope,
+            },
+        );
         tracing::debug!(group, conn, member = %MemberId(x), by = %MemberId(holder), approval = id, "add through an open invitation waits for the client");
         self.touch_conn(conn);
+    }
+
+    /// Holds a membership change for the client's decision: stores it under
+    /// a fresh id and asks (`ApprovalRequired`); returns the id.
+    pub(crate) fn ask_approval(&mut self, group: &str, pending: PendingApproval) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.dirty.insert(crate::store::Key::Meta);
+        let change = pending.change;
+        if let Some(g) = self.groups.get_mut(group) {
+            g.approvals.insert(id, pending);
+        }
         self.touch_group(group);
         self.event(Event::ApprovalRequired {
             group: group.to_owned(),
             approval: id,
             change: change.into(),
         });
+        id
     }
 
     /// The client's answer to an add through our open invitation

@@ -144,6 +144,25 @@ fn send_from_3(sim: &mut Sim, hs: &[GroupHandle]) {
     sim.settle_all();
 }
 
+/// Agent `i` never connected to member `x` and was told once that it will
+/// not (`LEFT` for it).
+fn assert_told_will_not_connect(sim: &Sim, i: usize, x: MemberId) {
+    assert_eq!(
+        count(
+            sim.events(i),
+            |e| matches!(e, Event::GroupCon { member, .. } if *member == x)
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            sim.events(i),
+            |e| matches!(e, Event::Left { member: Some(m), .. } if *m == x)
+        ),
+        1
+    );
+}
+
 #[test]
 fn an_add_through_an_open_invitation_asks_and_converges_when_accepted() {
     let (mut sim, hs) = asked(31);
@@ -186,20 +205,7 @@ fn a_refused_add_through_an_open_invitation_completes_without_the_refuser() {
     // not connect (`LEFT` on the held connection, instead of `HELLO`): its
     // join completes without 2, never connected to it.
     assert_eq!(joined(&sim, 3), 1);
-    assert_eq!(
-        count(
-            sim.events(3),
-            |e| matches!(e, Event::GroupCon { member, .. } if *member == ids[2])
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            sim.events(3),
-            |e| matches!(e, Event::Left { member: Some(m), .. } if *m == ids[2])
-        ),
-        1
-    );
+    assert_told_will_not_connect(&sim, 3, ids[2]);
     assert_eq!(
         count(sim.events(3), |e| matches!(e, Event::Fault { .. })),
         0
@@ -334,20 +340,7 @@ fn a_member_that_leaves_with_an_open_invitation_add_unanswered_does_not_stall_it
     assert_eq!(announced(&sim, 0, ids[3]), 1);
     // 3 never connected to 2: it was told at once (not by the relay's
     // report, a removal grace later, that 2's queue is gone).
-    assert_eq!(
-        count(
-            sim.events(3),
-            |e| matches!(e, Event::GroupCon { member, .. } if *member == ids[2])
-        ),
-        0
-    );
-    assert_eq!(
-        count(
-            sim.events(3),
-            |e| matches!(e, Event::Left { member: Some(m), .. } if *m == ids[2])
-        ),
-        1
-    );
+    assert_told_will_not_connect(&sim, 3, ids[2]);
     for (i, expect) in [
         (0, [ids[1], ids[3]]),
         (1, [ids[0], ids[3]]),
