@@ -7,11 +7,10 @@ use rand_core::RngCore;
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_integrity::{GroupIntegrity, MAX_MEMBERS, Timestamp};
 use smp_groups_wire::Reader;
-use smp_groups_wire::agent::{AMessage, Content, Digest, GroupEnvelope, MemberId};
+use smp_groups_wire::agent::{AMessage, ConnInvitation, Content, Digest, GroupEnvelope, MemberId};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
-use crate::conn::InviteRec;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{
     AddTrack, AnchorRec, ChangeRec, Group, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Note,
@@ -189,10 +188,10 @@ impl Agent {
         let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::read(&mut r, &limits) else {
             return Err(CommandError::NoInvitation(invitation.to_owned()));
         };
-        let invite: InviteRec = postcard::from_bytes(gi.invitation.as_slice())
+        let invite = smp_groups_wire::decode_all::<ConnInvitation>(gi.invitation.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         // Checked before anything changes (the connection parses them again).
-        smp_groups_crypto::ratchet::X3dhParams::from_bytes(&invite.params)
+        smp_groups_crypto::ratchet::X3dhParams::from_bytes(invite.e2e_params.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         let alias = self.take_alias(alias, "g")?;
         let me = gi.member_id.0;
@@ -203,7 +202,7 @@ impl Agent {
         let mut m = self.new_member(&alias, None);
         m.signing_key = Some(gi.introducer.signing_key);
         m.profile = gi.introducer.profile.into_vec();
-        m.peer_anchor = invite.anchor;
+        m.peer_anchor = invite.anchor.map(Into::into);
         let my_anchor = m.my_anchor;
         let g = self.group_mut(&alias)?;
         g.insert_member(introducer, m);

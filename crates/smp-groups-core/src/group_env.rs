@@ -5,11 +5,12 @@
 use smp_groups_crypto::ed25519::PublicKey;
 use smp_groups_integrity::{Delivery, Timestamp};
 use smp_groups_wire::Encode;
-use smp_groups_wire::agent::{AMessage, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile};
+use smp_groups_wire::agent::{
+    AMessage, ConnInvitation, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile,
+};
 
 use crate::Agent;
 use crate::api::Event;
-use crate::conn::InviteRec;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{
     ChangeRec, GroupStatus, MemberStatus, Mid, Note, Owner, PendingApproval, RecvInvitation,
@@ -736,7 +737,7 @@ impl Agent {
             self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             return;
         }
-        let invite = match postcard::from_bytes::<InviteRec>(invitation) {
+        let invite = match smp_groups_wire::decode_all::<ConnInvitation>(invitation) {
             Ok(invite) => invite,
             Err(e) => {
                 let detail = format!("FWD for {}: invitation: {e}", MemberId(x));
@@ -763,7 +764,7 @@ impl Agent {
                     .get_mut(group)
                     .and_then(|g| g.members.get_mut(&x))
             {
-                m.peer_anchor = invite.anchor;
+                m.peer_anchor = invite.anchor.map(Into::into);
             }
             let (me, my_key) = {
                 let Some(g) = self.groups.get(group) else {
@@ -793,7 +794,7 @@ impl Agent {
         let mut m = self.new_member(group, Some(by));
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
-        m.peer_anchor = invite.anchor;
+        m.peer_anchor = invite.anchor.map(Into::into);
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *g.signing_key.public_key().as_bytes();

@@ -3,11 +3,11 @@
 //! expiry of members that never connected.
 
 use smp_groups_integrity::Timestamp;
-use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
+use smp_groups_wire::Encode;
+use smp_groups_wire::agent::{AMessage, GroupEnvelope, JoinInfo, MemberId};
 
 use crate::Agent;
 use crate::api::Event;
-use crate::conn::JoinInfo;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{AnchorRec, ChangeRec, GroupStatus, MemberStatus, Mid, Note, PendingApproval};
 
@@ -54,17 +54,17 @@ impl Agent {
         // queued on another attempt moves to it.
         let previous = m.conn.replace(conn);
         if let Some(j) = join {
-            if let Some((id, key, profile)) = j.member
-                && id == member
+            if let Some(info) = j.member
+                && info.member_id.0 == member
             {
-                m.signing_key = Some(key);
+                m.signing_key = Some(info.signing_key);
                 // A profile from its `PROFILE` wins over an unstamped one.
                 if !g.profiles.stamps.contains_key(&member) {
-                    m.profile = profile;
+                    m.profile = info.profile.into_vec();
                 }
             }
             if let Some(a) = j.anchor {
-                m.peer_anchor = Some(a);
+                m.peer_anchor = Some(a.into());
             }
         }
         let mut full_now = false;
@@ -221,7 +221,10 @@ impl Agent {
         join: Option<JoinInfo>,
         ask: bool,
     ) {
-        let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
+        let member = join
+            .as_ref()
+            .and_then(|j| j.member.as_ref())
+            .map(|m| m.member_id.0);
         let removed = self.groups.get(group).and_then(|g| {
             member.filter(|x| g.gone.contains(x) && g.open_offered.get(&holder) == Some(&conn))
         });
@@ -328,20 +331,7 @@ impl Agent {
         x: Mid,
         join: Option<&JoinInfo>,
     ) {
-        let envelope = match postcard::to_allocvec(&join) {
-            Ok(b) => b,
-            Err(e) => {
-                let detail = format!("join information of an add to approve: {e}");
-                self.report(
-                    FaultSource::Local,
-                    FaultKind::Internal,
-                    At::member(group, Some(x), Some(conn)),
-                    &detail,
-                );
-                self.close_conn(conn);
-                return;
-            }
-        };
+        let envelope = join.cloned().to_bytes();
         let change = ChangeRec::OpenAdd {
             member: x,
             by: holder,
@@ -420,7 +410,7 @@ impl Agent {
             self.offer_open_invitation(group, holder);
             return;
         }
-        match postcard::from_bytes::<Option<JoinInfo>>(join) {
+        match smp_groups_wire::decode_all::<Option<JoinInfo>>(join) {
             Ok(join) => self.open_invitation_join(conn, group, holder, join, false),
             Err(e) => {
                 let detail = format!("a stored approval's join information: {e}");
