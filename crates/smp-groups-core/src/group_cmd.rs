@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_core::RngCore;
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_integrity::{GroupIntegrity, MAX_MEMBERS, Timestamp};
-use smp_groups_wire::Reader;
 use smp_groups_wire::agent::{AMessage, ConnInvitation, Content, Digest, GroupEnvelope, MemberId};
+use smp_groups_wire::{DecodeWith, Reader};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -185,7 +185,8 @@ impl Agent {
             .ok_or_else(|| CommandError::NoInvitation(invitation.to_owned()))?;
         let limits = self.limits();
         let mut r = Reader::new(&inv.envelope);
-        let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::read(&mut r, &limits) else {
+        let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::decode_with(&mut r, limits)
+        else {
             return Err(CommandError::NoInvitation(invitation.to_owned()));
         };
         let invite = smp_groups_wire::decode_all::<ConnInvitation>(gi.invitation.as_slice())
@@ -568,7 +569,7 @@ impl Agent {
         }
         let limits = self.limits();
         let mut r = Reader::new(&p.envelope);
-        let env = match AMessage::read(&mut r, &limits) {
+        let env = match AMessage::decode_with(&mut r, limits) {
             Ok(AMessage::Group(env)) => env,
             Ok(_) => {
                 let detail = "a stored approval that is not a group envelope";
