@@ -114,6 +114,6 @@ pub use query::{
     MemberStatus, OpenViolation, OpenViolationKind, PendingApproval, PendingDirect,
     PendingInvitation, PendingSend,
 };
-pub use relay::{OpId, QueueId, RelayError, RelayEvent, RelayOp, SendKind};
+pub use relay::{OpId, RelayError, RelayEvent, RelayOp, SendKind};
 pub use store::{Key, RestoreError, SCHEMA_VERSION, StoreBatch};
 pub use time::Timestamp;

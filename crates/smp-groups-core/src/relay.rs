@@ -12,9 +12,6 @@ use smp_groups_wire::agent::EnvelopeKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OpId(pub u64);
 
-/// A queue id as the relay assigned it.
-pub type QueueId = Vec<u8>;
-
 /// What one relay `SEND` carries, for metrics: the kind of the agent
 /// envelope, and whether the send is one fragment of it. Written `MSG`, or
 /// `MSG/FRAG` for a fragment (the form it is stored in).
@@ -98,7 +95,7 @@ pub enum RelayOp {
         /// The relay.
         server: String,
         /// The recipient id of the queue.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
         /// The Ed25519 public key the sender authorizes its sends with.
         sender_key: [u8; 32],
     },
@@ -109,7 +106,7 @@ pub enum RelayOp {
         /// The relay.
         server: String,
         /// The recipient id of the queue.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
     },
     /// Send one message body to a queue (`SEND`).
     Send {
@@ -118,7 +115,7 @@ pub enum RelayOp {
         /// The relay.
         server: String,
         /// The sender id of the queue.
-        snd_id: QueueId,
+        snd_id: Vec<u8>,
         /// Seed of the Ed25519 key that authorizes the send (`None` for the first
         /// message to a queue that is not yet secured).
         auth: Option<[u8; 32]>,
@@ -135,7 +132,7 @@ pub enum RelayOp {
         /// The relay.
         server: String,
         /// The recipient id of the queue.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
         /// The relay's id of the message.
         msg_id: Vec<u8>,
     },
@@ -146,7 +143,7 @@ pub enum RelayOp {
         /// The relay.
         server: String,
         /// The recipient id of the queue.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
     },
 }
 
@@ -215,9 +212,9 @@ pub enum RelayEvent {
         /// The operation.
         op: OpId,
         /// The recipient id.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
         /// The sender id (given to the other side).
-        snd_id: QueueId,
+        snd_id: Vec<u8>,
     },
     /// Any other operation succeeded.
     Done {
@@ -237,7 +234,7 @@ pub enum RelayEvent {
         /// The relay.
         server: String,
         /// The recipient id of the queue.
-        rcv_id: QueueId,
+        rcv_id: Vec<u8>,
         /// The relay's id of the message (for `Ack`).
         msg_id: Vec<u8>,
         /// The relay's timestamp of the message (when it accepted the

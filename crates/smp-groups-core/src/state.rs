@@ -10,7 +10,7 @@ use smp_groups_integrity::{Anchor, ConnectionChain, GroupIntegrity};
 use smp_groups_wire::agent::Digest;
 
 use crate::api::Change;
-use crate::relay::{OpId, QueueId, RelayOp};
+use crate::relay::{OpId, RelayOp};
 
 /// A member id as stored (the raw bytes of a `MemberId`).
 pub(crate) type Mid = [u8; 16];
@@ -114,15 +114,15 @@ pub(crate) enum ConnStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RcvQueue {
     pub(crate) server: String,
-    pub(crate) rcv_id: QueueId,
-    pub(crate) snd_id: QueueId,
+    pub(crate) rcv_id: Vec<u8>,
+    pub(crate) snd_id: Vec<u8>,
 }
 
 /// A send queue (the peer's receive queue).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SndQueue {
     pub(crate) server: String,
-    pub(crate) snd_id: QueueId,
+    pub(crate) snd_id: Vec<u8>,
     /// The key seed that authorizes sends once the queue is secured.
     pub(crate) auth: [u8; 32],
     /// Whether the next send is the unsecured confirmation.
