@@ -445,24 +445,6 @@ impl Agent {
         }
     }
 
-    /// Sends the receipts whose delay has run out.
-    pub(crate) fn send_due_receipts(&mut self) {
-        let now = self.now;
-        let due: Vec<(String, Mid)> = self
-            .groups
-            .iter()
-            .flat_map(|(a, g)| {
-                g.members
-                    .iter()
-                    .filter(move |(_, m)| m.receipts_due.is_some_and(|t| t <= now))
-                    .map(move |(x, _)| (a.clone(), *x))
-            })
-            .collect();
-        for (group, x) in due {
-            self.send_receipts(&group, x);
-        }
-    }
-
     pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
         self.group_mut(group)?;
         let conns = self.member_conns(group);

@@ -574,16 +574,6 @@ impl Agent {
         }
     }
 
-    /// Closes retired connections whose grace ended.
-    pub(crate) fn close_retired(&mut self) {
-        for c in self.conns_due(|c| c.retire_at) {
-            if let Some(cs) = self.conns.get_mut(&c) {
-                cs.retire_at = None;
-            }
-            self.close_conn(c);
-        }
-    }
-
     /// Closes the connection with a member, dropping what was not yet sent.
     pub(crate) fn close_member(&mut self, group: &str, x: Mid) {
         for c in self.attempts(group, x) {
@@ -906,7 +896,7 @@ impl Agent {
         })
     }
 
-    fn send_check(&mut self, alias: &str) {
+    pub(crate) fn send_check(&mut self, alias: &str) {
         let now = Timestamp::from_millis(self.now);
         let Some(g) = self.groups.get_mut(alias) else {
             return;
@@ -933,87 +923,5 @@ impl Agent {
             self.enqueue(c, &env, Note::None);
         }
         self.broadcast_proofs(alias);
-    }
-
-    /// Sends every `G_CHECK` that is due.
-    pub(crate) fn run_checks(&mut self) {
-        let now = Timestamp::from_millis(self.now);
-        let due: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| {
-                // An idle group sends no checks: they would say nothing new.
-                g.status == GroupStatus::Active
-                    && g.integrity.members().next().is_some()
-                    && !g.integrity.idle()
-                    && g.integrity.due(now)
-            })
-            .map(|(a, _)| a.clone())
-            .collect();
-        for alias in due {
-            self.send_check(&alias);
-        }
-    }
-
-    /// Abandons our joins that did not complete in time.
-    pub(crate) fn expire_joins(&mut self) {
-        let now = self.now;
-        let late: Vec<String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| {
-                g.join
-                    .as_ref()
-                    .is_some_and(|j| !j.done && j.deadline <= now)
-            })
-            .map(|(a, _)| a.clone())
-            .collect();
-        for group in late {
-            tracing::warn!(group, "our join did not complete in time: leaving");
-            self.abandon_join(&group);
-        }
-    }
-
-    /// Completes deletions whose wait for `DELD` has run out.
-    pub(crate) fn expire_deletions(&mut self) {
-        let now = self.now;
-        let late: Vec<String> = self
-            .groups
-            .iter()
-            .filter(
-                |(_, g)| matches!(g.status, GroupStatus::Deleting { until, .. } if until <= now),
-            )
-            .map(|(a, _)| a.clone())
-            .collect();
-        for group in late {
-            self.check_delete_done(&group);
-        }
-    }
-
-    /// Drops members that were invited but never connected in time (counted
-    /// from our restart too: [`Agent::up_since`]).
-    pub(crate) fn expire_pending(&mut self) {
-        let Some(up_since) = self.up_since else {
-            return;
-        };
-        let limit = self.now.saturating_sub(self.cfg.pending_member_ttl_ms);
-        let expired: Vec<(String, Mid)> = self
-            .groups
-            .iter()
-            .flat_map(|(a, g)| {
-                g.members
-                    .iter()
-                    .filter(|(_, m)| {
-                        m.status == MemberStatus::Pending
-                            && m.since.max(up_since) <= limit
-                            && self.now >= self.cfg.pending_member_ttl_ms
-                    })
-                    .map(move |(id, _)| (a.clone(), *id))
-            })
-            .collect();
-        for (group, x) in expired {
-            self.close_member(&group, x);
-            self.member_gone(&group, x);
-        }
     }
 }

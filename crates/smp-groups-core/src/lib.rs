@@ -92,6 +92,7 @@ mod serde_bytes;
 mod state;
 pub mod store;
 mod time;
+mod timers;
 
 #[cfg(feature = "sim")]
 pub mod sim;
