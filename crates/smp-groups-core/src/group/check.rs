@@ -1,0 +1,63 @@
+//! `G_CHECK` rounds: sending ours and handling our members' checks.
+
+use smp_groups_integrity::Timestamp;
+use smp_groups_wire::agent::{AMessage, GroupEnvelope};
+
+use crate::Agent;
+use crate::api::Event;
+use crate::fault::{FaultKind, FaultSource};
+use crate::state::{MemberStatus, Note};
+
+impl Agent {
+    /// `Command::Check`: our `G_CHECK` to every connected member now.
+    pub(crate) fn cmd_check(&mut self, group: &str) -> Result<Event, crate::api::CommandError> {
+        self.active_group(group)?;
+        self.send_check(group);
+        Ok(Event::Ok {
+            alias: group.to_owned(),
+        })
+    }
+
+    pub(crate) fn send_check(&mut self, alias: &str) {
+        let now = Timestamp::from_millis(self.now);
+        let Some(g) = self.groups.get_mut(alias) else {
+            return;
+        };
+        let members = g.stable_members(&self.conns);
+        let Some(g) = self.groups.get_mut(alias) else {
+            return;
+        };
+        let mut check = g.integrity.build_check(now);
+        // Bounded by construction (`stable_members`); a check without the
+        // set is still a check.
+        if let Some(m) = members {
+            check.members = Some(m);
+        }
+        let conns: Vec<u64> = g
+            .members
+            .values()
+            .filter(|m| m.status != MemberStatus::Pending)
+            .filter_map(|m| m.conn)
+            .collect();
+        self.touch_group(alias);
+        let env = AMessage::Group(GroupEnvelope::Check(check));
+        for c in conns {
+            self.enqueue(c, &env, Note::None);
+        }
+        self.broadcast_proofs(alias);
+    }
+}
+
+/// Whose fault a refused `G_CHECK` is: an old one again is a race (checks
+/// cross on the way, or are sent again after a restart); the others are
+/// malformed.
+pub(crate) fn check_fault(e: &smp_groups_integrity::CheckError) -> (FaultSource, FaultKind) {
+    use smp_groups_integrity::CheckError;
+    match e {
+        CheckError::Replayed { .. } | CheckError::Regressed { .. } => {
+            (FaultSource::Nobody, FaultKind::Duplicate)
+        }
+        CheckError::UnknownReporter(_) => (FaultSource::Nobody, FaultKind::Stale),
+        _ => (FaultSource::Peer, FaultKind::Malformed),
+    }
+}

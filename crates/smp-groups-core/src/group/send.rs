@@ -1,0 +1,307 @@
+//! Our group messages (`MSG`, `SMSG`): sending, receiving, and tracking
+//! delivery to every member.
+
+use std::collections::BTreeSet;
+
+use smp_groups_integrity::Delivery;
+use smp_groups_wire::agent::{AMessage, Content, GroupEnvelope, MemberId};
+
+use crate::Agent;
+use crate::api::{CommandError, Event};
+use crate::fault::{At, FaultKind, FaultSource};
+use crate::state::{AnchorRec, Mid, Note, RecvTrack, SendTrack};
+
+impl Agent {
+    pub(crate) fn cmd_send(&mut self, group: &str, body: Vec<u8>) -> Result<Event, CommandError> {
+        if body.len() > self.cfg.max_message_len {
+            return Err(CommandError::TooLarge {
+                len: body.len(),
+                max: self.cfg.max_message_len,
+            });
+        }
+        // Members whose queue is gone get nothing more.
+        let gone: BTreeSet<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer_gone_at.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        // Everything that can fail before the group changes.
+        let content = Content::new(body).map_err(|e| CommandError::Internal(e.to_string()))?;
+        #[cfg(feature = "cheat")]
+        let cheat = self.cheat;
+        let g = self.active_group(group)?;
+        let prev: AnchorRec = g.integrity.self_anchor().into();
+        let sent = g
+            .integrity
+            .on_sent(content.as_slice())
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        let int_id = g.next_msg_id;
+        g.next_msg_id += 1;
+        #[cfg_attr(not(feature = "cheat"), allow(unused_mut))]
+        let mut targets: Vec<(Mid, u64)> = g
+            .members
+            .iter()
+            .filter_map(|(id, m)| m.conn.map(|c| (*id, c)))
+            .filter(|(_, c)| !gone.contains(c))
+            .collect();
+        // A cheater (tests only) leaves some targets out, or sends them
+        // other content, under the same id; its own chain stays honest.
+        #[cfg(feature = "cheat")]
+        let cheat_plan = cheat.map(|c| {
+            let ids: Vec<Mid> = targets.iter().map(|(m, _)| *m).collect();
+            c.plan(sent.ext_msg_id, &ids)
+        });
+        #[cfg(feature = "cheat")]
+        if let Some(plan) = &cheat_plan {
+            targets.retain(|(m, _)| !plan.withheld.contains(m));
+        }
+        g.ext_to_int.insert(sent.ext_msg_id, int_id);
+        g.sends.insert(
+            int_id,
+            SendTrack {
+                ext_msg_id: sent.ext_msg_id,
+                content_hash: sent.content_hash.0,
+                sent_pending: targets.iter().map(|(m, _)| *m).collect(),
+                rcvd_pending: targets.iter().map(|(m, _)| *m).collect(),
+                status: crate::ReceiptStatus::Ok,
+                sent_done: false,
+            },
+        );
+        self.touch_group(group);
+        self.expect_receipts(
+            group,
+            sent.ext_msg_id,
+            targets.iter().map(|(m, _)| *m).collect(),
+        );
+        let snd_ts = self.now;
+        self.keep_sent(group, sent.ext_msg_id, prev, snd_ts, content.as_slice());
+        let env = match self.sign_group_msg(group, sent.ext_msg_id, snd_ts, &content) {
+            Some(signed) => signed,
+            None => GroupEnvelope::Msg {
+                ext_msg_id: sent.ext_msg_id,
+                snd_ts,
+                content,
+            },
+        };
+        let msg = AMessage::Group(env);
+        #[cfg(feature = "cheat")]
+        let altered_msg = cheat_plan
+            .as_ref()
+            .filter(|p| !p.altered.is_empty())
+            .and_then(|_| {
+                let AMessage::Group(GroupEnvelope::Msg { content, .. }) = &msg else {
+                    return None;
+                };
+                let mut body = content.as_slice().to_vec();
+                body.extend_from_slice(crate::cheat::EQUIVOCATION_MARK);
+                Some(AMessage::Group(GroupEnvelope::Msg {
+                    ext_msg_id: sent.ext_msg_id,
+                    snd_ts,
+                    content: Content::new(body).ok()?,
+                }))
+            });
+        for (member, conn) in &targets {
+            #[cfg(feature = "cheat")]
+            let msg = match (&altered_msg, &cheat_plan) {
+                (Some(alt), Some(p)) if p.altered.contains(member) => alt,
+                _ => &msg,
+            };
+            #[cfg(not(feature = "cheat"))]
+            let msg = &msg;
+            self.enqueue(
+                *conn,
+                msg,
+                Note::GroupMsg {
+                    int_id,
+                    member: *member,
+                },
+            );
+        }
+        // Open invitation slots get it too: the member who will use one has
+        // the slot's anchor, and reads on from there.
+        let slots: Vec<u64> = self
+            .groups
+            .get(group)
+            .map(|g| g.open_offered.values().copied().collect())
+            .unwrap_or_default();
+        for c in slots {
+            self.enqueue(c, &msg, Note::None);
+        }
+        if targets.is_empty() {
+            self.finish_send_track(group, int_id);
+        }
+        Ok(Event::Queued {
+            alias: group.to_owned(),
+            msg_id: int_id,
+        })
+    }
+
+    pub(crate) fn on_group_msg(
+        &mut self,
+        group: &str,
+        from: Mid,
+        (ext_msg_id, snd_ts): (u64, u64),
+        content: &[u8],
+    ) -> bool {
+        let at = At::member(group, Some(from), None);
+        let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found by our caller in this input.
+            return false;
+        };
+        let r = match g.integrity.on_received(MemberId(from), ext_msg_id, content) {
+            Ok(r) => r,
+            Err(e) => {
+                let (source, kind) = match e {
+                    // Not connected yet on our side (its first message
+                    // overtook the handshake), or gone.
+                    smp_groups_integrity::ReceiveError::UnknownSender(_) => {
+                        (FaultSource::Nobody, FaultKind::Stale)
+                    }
+                    smp_groups_integrity::ReceiveError::TooFarAhead { .. } => {
+                        (FaultSource::Peer, FaultKind::OverLimit)
+                    }
+                    _ => (FaultSource::Peer, FaultKind::Unexpected),
+                };
+                self.refuse(source, kind, at, &format!("MSG {ext_msg_id}: {e}"));
+                return false;
+            }
+        };
+        let dropped = match r.delivery {
+            Delivery::Chained { .. } | Delivery::Held { .. } | Delivery::Backfilled => None,
+            // The same message on two connections with the member (an open
+            // invitation slot and another), or again after a restart.
+            Delivery::Duplicate => Some((FaultSource::Nobody, FaultKind::Duplicate)),
+            // Older than our anchor (sent before we joined) or the window.
+            Delivery::Stale => Some((FaultSource::Nobody, FaultKind::Stale)),
+            Delivery::Conflict => Some((FaultSource::Peer, FaultKind::Conflict)),
+        };
+        if let Some((source, kind)) = dropped {
+            self.refuse(source, kind, at, &format!("MSG {ext_msg_id}"));
+        }
+        let Some(g) = self.groups.get_mut(group) else {
+            return false;
+        };
+        let deliver = matches!(
+            r.delivery,
+            Delivery::Chained { .. } | Delivery::Held { .. } | Delivery::Backfilled
+        );
+        let mut events = Vec::new();
+        if deliver {
+            let msg_id = g.next_msg_id;
+            g.next_msg_id += 1;
+            g.recvs.insert(
+                msg_id,
+                RecvTrack {
+                    from,
+                    ext_msg_id,
+                    content_hash: smp_groups_integrity::chain::content_hash(content).0,
+                },
+            );
+            // A gap is reported once, by the first message after it.
+            let below = g.integrity.received_below(MemberId(from), ext_msg_id);
+            let integrity = match (r.delivery, below) {
+                (Delivery::Held { .. }, Some(b)) if b.saturating_add(1) < ext_msg_id => {
+                    crate::MsgIntegrity::Skipped {
+                        from: b + 1,
+                        to: ext_msg_id - 1,
+                    }
+                }
+                _ => crate::MsgIntegrity::Ok,
+            };
+            let meta = self.msg_meta(ext_msg_id, snd_ts, integrity);
+            events.push(Event::Msg {
+                group: group.to_owned(),
+                member: MemberId(from),
+                msg_id,
+                meta,
+                body: content.to_vec(),
+            });
+        }
+        for v in r.violations {
+            events.push(Event::Violation {
+                group: group.to_owned(),
+                violation: v,
+            });
+        }
+        for e in events {
+            self.event(e);
+        }
+        deliver
+    }
+
+    /// The last block of our message `int_id` reached the relay for `member`.
+    pub(crate) fn group_msg_sent(&mut self, group: &str, int_id: u64, member: Mid) {
+        let Some(t) = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.sends.get_mut(&int_id))
+        else {
+            return;
+        };
+        if !t.sent_pending.remove(&member) {
+            return;
+        }
+        self.touch_group(group);
+        self.event(Event::Sent {
+            group: group.to_owned(),
+            member: Some(MemberId(member)),
+            msg_id: int_id,
+        });
+        self.finish_send_track(group, int_id);
+    }
+
+    /// Reports `SENT` / `RCVD` for all once nothing is pending.
+    pub(crate) fn finish_send_track(&mut self, group: &str, int_id: u64) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(t) = g.sends.get_mut(&int_id) else {
+            return;
+        };
+        let mut events = Vec::new();
+        if t.sent_pending.is_empty() && !t.sent_done {
+            t.sent_done = true;
+            events.push(Event::Sent {
+                group: group.to_owned(),
+                member: None,
+                msg_id: int_id,
+            });
+        }
+        if t.sent_done && t.rcvd_pending.is_empty() {
+            events.push(Event::Rcvd {
+                group: group.to_owned(),
+                member: None,
+                msg_id: int_id,
+                status: t.status,
+            });
+            let ext = t.ext_msg_id;
+            g.sends.remove(&int_id);
+            g.ext_to_int.remove(&ext);
+        }
+        self.touch_group(group);
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    /// Member `x` will not get or acknowledge our messages: our sends stop
+    /// waiting for it.
+    pub(crate) fn forget_in_sends(&mut self, group: &str, x: Mid) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        let sends: Vec<u64> = g
+            .sends
+            .iter_mut()
+            .filter_map(|(id, t)| {
+                let a = t.sent_pending.remove(&x);
+                let b = t.rcvd_pending.remove(&x);
+                (a || b).then_some(*id)
+            })
+            .collect();
+        for id in sends {
+            self.finish_send_track(group, id);
+        }
+    }
+}
