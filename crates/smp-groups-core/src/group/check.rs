@@ -1,12 +1,12 @@
 //! `G_CHECK` rounds: sending ours and handling our members' checks.
 
 use smp_groups_integrity::Timestamp;
-use smp_groups_wire::agent::{AMessage, GroupEnvelope};
+use smp_groups_wire::agent::{AMessage, GCheck, GroupEnvelope, MemberId};
 
 use crate::Agent;
 use crate::api::Event;
-use crate::fault::{FaultKind, FaultSource};
-use crate::state::{MemberStatus, Note};
+use crate::fault::{At, FaultKind, FaultSource};
+use crate::state::{MemberStatus, Mid, Note};
 
 impl Agent {
     /// `Command::Check`: our `G_CHECK` to every connected member now.
@@ -46,12 +46,40 @@ impl Agent {
         }
         self.broadcast_proofs(alias);
     }
+
+    /// A member's `G_CHECK`: its member set is compared with ours, and its
+    /// chain reports with what we hold.
+    pub(crate) fn on_check(&mut self, conn: u64, group: &str, from: Mid, seq: u64, check: &GCheck) {
+        let at = At::member(group, Some(from), Some(conn));
+        if let Some(theirs) = check.members {
+            self.compare_members(group, from, theirs);
+        }
+        let now = Timestamp::from_millis(self.now);
+        let Some(g) = self.groups.get_mut(group) else {
+            // Internal: found above in this input.
+            return;
+        };
+        match g.integrity.on_check(MemberId(from), seq, check, now) {
+            Ok(vs) => {
+                for v in vs {
+                    self.event(Event::Violation {
+                        group: group.to_owned(),
+                        violation: v,
+                    });
+                }
+            }
+            Err(e) => {
+                let (source, kind) = check_fault(&e);
+                self.refuse(source, kind, at, &format!("G_CHECK: {e}"));
+            }
+        }
+    }
 }
 
 /// Whose fault a refused `G_CHECK` is: an old one again is a race (checks
 /// cross on the way, or are sent again after a restart); the others are
 /// malformed.
-pub(crate) fn check_fault(e: &smp_groups_integrity::CheckError) -> (FaultSource, FaultKind) {
+fn check_fault(e: &smp_groups_integrity::CheckError) -> (FaultSource, FaultKind) {
     use smp_groups_integrity::CheckError;
     match e {
         CheckError::Replayed { .. } | CheckError::Regressed { .. } => {

@@ -1,11 +1,9 @@
 //! Group envelopes from other members: who may send what and when, and the
 //! file that applies each kind.
 
-use smp_groups_integrity::Timestamp;
 use smp_groups_wire::Encode;
 use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
 
-use super::check::check_fault;
 use crate::Agent;
 use crate::api::Event;
 use crate::fault::{At, FaultKind, FaultSource};
@@ -191,82 +189,15 @@ impl Agent {
                 self.on_fwd(group, sender, &member, invitation.as_slice());
             }
             GroupEnvelope::OpenInv { invitation } => {
-                if let Some(g) = self.groups.get_mut(group) {
-                    g.open_invs.insert(sender, invitation.into_vec());
-                }
+                self.on_open_inv(group, sender, invitation.into_vec());
             }
             GroupEnvelope::Mem(x) => self.on_mem(group, sender, x.0),
-            GroupEnvelope::Left => {
-                self.close_member(group, sender);
-                self.member_gone(group, sender);
-                self.event(Event::Left {
-                    group: group.to_owned(),
-                    member: Some(MemberId(sender)),
-                });
-                self.check_empty(group);
-            }
+            GroupEnvelope::Left => self.on_left(group, sender),
             GroupEnvelope::Out => self.removed_by(group, sender),
-            GroupEnvelope::Rem(x) | GroupEnvelope::RemTell(x) => {
-                // `REMT`: the remover could not reach the member; we tell it.
-                let tell = matches!(env, GroupEnvelope::RemTell(_));
-                let x = x.0;
-                let me = self.groups.get(group).map(|g| g.me);
-                if me == Some(x) {
-                    // A remover tells the member it removes with `OUT`.
-                    self.refuse(
-                        FaultSource::Peer,
-                        FaultKind::Unexpected,
-                        at,
-                        &"REM of ourselves",
-                    );
-                    return;
-                }
-                self.apply_removal(group, x, sender, tell);
-                self.enqueue(
-                    conn,
-                    &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
-                    Note::None,
-                );
-            }
-            GroupEnvelope::Remd(x) => {
-                let waited = self
-                    .groups
-                    .get_mut(group)
-                    .and_then(|g| g.removals.get_mut(&x.0))
-                    .is_some_and(|set| set.remove(&sender));
-                if !waited {
-                    // A removal already complete, or not ours.
-                    self.refuse(
-                        FaultSource::Nobody,
-                        FaultKind::Stale,
-                        at,
-                        &format!("REMD {x} for no removal waiting for it"),
-                    );
-                }
-                self.check_removal_done(group, x.0);
-            }
-            GroupEnvelope::Del => {
-                self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
-                // Members we are adding may be unknown to the deleter: they
-                // hear of the deletion from us. So do members we added that
-                // we are still introducing to the deleter (a late
-                // introduction: it joined concurrently and may not know them).
-                let mut tell = self.unfinished_add_conns(group);
-                tell.extend(self.introduced_late_to(group, sender));
-                tell.sort_unstable();
-                tell.dedup();
-                for c in tell {
-                    if c != conn {
-                        self.enqueue(c, &AMessage::Group(GroupEnvelope::Del), Note::None);
-                    }
-                }
-                let conns = self.member_conns(group);
-                self.drop_group(group, &conns);
-                self.event(Event::Deleted {
-                    group: group.to_owned(),
-                    by: Some(MemberId(sender)),
-                });
-            }
+            GroupEnvelope::Rem(x) => self.on_rem(conn, group, sender, x.0, false),
+            GroupEnvelope::RemTell(x) => self.on_rem(conn, group, sender, x.0, true),
+            GroupEnvelope::Remd(x) => self.on_remd(conn, group, sender, x.0),
+            GroupEnvelope::Del => self.on_del(conn, group, sender),
             GroupEnvelope::Msg {
                 ext_msg_id,
                 snd_ts,
@@ -299,26 +230,7 @@ impl Agent {
                 content.as_slice(),
             ),
             GroupEnvelope::CatchUp { ext_msg_id, digest } => {
-                let anchor = smp_groups_integrity::Anchor::At {
-                    msg_id: ext_msg_id,
-                    digest,
-                };
-                let started = self
-                    .groups
-                    .get_mut(group)
-                    .is_some_and(|g| g.integrity.rewind(MemberId(sender), anchor));
-                if started {
-                    tracing::debug!(group, member = %MemberId(sender), from = ext_msg_id, "catch-up started");
-                } else {
-                    // Not earlier than the anchor it gave us (the first
-                    // attempt already carried this one), or one in progress.
-                    self.refuse(
-                        FaultSource::Nobody,
-                        FaultKind::Stale,
-                        at,
-                        &format!("CATCHUP from {ext_msg_id}: nothing to catch up"),
-                    );
-                }
+                self.on_catch_up(conn, group, sender, ext_msg_id, digest);
             }
             GroupEnvelope::Rcvd {
                 ext_msg_id,
@@ -348,30 +260,7 @@ impl Agent {
                 });
             }
             GroupEnvelope::Proof { units } => self.on_proof(group, sender, &units),
-            GroupEnvelope::Check(check) => {
-                if let Some(theirs) = check.members {
-                    self.compare_members(group, sender, theirs);
-                }
-                let now = Timestamp::from_millis(self.now);
-                let Some(g) = self.groups.get_mut(group) else {
-                    // Internal: found above in this input.
-                    return;
-                };
-                match g.integrity.on_check(MemberId(sender), seq, &check, now) {
-                    Ok(vs) => {
-                        for v in vs {
-                            self.event(Event::Violation {
-                                group: group.to_owned(),
-                                violation: v,
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        let (source, kind) = check_fault(&e);
-                        self.refuse(source, kind, at, &format!("G_CHECK: {e}"));
-                    }
-                }
-            }
+            GroupEnvelope::Check(check) => self.on_check(conn, group, sender, seq, &check),
         }
     }
 

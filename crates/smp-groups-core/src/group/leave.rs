@@ -197,4 +197,39 @@ impl Agent {
             .map(|g| g.members.values().filter_map(|m| m.conn).collect())
             .unwrap_or_default()
     }
+
+    /// `LEFT`: member `x` left the group.
+    pub(crate) fn on_left(&mut self, group: &str, x: Mid) {
+        self.close_member(group, x);
+        self.member_gone(group, x);
+        self.event(Event::Left {
+            group: group.to_owned(),
+            member: Some(MemberId(x)),
+        });
+        self.check_empty(group);
+    }
+
+    /// `DEL` from member `by` on connection `conn`: the group is deleted.
+    pub(crate) fn on_del(&mut self, conn: u64, group: &str, by: Mid) {
+        self.enqueue(conn, &AMessage::Group(GroupEnvelope::Deld), Note::None);
+        // Members we are adding may be unknown to the deleter: they
+        // hear of the deletion from us. So do members we added that
+        // we are still introducing to the deleter (a late
+        // introduction: it joined concurrently and may not know them).
+        let mut tell = self.unfinished_add_conns(group);
+        tell.extend(self.introduced_late_to(group, by));
+        tell.sort_unstable();
+        tell.dedup();
+        for c in tell {
+            if c != conn {
+                self.enqueue(c, &AMessage::Group(GroupEnvelope::Del), Note::None);
+            }
+        }
+        let conns = self.member_conns(group);
+        self.drop_group(group, &conns);
+        self.event(Event::Deleted {
+            group: group.to_owned(),
+            by: Some(MemberId(by)),
+        });
+    }
 }

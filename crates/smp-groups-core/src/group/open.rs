@@ -304,4 +304,12 @@ impl Agent {
         self.touch_group(group);
         self.offer_open_invitation(group, holder);
     }
+
+    /// `OINV`: member `from` hands us an open invitation for the next member
+    /// we add.
+    pub(crate) fn on_open_inv(&mut self, group: &str, from: Mid, invitation: Vec<u8>) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.open_invs.insert(from, invitation);
+        }
+    }
 }

@@ -5,6 +5,7 @@ use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
+use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{GroupStatus, Mid, Note, Owner};
 
 impl Agent {
@@ -271,5 +272,48 @@ impl Agent {
             // Removing the last other member empties the group too.
             self.check_empty(group);
         }
+    }
+
+    /// `REM` of member `x` by `by` on connection `conn`; with `tell` (`REMT`),
+    /// the remover could not reach the member: we tell it.
+    pub(crate) fn on_rem(&mut self, conn: u64, group: &str, by: Mid, x: Mid, tell: bool) {
+        let at = At::member(group, Some(by), Some(conn));
+        let me = self.groups.get(group).map(|g| g.me);
+        if me == Some(x) {
+            // A remover tells the member it removes with `OUT`.
+            self.refuse(
+                FaultSource::Peer,
+                FaultKind::Unexpected,
+                at,
+                &"REM of ourselves",
+            );
+            return;
+        }
+        self.apply_removal(group, x, by, tell);
+        self.enqueue(
+            conn,
+            &AMessage::Group(GroupEnvelope::Remd(MemberId(x))),
+            Note::None,
+        );
+    }
+
+    /// `REMD`: member `from` removed `x` as we asked.
+    pub(crate) fn on_remd(&mut self, conn: u64, group: &str, from: Mid, x: Mid) {
+        let at = At::member(group, Some(from), Some(conn));
+        let waited = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.removals.get_mut(&x))
+            .is_some_and(|set| set.remove(&from));
+        if !waited {
+            // A removal already complete, or not ours.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &format!("REMD {} for no removal waiting for it", MemberId(x)),
+            );
+        }
+        self.check_removal_done(group, x);
     }
 }

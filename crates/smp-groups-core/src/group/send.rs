@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use smp_groups_integrity::Delivery;
-use smp_groups_wire::agent::{AMessage, Content, GroupEnvelope, MemberId};
+use smp_groups_wire::agent::{AMessage, Content, Digest, GroupEnvelope, MemberId};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -302,6 +302,39 @@ impl Agent {
             .collect();
         for id in sends {
             self.finish_send_track(group, id);
+        }
+    }
+
+    /// `CATCHUP`: member `from` restarts its chain for us after `ext_msg_id`
+    /// (what it sent after it reaches us again).
+    pub(crate) fn on_catch_up(
+        &mut self,
+        conn: u64,
+        group: &str,
+        from: Mid,
+        ext_msg_id: u64,
+        digest: Digest,
+    ) {
+        let at = At::member(group, Some(from), Some(conn));
+        let anchor = smp_groups_integrity::Anchor::At {
+            msg_id: ext_msg_id,
+            digest,
+        };
+        let started = self
+            .groups
+            .get_mut(group)
+            .is_some_and(|g| g.integrity.rewind(MemberId(from), anchor));
+        if started {
+            tracing::debug!(group, member = %MemberId(from), from = ext_msg_id, "catch-up started");
+        } else {
+            // Not earlier than the anchor it gave us (the first
+            // attempt already carried this one), or one in progress.
+            self.refuse(
+                FaultSource::Nobody,
+                FaultKind::Stale,
+                at,
+                &format!("CATCHUP from {ext_msg_id}: nothing to catch up"),
+            );
         }
     }
 }
