@@ -741,10 +741,9 @@ impl Agent {
 
     /// Issues again relay operation `id`, whose retry time has come.
     pub(crate) fn retry_op(&mut self, id: OpId) {
-        if let Some(p) = self.ops.get_mut(&id) {
+        if let Some(p) = self.edit_op(id) {
             p.retry_at = None;
             let op = p.op.clone();
-            self.dirty.insert(Key::Op(id.0));
             self.ops_out.push(op);
         }
     }

@@ -83,7 +83,7 @@ impl Agent {
         join: Option<JoinInfo>,
     ) {
         let at = At::member(group, Some(member), Some(conn));
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             self.refuse(
                 FaultSource::Nobody,
                 FaultKind::Stale,
@@ -148,7 +148,6 @@ impl Agent {
             _ => None,
         };
         g.had_members = true;
-        self.touch_group(group);
         if let Some(max) = full {
             // Its messages will be refused as from an unknown sender.
             self.refuse(
@@ -173,7 +172,7 @@ impl Agent {
             });
         }
         // As the introducer of `member`: introduce it to everyone else.
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         if let Some(add) = g.adds.get_mut(&member)
@@ -296,7 +295,7 @@ impl Agent {
 
     /// `INV`: member `from` invites the member `x` we introduce.
     pub(crate) fn on_inv(&mut self, group: &str, from: Mid, x: Mid, invitation: Invitation) {
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             // Internal: found by our caller in this input.
             return;
         };
@@ -331,7 +330,7 @@ impl Agent {
     /// We learned of member `x` from someone else: every member we introduced
     /// earlier who was not introduced to `x` gets introduced now.
     pub(crate) fn introduce_late(&mut self, group: &str, x: Mid) {
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         let Some(xconn) = g.members.get(&x).and_then(|m| m.conn) else {

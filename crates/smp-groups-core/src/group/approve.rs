@@ -119,10 +119,9 @@ impl Agent {
         self.next_id += 1;
         self.dirty.insert(crate::store::Key::Meta);
         let change = pending.change;
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.approvals.insert(id, pending);
         }
-        self.touch_group(group);
         self.event(Event::ApprovalRequired {
             group: group.to_owned(),
             approval: id,

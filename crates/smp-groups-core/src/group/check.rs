@@ -20,11 +20,11 @@ impl Agent {
 
     pub(crate) fn send_check(&mut self, alias: &str) {
         let now = Timestamp::from_millis(self.now);
-        let Some(g) = self.groups.get_mut(alias) else {
+        let Some(g) = self.groups.get(alias) else {
             return;
         };
         let members = g.stable_members(&self.conns);
-        let Some(g) = self.groups.get_mut(alias) else {
+        let Some(g) = self.edit_group(alias) else {
             return;
         };
         let mut check = g.integrity.build_check(now);
@@ -39,7 +39,6 @@ impl Agent {
             .filter(|m| m.status != MemberStatus::Pending)
             .filter_map(|m| m.conn)
             .collect();
-        self.touch_group(alias);
         let env = AMessage::Group(GroupEnvelope::Check(check));
         for c in conns {
             self.enqueue(c, &env, Note::None);
@@ -55,7 +54,7 @@ impl Agent {
             self.compare_members(group, from, theirs);
         }
         let now = Timestamp::from_millis(self.now);
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             // Internal: found above in this input.
             return;
         };

@@ -35,14 +35,13 @@ impl Agent {
                 {
                     let id = self.fresh_alias("i");
                     let info = gi.group_info.as_slice().to_vec();
-                    self.invitations.insert(
+                    self.keep_invitation(
                         id.clone(),
                         RecvInvitation {
                             conn: alias.clone(),
                             envelope: AMessage::Group(env).to_bytes(),
                         },
                     );
-                    self.dirty.insert(crate::store::Key::Invitation(id.clone()));
                     self.event(Event::GroupRequest {
                         conn: alias.clone(),
                         invitation: id,
@@ -53,7 +52,7 @@ impl Agent {
             // Refused by the caller (`dispatch`).
             Owner::Open { .. } => {}
             Owner::Member { group, member } => {
-                let Some(g) = self.groups.get_mut(group) else {
+                let Some(g) = self.edit_group(group) else {
                     self.refuse(
                         FaultSource::Nobody,
                         FaultKind::Stale,
@@ -62,8 +61,8 @@ impl Agent {
                     );
                     return;
                 };
-                // Whatever the envelope does to the group is stored with this input.
-                self.dirty.insert(crate::store::Key::Group(group.clone()));
+                // Whatever the envelope does to the group is stored with
+                // this input (`edit_group` marked it).
                 if g.gone.contains(member) {
                     // Only a retired connection's removals and deletion apply.
                     self.apply_group_envelope(conn, &group.clone(), *member, seq, env);

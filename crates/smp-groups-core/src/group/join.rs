@@ -16,11 +16,9 @@ impl Agent {
         &mut self,
         invitation: &str,
     ) -> Result<Event, CommandError> {
-        if self.invitations.remove(invitation).is_none() {
+        if self.take_invitation(invitation).is_none() {
             return Err(CommandError::NoInvitation(invitation.to_owned()));
         }
-        self.dirty
-            .insert(crate::store::Key::Invitation(invitation.to_owned()));
         Ok(Event::Ok {
             alias: invitation.to_owned(),
         })
@@ -89,9 +87,7 @@ impl Agent {
         if let Some(m) = self.group_mut(&alias)?.members.get_mut(&introducer) {
             m.conn = Some(cid);
         }
-        self.invitations.remove(invitation);
-        self.dirty
-            .insert(crate::store::Key::Invitation(invitation.to_owned()));
+        self.take_invitation(invitation);
         self.touch_group(&alias);
         Ok(Event::Ok { alias })
     }
@@ -127,18 +123,14 @@ impl Agent {
         if late && let Some(anchor) = self.catch_up_anchor(group) {
             m.my_anchor = anchor;
         }
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.insert_member(x, m);
         }
         let cid = self.new_inviter_conn(Owner::Member {
             group: group.to_owned(),
             member: x,
         });
-        if let Some(m) = self
-            .groups
-            .get_mut(group)
-            .and_then(|g| g.members.get_mut(&x))
-        {
+        if let Some(m) = self.edit_member(group, x) {
             m.conn = Some(cid);
         }
         if late {
@@ -192,10 +184,7 @@ impl Agent {
             tracing::debug!(group, member = %MemberId(x), "FWD for a pending member: a second attempt");
             let anchor = existing.my_anchor;
             if existing.peer_anchor.is_none()
-                && let Some(m) = self
-                    .groups
-                    .get_mut(group)
-                    .and_then(|g| g.members.get_mut(&x))
+                && let Some(m) = self.edit_member(group, x)
             {
                 m.peer_anchor = invite.anchor;
             }
@@ -250,7 +239,7 @@ impl Agent {
             }
         };
         m.conn = Some(cid);
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.insert_member(x, m);
         }
         self.tell_removals(group, x, cid);
@@ -260,7 +249,7 @@ impl Agent {
     /// `MEM x` from `from`.
     pub(crate) fn on_mem(&mut self, group: &str, from: Mid, x: Mid) {
         let at = At::member(group, Some(from), None);
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             // Internal: found by our caller in this input.
             return;
         };

@@ -25,7 +25,7 @@ impl Agent {
             group: group.to_owned(),
             holder: member,
         });
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.open_offered.insert(member, cid);
         }
     }
@@ -120,7 +120,7 @@ impl Agent {
         }
         let mut m = self.new_member(group, Some(holder));
         m.conn = Some(conn);
-        if let Some(c) = self.conns.get_mut(&conn) {
+        if let Some(c) = self.edit_conn(conn) {
             // Messages queued on the slot since it was offered follow the anchor
             // announced in the invitation.
             c.owner = crate::state::Owner::Member {
@@ -128,7 +128,7 @@ impl Agent {
                 member: x,
             };
         }
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.open_offered.remove(&holder);
             // Already known through another invitation: this connection joins
             // the attempts with it.
@@ -136,8 +136,6 @@ impl Agent {
                 g.insert_member(x, m);
             }
         }
-        self.touch_conn(conn);
-        self.touch_group(group);
         self.member_connected(conn, group, x, join);
         // We are deleting the group: a member that joined through an open
         // invitation meanwhile was not told (its introducer may have finished
@@ -241,7 +239,7 @@ impl Agent {
         if !accept {
             tracing::info!(group, member = %MemberId(x), "add through an open invitation refused by the client");
             self.close_conn(conn);
-            if let Some(g) = self.groups.get_mut(group)
+            if let Some(g) = self.edit_group(group)
                 && g.open_offered.get(&holder) == Some(&conn)
             {
                 g.open_offered.remove(&holder);
@@ -288,7 +286,7 @@ impl Agent {
     fn open_invitation_used_by_removed(&mut self, conn: u64, group: &str, holder: Mid, x: Mid) {
         tracing::debug!(group, conn, member = %MemberId(x), "open invitation used by a removed member: read as retired");
         let until = self.now.saturating_add(self.cfg.removal_grace_ms);
-        if let Some(c) = self.conns.get_mut(&conn) {
+        if let Some(c) = self.edit_conn(conn) {
             c.owner = crate::state::Owner::Member {
                 group: group.to_owned(),
                 member: x,
@@ -297,18 +295,16 @@ impl Agent {
             c.outbox.truncate(1);
             c.retire_at = Some(until);
         }
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.open_offered.remove(&holder);
         }
-        self.touch_conn(conn);
-        self.touch_group(group);
         self.offer_open_invitation(group, holder);
     }
 
     /// `OINV`: member `from` hands us an open invitation for the next member
     /// we add.
     pub(crate) fn on_open_inv(&mut self, group: &str, from: Mid, invitation: Vec<u8>) {
-        if let Some(g) = self.groups.get_mut(group) {
+        if let Some(g) = self.edit_group(group) {
             g.open_invs.insert(from, invitation);
         }
     }

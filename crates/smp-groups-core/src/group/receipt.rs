@@ -36,7 +36,7 @@ impl Agent {
     /// each with one signature.
     pub(crate) fn send_receipts(&mut self, group: &str, x: Mid) {
         let policy = self.cfg.receipts;
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         let (gid, me) = (smp_groups_wire::agent::GroupId(g.id), MemberId(g.me));
@@ -75,7 +75,6 @@ impl Agent {
             };
             envs.push(env);
         }
-        self.touch_group(group);
         for (list, sig) in signed {
             // Our own signed receipts are part of the proof we can show.
             self.keep_receipt(group, (x, me.0), &list, sig);
@@ -168,7 +167,7 @@ impl Agent {
         sig_ok: bool,
     ) {
         let at = At::member(group, Some(from), None);
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             // Internal: found by our caller in this input.
             return;
         };

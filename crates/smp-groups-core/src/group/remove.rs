@@ -96,7 +96,7 @@ impl Agent {
                 member: MemberId(x),
                 by: Some(MemberId(by)),
             });
-        } else if let Some(g) = self.groups.get_mut(group) {
+        } else if let Some(g) = self.edit_group(group) {
             g.gone.insert(x);
         }
         self.check_empty(group);
@@ -144,7 +144,7 @@ impl Agent {
         // Every connection with it: its `OUT`, `REM` or `DEL` may come on any
         // (invitations that crossed leave two).
         for c in self.attempts(group, x) {
-            let Some(cs) = self.conns.get_mut(&c) else {
+            let Some(cs) = self.edit_conn(c) else {
                 continue;
             };
             if !keep_outbox {
@@ -152,7 +152,6 @@ impl Agent {
                 cs.outbox.truncate(keep);
             }
             cs.retire_at = Some(until);
-            self.touch_conn(c);
         }
     }
 
@@ -171,7 +170,7 @@ impl Agent {
     /// and complete everything that was waiting for it.
     pub(crate) fn member_gone(&mut self, group: &str, x: Mid) {
         self.direct_member_gone(group, x);
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         g.remove_member(x);
@@ -205,7 +204,6 @@ impl Agent {
             .join
             .as_ref()
             .is_some_and(|j| j.introducer == x && !j.done);
-        self.touch_group(group);
         if abandon {
             self.abandon_join(group);
             return;

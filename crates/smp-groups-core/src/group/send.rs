@@ -145,7 +145,7 @@ impl Agent {
         content: &[u8],
     ) -> bool {
         let at = At::member(group, Some(from), None);
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             // Internal: found by our caller in this input.
             return false;
         };
@@ -179,7 +179,7 @@ impl Agent {
         if let Some((source, kind)) = dropped {
             self.refuse(source, kind, at, &format!("MSG {ext_msg_id}"));
         }
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return false;
         };
         let deliver = matches!(
@@ -253,7 +253,7 @@ impl Agent {
 
     /// Reports `SENT` / `RCVD` for all once nothing is pending.
     pub(crate) fn finish_send_track(&mut self, group: &str, int_id: u64) {
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         let Some(t) = g.sends.get_mut(&int_id) else {
@@ -279,7 +279,6 @@ impl Agent {
             g.sends.remove(&int_id);
             g.ext_to_int.remove(&ext);
         }
-        self.touch_group(group);
         for e in events {
             self.event(e);
         }
@@ -288,7 +287,7 @@ impl Agent {
     /// Member `x` will not get or acknowledge our messages: our sends stop
     /// waiting for it.
     pub(crate) fn forget_in_sends(&mut self, group: &str, x: Mid) {
-        let Some(g) = self.groups.get_mut(group) else {
+        let Some(g) = self.edit_group(group) else {
             return;
         };
         let sends: Vec<u64> = g
