@@ -748,17 +748,6 @@ impl Agent {
         }
     }
 
-    pub(crate) fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.dirty.insert(Key::Meta);
-        id
-    }
-
-    pub(crate) fn alloc_op(&mut self) -> OpId {
-        OpId(self.alloc_id())
-    }
-
     /// Issues a relay operation and keeps it until its result arrives.
     pub(crate) fn issue(&mut self, op: RelayOp, purpose: Purpose) {
         let id = op.op();

@@ -81,6 +81,7 @@ mod fault;
 mod group;
 mod history;
 mod history_share;
+mod ids;
 mod marks;
 mod members_check;
 mod profile;

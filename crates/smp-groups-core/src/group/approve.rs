@@ -115,9 +115,7 @@ impl Agent {
     /// Holds a membership change for the client's decision: stores it under
     /// a fresh id and asks (`ApprovalRequired`); returns the id.
     pub(crate) fn ask_approval(&mut self, group: &str, pending: PendingApproval) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.dirty.insert(crate::store::Key::Meta);
+        let id = self.alloc_id();
         let change = pending.change;
         if let Some(g) = self.edit_group(group) {
             g.approvals.insert(id, pending);

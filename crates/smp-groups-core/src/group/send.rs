@@ -36,8 +36,7 @@ impl Agent {
             .integrity
             .on_sent(content.as_slice())
             .map_err(|e| CommandError::Internal(e.to_string()))?;
-        let int_id = g.next_msg_id;
-        g.next_msg_id += 1;
+        let int_id = g.alloc_msg_id();
         #[cfg_attr(not(feature = "cheat"), allow(unused_mut))]
         let mut targets: Vec<(Mid, u64)> = g
             .members
@@ -188,8 +187,7 @@ impl Agent {
         );
         let mut events = Vec::new();
         if deliver {
-            let msg_id = g.next_msg_id;
-            g.next_msg_id += 1;
+            let msg_id = g.alloc_msg_id();
             g.recvs.insert(
                 msg_id,
                 RecvTrack {
