@@ -55,10 +55,13 @@ impl RelayClient for WatchingClient {
     fn perform(&mut self, op: RelayOp) {
         let own = op.op().0 >= 1 << 63;
         if !own {
-            // The record is the core's `PendingOp`, whose first field is the
-            // operation itself (postcard), so it starts with the operation.
-            let body = postcard::to_allocvec(&op).unwrap();
-            let record = self.db.get(&encode_key(&Key::Op(op.op().0))).unwrap();
+            // The record is the core's `PendingOp` after its layout byte;
+            // its first field is the operation itself (postcard), so it
+            // starts with the operation.
+            let key = Key::Op(op.op().0);
+            let mut body = vec![smp_groups_core::store::layout(&key)];
+            body.extend(postcard::to_allocvec(&op).unwrap());
+            let record = self.db.get(&encode_key(&key)).unwrap();
             if !record.is_some_and(|r| r.starts_with(&body)) {
                 self.problems
                     .lock()

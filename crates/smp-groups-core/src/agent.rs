@@ -197,7 +197,7 @@ impl Agent {
         records: impl IntoIterator<Item = (Key, Vec<u8>)>,
         schema: u32,
     ) -> Result<Self, RestoreError> {
-        if schema != SCHEMA_VERSION {
+        if schema != SCHEMA_VERSION && schema != crate::record::UNVERSIONED_SCHEMA {
             return Err(RestoreError::Schema {
                 found: schema,
                 expected: SCHEMA_VERSION,
@@ -216,7 +216,31 @@ impl Agent {
         let mut proof_sent: BTreeMap<String, Vec<(u64, BTreeSet<Mid>)>> = BTreeMap::new();
         let mut shared: BTreeMap<String, Vec<(u64, crate::history_share::SharedRec)>> =
             BTreeMap::new();
-        for (key, value) in records {
+        // Records of an older layout, to be written again at the current one.
+        let mut rewrite: Vec<Key> = Vec::new();
+        for (key, stored) in records {
+            let (value, migrated) = crate::record::open(&key, &stored, schema).map_err(|e| {
+                use crate::record::OpenError;
+                match e {
+                    OpenError::NoLayout => RestoreError::Corrupt {
+                        key: key.clone(),
+                        reason: "no layout version".to_owned(),
+                    },
+                    OpenError::Newer(found) => RestoreError::Layout {
+                        key: key.clone(),
+                        found,
+                        known: crate::record::layout(&key),
+                    },
+                    OpenError::Migration { from, reason } => RestoreError::Migration {
+                        key: key.clone(),
+                        from,
+                        reason,
+                    },
+                }
+            })?;
+            if migrated {
+                rewrite.push(key.clone());
+            }
             let bad = |e: postcard::Error| RestoreError::Corrupt {
                 key: key.clone(),
                 reason: e.to_string(),
@@ -358,6 +382,18 @@ impl Agent {
             let written = agent.member_parts(&a);
             agent.written.insert(a, written);
         }
+        // Migrated records are written again, at their current layout, in
+        // the batch below (a store of the unversioned schema: all of them).
+        for key in rewrite {
+            if let Key::Member(alias, mid) = &key {
+                if let Some(w) = agent.written.get_mut(alias) {
+                    w.remove(mid);
+                }
+                agent.dirty.insert(Key::Group(alias.clone()));
+            } else {
+                agent.dirty.insert(key);
+            }
+        }
         for (id, c) in &agent.conns {
             if let Some(q) = &c.rcv {
                 agent
@@ -481,7 +517,7 @@ impl Agent {
                 };
                 let (conn, server) = (*conn, server.clone());
                 self.finish_op(op);
-                self.on_queue_created(conn, server, rcv_id, snd_id);
+                self.on_queue_created(conn, server, rcv_id, &snd_id);
             }
             RelayEvent::Done { op } => {
                 let Some(p) = self.ops.get(&op) else {
@@ -853,7 +889,12 @@ impl Agent {
         for (id, p) in &self.ops {
             out.extend(encode(p).map(|v| (Key::Op(id.0), v)));
         }
-        out
+        out.into_iter()
+            .map(|(k, v)| {
+                let v = crate::record::seal(&k, v);
+                (k, v)
+            })
+            .collect()
     }
 
     /// A group's record (without its members) and the records of the members
@@ -874,7 +915,11 @@ impl Agent {
         let shell = encode(&*g);
         g.integrity.restore_members(states);
         match shell {
-            Some(v) => batch.puts.push((Key::Group(alias.to_owned()), v)),
+            Some(v) => {
+                let key = Key::Group(alias.to_owned());
+                let v = crate::record::seal(&key, v);
+                batch.puts.push((key, v));
+            }
             None => batch.deletes.push(Key::Group(alias.to_owned())),
         }
         let mut now = BTreeMap::new();
@@ -887,7 +932,9 @@ impl Agent {
                     integrity: g.integrity.member_state(id),
                 };
                 if let Some(v) = encode(&rec) {
-                    batch.puts.push((Key::Member(alias.to_owned(), *mid), v));
+                    let key = Key::Member(alias.to_owned(), *mid);
+                    let v = crate::record::seal(&key, v);
+                    batch.puts.push((key, v));
                 }
             }
             now.insert(*mid, m.clone());
@@ -964,7 +1011,10 @@ impl Agent {
                     .and_then(encode),
             };
             match value {
-                Some(v) => batch.puts.push((key, v)),
+                Some(v) => {
+                    let v = crate::record::seal(&key, v);
+                    batch.puts.push((key, v));
+                }
                 None => batch.deletes.push(key),
             }
         }

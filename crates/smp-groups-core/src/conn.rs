@@ -4,8 +4,8 @@
 //!
 //! Handshake (inviter I, joiner J):
 //!
-//! 1. I creates its receive queue and hands out an [`InviteRec`]: the queue's
-//!    address and I's two X3DH public keys.
+//! 1. I creates its receive queue and hands out a [`ConnInvitation`]: the
+//!    queue's address and I's two X3DH public keys.
 //! 2. J creates its reply queue, secures it for I, and sends the confirmation
 //!    to I's queue: J's X3DH keys in the clear, and, ratchet-encrypted, the reply
 //!    queue address and a [`JoinInfo`] (the key I secures its queue with, the key
@@ -15,16 +15,16 @@
 //!
 //! Cost: two agent envelopes per connection.
 
-use serde::{Deserialize, Serialize};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::ratchet::{Ratchet, X3dhKeyPairs, X3dhParams};
 use smp_groups_crypto::sha256;
 use smp_groups_integrity::ConnVerdict;
 use smp_groups_wire::agent::{
-    AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Content, Encrypted,
-    EnvelopeKind, Fragment, Limits, MsgHeader, Receipt,
+    AGENT_VERSION, AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, ConnInvitation,
+    Content, Encrypted, EnvelopeKind, Fragment, JoinInfo, Limits, MemberId, MemberInfo, MsgHeader,
+    QueueAddress, Receipt,
 };
-use smp_groups_wire::{Encode, Reader};
+use smp_groups_wire::{Encode, Reader, decode_all};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -38,39 +38,6 @@ use crate::state::{
 const RATCHET_AD: &[u8] = b"smp-groups/conn/1";
 /// At most this many partly received fragmented messages per connection.
 const MAX_PARTIAL: usize = 4;
-
-/// An invitation to a connection (postcard-encoded; opaque to the wire layer).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct InviteRec {
-    pub(crate) server: String,
-    pub(crate) snd_id: Vec<u8>,
-    pub(crate) params: Vec<u8>,
-    /// The inviter's group chain anchor for the joiner (hidden connections).
-    pub(crate) anchor: Option<AnchorRec>,
-}
-
-/// A queue address in the confirmation's `reply_queue` field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct QueueAddr {
-    server: String,
-    snd_id: Vec<u8>,
-}
-
-/// What the joiner tells the inviter in the confirmation (postcard-encoded, in
-/// the encrypted connection info).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct JoinInfo {
-    /// Public key the inviter secures its queue with (the joiner sends with it).
-    sender_key: [u8; 32],
-    /// Key seed the inviter sends to the joiner's reply queue with.
-    reply_auth: [u8; 32],
-    /// The joiner as a group member: id, signing key, profile.
-    pub(crate) member: Option<(Mid, [u8; 32], Vec<u8>)>,
-    /// The joiner's group chain anchor for the inviter.
-    pub(crate) anchor: Option<AnchorRec>,
-    /// Information for the client (pairwise connections).
-    pub(crate) info: Vec<u8>,
-}
 
 impl Agent {
     pub(crate) fn limits(&self) -> Limits {
@@ -106,34 +73,47 @@ impl Agent {
     pub(crate) fn new_joiner_conn(
         &mut self,
         owner: Owner,
-        invite: &InviteRec,
+        invite: &ConnInvitation,
         member: Option<(Mid, [u8; 32], Vec<u8>)>,
         anchor: Option<AnchorRec>,
         info: Vec<u8>,
     ) -> Result<u64, CommandError> {
-        let params = X3dhParams::from_bytes(&invite.params)
+        let params = X3dhParams::from_bytes(invite.e2e_params.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
+        let member = match member {
+            Some((id, signing_key, profile)) => Some(MemberInfo {
+                member_id: MemberId(id),
+                signing_key,
+                profile: Bounded::new(profile)
+                    .map_err(|e| CommandError::Internal(format!("our profile: {e}")))?,
+            }),
+            None => None,
+        };
+        let len = info.len();
+        let info = Bounded::new(info).map_err(|_| CommandError::TooLarge {
+            len,
+            max: smp_groups_wire::agent::MAX_CLIENT_INFO_LEN,
+        })?;
         let id = self.alloc_id();
         let auth = self.random32();
-        let reply_auth = self.random32();
+        let reply_key_seed = self.random32();
         let join = JoinInfo {
             sender_key: *SigningKey::from_seed(auth).public_key().as_bytes(),
-            reply_auth,
+            reply_key_seed,
             member,
-            anchor,
+            anchor: anchor.map(Into::into),
             info,
         };
         let mut conn = Conn::new(owner, ConnStatus::JoinQueue, self.now);
         conn.keys = Some(X3dhKeyPairs::generate(&mut self.rng));
         conn.peer_params = Some(params);
         conn.snd = Some(SndQueue {
-            server: invite.server.clone(),
-            snd_id: invite.snd_id.clone(),
+            server: invite.queue.relay().to_owned(),
+            snd_id: invite.queue.queue_id.as_slice().to_vec(),
             auth,
             secured: false,
         });
-        conn.join_info =
-            postcard::to_allocvec(&join).map_err(|e| CommandError::Internal(e.to_string()))?;
+        conn.join_info = join.to_bytes();
         self.conns.insert(id, conn);
         self.touch_conn(id);
         let op = self.alloc_op();
@@ -147,7 +127,7 @@ impl Agent {
         id: u64,
         server: String,
         rcv_id: Vec<u8>,
-        snd_id: Vec<u8>,
+        snd_id: &[u8],
     ) {
         let waits = self
             .conns
@@ -175,7 +155,7 @@ impl Agent {
         conn.rcv = Some(RcvQueue {
             server: server.clone(),
             rcv_id: rcv_id.clone(),
-            snd_id: snd_id.clone(),
+            snd_id: snd_id.to_vec(),
         });
         self.rcv_index.insert((server.clone(), rcv_id.clone()), id);
         self.dirty.insert(crate::store::Key::Conn(id));
@@ -201,13 +181,26 @@ impl Agent {
                         .map(|g| AnchorRec::from(g.integrity.self_anchor())),
                     Owner::Visible(_) => None,
                 };
-                let invite = InviteRec {
-                    server,
-                    snd_id,
-                    params,
-                    anchor,
+                let invite = QueueAddress::new(&server, snd_id).and_then(|queue| {
+                    Ok(ConnInvitation {
+                        queue,
+                        e2e_params: Bounded::new(params)?,
+                        anchor: anchor.map(Into::into),
+                    })
+                });
+                let bytes = match invite {
+                    Ok(invite) => invite.to_bytes(),
+                    Err(e) => {
+                        let detail = format!("our invitation: {e}");
+                        self.report(
+                            FaultSource::Local,
+                            FaultKind::Internal,
+                            At::conn(id),
+                            &detail,
+                        );
+                        return;
+                    }
                 };
-                let bytes = postcard::to_allocvec(&invite).unwrap_or_default();
                 match owner {
                     Owner::Visible(alias) => self.event(Event::Invitation {
                         alias,
@@ -221,7 +214,7 @@ impl Agent {
                     }
                 }
             }
-            ConnStatus::JoinQueue => self.send_confirmation(id, &server, &snd_id),
+            ConnStatus::JoinQueue => self.send_confirmation(id, &server, snd_id),
             // Checked above.
             _ => {}
         }
@@ -268,7 +261,7 @@ impl Agent {
             .as_ref()
             .map(|q| q.rcv_id.clone())
             .unwrap_or_default();
-        let sender_key = *SigningKey::from_seed(join.reply_auth)
+        let sender_key = *SigningKey::from_seed(join.reply_key_seed)
             .public_key()
             .as_bytes();
         self.touch_conn(id);
@@ -947,9 +940,9 @@ impl Agent {
                 Err(e) => return Err(format!("connection info: {e}")),
             };
             let reply = ci.reply_queue.ok_or_else(|| "no reply queue".to_owned())?;
-            let addr = postcard::from_bytes::<QueueAddr>(reply.as_slice())
+            let addr = decode_all::<QueueAddress>(reply.as_slice())
                 .map_err(|e| format!("reply queue: {e}"))?;
-            let join = postcard::from_bytes::<JoinInfo>(ci.info.as_slice())
+            let join = decode_all::<JoinInfo>(ci.info.as_slice())
                 .map_err(|e| format!("join info: {e}"))?;
             Ok::<_, String>((ratchet, addr, join))
         })();
@@ -972,11 +965,11 @@ impl Agent {
         conn.ratchet = Some(ratchet);
         conn.keys = None;
         conn.status = ConnStatus::Ready;
-        conn.peer_info.clone_from(&join.info);
+        conn.peer_info = join.info.as_slice().to_vec();
         conn.snd = Some(SndQueue {
-            server: addr.server,
-            snd_id: addr.snd_id,
-            auth: join.reply_auth,
+            server: addr.relay().to_owned(),
+            snd_id: addr.queue_id.into_vec(),
+            auth: join.reply_key_seed,
             secured: true,
         });
         conn.outbox.push_front(OutItem {
@@ -1011,7 +1004,7 @@ impl Agent {
         };
         match conn.owner.clone() {
             Owner::Visible(alias) => {
-                let info = join.map(|j| j.info).unwrap_or_default();
+                let info = join.map(|j| j.info.into_vec()).unwrap_or_default();
                 self.event(Event::Con { alias, info });
             }
             Owner::Member { group, member } => self.member_connected(id, &group, member, join),
@@ -1235,7 +1228,7 @@ impl Agent {
         invitation: &[u8],
         info: Vec<u8>,
     ) -> Result<Event, CommandError> {
-        let invite: InviteRec = postcard::from_bytes(invitation)
+        let invite = decode_all::<ConnInvitation>(invitation)
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         let alias = self.take_alias(alias, "c")?;
         self.new_joiner_conn(Owner::Visible(alias.clone()), &invite, None, None, info)?;
@@ -1359,20 +1352,10 @@ fn confirmation(
     let (Some(keys), Some(peer)) = (conn.keys.as_ref(), conn.peer_params.as_ref()) else {
         return Err("no keys".to_owned());
     };
-    let join = postcard::from_bytes::<JoinInfo>(&conn.join_info).map_err(|e| e.to_string())?;
+    let join = decode_all::<JoinInfo>(&conn.join_info).map_err(|e| e.to_string())?;
     let mut ratchet = Ratchet::init_initiator(keys, peer, config).map_err(|e| e.to_string())?;
-    let reply = postcard::to_allocvec(&QueueAddr {
-        server: server.to_owned(),
-        snd_id: snd_id.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
-    let reply_queue = Bounded::new(reply).map_err(|e| e.to_string())?;
-    let info = Bounded::new(conn.join_info.clone()).map_err(|e| e.to_string())?;
-    let plain = AgentMessage::ConnInfo(ConnInfo {
-        reply_queue: Some(reply_queue),
-        info,
-    })
-    .to_bytes();
+    let reply = QueueAddress::new(server, snd_id).map_err(|e| e.to_string())?;
+    let plain = AgentMessage::ConnInfo(ConnInfo::of_joiner(&reply, &join)).to_bytes();
     let ct = ratchet
         .encrypt(rng, &plain, RATCHET_AD)
         .map_err(|e| e.to_string())?;

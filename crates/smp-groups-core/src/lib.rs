@@ -87,6 +87,7 @@ mod members_check;
 mod profile;
 mod proof;
 mod query;
+mod record;
 mod relay;
 mod serde_bytes;
 mod state;

@@ -48,6 +48,29 @@ impl From<Anchor> for AnchorRec {
     }
 }
 
+impl From<AnchorRec> for smp_groups_wire::agent::ChainAnchor {
+    fn from(a: AnchorRec) -> Self {
+        match a {
+            AnchorRec::Genesis => Self::Genesis,
+            AnchorRec::At(ext_msg_id, d) => Self::At {
+                ext_msg_id,
+                digest: smp_groups_wire::agent::Digest(d),
+            },
+        }
+    }
+}
+
+impl From<smp_groups_wire::agent::ChainAnchor> for AnchorRec {
+    fn from(a: smp_groups_wire::agent::ChainAnchor) -> Self {
+        match a {
+            smp_groups_wire::agent::ChainAnchor::Genesis => Self::Genesis,
+            smp_groups_wire::agent::ChainAnchor::At { ext_msg_id, digest } => {
+                Self::At(ext_msg_id, digest.0)
+            }
+        }
+    }
+}
+
 impl From<AnchorRec> for Anchor {
     fn from(a: AnchorRec) -> Self {
         match a {
@@ -328,7 +351,8 @@ pub(crate) struct PendingApproval {
     /// The connection the envelope came on, and the envelope (encoded
     /// `AMessage`). For [`ChangeRec::OpenAdd`], the connection is our open
     /// invitation the member joined, held until the answer, and `envelope`
-    /// its confirmation's join information (postcard `Option<JoinInfo>`).
+    /// its confirmation's join information (a wire-encoded
+    /// `Option<JoinInfo>`: `"0"`, or `"1"` and the `joinInfo`).
     pub(crate) conn: u64,
     pub(crate) envelope: Vec<u8>,
 }

@@ -3,13 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The version of the stored records' layout. A store holding another version
-/// must be migrated before [`crate::Agent::restore`].
+/// The version of the stored records' layout.
 /// Version 4 added [`Key::Sent`] records and a catch-up in progress to each
-/// member's integrity state.
-pub const SCHEMA_VERSION: u32 = 4;
+/// member's integrity state. Version 5 puts each record's own layout version
+/// first in its value ([`layout`]); [`crate::Agent::restore`] migrates
+/// records of an older layout, and reads a store of version 4 (every record
+/// at layout 1, rewritten whole in the first batch after the restore).
+pub const SCHEMA_VERSION: u32 = crate::record::VERSIONED_SCHEMA;
 
-/// The key of one stored record. Values are postcard-encoded records.
+pub use crate::record::layout;
+
+/// The key of one stored record. Values are the record's layout version
+/// ([`layout`]), one byte, then the postcard-encoded record.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Key {
     /// Agent-wide settings and counters.
@@ -87,6 +92,27 @@ pub enum RestoreError {
         found: u32,
         /// The version this code reads.
         expected: u32,
+    },
+    /// A record has a layout this code does not read (written by a newer
+    /// version of it).
+    #[error("record {key:?} has layout {found}; this version reads up to {known}")]
+    Layout {
+        /// Its key.
+        key: Key,
+        /// The layout found.
+        found: u8,
+        /// The newest layout this code reads.
+        known: u8,
+    },
+    /// A record of an older layout could not be migrated.
+    #[error("record {key:?} of layout {from} could not be migrated: {reason}")]
+    Migration {
+        /// Its key.
+        key: Key,
+        /// The layout it has.
+        from: u8,
+        /// Why.
+        reason: String,
     },
     /// A record could not be decoded.
     #[error("record {key:?} is corrupt: {reason}")]

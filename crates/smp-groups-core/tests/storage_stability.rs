@@ -1,21 +1,27 @@
 //! Storage stability: records an agent stored once, checked in, must still
 //! load and resume the same way.
 //!
-//! `tests/data/storage-v4.records` holds the store of one agent of a seeded
-//! simulation run (schema 4: three members, group messages acknowledged and
-//! not, signed receipts re-broadcast, a direct message waiting for its
-//! receipt, a profile), one record a line: the postcard bytes of its key and
-//! its value, in hex. The test restores an agent from them and compares a
-//! summary of its state, of what it does on restart and of what it does with
-//! one more group message (sent at a fixed time with a fixed seed) with
-//! `tests/data/storage-v4.expected`.
+//! `tests/data/storage-v5.records` holds the store of one agent of a seeded
+//! simulation run (three members, group messages acknowledged and not,
+//! signed receipts re-broadcast, a direct message waiting for its receipt, a
+//! profile), one record a line: the postcard bytes of its key and its value,
+//! in hex. The test restores an agent from them and compares a summary of
+//! its state, of what it does on restart and of what it does with one more
+//! group message (sent at a fixed time with a fixed seed) with
+//! `tests/data/storage-v5.expected`.
+//!
+//! `storage-v4.records` is the same run's store as schema 4 wrote it (no
+//! layout versions; connection invitations and join information in
+//! postcard). It must load through the migrations to the same state and the
+//! same behaviour, its first batch rewriting every record at the current
+//! layout (`storage-v4.expected`).
 //!
 //! A change of the stored layout of any record makes `Agent::restore` refuse
-//! the records, or restore another state, and this test fails: such a change
-//! needs a new schema version and a migration of the records written before.
-//! Both files were written by `write_storage_records` (ignored; run it with
-//! `--ignored` only to start a new schema version, never to make this test
-//! pass).
+//! the records, or restore another state, and these tests fail: such a change
+//! needs a new layout version of that record and its migration step
+//! (`smp_groups_core::store::layout`). The files of the newest schema were
+//! written by `write_storage_records` (ignored; run it with `--ignored` only
+//! to start a new schema version, never to make these tests pass).
 
 mod common;
 
@@ -24,14 +30,17 @@ use std::fmt::Write as _;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use smp_groups_core::sim::{Faults, Sim};
+use smp_groups_core::store::layout;
 use smp_groups_core::{
     Agent, Command, Input, Key, Output, RelayOp, SCHEMA_VERSION, StoreBatch, Timestamp,
 };
 
-const RECORDS: &str = "tests/data/storage-v4.records";
-const EXPECTED: &str = "tests/data/storage-v4.expected";
-/// The schema the checked-in records were written with.
-const WRITTEN_WITH: u32 = 4;
+const RECORDS: &str = "tests/data/storage-v5.records";
+const EXPECTED: &str = "tests/data/storage-v5.expected";
+/// The schema the newest checked-in records were written with.
+const WRITTEN_WITH: u32 = 5;
+const RECORDS_V4: &str = "tests/data/storage-v4.records";
+const EXPECTED_V4: &str = "tests/data/storage-v4.expected";
 
 fn hex(b: &[u8]) -> String {
     b.iter()
@@ -52,8 +61,8 @@ fn path(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn read_records() -> Vec<(Key, Vec<u8>)> {
-    let text = std::fs::read_to_string(path(RECORDS)).expect("the checked-in records");
+fn read_records(file: &str) -> Vec<(Key, Vec<u8>)> {
+    let text = std::fs::read_to_string(path(file)).expect("the checked-in records");
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -123,8 +132,8 @@ fn scenario() -> Vec<(Key, Vec<u8>)> {
 
 /// What a restored agent holds and does, in words that change only when
 /// its state or its behaviour does.
-fn summary(records: Vec<(Key, Vec<u8>)>) -> String {
-    let mut agent = Agent::restore(records, WRITTEN_WITH).expect("the records load");
+fn summary(records: Vec<(Key, Vec<u8>)>, schema: u32) -> String {
+    let mut agent = Agent::restore(records, schema).expect("the records load");
     let mut s = String::new();
     for g in agent.group_statuses() {
         let _ = writeln!(
@@ -241,13 +250,8 @@ fn outputs(agent: &mut Agent, s: &mut String) {
     }
 }
 
-#[test]
-fn stored_records_of_schema_4_load_and_resume_as_before() {
-    const { assert!(SCHEMA_VERSION >= WRITTEN_WITH) };
-    let records = read_records();
-    assert!(records.len() > 10, "the records file is the real one");
-    let got = summary(records);
-    let want = std::fs::read_to_string(path(EXPECTED)).expect("the expected summary");
+fn assert_same(got: &str, expected: &str) {
+    let want = std::fs::read_to_string(path(expected)).expect("the expected summary");
     if got != want {
         for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
             if g != w {
@@ -255,13 +259,75 @@ fn stored_records_of_schema_4_load_and_resume_as_before() {
                 break;
             }
         }
-        panic!(
-            "a restored agent differs from the one the checked-in records describe \
-             ({} lines, expected {})",
-            got.lines().count(),
-            want.lines().count()
+        assert_eq!(
+            got, want,
+            "a restored agent differs from the one the checked-in records describe"
         );
     }
+}
+
+#[test]
+fn stored_records_of_schema_5_load_and_resume_as_before() {
+    const { assert!(SCHEMA_VERSION == WRITTEN_WITH) };
+    let records = read_records(RECORDS);
+    assert!(records.len() > 10, "the records file is the real one");
+    assert!(
+        records.iter().all(|(k, v)| v.first() == Some(&layout(k))),
+        "every value starts with its layout"
+    );
+    assert_same(&summary(records, WRITTEN_WITH), EXPECTED);
+}
+
+/// A store of schema 4 loads through the migrations: the first batch
+/// rewrites every record at its current layout, and the store it leaves
+/// restores to the same agent as a store written at schema 5.
+#[test]
+fn stored_records_of_schema_4_are_migrated_and_resume_as_before() {
+    let old = read_records(RECORDS_V4);
+    assert!(old.len() > 10, "the records file is the real one");
+    assert_same(&summary(old.clone(), 4), EXPECTED_V4);
+
+    let mut agent = Agent::restore(old.clone(), 4).expect("the records load");
+    let Some(Output::Store(batch)) = agent.poll() else {
+        panic!("a restore writes first");
+    };
+    assert_eq!(batch.schema, SCHEMA_VERSION);
+    let mut store: std::collections::BTreeMap<Key, Vec<u8>> = old.into_iter().collect();
+    for k in &batch.deletes {
+        store.remove(k);
+    }
+    let old_keys: Vec<Key> = store.keys().cloned().collect();
+    let batch_ops: Vec<Key> = batch
+        .puts
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| matches!(k, Key::Op(_)) && !store.contains_key(k))
+        .collect();
+    for (k, v) in batch.puts {
+        assert_eq!(v.first(), Some(&layout(&k)), "{k:?} written at its layout");
+        store.insert(k, v);
+    }
+    let rewritten: std::collections::BTreeSet<&Key> = old_keys.iter().collect();
+    assert!(
+        store
+            .iter()
+            .all(|(k, v)| !rewritten.contains(k) || v.first() == Some(&layout(k))),
+        "every record of the old store is rewritten"
+    );
+    // Restored again, the migrated store is the agent the same run stores at
+    // schema 5: the same state and the same behaviour. (The subscriptions
+    // the first restore issued are left out: they would be issued twice.)
+    for k in batch_ops {
+        store.remove(&k);
+    }
+    let migrated = summary(store.into_iter().collect(), SCHEMA_VERSION);
+    let current = summary(read_records(RECORDS), SCHEMA_VERSION);
+    assert_eq!(without_writes(&migrated), without_writes(&current));
+}
+
+/// A summary without the record keys of its batches.
+fn without_writes(s: &str) -> Vec<&str> {
+    s.lines().filter(|l| !l.starts_with("  store ")).collect()
 }
 
 /// Writes both files from the seeded run. Only to start a new schema
@@ -278,5 +344,5 @@ fn write_storage_records() {
     }
     std::fs::create_dir_all(path("tests/data")).expect("dir");
     std::fs::write(path(RECORDS), text).expect("write records");
-    std::fs::write(path(EXPECTED), summary(records)).expect("write summary");
+    std::fs::write(path(EXPECTED), summary(records, WRITTEN_WITH)).expect("write summary");
 }

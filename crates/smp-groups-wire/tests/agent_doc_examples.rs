@@ -3,9 +3,10 @@
 //! a value here.
 
 use smp_groups_wire::agent::{
-    AMessage, AgentEnvelope, AgentMessage, Bounded, ConnInfo, Digest, Fragment, GCheck,
-    GCheckEntry, GCheckMembers, GCheckStatus, GroupEnvelope, GroupId, GroupInvitation, MemberId,
-    MemberInfo, MsgHeader, Receipt, SignedReceipts, Tail,
+    AMessage, AgentEnvelope, AgentMessage, Bounded, ChainAnchor, ConnInfo, ConnInvitation, Digest,
+    Fragment, GCheck, GCheckEntry, GCheckMembers, GCheckStatus, GroupEnvelope, GroupId,
+    GroupInvitation, JoinInfo, MemberId, MemberInfo, MsgHeader, QueueAddress, Receipt,
+    SignedReceipts, Tail,
 };
 use smp_groups_wire::{Encode, decode_all};
 
@@ -36,6 +37,9 @@ enum Example {
     Body(AMessage),
     Message(AgentMessage),
     Envelope(AgentEnvelope),
+    Invitation(ConnInvitation),
+    Queue(QueueAddress),
+    Join(JoinInfo),
 }
 
 impl Example {
@@ -44,6 +48,9 @@ impl Example {
             Self::Body(b) => b.to_bytes(),
             Self::Message(m) => m.to_bytes(),
             Self::Envelope(e) => e.to_bytes(),
+            Self::Invitation(i) => i.to_bytes(),
+            Self::Queue(q) => q.to_bytes(),
+            Self::Join(j) => j.to_bytes(),
         }
     }
 
@@ -52,13 +59,39 @@ impl Example {
             Self::Body(b) => decode_all::<AMessage>(bytes).as_ref() == Ok(b),
             Self::Message(m) => decode_all::<AgentMessage>(bytes).as_ref() == Ok(m),
             Self::Envelope(e) => decode_all::<AgentEnvelope>(bytes).as_ref() == Ok(e),
+            Self::Invitation(i) => decode_all::<ConnInvitation>(bytes).as_ref() == Ok(i),
+            Self::Queue(q) => decode_all::<QueueAddress>(bytes).as_ref() == Ok(q),
+            Self::Join(j) => decode_all::<JoinInfo>(bytes).as_ref() == Ok(j),
         }
     }
 }
 
 fn examples() -> Vec<(&'static str, Example)> {
-    use Example::{Body, Envelope, Message};
+    use Example::{Body, Envelope, Invitation, Join, Message, Queue};
+    let queue = QueueAddress::new("smp://k@r", &[0x77; 4]).expect("short");
     vec![
+        (
+            "connInvitation",
+            Invitation(ConnInvitation {
+                queue: queue.clone(),
+                e2e_params: b(b"pp"),
+                anchor: Some(ChainAnchor::At {
+                    ext_msg_id: 3,
+                    digest: D4,
+                }),
+            }),
+        ),
+        ("queueAddress", Queue(queue)),
+        (
+            "joinInfo",
+            Join(JoinInfo {
+                sender_key: [0x33; 32],
+                reply_key_seed: [0x55; 32],
+                member: Some(info()),
+                anchor: Some(ChainAnchor::Genesis),
+                info: b(b""),
+            }),
+        ),
         ("HELLO", Body(AMessage::Hello)),
         (
             "A_MSG",

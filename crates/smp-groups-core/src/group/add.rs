@@ -1,11 +1,12 @@
 //! Adding a member: the introducer's side (`INTRO` to every member, their
 //! `INV`, `MEM` once all are introduced) and a member's connection completing.
 
-use smp_groups_wire::agent::{AMessage, GroupEnvelope, Invitation, MemberId, MemberInfo, Profile};
+use smp_groups_wire::agent::{
+    AMessage, GroupEnvelope, Invitation, JoinInfo, MemberId, MemberInfo, Profile,
+};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
-use crate::conn::JoinInfo;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{AddTrack, AnchorRec, Member, MemberStatus, Mid, Note, Owner};
 
@@ -116,17 +117,17 @@ impl Agent {
         // queued on another attempt moves to it.
         let previous = m.conn.replace(conn);
         if let Some(j) = join {
-            if let Some((id, key, profile)) = j.member
-                && id == member
+            if let Some(info) = j.member
+                && info.member_id.0 == member
             {
-                m.signing_key = Some(key);
+                m.signing_key = Some(info.signing_key);
                 // A profile from its `PROFILE` wins over an unstamped one.
                 if !g.profiles.stamps.contains_key(&member) {
-                    m.profile = profile;
+                    m.profile = info.profile.into_vec();
                 }
             }
             if let Some(a) = j.anchor {
-                m.peer_anchor = Some(a);
+                m.peer_anchor = Some(a.into());
             }
         }
         let mut full_now = false;

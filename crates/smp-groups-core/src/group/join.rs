@@ -2,11 +2,10 @@
 //! deadline) and the members introduced to us (`INTRO`, `FWD`, `MEM`).
 
 use smp_groups_wire::Reader;
-use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId, MemberInfo};
+use smp_groups_wire::agent::{AMessage, ConnInvitation, GroupEnvelope, MemberId, MemberInfo};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
-use crate::conn::InviteRec;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{JoinTrack, MemberStatus, Mid, Note, Owner};
 
@@ -38,10 +37,10 @@ impl Agent {
         let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::read(&mut r, &limits) else {
             return Err(CommandError::NoInvitation(invitation.to_owned()));
         };
-        let invite: InviteRec = postcard::from_bytes(gi.invitation.as_slice())
+        let invite = smp_groups_wire::decode_all::<ConnInvitation>(gi.invitation.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         // Checked before anything changes (the connection parses them again).
-        smp_groups_crypto::ratchet::X3dhParams::from_bytes(&invite.params)
+        smp_groups_crypto::ratchet::X3dhParams::from_bytes(invite.e2e_params.as_slice())
             .map_err(|e| CommandError::BadInvitation(e.to_string()))?;
         let alias = self.take_alias(alias, "g")?;
         let me = gi.member_id.0;
@@ -52,7 +51,7 @@ impl Agent {
         let mut m = self.new_member(&alias, None);
         m.signing_key = Some(gi.introducer.signing_key);
         m.profile = gi.introducer.profile.into_vec();
-        m.peer_anchor = invite.anchor;
+        m.peer_anchor = invite.anchor.map(Into::into);
         let my_anchor = m.my_anchor;
         let g = self.group_mut(&alias)?;
         g.insert_member(introducer, m);
@@ -162,7 +161,7 @@ impl Agent {
             self.refuse(FaultSource::Nobody, FaultKind::Stale, at, &detail);
             return;
         }
-        let invite = match postcard::from_bytes::<InviteRec>(invitation) {
+        let invite = match smp_groups_wire::decode_all::<ConnInvitation>(invitation) {
             Ok(invite) => invite,
             Err(e) => {
                 let detail = format!("FWD for {}: invitation: {e}", MemberId(x));
@@ -186,7 +185,7 @@ impl Agent {
             if existing.peer_anchor.is_none()
                 && let Some(m) = self.edit_member(group, x)
             {
-                m.peer_anchor = invite.anchor;
+                m.peer_anchor = invite.anchor.map(Into::into);
             }
             let (me, my_key) = {
                 let Some(g) = self.groups.get(group) else {
@@ -216,7 +215,7 @@ impl Agent {
         let mut m = self.new_member(group, Some(by));
         m.signing_key = Some(info.signing_key);
         m.profile = info.profile.as_slice().to_vec();
-        m.peer_anchor = invite.anchor;
+        m.peer_anchor = invite.anchor.map(Into::into);
         let my_anchor = m.my_anchor;
         let me = g.me;
         let my_key = *g.signing_key.public_key().as_bytes();

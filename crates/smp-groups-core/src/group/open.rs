@@ -1,10 +1,10 @@
 //! Open invitations (`OINV`): handed to members ahead of time, used by the
 //! next member they add, and the approval of such an add.
 
-use smp_groups_wire::agent::{AMessage, GroupEnvelope, MemberId};
+use smp_groups_wire::Encode;
+use smp_groups_wire::agent::{AMessage, GroupEnvelope, JoinInfo, MemberId};
 
 use crate::Agent;
-use crate::conn::JoinInfo;
 use crate::fault::{At, FaultKind, FaultSource};
 use crate::state::{ChangeRec, GroupStatus, Mid, Note, PendingApproval};
 
@@ -70,7 +70,10 @@ impl Agent {
         join: Option<JoinInfo>,
         ask: bool,
     ) {
-        let member = join.as_ref().and_then(|j| j.member.as_ref()).map(|m| m.0);
+        let member = join
+            .as_ref()
+            .and_then(|j| j.member.as_ref())
+            .map(|m| m.member_id.0);
         let removed = self.groups.get(group).and_then(|g| {
             member.filter(|x| g.gone.contains(x) && g.open_offered.get(&holder) == Some(&conn))
         });
@@ -175,20 +178,7 @@ impl Agent {
         x: Mid,
         join: Option<&JoinInfo>,
     ) {
-        let envelope = match postcard::to_allocvec(&join) {
-            Ok(b) => b,
-            Err(e) => {
-                let detail = format!("join information of an add to approve: {e}");
-                self.report(
-                    FaultSource::Local,
-                    FaultKind::Internal,
-                    At::member(group, Some(x), Some(conn)),
-                    &detail,
-                );
-                self.close_conn(conn);
-                return;
-            }
-        };
+        let envelope = join.cloned().to_bytes();
         let change = ChangeRec::OpenAdd {
             member: x,
             by: holder,
@@ -248,7 +238,7 @@ impl Agent {
             self.offer_open_invitation(group, holder);
             return;
         }
-        match postcard::from_bytes::<Option<JoinInfo>>(join) {
+        match smp_groups_wire::decode_all::<Option<JoinInfo>>(join) {
             Ok(join) => self.open_invitation_join(conn, group, holder, join, false),
             Err(e) => {
                 let detail = format!("a stored approval's join information: {e}");

@@ -391,8 +391,10 @@ impl Sim {
             if node.store.get(k) != Some(v)
                 && let (Key::Group(_), Some(old)) = (k, node.store.get(k))
             {
-                let a: Result<crate::state::Group, _> = postcard::from_bytes(old);
-                let b: Result<crate::state::Group, _> = postcard::from_bytes(v);
+                let a: Result<crate::state::Group, _> =
+                    postcard::from_bytes(old.get(1..).unwrap_or(&[]));
+                let b: Result<crate::state::Group, _> =
+                    postcard::from_bytes(v.get(1..).unwrap_or(&[]));
                 if let (Ok(a), Ok(b)) = (a, b) {
                     let (a, b) = (format!("{a:#?}"), format!("{b:#?}"));
                     for (x, y) in a.lines().zip(b.lines()) {

@@ -23,6 +23,7 @@ mod fragment;
 mod gcheck;
 mod group;
 mod ids;
+mod invite;
 mod kind;
 mod message;
 mod proof;
@@ -40,6 +41,10 @@ pub use group::{
     Profile,
 };
 pub use ids::{Digest, GroupId, MemberId};
+pub use invite::{
+    ChainAnchor, ConnInvitation, INVITATION_VERSION, JoinInfo, MAX_CLIENT_INFO_LEN,
+    MAX_QUEUE_ID_LEN, MAX_RELAY_ADDRESS_LEN, QueueAddress,
+};
 pub use kind::EnvelopeKind;
 pub use message::{
     AMessage, AgentMessage, ConnInfo, Limits, MAX_CONN_INFO_LEN, MAX_RECEIPTS, MAX_REPLY_QUEUE_LEN,
