@@ -88,3 +88,32 @@ fn check_fault(e: &smp_groups_integrity::CheckError) -> (FaultSource, FaultKind)
         _ => (FaultSource::Peer, FaultKind::Malformed),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smp_groups_wire::agent::EnvelopeKind;
+
+    use super::super::testing::{group_with, queued};
+    use crate::Config;
+    use crate::state::MemberStatus;
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+
+    #[test]
+    fn a_check_goes_to_connected_members_and_restarts_the_round() {
+        let mut a = group_with(Config::default(), &[A, B]);
+        if let Some(m) = a.groups.get_mut("g").and_then(|g| g.members.get_mut(&B)) {
+            m.status = MemberStatus::Pending;
+        }
+        if let Some(g) = a.groups.get_mut("g") {
+            assert!(g.integrity.on_sent(b"hello").is_ok());
+        }
+        a.send_check("g");
+        assert_eq!(queued(&a, 10), vec![EnvelopeKind::Check]);
+        // Not to a member we are still connecting with.
+        assert_eq!(queued(&a, 11), vec![]);
+        // Nothing new since: the group is idle until something is sent.
+        assert!(a.groups["g"].integrity.idle());
+    }
+}

@@ -233,3 +233,53 @@ impl Agent {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smp_groups_wire::agent::{EnvelopeKind, GroupEnvelope, MemberId};
+
+    use super::super::testing::{events, from, group_with, queued};
+    use crate::{Config, Event};
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+
+    #[test]
+    fn the_last_member_leaving_empties_the_group_once() {
+        let mut a = group_with(Config::default(), &[A, B]);
+        from(&mut a, A, 10, GroupEnvelope::Left);
+        let left = |x| Event::Left {
+            group: "g".into(),
+            member: Some(MemberId(x)),
+        };
+        assert_eq!(events(&mut a), vec![left(A)]);
+        assert!(a.groups["g"].gone.contains(&A));
+        assert!(a.conns.get(&10).is_none_or(|c| c.closing));
+        from(&mut a, B, 11, GroupEnvelope::Left);
+        assert_eq!(
+            events(&mut a),
+            vec![left(B), Event::Empty { group: "g".into() }]
+        );
+        // The group stays, empty: no second EMPTY for nothing.
+        a.check_empty("g");
+        assert_eq!(events(&mut a), vec![]);
+    }
+
+    #[test]
+    fn del_from_a_member_answers_deld_and_deletes_the_group() {
+        let mut a = group_with(Config::default(), &[A, B]);
+        from(&mut a, A, 10, GroupEnvelope::Del);
+        // DELD to the deleter, before the connection closes.
+        assert_eq!(queued(&a, 10).first(), Some(&EnvelopeKind::Deld));
+        // The other member heard of it from the deleter: nothing from us.
+        assert!(!queued(&a, 11).contains(&EnvelopeKind::Del));
+        assert!(!a.groups.contains_key("g"));
+        assert_eq!(
+            events(&mut a),
+            vec![Event::Deleted {
+                group: "g".into(),
+                by: Some(MemberId(A)),
+            }]
+        );
+    }
+}

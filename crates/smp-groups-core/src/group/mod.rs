@@ -26,6 +26,8 @@ mod open;
 mod receipt;
 mod remove;
 mod send;
+#[cfg(test)]
+mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 

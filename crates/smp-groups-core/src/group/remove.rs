@@ -315,3 +315,60 @@ impl Agent {
         self.check_removal_done(group, x);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smp_groups_wire::agent::{EnvelopeKind, GroupEnvelope, MemberId};
+
+    use super::super::testing::{NOW, events, from, group_with, queued};
+    use crate::{Config, Event, FaultKind, FaultSource};
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+    const C: [u8; 16] = [3; 16];
+
+    #[test]
+    fn rem_retires_the_member_and_answers_remd() {
+        let cfg = Config {
+            removal_grace_ms: 500,
+            ..Config::default()
+        };
+        let mut a = group_with(cfg, &[A, B]);
+        from(&mut a, A, 10, GroupEnvelope::Rem(MemberId(B)));
+        let g = &a.groups["g"];
+        assert!(!g.members.contains_key(&B));
+        assert!(g.gone.contains(&B));
+        // Its connection is still read for the grace (concurrent removals).
+        assert_eq!(a.conns[&11].retire_at, Some(NOW + 500));
+        assert_eq!(queued(&a, 10).last(), Some(&EnvelopeKind::Remd));
+        assert!(events(&mut a).contains(&Event::Removed {
+            group: "g".into(),
+            member: MemberId(B),
+            by: Some(MemberId(A)),
+        }));
+    }
+
+    #[test]
+    fn a_removal_completes_when_the_last_remd_comes() {
+        let mut a = group_with(Config::default(), &[A, B]);
+        if let Some(g) = a.groups.get_mut("g") {
+            g.removals.insert(C, [A, B].into_iter().collect());
+        }
+        from(&mut a, A, 10, GroupEnvelope::Remd(MemberId(C)));
+        assert_eq!(events(&mut a), vec![]);
+        from(&mut a, B, 11, GroupEnvelope::Remd(MemberId(C)));
+        assert_eq!(
+            events(&mut a),
+            vec![Event::Removed {
+                group: "g".into(),
+                member: MemberId(C),
+                by: None,
+            }]
+        );
+        assert!(a.groups["g"].removals.is_empty());
+        // Once more: nothing waits for it.
+        from(&mut a, B, 11, GroupEnvelope::Remd(MemberId(C)));
+        assert_eq!(a.refusals().get(FaultSource::Nobody, FaultKind::Stale), 1);
+        assert_eq!(events(&mut a), vec![]);
+    }
+}
