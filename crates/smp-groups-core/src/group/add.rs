@@ -449,3 +449,60 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smp_groups_wire::agent::EnvelopeKind;
+
+    use super::super::testing::{group_with, queued};
+    use crate::Config;
+    use crate::state::AddTrack;
+
+    const A: [u8; 16] = [1; 16];
+    const X: [u8; 16] = [7; 16];
+
+    /// We add `X` (on connection 11); `A` was asked for an invitation.
+    fn adding() -> crate::Agent {
+        let mut a = group_with(Config::default(), &[A, X]);
+        if let Some(g) = a.groups.get_mut("g") {
+            g.adds.insert(
+                X,
+                AddTrack {
+                    awaiting_inv: [A].into_iter().collect(),
+                    introduced_to: [A].into_iter().collect(),
+                    connected: true,
+                    ..AddTrack::default()
+                },
+            );
+        }
+        a
+    }
+
+    #[test]
+    fn mem_goes_once_every_invitation_was_forwarded() {
+        let mut a = adding();
+        a.maybe_send_mem("g", X);
+        // `A` has not answered: `X` may not know every member yet.
+        assert!(!queued(&a, 11).contains(&EnvelopeKind::Mem));
+        if let Some(add) = a.groups.get_mut("g").and_then(|g| g.adds.get_mut(&X)) {
+            add.awaiting_inv.clear();
+        }
+        a.maybe_send_mem("g", X);
+        a.maybe_send_mem("g", X);
+        let mems = queued(&a, 11)
+            .into_iter()
+            .filter(|k| *k == EnvelopeKind::Mem)
+            .count();
+        assert_eq!(mems, 1);
+        assert!(a.groups["g"].adds[&X].mem_sent);
+    }
+
+    #[test]
+    fn a_member_gone_no_longer_holds_up_mem() {
+        let mut a = adding();
+        // `A` left before it answered: the add goes on without it.
+        a.member_gone("g", A);
+        assert!(a.groups["g"].adds[&X].awaiting_inv.is_empty());
+        assert!(queued(&a, 11).contains(&EnvelopeKind::Mem));
+    }
+}

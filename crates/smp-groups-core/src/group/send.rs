@@ -335,3 +335,54 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smp_groups_wire::agent::MemberId;
+
+    use super::super::testing::{events, group_with, queued};
+    use crate::{Config, Event};
+
+    const A: [u8; 16] = [1; 16];
+    const B: [u8; 16] = [2; 16];
+
+    #[test]
+    fn a_send_is_sent_for_all_once_every_member_has_it() {
+        let mut a = group_with(Config::default(), &[A, B]);
+        assert!(a.cmd_send("g", b"hi".to_vec()).is_ok());
+        // One envelope per member connection, the same.
+        assert_eq!(queued(&a, 10).len(), 1);
+        assert_eq!(queued(&a, 10), queued(&a, 11));
+        let (&id, t) = a.groups["g"].sends.iter().next().expect("a send track");
+        assert_eq!(t.sent_pending, [A, B].into_iter().collect());
+        let sent = |x: Option<[u8; 16]>| Event::Sent {
+            group: "g".into(),
+            member: x.map(MemberId),
+            msg_id: id,
+        };
+        a.group_msg_sent("g", id, A);
+        // Reported once per member, however often the relay confirms.
+        a.group_msg_sent("g", id, A);
+        assert_eq!(events(&mut a), vec![sent(Some(A))]);
+        a.group_msg_sent("g", id, B);
+        assert_eq!(events(&mut a), vec![sent(Some(B)), sent(None)]);
+        // Still waiting for the receipts.
+        assert_eq!(
+            a.groups["g"].sends[&id].rcvd_pending,
+            [A, B].into_iter().collect()
+        );
+    }
+
+    #[test]
+    fn a_send_too_large_is_refused_before_anything_changes() {
+        let cfg = Config {
+            max_message_len: 4,
+            ..Config::default()
+        };
+        let mut a = group_with(cfg, &[A]);
+        assert!(a.cmd_send("g", b"hello".to_vec()).is_err());
+        assert!(queued(&a, 10).is_empty());
+        assert!(a.groups["g"].sends.is_empty());
+        assert!(a.groups["g"].integrity.idle());
+    }
+}
