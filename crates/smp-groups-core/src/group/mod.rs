@@ -8,7 +8,8 @@
 //! - `approve`: membership changes waiting for the client's approval;
 //! - `remove`: removals (`REM`, `REMT`, `REMD`, `OUT`) and members gone;
 //! - `leave`: leaving and deleting (`LEFT`, `EMPTY`, `DEL`, `DELD`);
-//! - `send`: our group messages and their delivery tracking (`MSG`);
+//! - `send`: our group messages and their delivery tracking (`MSG`,
+//!   `CATCHUP`);
 //! - `receipt`: receipts (`RCVD`, `RCVDS`), sent and received;
 //! - `check`: `G_CHECK` rounds;
 //! - `dispatch`: a group envelope from a member, checked and handed to the
