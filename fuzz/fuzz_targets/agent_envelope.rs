@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(decode_all::<AgentEnvelope>(&bytes), Ok(e));
     }
     let limits = Limits { max_fragments: 8 };
-    if let Ok(m) = AgentMessage::decode_with(data, &limits) {
+    if let Ok(m) = smp_groups_wire::decode_all_with::<AgentMessage, _>(data, limits) {
         let bytes = m.to_bytes();
         assert_eq!(bytes, data, "agent message encoding is canonical");
-        assert_eq!(AgentMessage::decode_with(&bytes, &limits), Ok(m));
+        assert_eq!(smp_groups_wire::decode_all_with::<AgentMessage, _>(&bytes, limits), Ok(m));
     }
     if let Ok(g) = GCheck::parse(data) {
         let text = g.to_text();

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use smp_groups_wire::smp::{
     self, ClientHello, ClientMessage, ClientMsgEnvelope, Command, RcvMsgBody, ServerHello,
-    ServerMsg, SmpDecode, SmpEncode, Transmission, Version,
+    ServerMsg, SmpEncode, Transmission, Version,
 };
 use smp_groups_wire::{Encode, decode_all};
 
@@ -30,25 +30,25 @@ const TAGS: &[&[u8]] = &[
 ];
 
 fn check_transmission(v: Version, bytes: &[u8]) {
-    let Ok(t) = Transmission::decode(v, bytes) else {
+    let Ok(t) = smp_groups_wire::decode_all_with::<Transmission, _>(bytes, v) else {
         return;
     };
     let again = t.smp_bytes(v).expect("a decoded transmission re-encodes");
     assert_eq!(
-        Transmission::decode(v, &again).expect("re-encoded transmission decodes"),
+        smp_groups_wire::decode_all_with::<Transmission, _>(&again, v).expect("re-encoded transmission decodes"),
         t
     );
-    if let Ok(c) = Command::smp_decode(v, &t.command) {
+    if let Ok(c) = smp_groups_wire::decode_all_with::<Command, _>(&t.command, v) {
         let b = c.smp_bytes(v).expect("a decoded command re-encodes");
         assert_eq!(
-            Command::smp_decode(v, &b).expect("re-encoded command decodes"),
+            smp_groups_wire::decode_all_with::<Command, _>(&b, v).expect("re-encoded command decodes"),
             c
         );
     }
-    if let Ok(m) = ServerMsg::smp_decode(v, &t.command) {
+    if let Ok(m) = smp_groups_wire::decode_all_with::<ServerMsg, _>(&t.command, v) {
         let b = m.smp_bytes(v).expect("a decoded response re-encodes");
         assert_eq!(
-            ServerMsg::smp_decode(v, &b).expect("re-encoded response decodes"),
+            smp_groups_wire::decode_all_with::<ServerMsg, _>(&b, v).expect("re-encoded response decodes"),
             m
         );
     }
@@ -72,28 +72,28 @@ fuzz_target!(|data: &[u8]| {
     check_transmission(v, rest);
     let tag = TAGS[usize::from(first / 14) % TAGS.len()];
     let tagged = [tag, rest].concat();
-    if let Ok(c) = Command::smp_decode(v, &tagged) {
+    if let Ok(c) = smp_groups_wire::decode_all_with::<Command, _>(&tagged, v) {
         assert_eq!(
-            Command::smp_decode(v, &c.smp_bytes(v).expect("re-encodes")).expect("decodes"),
+            smp_groups_wire::decode_all_with::<Command, _>(&c.smp_bytes(v).expect("re-encodes"), v).expect("decodes"),
             c
         );
     }
-    if let Ok(m) = ServerMsg::smp_decode(v, &tagged) {
+    if let Ok(m) = smp_groups_wire::decode_all_with::<ServerMsg, _>(&tagged, v) {
         assert_eq!(
-            ServerMsg::smp_decode(v, &m.smp_bytes(v).expect("re-encodes")).expect("decodes"),
+            smp_groups_wire::decode_all_with::<ServerMsg, _>(&m.smp_bytes(v).expect("re-encodes"), v).expect("decodes"),
             m
         );
     }
     // Handshake and message layers.
-    if let Ok(h) = ClientHello::decode(rest) {
+    if let Ok(h) = smp_groups_wire::decode_all::<ClientHello>(rest) {
         assert_eq!(
-            ClientHello::decode(&h.encode().expect("re-encodes")).expect("decodes"),
+            smp_groups_wire::decode_all::<ClientHello>(&h.encode().expect("re-encodes")).expect("decodes"),
             h
         );
     }
-    if let Ok(h) = ServerHello::decode(rest) {
+    if let Ok(h) = smp_groups_wire::decode_all::<ServerHello>(rest) {
         assert_eq!(
-            ServerHello::decode(&h.encode().expect("re-encodes")).expect("decodes"),
+            smp_groups_wire::decode_all::<ServerHello>(&h.encode().expect("re-encodes")).expect("decodes"),
             h
         );
     }
@@ -103,9 +103,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(m) = decode_all::<ClientMessage>(rest) {
         assert_eq!(m.to_bytes(), rest);
     }
-    if let Ok(b) = RcvMsgBody::decode(rest) {
+    if let Ok(b) = smp_groups_wire::decode_all::<RcvMsgBody>(rest) {
         assert_eq!(
-            RcvMsgBody::decode(&b.encode().expect("re-encodes")).expect("decodes"),
+            smp_groups_wire::decode_all::<RcvMsgBody>(&b.encode().expect("re-encodes")).expect("decodes"),
             b
         );
     }

@@ -13,7 +13,7 @@ cargo xtask <task>
 tasks:
   ci            what CI runs: installs what is missing (rustfmt, clippy, the OpenSSL
                 headers, cargo-fuzz), then fmt --check, clippy -D warnings, the vectors,
-                a fuzz smoke run and the tests
+                the library crates' packages, a fuzz smoke run and the tests
   test          the test suite: the detection tests (feature `cheat`), then the
                 workspace (cargo nextest when installed, else cargo test)
   vectors FILE  run every known-answer vector of FILE (format smp-vectors/1)
@@ -136,6 +136,20 @@ fn ci() -> Result<(), String> {
         ],
     )?;
     run("cargo", &["xtask", "vectors", "testdata/smp-vectors.json"])?;
+    // Each library crate can be taken alone: its package (manifest, README,
+    // the files it needs) is complete. `cargo package --workspace --exclude
+    // xtask` without `--no-verify` also builds each from its package.
+    run(
+        "cargo",
+        &[
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--no-verify",
+            "--allow-dirty",
+        ],
+    )?;
     fuzz(10)?;
     test()
 }

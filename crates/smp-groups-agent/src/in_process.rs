@@ -380,7 +380,7 @@ fn open_message(
         .creds
         .get(&(identity.to_owned(), server.to_owned(), q))?;
     match nacl::cb_decrypt(&creds.dh, &msg_id, enc_body) {
-        Ok(plain) => match RcvMsgBody::decode(&plain) {
+        Ok(plain) => match smp_groups_wire::decode_all::<RcvMsgBody>(&plain) {
             Ok(RcvMsgBody::Message {
                 timestamp, body, ..
             }) => Some(RelayEvent::Message {

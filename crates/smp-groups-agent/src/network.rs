@@ -646,7 +646,7 @@ async fn deliver(
 fn open(secret: &QueueSecret, msg_id: &[u8], body: &[u8]) -> Option<(i64, Vec<u8>)> {
     let nonce: &[u8; 24] = msg_id.try_into().ok()?;
     let plain = nacl::cb_decrypt(&secret.dh, nonce, body).ok()?;
-    match RcvMsgBody::decode(&plain).ok()? {
+    match smp_groups_wire::decode_all::<RcvMsgBody>(&plain).ok()? {
         RcvMsgBody::Message {
             timestamp, body, ..
         } => Some((timestamp, body)),

@@ -24,7 +24,7 @@ use smp_groups_wire::agent::{
     Content, Encrypted, EnvelopeKind, Fragment, JoinInfo, Limits, MemberId, MemberInfo, MsgHeader,
     QueueAddress, Receipt,
 };
-use smp_groups_wire::{Encode, Reader, decode_all};
+use smp_groups_wire::{DecodeWith, Encode, Reader, decode_all, decode_all_with};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -823,7 +823,7 @@ impl Agent {
         // whatever becomes of the message.
         self.undecryptable.remove(&id);
         self.touch_conn(id);
-        let (header, body) = match AgentMessage::decode_with(&plain, &limits) {
+        let (header, body) = match decode_all_with::<AgentMessage, _>(&plain, limits) {
             Ok(AgentMessage::Message { header, body }) => (header, body),
             Ok(AgentMessage::ConnInfo(_)) => {
                 self.refuse(
@@ -932,7 +932,7 @@ impl Agent {
             let plain = ratchet
                 .decrypt(enc, RATCHET_AD)
                 .map_err(|e| format!("connection info: {e}"))?;
-            let ci = match AgentMessage::decode_with(&plain, &limits) {
+            let ci = match decode_all_with::<AgentMessage, _>(&plain, limits) {
                 Ok(AgentMessage::ConnInfo(ci)) => ci,
                 Ok(AgentMessage::Message { .. }) => {
                     return Err("a message instead of connection info".to_owned());
@@ -1209,7 +1209,7 @@ impl Agent {
             ));
         }
         let mut r = Reader::new(&whole);
-        let inner = AMessage::read(&mut r, &limits).map_err(|e| bad(&e))?;
+        let inner = AMessage::decode_with(&mut r, limits).map_err(|e| bad(&e))?;
         r.expect_end("message").map_err(|e| bad(&e))?;
         Ok(Some(inner))
     }

@@ -24,7 +24,7 @@ use smp_groups_wire::agent::{
     AMessage, Bounded, ChainAnchor, ConnInvitation, GroupEnvelope, Invitation, JoinInfo, Limits,
     MemberId, MemberInfo, QueueAddress,
 };
-use smp_groups_wire::{Encode, Reader};
+use smp_groups_wire::{DecodeWith, Encode, Reader};
 
 use crate::state::{AnchorRec, ChangeRec, Conn, Group, Mid, Payload, RecvInvitation};
 use crate::store::Key;
@@ -196,7 +196,7 @@ fn wire_invitation(old: &Invitation) -> Result<Invitation, String> {
 fn envelope_v1_to_wire(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let limits = Limits::default();
     let mut r = Reader::new(bytes);
-    let Ok(msg) = AMessage::read(&mut r, &limits) else {
+    let Ok(msg) = AMessage::decode_with(&mut r, limits) else {
         // Not an envelope this code reads: left for the receiver to refuse.
         return Ok(bytes.to_vec());
     };
@@ -335,7 +335,7 @@ mod tests {
         let new = envelope_v1_to_wire(&old).expect("converts");
         let mut r = Reader::new(&new);
         let Ok(AMessage::Group(GroupEnvelope::OpenInv { invitation })) =
-            AMessage::read(&mut r, &Limits::default())
+            AMessage::decode_with(&mut r, Limits::default())
         else {
             panic!("an OINV");
         };

@@ -39,7 +39,7 @@ pub(crate) fn check_server_hello<S>(
     key_hash: [u8; 32],
     versions: VersionRange,
 ) -> Result<ServerHelloChecked, NetError> {
-    let hello = ServerHello::decode(decode_handshake_block(block)?)?;
+    let hello = smp_groups_wire::decode_all::<ServerHello>(decode_handshake_block(block)?)?;
     if hello.session_id.as_slice() != tls.session_id() {
         return Err(HandshakeError::BadSession.into());
     }
@@ -151,7 +151,7 @@ pub(crate) fn check_client_hello(
     key_hash: [u8; 32],
     versions: VersionRange,
 ) -> Result<Negotiated, NetError> {
-    let hello = ClientHello::decode(decode_handshake_block(block)?)?;
+    let hello = smp_groups_wire::decode_all::<ClientHello>(decode_handshake_block(block)?)?;
     if hello.key_hash.as_bytes() != key_hash.as_slice() {
         return Err(HandshakeError::Identity.into());
     }

@@ -27,7 +27,7 @@ fn open_body(dh: &x25519::SecretKey, ids: &QueueIds, msg_id: &[u8], body: &[u8])
     let srv = x25519::PublicKey::from_bytes(ids.srv_dh_key.0);
     let secret = dh.diffie_hellman(&srv);
     let plain = nacl::cb_decrypt(secret.as_bytes(), msg_id.try_into().unwrap(), body).unwrap();
-    match RcvMsgBody::decode(&plain).unwrap() {
+    match smp_groups_wire::decode_all::<RcvMsgBody>(&plain).unwrap() {
         RcvMsgBody::Message { body, .. } => body,
         other @ RcvMsgBody::Quota { .. } => panic!("unexpected {other:?}"),
     }

@@ -89,8 +89,10 @@ async fn manual_client_hello(
     key_hash: [u8; 32],
     version: u16,
 ) -> (ServerHello, x25519::SecretKey) {
-    let hello =
-        ServerHello::decode(decode_handshake_block(&read_block(tls).await).unwrap()).unwrap();
+    let hello = smp_groups_wire::decode_all::<ServerHello>(
+        decode_handshake_block(&read_block(tls).await).unwrap(),
+    )
+    .unwrap();
     let secret = x25519::SecretKey::from_bytes([9u8; 32]);
     let mine = ClientHello {
         version: Version(version),

@@ -28,8 +28,7 @@ use smp_groups_relay::{Relay, RelayHandle};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
-    ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange,
-    X25519PublicKey,
+    ServerMsg, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange, X25519PublicKey,
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 use tokio::net::TcpStream;
@@ -76,10 +75,10 @@ async fn recv_n(c: &mut Conn, n: usize) -> Vec<(Vec<u8>, ServerMsg)> {
     while out.len() < n {
         let block = c.recv_block().await.unwrap();
         for t in wsmp::decode_batch(&block).unwrap() {
-            let t = Transmission::decode(c.version(), t).unwrap();
+            let t = smp_groups_wire::decode_all_with::<Transmission, _>(t, c.version()).unwrap();
             out.push((
                 t.entity_id.into_vec(),
-                ServerMsg::smp_decode(c.version(), &t.command).unwrap(),
+                smp_groups_wire::decode_all_with::<ServerMsg, _>(&t.command, c.version()).unwrap(),
             ));
         }
     }

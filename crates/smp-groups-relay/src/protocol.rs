@@ -9,7 +9,7 @@
 
 use smp_groups_crypto::{ed25519, x25519};
 use smp_groups_wire::smp::{
-    self as wsmp, CommandError, ErrorType, QueueIds, ServerMsg, SmpDecode, SmpEncode, Transmission,
+    self as wsmp, CommandError, ErrorType, QueueIds, ServerMsg, SmpEncode, Transmission,
     TransmissionAuth, Version, X25519PublicKey,
 };
 use smp_groups_wire::smp::{MsgFlags, QueueReqData, SubscriptionMode};
@@ -64,7 +64,7 @@ pub(crate) fn decode_request(
     session_id: &[u8],
     bytes: &[u8],
 ) -> Result<Request, Response> {
-    let t = Transmission::decode(v, bytes)
+    let t = smp_groups_wire::decode_all_with::<Transmission, _>(bytes, v)
         .map_err(|_| error_response(salvage_corr_id(v, bytes), Vec::new(), ErrorCode::Block))?;
     let corr_id = t.corr_id.into_vec();
     let entity_id = t.entity_id.into_vec();
@@ -111,7 +111,7 @@ pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdErr
     use wsmp::{RecipientCommand as R, SenderCommand as S};
     let tag_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
     let tag = bytes.get(..tag_end).unwrap_or_default();
-    let cmd = match wsmp::Command::smp_decode(v, bytes) {
+    let cmd = match smp_groups_wire::decode_all_with::<wsmp::Command, _>(bytes, v) {
         Ok(c) => c,
         Err(WireError::TooLong {
             what: "SEND body", ..

@@ -31,7 +31,7 @@ use smp_groups_relay::{Durability, Store};
 use smp_groups_relay::{Relay, ServerConfig};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
-    ServerMsg, SmpDecode, X25519PublicKey, pack_batches,
+    ServerMsg, X25519PublicKey, pack_batches,
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
@@ -150,7 +150,7 @@ fn corr(tag: u8, n: u32) -> Vec<u8> {
 }
 
 fn msg(c: &NetClient, bytes: &[u8]) -> ServerMsg {
-    ServerMsg::smp_decode(c.version, bytes)
+    smp_groups_wire::decode_all_with::<ServerMsg, _>(bytes, c.version)
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(bytes)))
 }
 

@@ -17,8 +17,7 @@ use smp_groups_relay::Relay;
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
-    ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange,
-    X25519PublicKey,
+    ServerMsg, SmpEncode, Transmission, TransmissionAuth, Version, VersionRange, X25519PublicKey,
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
@@ -85,16 +84,16 @@ async fn net_transport_client_talks_to_the_relay() {
         let block = t.recv_block().await.unwrap();
         let ts = wsmp::decode_batch(&block).unwrap();
         assert_eq!(ts.len(), 2, "both answers in one batch");
-        let pong = Transmission::decode(v, ts[0]).unwrap();
+        let pong = smp_groups_wire::decode_all_with::<Transmission, _>(ts[0], v).unwrap();
         assert_eq!(pong.corr_id.as_slice(), &[1; 24]);
         assert_eq!(
-            ServerMsg::smp_decode(v, &pong.command).unwrap(),
+            smp_groups_wire::decode_all_with::<ServerMsg, _>(&pong.command, v).unwrap(),
             ServerMsg::Pong
         );
-        let ids = Transmission::decode(v, ts[1]).unwrap();
+        let ids = smp_groups_wire::decode_all_with::<Transmission, _>(ts[1], v).unwrap();
         assert!(
             matches!(
-                ServerMsg::smp_decode(v, &ids.command).unwrap(),
+                smp_groups_wire::decode_all_with::<ServerMsg, _>(&ids.command, v).unwrap(),
                 ServerMsg::Ids(_)
             ),
             "v{max}"
@@ -164,8 +163,14 @@ async fn a_send_and_its_delivery_share_a_block() {
         .await
         .unwrap();
     let block = t.recv_block().await.unwrap();
-    let ids = Transmission::decode(v, wsmp::decode_batch(&block).unwrap()[0]).unwrap();
-    let ServerMsg::Ids(ids) = ServerMsg::smp_decode(v, &ids.command).unwrap() else {
+    let ids = smp_groups_wire::decode_all_with::<Transmission, _>(
+        wsmp::decode_batch(&block).unwrap()[0],
+        v,
+    )
+    .unwrap();
+    let ServerMsg::Ids(ids) =
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(&ids.command, v).unwrap()
+    else {
         panic!("IDS expected")
     };
     let send = wsmp::Command::Sender(SenderCommand::Send {
@@ -183,7 +188,14 @@ async fn a_send_and_its_delivery_share_a_block() {
         assert_eq!(ts.len(), 2, "OK and MSG in one block");
         let mut msg_id = None;
         for tr in ts {
-            match ServerMsg::smp_decode(v, &Transmission::decode(v, tr).unwrap().command).unwrap() {
+            match smp_groups_wire::decode_all_with::<ServerMsg, _>(
+                &smp_groups_wire::decode_all_with::<Transmission, _>(tr, v)
+                    .unwrap()
+                    .command,
+                v,
+            )
+            .unwrap()
+            {
                 ServerMsg::Ok => {}
                 ServerMsg::Msg { msg_id: id, .. } => msg_id = Some(id),
                 other => panic!("{other:?}"),
@@ -194,9 +206,13 @@ async fn a_send_and_its_delivery_share_a_block() {
             .await
             .unwrap();
         let block = t.recv_block().await.unwrap();
-        let ok = Transmission::decode(v, wsmp::decode_batch(&block).unwrap()[0]).unwrap();
+        let ok = smp_groups_wire::decode_all_with::<Transmission, _>(
+            wsmp::decode_batch(&block).unwrap()[0],
+            v,
+        )
+        .unwrap();
         assert_eq!(
-            ServerMsg::smp_decode(v, &ok.command).unwrap(),
+            smp_groups_wire::decode_all_with::<ServerMsg, _>(&ok.command, v).unwrap(),
             ServerMsg::Ok
         );
     }

@@ -20,7 +20,7 @@ use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::Relay;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, ErrorType, MsgFlags, RecipientCommand,
-    SenderCommand, ServerMsg, SmpDecode, Version, X25519PublicKey,
+    SenderCommand, ServerMsg, Version, X25519PublicKey,
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
@@ -35,7 +35,7 @@ struct Queue {
 }
 
 fn msg(c: &NetClient, bytes: &[u8]) -> ServerMsg {
-    ServerMsg::smp_decode(c.version, bytes)
+    smp_groups_wire::decode_all_with::<ServerMsg, _>(bytes, c.version)
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(bytes)))
 }
 

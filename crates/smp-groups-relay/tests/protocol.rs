@@ -14,8 +14,8 @@ use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, CommandError, Ed25519PublicKey, ErrorType, MsgFlags,
-    RecipientCommand, SenderCommand, ServerMsg, SmpDecode, SmpEncode, Transmission,
-    TransmissionAuth, Version, X25519PublicKey,
+    RecipientCommand, SenderCommand, ServerMsg, SmpEncode, Transmission, TransmissionAuth, Version,
+    X25519PublicKey,
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 
@@ -96,7 +96,8 @@ impl Client {
             .iter()
             .map(|r| {
                 let bytes = smp_groups_relay::encode_response(self.v, &SESSION_ID, r).unwrap();
-                let t = Transmission::decode(self.v, &bytes).unwrap();
+                let t =
+                    smp_groups_wire::decode_all_with::<Transmission, _>(&bytes, self.v).unwrap();
                 assert!(t.auth.is_none());
                 (t.corr_id.into_vec(), t.entity_id.into_vec(), t.command)
             })
@@ -105,7 +106,7 @@ impl Client {
 }
 
 fn server_msg(v: Version, bytes: &[u8]) -> ServerMsg {
-    ServerMsg::smp_decode(v, bytes).unwrap()
+    smp_groups_wire::decode_all_with::<ServerMsg, _>(bytes, v).unwrap()
 }
 
 fn new_cmd(k: &ed25519::SigningKey, dh: &x25519::SecretKey, v: Version) -> wsmp::Command {
@@ -207,7 +208,7 @@ fn lifecycle_over_bytes_at_each_version() {
         assert_eq!(out.events.len(), 1);
         assert_eq!(out.events[0].0, c.session.conn);
         let ev = smp_groups_relay::encode_response(c.v, &SESSION_ID, &out.events[0].1).unwrap();
-        let ev = Transmission::decode(c.v, &ev).unwrap();
+        let ev = smp_groups_wire::decode_all_with::<Transmission, _>(&ev, c.v).unwrap();
         let expected = if v >= 10 {
             ServerMsg::Deld
         } else {

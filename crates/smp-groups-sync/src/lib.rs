@@ -15,6 +15,31 @@
 //! * [`SyncDoc`]: the async API over [`smp_groups_agent::Agent`].
 //! * [`proto`]: the protobuf messages (`proto/sync.proto`, compiled at build
 //!   time by protox and prost-build).
+//!
+//! Two devices edit the same profile field at once; whatever order the
+//! updates reach them in, both end with the later edit:
+//!
+//! ```
+//! use smp_groups_sync::{DeviceId, Key, ProfileField, Replica};
+//!
+//! # fn main() -> Result<(), smp_groups_sync::Error> {
+//! let mut laptop = Replica::new(DeviceId::new(b"laptop")?);
+//! let mut phone = Replica::new(DeviceId::new(b"phone")?);
+//! let name = Key::profile(ProfileField::DisplayName);
+//!
+//! // Concurrent edits (times in milliseconds, passed in: no clock is read).
+//! let from_laptop = laptop.set(1_000, name.clone(), b"Ada".to_vec())?;
+//! let from_phone = phone.set(1_005, name.clone(), b"Ada L.".to_vec())?;
+//!
+//! // Each update is a group message; here they are handed over directly.
+//! laptop.apply(1_010, &from_phone)?;
+//! phone.apply(1_010, &from_laptop)?;
+//!
+//! assert_eq!(laptop.get(&name), Some(&b"Ada L."[..]));
+//! assert_eq!(laptop.document(), phone.document());
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod demo;

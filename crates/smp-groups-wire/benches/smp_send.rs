@@ -5,8 +5,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
-    self, Command, MsgFlags, SenderCommand, SmpDecode, SmpEncode, Transmission, TransmissionAuth,
-    Version,
+    self, Command, MsgFlags, SenderCommand, SmpEncode, Transmission, TransmissionAuth, Version,
 };
 use std::hint::black_box;
 
@@ -40,8 +39,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_batch_transmission_command", |b| {
         b.iter(|| {
             let items = smp::decode_batch(black_box(&batch)).unwrap();
-            let t = Transmission::decode(V, items[0]).unwrap();
-            Command::smp_decode(V, &t.command).unwrap()
+            let t = smp_groups_wire::decode_all_with::<Transmission, _>(items[0], V).unwrap();
+            smp_groups_wire::decode_all_with::<Command, _>(&t.command, V).unwrap()
         });
     });
     g.bench_function("encode_command_transmission_batch", |b| {

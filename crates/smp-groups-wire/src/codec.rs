@@ -1,6 +1,16 @@
 //! The codec core: a bounds-checked [`Reader`], the [`Encode`] / [`Decode`]
 //! traits, and the SMP primitive encodings every surface builds on.
 //!
+//! Every binary value of the crate decodes one way: from a [`Reader`], with
+//! [`Decode`] when its grammar stands alone, or with [`DecodeWith`] when it
+//! depends on a context: the negotiated SMP version
+//! ([`crate::smp::Version`]: commands, responses, transmissions, error
+//! codes) or the receiver's limits ([`crate::agent::Limits`]: agent messages
+//! and fragments). A whole input is decoded with [`decode_all`] or
+//! [`decode_all_with`], which refuse bytes left over. (Text grammars, the
+//! client protocol's lines, server addresses and DER, are parsed by their
+//! own `parse` functions.)
+//!
 //! Primitive encodings (as the reference `Encoding` module defines them):
 //!
 //! | type | bytes |
@@ -226,10 +236,29 @@ pub trait Decode<'a>: Sized {
     fn decode(r: &mut Reader<'a>) -> Result<Self, Error>;
 }
 
+/// A value decoded from a [`Reader`] in a context `C` its grammar depends on
+/// (a protocol version, the receiver's limits). Every [`Decode`] value also
+/// decodes in the empty context `()`.
+pub trait DecodeWith<'a, C>: Sized {
+    /// Reads one value, leaving the reader just after it.
+    fn decode_with(r: &mut Reader<'a>, cx: C) -> Result<Self, Error>;
+}
+
+impl<'a, T: Decode<'a>> DecodeWith<'a, ()> for T {
+    fn decode_with(r: &mut Reader<'a>, (): ()) -> Result<Self, Error> {
+        T::decode(r)
+    }
+}
+
 /// Decodes one `T` that must use up all of `bytes`.
 pub fn decode_all<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+    decode_all_with(bytes, ())
+}
+
+/// Decodes one `T` in the context `cx` that must use up all of `bytes`.
+pub fn decode_all_with<'a, T: DecodeWith<'a, C>, C>(bytes: &'a [u8], cx: C) -> Result<T, Error> {
     let mut r = Reader::new(bytes);
-    let v = T::decode(&mut r)?;
+    let v = T::decode_with(&mut r, cx)?;
     r.expect_end(
         std::any::type_name::<T>()
             .rsplit("::")

@@ -38,5 +38,8 @@ mod error;
 pub mod pad;
 pub mod smp;
 
-pub use codec::{Decode, Encode, LargeBytes, Reader, ShortBytes, decode_all, put_large, put_short};
+pub use codec::{
+    Decode, DecodeWith, Encode, LargeBytes, Reader, ShortBytes, decode_all, decode_all_with,
+    put_large, put_short,
+};
 pub use error::Error;

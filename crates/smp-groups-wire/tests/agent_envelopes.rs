@@ -305,7 +305,7 @@ proptest! {
         let _ = decode_all::<AgentEnvelope>(&bytes);
         let _ = decode_all::<AgentMessage>(&bytes);
         let _ = GCheck::parse(&bytes);
-        if let Ok(m) = AgentMessage::decode_with(&bytes, &Limits { max_fragments: 4 }) {
+        if let Ok(m) = smp_groups_wire::decode_all_with::<AgentMessage, _>(&bytes, Limits { max_fragments: 4 }) {
             prop_assert_eq!(decode_all::<AgentMessage>(&m.to_bytes()), Ok(m));
         }
     }
@@ -443,11 +443,11 @@ fn length_beyond_declared_maximum() {
     let m = msg(AMessage::Fragment(f[0].clone()));
     let bytes = m.to_bytes();
     assert_eq!(
-        AgentMessage::decode_with(&bytes, &Limits { max_fragments: 10 }),
+        smp_groups_wire::decode_all_with::<AgentMessage, _>(&bytes, Limits { max_fragments: 10 }),
         Ok(m)
     );
     assert_eq!(
-        AgentMessage::decode_with(&bytes, &Limits { max_fragments: 9 }),
+        smp_groups_wire::decode_all_with::<AgentMessage, _>(&bytes, Limits { max_fragments: 9 }),
         Err(Error::TooLong {
             what: "fragment count",
             len: 10,
@@ -619,7 +619,10 @@ fn large_message_through_fragments() {
                 body: AMessage::Fragment(f),
             }
             .to_bytes();
-            match AgentMessage::decode_with(&wire, &Limits { max_fragments: 8 }) {
+            match smp_groups_wire::decode_all_with::<AgentMessage, _>(
+                &wire,
+                Limits { max_fragments: 8 },
+            ) {
                 Ok(AgentMessage::Message {
                     body: AMessage::Fragment(f),
                     ..

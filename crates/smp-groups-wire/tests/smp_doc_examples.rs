@@ -4,8 +4,7 @@
 
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
-    self, Command, MsgFlags, SenderCommand, SmpDecode, SmpEncode, Transmission, TransmissionAuth,
-    Version,
+    self, Command, MsgFlags, SenderCommand, SmpEncode, Transmission, TransmissionAuth, Version,
 };
 
 const SEND_HEX: &str = concat!(
@@ -38,7 +37,10 @@ fn send_transmission_example() {
     let wire = t.smp_bytes(Version(18)).unwrap();
     assert_eq!(hex::encode(&wire), SEND_HEX);
     assert_eq!(wire.len(), 128);
-    assert_eq!(Transmission::decode(Version(18), &wire).unwrap(), t);
+    assert_eq!(
+        smp_groups_wire::decode_all_with::<Transmission, _>(&wire, Version(18)).unwrap(),
+        t
+    );
     let signed = t.for_auth(&[0x5e; 32]).unwrap();
     assert_eq!(
         hex::encode(signed),
@@ -69,9 +71,9 @@ fn batch_example() {
     );
     let items = smp::decode_batch(&batch).unwrap();
     assert_eq!(items.len(), 2);
-    let t = Transmission::decode(Version(18), items[1]).unwrap();
+    let t = smp_groups_wire::decode_all_with::<Transmission, _>(items[1], Version(18)).unwrap();
     assert_eq!(
-        Command::smp_decode(Version(18), &t.command).unwrap(),
+        smp_groups_wire::decode_all_with::<Command, _>(&t.command, Version(18)).unwrap(),
         Command::Ping
     );
 }

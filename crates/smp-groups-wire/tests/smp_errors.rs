@@ -9,8 +9,7 @@ use smp_groups_wire::smp::BlockingReason;
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, ErrorType,
     KeyHash, MsgFlags, ProtocolServer, RcvMsgBody, RecipientCommand, SenderCommand, ServerHello,
-    ServerMsg, SmpDecode, SmpEncode, SmpQueueUri, Transmission, TransmissionAuth, Version,
-    X25519PublicKey,
+    ServerMsg, SmpEncode, SmpQueueUri, Transmission, TransmissionAuth, Version, X25519PublicKey,
 };
 use smp_groups_wire::smp::{NewNtfCreds, NewQueue, QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Decode, Encode, Error, ShortBytes, decode_all};
@@ -36,7 +35,7 @@ fn new_queue() -> NewQueue {
 fn truncated_input_names_the_field() {
     // ACK whose msgId says 24 bytes but has 3
     assert_eq!(
-        Command::smp_decode(V, b"ACK \x18abc"),
+        smp_groups_wire::decode_all_with::<Command, _>(b"ACK \x18abc", V),
         Err(Error::Truncated {
             what: "short string",
             needed: 24,
@@ -45,7 +44,7 @@ fn truncated_input_names_the_field() {
     );
     // a transmission that ends inside the corrId
     assert_eq!(
-        Transmission::decode(V, &[0, 24, 1, 2]),
+        smp_groups_wire::decode_all_with::<Transmission, _>(&[0, 24, 1, 2], V),
         Err(Error::Truncated {
             what: "short string",
             needed: 24,
@@ -103,7 +102,7 @@ fn lengths_beyond_the_declared_maximum() {
     let mut wire = b"SEND F ".to_vec();
     wire.extend_from_slice(&body);
     assert_eq!(
-        Command::smp_decode(V, &wire),
+        smp_groups_wire::decode_all_with::<Command, _>(&wire, V),
         Err(Error::TooLong {
             what: "SEND body",
             len: 16049,
@@ -165,7 +164,7 @@ fn lengths_beyond_the_declared_maximum() {
     // nested PROXY errors are bounded
     let nested = format!("ERR {}AUTH", "PROXY PROTOCOL ".repeat(5));
     assert_eq!(
-        ServerMsg::smp_decode(V, nested.as_bytes()),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(nested.as_bytes(), V),
         Err(Error::TooLong {
             what: "PROXY error nesting",
             len: 5,
@@ -173,9 +172,9 @@ fn lengths_beyond_the_declared_maximum() {
         })
     );
     assert!(
-        ServerMsg::smp_decode(
-            V,
-            format!("ERR {}AUTH", "PROXY PROTOCOL ".repeat(4)).as_bytes()
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(
+            format!("ERR {}AUTH", "PROXY PROTOCOL ".repeat(4)).as_bytes(),
+            V
         )
         .is_ok()
     );
@@ -184,35 +183,38 @@ fn lengths_beyond_the_declared_maximum() {
 #[test]
 fn unknown_tags() {
     assert_eq!(
-        Command::smp_decode(V, b"HELO"),
+        smp_groups_wire::decode_all_with::<Command, _>(b"HELO", V),
         Err(Error::UnknownTag {
             what: "SMP command",
             tag: "HELO".into()
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(V, b"NOPE x"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"NOPE x", V),
         Err(Error::UnknownTag {
             what: "SMP response",
             tag: "NOPE".into()
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(V, b"ERR BOGUS"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"ERR BOGUS", V),
         Err(Error::UnknownTag {
             what: "SMP error",
             tag: "BOGUS".into()
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(V, b"ERR CMD WHAT"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"ERR CMD WHAT", V),
         Err(Error::UnknownTag {
             what: "CMD error",
             tag: "WHAT".into()
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(V, b"ERR PROXY BROKER TRANSPORT HANDSHAKE NOPE"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(
+            b"ERR PROXY BROKER TRANSPORT HANDSHAKE NOPE",
+            V
+        ),
         Err(Error::UnknownTag {
             what: "handshake error",
             tag: "NOPE".into()
@@ -226,7 +228,7 @@ fn unknown_tags() {
         })
     );
     assert_eq!(
-        Command::smp_decode(V, b"SEND X body"),
+        smp_groups_wire::decode_all_with::<Command, _>(b"SEND X body", V),
         Err(Error::UnknownTag {
             what: "message flags",
             tag: "X".into()
@@ -234,7 +236,7 @@ fn unknown_tags() {
     );
     // the backward-compatible spelling is accepted
     assert_eq!(
-        ServerMsg::smp_decode(V, b"ERR CMD NO_QUEUE"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"ERR CMD NO_QUEUE", V),
         Ok(ServerMsg::Err(ErrorType::Cmd(smp::CommandError::NoEntity)))
     );
 }
@@ -242,14 +244,14 @@ fn unknown_tags() {
 #[test]
 fn trailing_bytes() {
     assert_eq!(
-        Command::smp_decode(V, b"SUB "),
+        smp_groups_wire::decode_all_with::<Command, _>(b"SUB ", V),
         Err(Error::TrailingBytes {
             what: "SMP command",
             count: 1
         })
     );
     assert_eq!(
-        Command::smp_decode(V, b"PINGX"),
+        smp_groups_wire::decode_all_with::<Command, _>(b"PINGX", V),
         Err(Error::UnknownTag {
             what: "SMP command",
             tag: "PINGX".into()
@@ -260,14 +262,14 @@ fn trailing_bytes() {
         .unwrap();
     ack.push(0);
     assert_eq!(
-        Command::smp_decode(V, &ack),
+        smp_groups_wire::decode_all_with::<Command, _>(&ack, V),
         Err(Error::TrailingBytes {
             what: "SMP command",
             count: 1
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(V, b"ERR AUTH x"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"ERR AUTH x", V),
         Err(Error::TrailingBytes {
             what: "SMP error",
             count: 2
@@ -337,7 +339,7 @@ fn version_gated_fields() {
     );
     let wire = skey.smp_bytes(Version(9)).unwrap();
     assert_eq!(
-        Command::smp_decode(Version(8), &wire),
+        smp_groups_wire::decode_all_with::<Command, _>(&wire, Version(8)),
         Err(Error::Version {
             what: "SKEY",
             version: 8
@@ -351,7 +353,7 @@ fn version_gated_fields() {
         })
     );
     assert_eq!(
-        ServerMsg::smp_decode(Version(9), b"DELD"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(b"DELD", Version(9)),
         Err(Error::Version {
             what: "DELD",
             version: 9
@@ -373,7 +375,10 @@ fn version_gated_fields() {
         b"ERR BLOCKED reason=spam"
     );
     assert_eq!(
-        ServerMsg::smp_decode(Version(17), b"ERR BLOCKED reason=spam,notice={}"),
+        smp_groups_wire::decode_all_with::<ServerMsg, _>(
+            b"ERR BLOCKED reason=spam,notice={}",
+            Version(17)
+        ),
         Err(Error::Version {
             what: "BLOCKED notice",
             version: 17
@@ -437,7 +442,7 @@ fn version_gated_fields() {
         })
     );
     assert_eq!(
-        Command::smp_decode(Version(20), b"PING"),
+        smp_groups_wire::decode_all_with::<Command, _>(b"PING", Version(20)),
         Err(Error::Version {
             what: "SMP command",
             version: 20
@@ -479,7 +484,7 @@ fn hello_known_layouts() {
     // The server hello keeps reading past an unparsable key (it is optional) and
     // ignores trailing bytes.
     let body = [&[0u8, 6, 0, 18][..], &[2, 0xaa, 0xbb], b"junk"].concat();
-    let h = ServerHello::decode(&body).unwrap();
+    let h = smp_groups_wire::decode_all::<ServerHello>(&body).unwrap();
     assert_eq!(
         (
             h.versions.min(),
@@ -490,7 +495,7 @@ fn hello_known_layouts() {
         (Version(6), Version(18), &[0xaa, 0xbb][..], true)
     );
     assert_eq!(
-        ServerHello::decode(&[0, 9, 0, 8, 0]),
+        smp_groups_wire::decode_all::<ServerHello>(&[0, 9, 0, 8, 0]),
         Err(Error::InvalidValue {
             what: "version range",
             reason: "minimum 9 is above maximum 8".into()
@@ -507,7 +512,10 @@ fn hello_known_layouts() {
     let bytes = hello.encode().unwrap();
     assert_eq!(bytes.len(), 2 + 33 + 45 + 1 + 1);
     assert_eq!(&bytes[bytes.len() - 2..], b"F0");
-    assert_eq!(ClientHello::decode(&bytes).unwrap(), hello);
+    assert_eq!(
+        smp_groups_wire::decode_all::<ClientHello>(&bytes).unwrap(),
+        hello
+    );
 }
 
 #[test]
@@ -521,10 +529,10 @@ fn rcv_msg_body_layout() {
     // extra flag bytes before the space are skipped (room for more flags)
     let mut with_ext = m.encode().unwrap();
     with_ext.splice(9..9, [b'X', b'Y']);
-    assert_eq!(RcvMsgBody::decode(&with_ext), Ok(m));
+    assert_eq!(smp_groups_wire::decode_all::<RcvMsgBody>(&with_ext), Ok(m));
     // no space after the flags
     assert_eq!(
-        RcvMsgBody::decode(&hex::decode("112210f47de9811554").unwrap()),
+        smp_groups_wire::decode_all::<RcvMsgBody>(&hex::decode("112210f47de9811554").unwrap()),
         Err(Error::Truncated {
             what: "message body",
             needed: 1,
@@ -533,20 +541,23 @@ fn rcv_msg_body_layout() {
     );
     let q = RcvMsgBody::Quota { timestamp: 5 };
     assert_eq!(q.encode().unwrap(), b"QUOTA \0\0\0\0\0\0\0\x05");
-    assert_eq!(RcvMsgBody::decode(b"QUOTA \0\0\0\0\0\0\0\x05"), Ok(q));
+    assert_eq!(
+        smp_groups_wire::decode_all::<RcvMsgBody>(b"QUOTA \0\0\0\0\0\0\0\x05"),
+        Ok(q)
+    );
 }
 
 fn all_decoders(v: Version, bytes: &[u8]) {
-    let _ = Command::smp_decode(v, bytes);
-    let _ = ServerMsg::smp_decode(v, bytes);
-    let _ = Transmission::decode(v, bytes);
+    let _ = smp_groups_wire::decode_all_with::<Command, _>(bytes, v);
+    let _ = smp_groups_wire::decode_all_with::<ServerMsg, _>(bytes, v);
+    let _ = smp_groups_wire::decode_all_with::<Transmission, _>(bytes, v);
     let _ = smp::decode_batch(bytes);
-    let _ = ClientHello::decode(bytes);
-    let _ = ServerHello::decode(bytes);
+    let _ = smp_groups_wire::decode_all::<ClientHello>(bytes);
+    let _ = smp_groups_wire::decode_all::<ServerHello>(bytes);
     let _ = decode_all::<ProtocolServer>(bytes);
     let _ = decode_all::<ClientMsgEnvelope>(bytes);
     let _ = decode_all::<ClientMessage>(bytes);
-    let _ = RcvMsgBody::decode(bytes);
+    let _ = smp_groups_wire::decode_all::<RcvMsgBody>(bytes);
     let _ = smp::SignedObject::parse(bytes);
     let _ = AuthPublicKey::decode(&mut smp_groups_wire::Reader::new(bytes));
     if let Ok(s) = std::str::from_utf8(bytes) {
@@ -575,11 +586,11 @@ proptest! {
         let bytes = [tag.as_bytes(), &rest].concat();
         all_decoders(Version(v), &bytes);
         // Whatever decodes re-encodes to something that decodes to the same value.
-        if let Ok(c) = Command::smp_decode(Version(v), &bytes) {
-            prop_assert_eq!(Command::smp_decode(Version(v), &c.smp_bytes(Version(v)).unwrap()).unwrap(), c);
+        if let Ok(c) = smp_groups_wire::decode_all_with::<Command, _>(&bytes, Version(v)) {
+            prop_assert_eq!(smp_groups_wire::decode_all_with::<Command, _>(&c.smp_bytes(Version(v)).unwrap(), Version(v)).unwrap(), c);
         }
-        if let Ok(m) = ServerMsg::smp_decode(Version(v), &bytes) {
-            prop_assert_eq!(ServerMsg::smp_decode(Version(v), &m.smp_bytes(Version(v)).unwrap()).unwrap(), m);
+        if let Ok(m) = smp_groups_wire::decode_all_with::<ServerMsg, _>(&bytes, Version(v)) {
+            prop_assert_eq!(smp_groups_wire::decode_all_with::<ServerMsg, _>(&m.smp_bytes(Version(v)).unwrap(), Version(v)).unwrap(), m);
         }
     }
 }

@@ -8,8 +8,8 @@ use smp_groups_wire::smp::ServerNtfCreds;
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, Ed25519PublicKey,
     ErrorType, Host, KeyHash, MsgFlags, Port, PrivHeader, ProtocolServer, QueueIds, RcvMsgBody,
-    RecipientCommand, SenderCommand, ServerHello, ServerMsg, SmpDecode, SmpEncode, SmpQueueUri,
-    Transmission, TransmissionAuth, Version, VersionRange, X25519PublicKey,
+    RecipientCommand, SenderCommand, ServerHello, ServerMsg, SmpEncode, SmpQueueUri, Transmission,
+    TransmissionAuth, Version, VersionRange, X25519PublicKey,
 };
 use smp_groups_wire::smp::{
     BasicAuth, NewNtfCreds, NewQueue, QueueLinkData, QueueMode, QueueReqData, SubscriptionMode,
@@ -400,19 +400,19 @@ proptest! {
     #[test]
     fn command_round_trip((v, cmd) in versions().prop_flat_map(|v| (Just(v), command(v)))) {
         let bytes = cmd.smp_bytes(v).unwrap();
-        prop_assert_eq!(Command::smp_decode(v, &bytes).unwrap(), cmd);
+        prop_assert_eq!(smp_groups_wire::decode_all_with::<Command, _>(&bytes, v).unwrap(), cmd);
     }
 
     #[test]
     fn server_msg_round_trip((v, msg) in versions().prop_flat_map(|v| (Just(v), server_msg(v)))) {
         let bytes = msg.smp_bytes(v).unwrap();
-        prop_assert_eq!(ServerMsg::smp_decode(v, &bytes).unwrap(), msg);
+        prop_assert_eq!(smp_groups_wire::decode_all_with::<ServerMsg, _>(&bytes, v).unwrap(), msg);
     }
 
     #[test]
     fn transmission_round_trip((v, t) in versions().prop_flat_map(|v| (Just(v), transmission(v)))) {
         let bytes = t.smp_bytes(v).unwrap();
-        prop_assert_eq!(Transmission::decode(v, &bytes).unwrap(), t);
+        prop_assert_eq!(smp_groups_wire::decode_all_with::<Transmission, _>(&bytes, v).unwrap(), t);
     }
 
     #[test]
@@ -425,8 +425,8 @@ proptest! {
             entity_id: ShortBytes::new(vec![2; 24]).unwrap(),
             command: cmd.smp_bytes(v).unwrap(),
         };
-        let back = Transmission::decode(v, &t.smp_bytes(v).unwrap()).unwrap();
-        prop_assert_eq!(Command::smp_decode(v, &back.command).unwrap(), cmd);
+        let back = smp_groups_wire::decode_all_with::<Transmission, _>(&t.smp_bytes(v).unwrap(), v).unwrap();
+        prop_assert_eq!(smp_groups_wire::decode_all_with::<Command, _>(&back.command, v).unwrap(), cmd);
         prop_assert_eq!(back, t);
     }
 
@@ -476,7 +476,7 @@ proptest! {
         if v >= Version::PROXY_SERVER_HANDSHAKE {
             bytes.extend_from_slice(&trailing); // extensions are ignored
         }
-        prop_assert_eq!(ClientHello::decode(&bytes).unwrap(), hello);
+        prop_assert_eq!(smp_groups_wire::decode_all::<ClientHello>(&bytes).unwrap(), hello);
     }
 
     #[test]
@@ -485,7 +485,7 @@ proptest! {
         let hello = ServerHello { versions, session_id: sess, auth: if versions.max() >= Version::AUTH_CMDS { auth } else { None } };
         let block = smp::encode_handshake_block(&hello.encode().unwrap()).unwrap();
         let body = smp::decode_handshake_block(&block).unwrap();
-        prop_assert_eq!(ServerHello::decode(body).unwrap(), hello);
+        prop_assert_eq!(smp_groups_wire::decode_all::<ServerHello>(body).unwrap(), hello);
     }
 
     #[test]
@@ -525,7 +525,7 @@ proptest! {
     #[test]
     fn rcv_msg_body_round_trip(ts in any::<i64>(), n in any::<bool>(), quota in any::<bool>(), body in vec(any::<u8>(), 0..300)) {
         let m = if quota { RcvMsgBody::Quota { timestamp: ts } } else { RcvMsgBody::Message { timestamp: ts, flags: MsgFlags { notification: n }, body } };
-        prop_assert_eq!(RcvMsgBody::decode(&m.encode().unwrap()).unwrap(), m);
+        prop_assert_eq!(smp_groups_wire::decode_all::<RcvMsgBody>(&m.encode().unwrap()).unwrap(), m);
     }
 
     #[test]

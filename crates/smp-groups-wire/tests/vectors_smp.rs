@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use smp_groups_wire::smp::{
     self, AuthPublicKey, ClientHello, ClientMessage, ClientMsgEnvelope, Command, Host, KeyHash,
-    MsgFlags, Port, PrivHeader, ProtocolServer, RecipientCommand, SenderCommand, SmpDecode,
-    SmpEncode, Transmission, TransmissionAuth, Version, X25519PublicKey,
+    MsgFlags, Port, PrivHeader, ProtocolServer, RecipientCommand, SenderCommand, SmpEncode,
+    Transmission, TransmissionAuth, Version, X25519PublicKey,
 };
 use smp_groups_wire::smp::{QueueReqData, SubscriptionMode};
 use smp_groups_wire::{Decode, Encode, ShortBytes, decode_all, pad};
@@ -91,7 +91,8 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             assert_eq!(out, hex(expect, "out"));
             let mut sent = vec![0u8];
             sent.extend_from_slice(&out);
-            let t = Transmission::decode(Version(19), &sent).unwrap();
+            let t =
+                smp_groups_wire::decode_all_with::<Transmission, _>(&sent, Version(19)).unwrap();
             assert_eq!(
                 (t.corr_id.as_slice(), t.entity_id.as_slice(), &t.command[..]),
                 (&c[..], &e[..], &cmd[..])
@@ -119,10 +120,15 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             );
             let mut sent = vec![0u8];
             sent.extend_from_slice(&hex(expect, "to_send"));
-            let t = Transmission::decode(Version(19), &sent).unwrap();
+            let t =
+                smp_groups_wire::decode_all_with::<Transmission, _>(&sent, Version(19)).unwrap();
             assert_eq!(t.for_auth(&sess).unwrap(), for_auth);
             // Before v7 the session id is sent, and the sent bytes are the authorized ones.
-            let t6 = Transmission::decode(Version(6), &[&[0u8][..], &for_auth].concat()).unwrap();
+            let t6 = smp_groups_wire::decode_all_with::<Transmission, _>(
+                &[&[0u8][..], &for_auth].concat(),
+                Version(6),
+            )
+            .unwrap();
             assert_eq!(
                 t6.session_id.as_ref().map(ShortBytes::as_slice),
                 Some(&sess[..])
@@ -164,7 +170,10 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             }
             let out = r.unwrap();
             assert_eq!(out, hex(expect, "out"), "{cmd:?}");
-            assert_eq!(Command::smp_decode(v, &out).unwrap(), cmd);
+            assert_eq!(
+                smp_groups_wire::decode_all_with::<Command, _>(&out, v).unwrap(),
+                cmd
+            );
         }
         "smp.client_hello" => {
             let built = (|| {
@@ -185,7 +194,10 @@ fn run(kind: &str, input: &Value, expect: &Value) {
             }
             let (hello, out) = r.unwrap();
             assert_eq!(out, hex(expect, "out"));
-            assert_eq!(ClientHello::decode(&out).unwrap(), hello);
+            assert_eq!(
+                smp_groups_wire::decode_all::<ClientHello>(&out).unwrap(),
+                hello
+            );
             let block = smp::encode_handshake_block(&out).unwrap();
             assert_eq!(block.len(), 16384);
             assert_eq!(smp::decode_handshake_block(&block).unwrap(), &out[..]);
@@ -337,7 +349,10 @@ fn smp_command_vectors_decode_at_every_version_that_has_them() {
         let out = hex(&v["expect"], "out");
         for ver in 17..=19 {
             assert_eq!(cmd.smp_bytes(Version(ver)).unwrap(), out);
-            assert_eq!(Command::smp_decode(Version(ver), &out).unwrap(), cmd);
+            assert_eq!(
+                smp_groups_wire::decode_all_with::<Command, _>(&out, Version(ver)).unwrap(),
+                cmd
+            );
         }
         checked += 1;
     }

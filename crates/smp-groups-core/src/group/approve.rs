@@ -1,8 +1,8 @@
 //! Membership changes waiting for the client's approval (above the group size
 //! threshold).
 
-use smp_groups_wire::Reader;
 use smp_groups_wire::agent::{AMessage, GroupEnvelope};
+use smp_groups_wire::{DecodeWith, Reader};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -30,7 +30,7 @@ impl Agent {
         }
         let limits = self.limits();
         let mut r = Reader::new(&p.envelope);
-        let env = match AMessage::read(&mut r, &limits) {
+        let env = match AMessage::decode_with(&mut r, limits) {
             Ok(AMessage::Group(env)) => env,
             Ok(_) => {
                 let detail = "a stored approval that is not a group envelope";

@@ -1,8 +1,8 @@
 //! Joining: our own join (`GROUP`, `JOIN`, `MEM` from our introducer, its
 //! deadline) and the members introduced to us (`INTRO`, `FWD`, `MEM`).
 
-use smp_groups_wire::Reader;
 use smp_groups_wire::agent::{AMessage, ConnInvitation, GroupEnvelope, MemberId, MemberInfo};
+use smp_groups_wire::{DecodeWith, Reader};
 
 use crate::Agent;
 use crate::api::{CommandError, Event};
@@ -34,7 +34,8 @@ impl Agent {
             .ok_or_else(|| CommandError::NoInvitation(invitation.to_owned()))?;
         let limits = self.limits();
         let mut r = Reader::new(&inv.envelope);
-        let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::read(&mut r, &limits) else {
+        let Ok(AMessage::Group(GroupEnvelope::Group(gi))) = AMessage::decode_with(&mut r, limits)
+        else {
             return Err(CommandError::NoInvitation(invitation.to_owned()));
         };
         let invite = smp_groups_wire::decode_all::<ConnInvitation>(gi.invitation.as_slice())

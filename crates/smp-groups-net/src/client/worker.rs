@@ -12,8 +12,8 @@ use smp_groups_crypto::RngCore;
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
-    Command, ServerMsg, SmpDecode, SmpEncode, Transmission, TransmissionAuth, Version,
-    decode_batch, limits, pack_batches,
+    Command, ServerMsg, SmpEncode, Transmission, TransmissionAuth, Version, decode_batch, limits,
+    pack_batches,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -240,13 +240,14 @@ impl<W: AsyncWrite + Unpin> Worker<W> {
         }
         let batch = decode_batch(data).map_err(ClientError::Protocol)?;
         for bytes in batch {
-            let t = Transmission::decode(self.version, bytes).map_err(ClientError::Protocol)?;
+            let t = smp_groups_wire::decode_all_with::<Transmission, _>(bytes, self.version)
+                .map_err(ClientError::Protocol)?;
             if let Some(sid) = &t.session_id
                 && sid.as_slice() != self.session_id.as_slice()
             {
                 return Err(ClientError::SessionMismatch);
             }
-            let msg = ServerMsg::smp_decode(self.version, &t.command);
+            let msg = smp_groups_wire::decode_all_with::<ServerMsg, _>(&t.command, self.version);
             let pending = <CorrId>::try_from(t.corr_id.as_slice())
                 .ok()
                 .and_then(|c| self.pending.remove(&c));

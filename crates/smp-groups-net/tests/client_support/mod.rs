@@ -21,8 +21,8 @@ use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::QueueMode;
 use smp_groups_wire::smp::{
     AuthPublicKey, Command, ErrorType, Host, KeyHash, Port, ProtocolServer, QueueIds,
-    RecipientCommand, SenderCommand, ServerMsg, SmpDecode, SmpEncode, Transmission,
-    TransmissionAuth, Version, VersionRange, X25519PublicKey, decode_batch, pack_batches,
+    RecipientCommand, SenderCommand, ServerMsg, SmpEncode, Transmission, TransmissionAuth, Version,
+    VersionRange, X25519PublicKey, decode_batch, pack_batches,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -201,7 +201,7 @@ async fn serve(
             let mut st = state.lock().unwrap();
             st.seen.batch_sizes.push(batch.len());
             for bytes in batch {
-                let Ok(t) = Transmission::decode(v, bytes) else {
+                let Ok(t) = smp_groups_wire::decode_all_with::<Transmission, _>(bytes, v) else {
                     return;
                 };
                 match handle(&mut st, conn, v, &sid, &t, behaviour) {
@@ -290,7 +290,7 @@ fn handle(
     let entity = t.entity_id.as_slice().to_vec();
     let one = |msg| Reply::Msgs(vec![(corr.clone(), entity.clone(), msg)]);
     let err = |e| one(ServerMsg::Err(e));
-    let Ok(cmd) = Command::smp_decode(v, &t.command) else {
+    let Ok(cmd) = smp_groups_wire::decode_all_with::<Command, _>(&t.command, v) else {
         return err(ErrorType::Block);
     };
     st.seen

@@ -58,7 +58,9 @@ impl NetClient {
             .unwrap();
         let mut block = vec![0u8; BLOCK_SIZE];
         tls.read_exact(&mut block).await.unwrap();
-        let hello = ServerHello::decode(decode_handshake_block(&block).unwrap()).unwrap();
+        let hello =
+            smp_groups_wire::decode_all::<ServerHello>(decode_handshake_block(&block).unwrap())
+                .unwrap();
         assert_eq!(
             hello.session_id.as_slice(),
             tls.session_id(),
@@ -208,7 +210,7 @@ impl NetClient {
     /// The command of the next received transmission, decoded.
     pub async fn recv_msg(&mut self) -> wsmp::ServerMsg {
         let (_, _, bytes) = self.recv().await;
-        <wsmp::ServerMsg as wsmp::SmpDecode>::smp_decode(self.version, &bytes).unwrap()
+        smp_groups_wire::decode_all_with::<wsmp::ServerMsg, _>(&bytes, self.version).unwrap()
     }
 
     /// Whether anything arrives within `ms` milliseconds.
@@ -233,7 +235,7 @@ async fn read_loop(
             None => smp_groups_wire::pad::unpad(&block).unwrap().to_vec(),
         };
         for t in wsmp::decode_batch(&data).unwrap() {
-            let t = Transmission::decode(v, t).unwrap();
+            let t = smp_groups_wire::decode_all_with::<Transmission, _>(t, v).unwrap();
             assert!(t.auth.is_none());
             if tx
                 .send((t.corr_id.into_vec(), t.entity_id.into_vec(), t.command))

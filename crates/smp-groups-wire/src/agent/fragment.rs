@@ -8,9 +8,10 @@
 //! bytes    = Large      ; Word16 length, at most MAX_FRAGMENT_LEN
 //! ```
 
+use super::Limits;
 use super::bounded::Bounded;
 use super::ids::read_u64;
-use crate::{Encode, Error, Reader};
+use crate::{DecodeWith, Encode, Error, Reader};
 
 /// The default maximum number of fragments of one message.
 pub const DEFAULT_MAX_FRAGMENTS: u16 = 64;
@@ -35,18 +36,15 @@ pub struct Fragment {
     pub bytes: FragmentBytes,
 }
 
-impl Fragment {
-    /// What a `FRAG` message adds to its bytes: the tag and its space (5),
-    /// `msgId` (8), index (2), count (2) and the bytes' length (2).
-    pub const OVERHEAD: usize = 5 + 8 + 2 + 2 + 2;
-
-    /// Reads a fragment, rejecting `count` above `max_count` with [`Error::TooLong`],
-    /// a zero count, and an index not below the count.
-    pub fn read(r: &mut Reader<'_>, max_count: u16) -> Result<Self, Error> {
+/// A fragment's fields (after `FRAG `), rejecting a count above the
+/// receiver's `max_fragments` with [`Error::TooLong`], a zero count, and an
+/// index not below the count.
+impl<'a> DecodeWith<'a, Limits> for Fragment {
+    fn decode_with(r: &mut Reader<'a>, limits: Limits) -> Result<Self, Error> {
         let msg_id = read_u64(r, "fragment msgId")?;
         let index = r.u16("fragment index")?;
         let count = r.u16("fragment count")?;
-        check_shape(index, count, max_count)?;
+        check_shape(index, count, limits.max_fragments)?;
         let bytes = FragmentBytes::read(r, "fragment bytes")?;
         Ok(Self {
             msg_id,
@@ -55,6 +53,12 @@ impl Fragment {
             bytes,
         })
     }
+}
+
+impl Fragment {
+    /// What a `FRAG` message adds to its bytes: the tag and its space (5),
+    /// `msgId` (8), index (2), count (2) and the bytes' length (2).
+    pub const OVERHEAD: usize = 5 + 8 + 2 + 2 + 2;
 
     /// Splits `message` into fragments of at most `chunk` bytes (1 to
     /// [`MAX_FRAGMENT_LEN`]), failing if that takes more than `max_count` fragments.
@@ -191,9 +195,12 @@ mod tests {
             bytes: FragmentBytes::new(b"x".to_vec())?,
         };
         let bytes = f.to_bytes();
-        assert_eq!(Fragment::read(&mut Reader::new(&bytes), 3), Ok(f));
         assert_eq!(
-            Fragment::read(&mut Reader::new(&bytes), 2),
+            Fragment::decode_with(&mut Reader::new(&bytes), Limits { max_fragments: 3 }),
+            Ok(f)
+        );
+        assert_eq!(
+            Fragment::decode_with(&mut Reader::new(&bytes), Limits { max_fragments: 2 }),
             Err(Error::TooLong {
                 what: "fragment count",
                 len: 3,
@@ -203,7 +210,7 @@ mod tests {
         let mut bad = bytes.clone();
         bad[9] = 3; // index 3 of 3
         assert!(matches!(
-            Fragment::read(&mut Reader::new(&bad), 3),
+            Fragment::decode_with(&mut Reader::new(&bad), Limits { max_fragments: 3 }),
             Err(Error::InvalidValue {
                 what: "fragment index",
                 ..

@@ -17,7 +17,7 @@ use super::fragment::{DEFAULT_MAX_FRAGMENTS, Fragment};
 use super::group::{Content, GroupEnvelope};
 use super::ids::{Digest, read_u64};
 use super::kind::EnvelopeKind;
-use crate::{Decode, Encode, Error, Reader};
+use crate::{Decode, DecodeWith, Encode, Error, Reader};
 
 /// The longest opaque reply-queue description in a confirmation.
 pub const MAX_REPLY_QUEUE_LEN: usize = 1024;
@@ -148,9 +148,11 @@ impl AMessage {
         };
         32 + payload
     }
+}
 
-    /// Reads one message body with the receiver's `limits`.
-    pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
+/// One message body, read with the receiver's limits.
+impl<'a> DecodeWith<'a, Limits> for AMessage {
+    fn decode_with(r: &mut Reader<'a>, limits: Limits) -> Result<Self, Error> {
         let (tag, has_fields) = read_tag(r)?;
         let Some(kind) = EnvelopeKind::from_tag(tag) else {
             return Err(Error::unknown_tag("envelope tag", tag));
@@ -177,7 +179,7 @@ impl AMessage {
                 }
                 Self::Receipts(receipts)
             }
-            EnvelopeKind::Fragment => Self::Fragment(Fragment::read(r, limits.max_fragments)?),
+            EnvelopeKind::Fragment => Self::Fragment(Fragment::decode_with(r, limits)?),
             _ => match GroupEnvelope::read_fields(kind, r) {
                 Some(g) => Self::Group(g?),
                 None => return Err(Error::unknown_tag("envelope tag", tag)),
@@ -258,9 +260,10 @@ impl Encode for AMessage {
     }
 }
 
+/// With the default limits.
 impl<'a> Decode<'a> for AMessage {
     fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
-        Self::read(r, &Limits::default())
+        Self::decode_with(r, Limits::default())
     }
 }
 
@@ -279,17 +282,9 @@ pub enum AgentMessage {
     },
 }
 
-impl AgentMessage {
-    /// Reads one agent message that must use up all of `bytes`, with `limits`.
-    pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
-        let msg = Self::read(&mut r, limits)?;
-        r.expect_end("agent message")?;
-        Ok(msg)
-    }
-
-    /// Reads one agent message with `limits`.
-    pub fn read(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, Error> {
+/// One agent message, read with the receiver's limits.
+impl<'a> DecodeWith<'a, Limits> for AgentMessage {
+    fn decode_with(r: &mut Reader<'a>, limits: Limits) -> Result<Self, Error> {
         match r.u8("agent message tag")? {
             b'I' => Ok(Self::ConnInfo(ConnInfo {
                 reply_queue: r.maybe("reply queue", |r| Bounded::read(r, "reply queue"))?,
@@ -297,7 +292,7 @@ impl AgentMessage {
             })),
             b'M' => Ok(Self::Message {
                 header: MsgHeader::decode(r)?,
-                body: AMessage::read(r, limits)?,
+                body: AMessage::decode_with(r, limits)?,
             }),
             other => Err(Error::unknown_tag("agent message tag", &[other])),
         }
@@ -352,9 +347,10 @@ impl Encode for AgentMessage {
     }
 }
 
+/// With the default limits.
 impl<'a> Decode<'a> for AgentMessage {
     fn decode(r: &mut Reader<'a>) -> Result<Self, Error> {
-        Self::read(r, &Limits::default())
+        Self::decode_with(r, Limits::default())
     }
 }
 

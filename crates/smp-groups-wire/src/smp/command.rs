@@ -9,8 +9,8 @@
 //! ```
 
 use super::keys::AuthPublicKey;
-use super::version::{SmpDecode, SmpEncode, Version, limits};
-use crate::{Decode, Encode, Error, Reader, ShortBytes};
+use super::version::{SmpEncode, Version, limits};
+use crate::{Decode, DecodeWith, Encode, Error, Reader, ShortBytes};
 
 use super::new_queue::NewQueue;
 
@@ -176,16 +176,17 @@ impl SmpEncode for Command {
     }
 }
 
-impl SmpDecode for Command {
-    fn smp_decode(v: Version, bytes: &[u8]) -> Result<Self, Error> {
+/// A command, the rest of the input, at version `v`.
+impl<'a> DecodeWith<'a, Version> for Command {
+    fn decode_with(input: &mut Reader<'a>, v: Version) -> Result<Self, Error> {
         v.check_supported("SMP command")?;
-        let (tag, params) = split_tag(bytes);
+        let (tag, params) = split_tag(input.rest());
         let mut r = Reader::new(params);
         let cmd = match tag {
             b"NEW" => {
                 space(&mut r, "NEW")?;
-                Self::Recipient(RecipientCommand::New(Box::new(NewQueue::decode_at(
-                    v, &mut r,
+                Self::Recipient(RecipientCommand::New(Box::new(NewQueue::decode_with(
+                    &mut r, v,
                 )?)))
             }
             b"SUB" => Self::Recipient(RecipientCommand::Sub),

@@ -20,7 +20,7 @@
 
 use super::command::{space, word};
 use super::version::{Version, limits::MAX_ERROR_NESTING};
-use crate::{Decode, Encode, Error, Reader, ShortBytes};
+use crate::{Decode, DecodeWith, Encode, Error, Reader, ShortBytes};
 
 /// An SMP error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +160,13 @@ pub struct BlockingInfo {
     pub notice: Option<String>,
 }
 
+/// A code that runs to the end of the input, at version `v`.
+impl<'a> DecodeWith<'a, Version> for ErrorType {
+    fn decode_with(r: &mut Reader<'a>, v: Version) -> Result<Self, Error> {
+        Self::decode_nested(v, r, 0)
+    }
+}
+
 impl ErrorType {
     /// Appends the code; fails with [`Error::Version`] for `BLOCKED` before v12
     /// and for a notice before v18 (the reference substitutes `AUTH`, or drops the
@@ -212,11 +219,6 @@ impl ErrorType {
         };
         out.extend_from_slice(s);
         Ok(())
-    }
-
-    /// Reads a code that runs to the end of `r`.
-    pub fn decode_at(v: Version, r: &mut Reader<'_>) -> Result<Self, Error> {
-        Self::decode_nested(v, r, 0)
     }
 
     fn decode_nested(v: Version, r: &mut Reader<'_>, depth: usize) -> Result<Self, Error> {

@@ -114,10 +114,13 @@ impl ServerHello {
         }
         Ok(out)
     }
+}
 
-    /// Reads a hello body; trailing bytes are ignored.
-    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+/// A hello body: trailing bytes (the fields of later versions) are read and
+/// ignored.
+impl<'a> Decode<'a> for ServerHello {
+    fn decode(input: &mut Reader<'a>) -> Result<Self, Error> {
+        let mut r = Reader::new(input.rest());
         let versions = VersionRange::decode(&mut r)?;
         let session_id = ShortBytes::decode(&mut r)?;
         let auth = if versions.max() >= Version::AUTH_CMDS {
@@ -233,10 +236,13 @@ impl ClientHello {
         }
         Ok(out)
     }
+}
 
-    /// Reads a hello body; trailing bytes are ignored.
-    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+/// A hello body: trailing bytes (the fields of later versions) are read and
+/// ignored.
+impl<'a> Decode<'a> for ClientHello {
+    fn decode(input: &mut Reader<'a>) -> Result<Self, Error> {
+        let mut r = Reader::new(input.rest());
         let version = Version::decode(&mut r)?;
         let key_hash = KeyHash::decode(&mut r)?;
         let auth_key = if version >= Version::AUTH_CMDS {

@@ -150,9 +150,12 @@ impl RcvMsgBody {
         }
         Ok(out)
     }
+}
 
-    /// Decodes a whole (unpadded) body.
-    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+/// A whole (unpadded) body: the rest of the input.
+impl<'a> Decode<'a> for RcvMsgBody {
+    fn decode(input: &mut Reader<'a>) -> Result<Self, Error> {
+        let bytes = input.rest();
         if let Some(rest) = bytes.strip_prefix(QUOTA_TAG) {
             let mut r = Reader::new(rest);
             if let Ok(timestamp) = space(&mut r, "QUOTA").and_then(|()| r.i64("timestamp")) {

@@ -4,8 +4,9 @@
 //! Every item is at this one path (the files are private):
 //!
 //! * versions: [`Version`], [`VersionRange`], the feature thresholds and
-//!   declared maximum sizes ([`limits`]), and the versioned codec traits
-//!   [`SmpEncode`] / [`SmpDecode`];
+//!   declared maximum sizes ([`limits`]), and the versioned encoding
+//!   [`SmpEncode`] (values whose grammar depends on the version decode with
+//!   [`crate::DecodeWith`]`<Version>`);
 //! * [`base64url`]: the text encoding of key hashes, ids and keys;
 //! * keys: [`Ed25519PublicKey`] / [`X25519PublicKey`] as DER
 //!   SubjectPublicKeyInfo, [`AuthPublicKey`];
@@ -65,7 +66,7 @@ pub use transmission::{
     AuthParts, Transmission, TransmissionAuth, decode_auth, encode_auth, encode_for_auth,
     encode_to_send,
 };
-pub use version::{SmpDecode, SmpEncode, Version, VersionRange, limits};
+pub use version::{SmpEncode, Version, VersionRange, limits};
 pub use x509::{
     SignatureAlgorithm, SignedObject, Tlv, build_ed25519_signed, parse_single, read_tlv,
 };

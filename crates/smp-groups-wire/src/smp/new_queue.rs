@@ -9,7 +9,7 @@
 
 use super::keys::{AuthPublicKey, X25519PublicKey};
 use super::version::{SmpEncode, Version};
-use crate::{Decode, Encode, Error, LargeBytes, Reader, ShortBytes};
+use crate::{Decode, DecodeWith, Encode, Error, LargeBytes, Reader, ShortBytes};
 
 /// Relay basic auth (a password for creating queues): printable ASCII without
 /// space, `@`, `:` or `/`, at most 255 bytes.
@@ -287,9 +287,9 @@ impl SmpEncode for NewQueue {
     }
 }
 
-impl NewQueue {
-    /// Reads the fields (after `NEW `) at version `v`.
-    pub(crate) fn decode_at(v: Version, r: &mut Reader<'_>) -> Result<Self, Error> {
+/// The fields (after `NEW `) at version `v`.
+impl<'a> DecodeWith<'a, Version> for NewQueue {
+    fn decode_with(r: &mut Reader<'a>, v: Version) -> Result<Self, Error> {
         let rcv_auth_key = AuthPublicKey::decode(r)?;
         let rcv_dh_key = X25519PublicKey::decode(r)?;
         if v < Version::SND_AUTH_KEY {

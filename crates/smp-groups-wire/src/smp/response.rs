@@ -11,8 +11,8 @@ use super::command::{space, split_tag};
 use super::error_type::ErrorType;
 use super::keys::X25519PublicKey;
 use super::new_queue::QueueMode;
-use super::version::{SmpDecode, SmpEncode, Version};
-use crate::{Decode, Encode, Error, Reader, ShortBytes};
+use super::version::{SmpEncode, Version};
+use crate::{Decode, DecodeWith, Encode, Error, Reader, ShortBytes};
 
 /// Notifier credentials the relay created with the queue (v>=17).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,10 +199,11 @@ impl SmpEncode for ServerMsg {
     }
 }
 
-impl SmpDecode for ServerMsg {
-    fn smp_decode(v: Version, bytes: &[u8]) -> Result<Self, Error> {
+/// A response, the rest of the input, at version `v`.
+impl<'a> DecodeWith<'a, Version> for ServerMsg {
+    fn decode_with(input: &mut Reader<'a>, v: Version) -> Result<Self, Error> {
         v.check_supported("SMP response")?;
-        let (tag, params) = split_tag(bytes);
+        let (tag, params) = split_tag(input.rest());
         let mut r = Reader::new(params);
         let msg = match tag {
             b"IDS" => {
@@ -234,7 +235,7 @@ impl SmpDecode for ServerMsg {
             }
             b"ERR" => {
                 space(&mut r, "ERR")?;
-                Self::Err(ErrorType::decode_at(v, &mut r)?)
+                Self::Err(ErrorType::decode_with(&mut r, v)?)
             }
             b"PONG" => Self::Pong,
             other => return Err(Error::unknown_tag("SMP response", other)),
@@ -252,21 +253,24 @@ mod sok_tests {
     fn sok_is_the_v16_answer_to_sub() {
         let v16 = Version::SERVICE_CERTS;
         assert_eq!(
-            ServerMsg::smp_decode(v16, b"SOK 0"),
+            crate::decode_all_with::<ServerMsg, _>(b"SOK 0", v16),
             Ok(ServerMsg::Sok(None))
         );
         assert_eq!(ServerMsg::Sok(None).smp_bytes(v16).unwrap(), b"SOK 0");
         let with_service = ServerMsg::Sok(Some(ShortBytes::new(vec![7; 24]).unwrap()));
         let bytes = with_service.smp_bytes(v16).unwrap();
-        assert_eq!(ServerMsg::smp_decode(v16, &bytes), Ok(with_service));
+        assert_eq!(
+            crate::decode_all_with::<ServerMsg, _>(&bytes, v16),
+            Ok(with_service)
+        );
         let v15 = Version(15);
         assert!(matches!(
-            ServerMsg::smp_decode(v15, b"SOK 0"),
+            crate::decode_all_with::<ServerMsg, _>(b"SOK 0", v15),
             Err(Error::Version { .. })
         ));
         assert!(ServerMsg::Sok(None).smp_bytes(v15).is_err());
         assert!(matches!(
-            ServerMsg::smp_decode(v16, b"SOK 2"),
+            crate::decode_all_with::<ServerMsg, _>(b"SOK 2", v16),
             Err(Error::UnknownTag { .. })
         ));
     }

@@ -12,7 +12,7 @@
 //! not sent.
 
 use super::version::{SmpEncode, Version, limits};
-use crate::{Decode, Encode, Error, Reader, ShortBytes};
+use crate::{Decode, DecodeWith, Encode, Error, Reader, ShortBytes};
 
 /// The authorization of a transmission.
 #[derive(Clone, PartialEq, Eq)]
@@ -183,10 +183,12 @@ impl Transmission {
             &self.command,
         )
     }
+}
 
-    /// Decodes a whole transmission at version `v`.
-    pub fn decode(v: Version, bytes: &[u8]) -> Result<Self, Error> {
-        let (auth, service_sig, rest) = decode_auth(v, bytes)?;
+/// A whole transmission, the rest of the input, at version `v`.
+impl<'a> DecodeWith<'a, Version> for Transmission {
+    fn decode_with(input: &mut Reader<'a>, v: Version) -> Result<Self, Error> {
+        let (auth, service_sig, rest) = decode_auth(v, input.rest())?;
         let mut r = Reader::new(rest);
         let session_id = if v < Version::AUTH_CMDS {
             Some(ShortBytes::decode(&mut r)?)

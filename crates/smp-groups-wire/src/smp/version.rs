@@ -241,9 +241,3 @@ pub trait SmpEncode {
         Ok(out)
     }
 }
-
-/// A value decoded from a whole byte string at a protocol version.
-pub trait SmpDecode: Sized {
-    /// Decodes `bytes` (all of them) at version `v`.
-    fn smp_decode(v: Version, bytes: &[u8]) -> Result<Self, Error>;
-}
