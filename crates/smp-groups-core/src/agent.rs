@@ -427,7 +427,7 @@ impl Agent {
             Input::Timeout => self.on_timeout(),
         }
         // A check triggered by a message count is due as soon as it counts.
-        self.run_checks();
+        self.fire_due(crate::timers::TimerKind::Check);
         self.pump();
         self.flush();
     }
@@ -439,54 +439,7 @@ impl Agent {
 
     /// When to call [`handle`](Self::handle) with [`Input::Timeout`] next.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let ops = self.ops.values().filter_map(|p| p.retry_at);
-        let checks = self.groups.values().filter_map(|g| {
-            if g.members
-                .values()
-                .any(|m| m.status != crate::state::MemberStatus::Pending)
-                && matches!(g.status, crate::state::GroupStatus::Active)
-                && !g.integrity.idle()
-            {
-                g.integrity.next_check_at().map(Timestamp::as_millis)
-            } else {
-                None
-            }
-        });
-        let ttl = self.cfg.pending_member_ttl_ms;
-        let up_since = self.up_since;
-        let pending = self.groups.values().flat_map(|g| {
-            g.members
-                .values()
-                .filter(|m| m.status == crate::state::MemberStatus::Pending)
-                .filter_map(move |m| up_since.map(|up| m.since.max(up).saturating_add(ttl)))
-        });
-        let grace = self.cfg.removal_grace_ms;
-        let joins = self
-            .groups
-            .values()
-            .filter_map(|g| g.join.as_ref().filter(|j| !j.done).map(|j| j.deadline));
-        let receipts = self
-            .groups
-            .values()
-            .flat_map(|g| g.members.values().filter_map(|m| m.receipts_due));
-        let deletions = self.groups.values().filter_map(|g| match g.status {
-            crate::state::GroupStatus::Deleting { until, .. } => Some(until),
-            crate::state::GroupStatus::Active => None,
-        });
-        let retired = self.conns.values().flat_map(|c| {
-            c.retire_at
-                .into_iter()
-                .chain(c.linger_until)
-                .chain(c.peer_gone_at.map(|t| t.saturating_add(grace)))
-        });
-        ops.chain(checks)
-            .chain(pending)
-            .chain(joins)
-            .chain(deletions)
-            .chain(receipts)
-            .chain(retired)
-            .min()
-            .map(Timestamp::from_millis)
+        self.next_deadline().map(Timestamp::from_millis)
     }
 
     fn on_command(&mut self, corr: String, command: Command) {
@@ -822,41 +775,13 @@ impl Agent {
         }
     }
 
-    fn on_timeout(&mut self) {
-        let now = self.now;
-        let due: Vec<OpId> = self
-            .ops
-            .iter()
-            .filter(|(_, p)| p.retry_at.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(p) = self.ops.get_mut(&id) {
-                p.retry_at = None;
-                let op = p.op.clone();
-                self.dirty.insert(Key::Op(id.0));
-                self.ops_out.push(op);
-            }
+    /// Issues again relay operation `id`, whose retry time has come.
+    pub(crate) fn retry_op(&mut self, id: OpId) {
+        if let Some(p) = self.edit_op(id) {
+            p.retry_at = None;
+            let op = p.op.clone();
+            self.ops_out.push(op);
         }
-        self.run_checks();
-        self.expire_pending();
-        self.expire_joins();
-        self.expire_deletions();
-        self.send_due_receipts();
-        self.close_retired();
-        self.end_lingering();
-        self.expire_gone_peers();
-    }
-
-    pub(crate) fn alloc_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.dirty.insert(Key::Meta);
-        id
-    }
-
-    pub(crate) fn alloc_op(&mut self) -> OpId {
-        OpId(self.alloc_id())
     }
 
     /// Issues a relay operation and keeps it until its result arrives.

@@ -191,8 +191,7 @@ impl Agent {
         }
         let hash = sha256(content.as_slice());
         let g = self.group_mut(group)?;
-        let int_id = g.next_msg_id;
-        g.next_msg_id += 1;
+        let int_id = g.alloc_msg_id();
         let seq = g.direct.out_seq.entry(x).or_insert(0);
         *seq += 1;
         let d_id = *seq;
@@ -273,8 +272,7 @@ impl Agent {
             );
             return;
         };
-        let msg_id = g.next_msg_id;
-        g.next_msg_id += 1;
+        let msg_id = g.alloc_msg_id();
         g.direct.recvs.insert(
             msg_id,
             DirectRecv {

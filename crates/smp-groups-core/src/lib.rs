@@ -78,11 +78,11 @@ mod config;
 mod conn;
 mod direct;
 mod fault;
-mod group_cmd;
-mod group_env;
-mod group_members;
+mod group;
 mod history;
 mod history_share;
+mod ids;
+mod marks;
 mod members_check;
 mod profile;
 mod proof;
@@ -93,6 +93,7 @@ mod serde_bytes;
 mod state;
 pub mod store;
 mod time;
+mod timers;
 
 #[cfg(feature = "sim")]
 pub mod sim;
