@@ -409,9 +409,8 @@ impl Agent {
         let (Payload::Sealed(body) | Payload::Plain(body)) = &head.payload;
         let body = body.clone();
         let kind = head.kind;
-        let op = OpIdGen::next(&mut self.next_id);
+        let op = self.alloc_op();
         tracing::trace!(conn = id, %kind, op = op.0, "sending");
-        self.dirty.insert(crate::store::Key::Meta);
         if let Some(c) = self.conns.get_mut(&id) {
             c.in_flight = Some(op);
         }
@@ -693,58 +692,45 @@ impl Agent {
         );
     }
 
-    /// Member connections whose peer's queue went away and that sent no
-    /// word within the removal grace: the member counts as left.
-    pub(crate) fn expire_gone_peers(&mut self) {
-        let grace = self.cfg.removal_grace_ms;
-        let due = self.conns_due(|c| c.peer_gone_at.map(|t| t.saturating_add(grace)));
-        for id in due {
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            c.peer_gone_at = None;
-            let owner = c.owner.clone();
-            self.close_conn(id);
-            let Owner::Member { group, member } = owner else {
-                continue;
-            };
-            let current = self
-                .groups
-                .get(&group)
-                .and_then(|g| g.members.get(&member))
-                .is_some_and(|m| m.conn == Some(id));
-            if current {
-                tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "no word from a member whose queue is gone: it counts as left");
-                self.member_gone(&group, member);
-                self.event(Event::Left {
-                    group: group.clone(),
-                    member: Some(smp_groups_wire::agent::MemberId(member)),
-                });
-                self.check_empty(&group);
-            }
+    /// A member connection whose peer's queue went away and that sent no
+    /// word within the removal grace (`Timer::PeerGone`): the member counts
+    /// as left.
+    pub(crate) fn expire_gone_peer(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.peer_gone_at = None;
+        let owner = c.owner.clone();
+        self.close_conn(id);
+        let Owner::Member { group, member } = owner else {
+            return;
+        };
+        let current = self
+            .groups
+            .get(&group)
+            .and_then(|g| g.members.get(&member))
+            .is_some_and(|m| m.conn == Some(id));
+        if current {
+            tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "no word from a member whose queue is gone: it counts as left");
+            self.member_gone(&group, member);
+            self.event(Event::Left {
+                group: group.clone(),
+                member: Some(smp_groups_wire::agent::MemberId(member)),
+            });
+            self.check_empty(&group);
         }
     }
 
-    /// The connections whose timer `at` (one of their deadlines) has come.
-    pub(crate) fn conns_due(&self, at: impl Fn(&Conn) -> Option<u64>) -> Vec<u64> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| at(c).is_some_and(|t| t <= self.now))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Closing connections that waited in vain for `HELLO`: drop what they hold.
-    pub(crate) fn end_lingering(&mut self) {
-        for id in self.conns_due(|c| c.linger_until) {
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.linger_until = None;
-                let keep = usize::from(c.in_flight.is_some());
-                c.outbox.truncate(keep);
-            }
-            self.delete_rcv_queue(id);
-            self.touch_conn(id);
+    /// A closing connection that waited in vain for `HELLO`
+    /// (`Timer::Linger`): drop what it holds.
+    pub(crate) fn end_lingering(&mut self, id: u64) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.linger_until = None;
+            let keep = usize::from(c.in_flight.is_some());
+            c.outbox.truncate(keep);
         }
+        self.delete_rcv_queue(id);
+        self.touch_conn(id);
     }
 
     fn drop_conn(&mut self, id: u64) {
@@ -1325,17 +1311,6 @@ impl Agent {
         Ok(Event::Ok {
             alias: alias.to_owned(),
         })
-    }
-}
-
-/// Operation ids come from the agent's id counter.
-struct OpIdGen;
-
-impl OpIdGen {
-    fn next(counter: &mut u64) -> crate::relay::OpId {
-        let id = *counter;
-        *counter += 1;
-        crate::relay::OpId(id)
     }
 }
 

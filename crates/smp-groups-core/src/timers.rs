@@ -196,20 +196,9 @@ impl Agent {
     }
 
     /// Fires the timers of `kind` that are due now.
-    ///
-    /// The two connection timers of the handshake side are fired by
-    /// `crate::conn` ([`Agent::end_lingering`], [`Agent::expire_gone_peers`]),
-    /// which selects the due connections by the same rule as the table (the
-    /// tests below hold the two together).
     pub(crate) fn fire_due(&mut self, kind: TimerKind) {
-        match kind {
-            TimerKind::Linger => self.end_lingering(),
-            TimerKind::PeerGone => self.expire_gone_peers(),
-            _ => {
-                for t in self.due(kind) {
-                    self.fire(t);
-                }
-            }
+        for t in self.due(kind) {
+            self.fire(t);
         }
     }
 
@@ -234,8 +223,8 @@ impl Agent {
                 }
                 self.close_conn(c);
             }
-            // Fired as a whole by `crate::conn` (see `fire_due`).
-            Timer::Linger(_) | Timer::PeerGone(_) => {}
+            Timer::Linger(c) => self.end_lingering(c),
+            Timer::PeerGone(c) => self.expire_gone_peer(c),
         }
     }
 }
