@@ -8,6 +8,9 @@
 //! network path: commands are signed, deliveries parsed, queue keys kept in the
 //! agent's `queue_keys` table and relay errors classified by the production
 //! code.
+//!
+//! [`procs`]: `smp-relay` and `smp-agent serve` as child processes, for the
+//! end-to-end tests of this crate and of `smp-groups-sync`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +23,8 @@ use smp_groups_wire::smp::{Host, KeyHash, Port, ProtocolServer};
 
 use crate::network::{Names, NetworkRelay, SmpAddresses};
 use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
+
+pub mod procs;
 
 /// Bytes buffered in each direction of an in-memory connection (room for a
 /// few 16 KiB SMP blocks).
