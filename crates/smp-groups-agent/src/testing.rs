@@ -55,6 +55,8 @@ struct Served {
 struct Net {
     relays: Mutex<HashMap<String, Served>>,
     dir: PathBuf,
+    /// Numbers the relays' data directories (never reused).
+    next_relay: AtomicU64,
 }
 
 impl std::fmt::Debug for Net {
@@ -144,6 +146,7 @@ impl MemoryRelays {
         let net = Arc::new(Net {
             relays: Mutex::new(HashMap::new()),
             dir,
+            next_relay: AtomicU64::new(0),
         });
         let client = NetworkRelay::with_transport(
             config,
@@ -159,7 +162,7 @@ impl MemoryRelays {
         if lock(&self.net.relays).contains_key(name) {
             return Err(MemoryError::Duplicate(name.to_owned()));
         }
-        let index = lock(&self.net.relays).len();
+        let index = self.net.next_relay.fetch_add(1, Ordering::Relaxed);
         let dir = self.net.dir.join(format!("relay-{index}"));
         std::fs::create_dir_all(&dir)?;
         let handle = Relay::spawn_local(&dir).await?;
