@@ -122,16 +122,20 @@ impl Agent {
     /// current tokio runtime, with relay access through `relays`.
     ///
     /// ```
-    /// # async fn run() -> Result<(), smp_groups_agent::Error> {
-    /// use smp_groups_agent::{Agent, AgentConfig, InProcessRelay};
-    /// let relays = InProcessRelay::new();
-    /// relays.add_relay("smp://relay.local").map_err(|_| smp_groups_agent::Error::Stopped)?;
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use smp_groups_agent::{Agent, AgentConfig, NetworkRelay};
+    /// use smp_groups_relay::Relay;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("smp-doc-open-{}", std::process::id()));
+    /// let relay = Relay::spawn_local(&dir).await?;
     /// let alice = Agent::open(
-    ///     AgentConfig::new("alice", "smp://relay.local", None),
-    ///     std::sync::Arc::new(relays),
+    ///     AgentConfig::new("alice", &relay.address(), None),
+    ///     std::sync::Arc::new(NetworkRelay::new()),
     /// )?;
     /// let group = alice.create_group(None, b"Book club").await?;
     /// assert!(!group.is_empty());
+    /// relay.shutdown().await;
+    /// # let _ = std::fs::remove_dir_all(&dir);
     /// # Ok(()) }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
     /// ```

@@ -8,9 +8,9 @@
 //!   are committed in one transaction before anything is sent (see
 //!   [`runtime`](crate::Delivery) and `docs/agent.md`).
 //! * [`RelayClient`] / [`RelayConnector`]: relay access. [`NetworkRelay`]
-//!   reaches SMP relays over TLS with `smp-groups-net`'s client;
-//!   [`InProcessRelay`] runs the relay crate's queue logic in this process,
-//!   without TLS (for unit tests of the runtime).
+//!   reaches SMP relays over TLS with `smp-groups-net`'s client. Tests run
+//!   real relays in their process and reach them through the same client over
+//!   in-memory pipes (`testing::MemoryRelays`, with the `test-util` feature).
 //! * [`server`]: the client text protocol on TCP, with its status queries
 //!   (`LIST`, `PENDING`, `MEMBERS`, `STATUS`, `PROOF`) answered as rows.
 //! * [`records`]: the stored form of the core's records in the agent's
@@ -88,17 +88,17 @@ mod agent;
 pub mod demo;
 mod error;
 mod events;
-mod in_process;
 mod network;
 pub mod records;
 mod relay_client;
 mod runtime;
 pub mod server;
 mod status;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use agent::{Agent, AgentConfig, EventStream};
 pub use error::Error;
-pub use in_process::{InProcessError, InProcessRelay};
 pub use network::NetworkRelay;
 pub use relay_client::{RelayClient, RelayConnector, RelayContext};
 pub use runtime::{Delivery, Metrics};

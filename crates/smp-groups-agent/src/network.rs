@@ -32,7 +32,7 @@ use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
 use smp_groups_crypto::rng::{RandomSource, SharedRng};
 use smp_groups_crypto::{nacl, x25519};
 use smp_groups_net::{
-    ClientError, ClientEvent, EventReceiver, ReconnectConfig, ReconnectingClient,
+    ClientError, ClientEvent, Dialer, EventReceiver, ReconnectConfig, ReconnectingClient, TcpDialer,
 };
 use smp_groups_store::QueueKeys;
 use smp_groups_wire::smp::RcvMsgBody;
@@ -82,9 +82,17 @@ use crate::relay_client::{RelayClient, RelayConnector, RelayContext};
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NetworkRelay {
     config: ReconnectConfig,
+    names: Arc<dyn Names>,
+    dialer: Arc<dyn Dialer>,
+}
+
+impl Default for NetworkRelay {
+    fn default() -> Self {
+        Self::with_config(ReconnectConfig::default())
+    }
 }
 
 impl NetworkRelay {
@@ -95,7 +103,48 @@ impl NetworkRelay {
 
     /// With the given connection settings.
     pub fn with_config(config: ReconnectConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            names: Arc::new(SmpAddresses),
+            dialer: Arc::new(TcpDialer),
+        }
+    }
+
+    /// With relay names read by `names` and byte streams opened by `dialer`
+    /// (the in-memory network of tests); everything above the byte stream is
+    /// unchanged.
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    pub(crate) fn with_transport(
+        config: ReconnectConfig,
+        names: Arc<dyn Names>,
+        dialer: Arc<dyn Dialer>,
+    ) -> Self {
+        Self {
+            config,
+            names,
+            dialer,
+        }
+    }
+}
+
+/// What relay address the server named in an agent's configuration (and in
+/// the core's operations) stands for.
+pub(crate) trait Names: Send + Sync + std::fmt::Debug {
+    /// The address of `server`; `None` when it names no relay (its operations
+    /// then fail for good).
+    fn resolve(&self, server: &str) -> Option<ProtocolServer>;
+}
+
+/// Servers are named by their `smp://keyHash@host[:port]` address.
+#[derive(Debug)]
+pub(crate) struct SmpAddresses;
+
+impl Names for SmpAddresses {
+    fn resolve(&self, server: &str) -> Option<ProtocolServer> {
+        match ProtocolServer::parse_prefix(server) {
+            Ok((address, rest)) if rest.trim().is_empty() => Some(address),
+            Ok(_) | Err(_) => None,
+        }
     }
 }
 
@@ -107,6 +156,8 @@ impl RelayConnector for NetworkRelay {
                 identity: context.identity,
                 random: context.random,
                 config: self.config.clone(),
+                names: Arc::clone(&self.names),
+                dialer: Arc::clone(&self.dialer),
                 events: context.events,
                 keys: Arc::new(Mutex::new(keys)),
                 servers: Mutex::new(HashMap::new()),
@@ -187,6 +238,8 @@ struct Shared {
     identity: String,
     random: Arc<dyn RandomSource>,
     config: ReconnectConfig,
+    names: Arc<dyn Names>,
+    dialer: Arc<dyn Dialer>,
     events: UnboundedSender<RelayEvent>,
     keys: Arc<Mutex<KeyTable>>,
     servers: Mutex<HashMap<String, ServerSlot>>,
@@ -522,14 +575,13 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
             ),
         ));
     }
-    let address = match ProtocolServer::parse_prefix(server) {
-        Ok((address, rest)) if rest.trim().is_empty() => address,
-        Ok(_) | Err(_) => {
-            tracing::error!(server, "not an SMP relay address");
-            return Err(local(RelayError::Auth, "not an SMP relay address"));
-        }
+    let Some(address) = shared.names.resolve(server) else {
+        tracing::error!(server, "not an SMP relay address");
+        return Err(local(RelayError::Auth, "not an SMP relay address"));
     };
-    let client = match ReconnectingClient::connect(address, shared.config.clone()).await {
+    let connecting =
+        ReconnectingClient::connect_via(address, shared.config.clone(), Arc::clone(&shared.dialer));
+    let client = match connecting.await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(server, error = %e, "cannot connect to the relay");
@@ -657,7 +709,7 @@ fn open(secret: &QueueSecret, msg_id: &[u8], body: &[u8]) -> Option<(i64, Vec<u8
 /// An SMP relay's message timestamp (seconds since the Unix epoch) on the
 /// core's time scale (milliseconds since the Unix epoch); one before the
 /// epoch reads as the epoch.
-pub(crate) fn relay_time(secs: i64) -> Timestamp {
+fn relay_time(secs: i64) -> Timestamp {
     Timestamp::from_millis(u64::try_from(secs).unwrap_or(0).saturating_mul(1000))
 }
 

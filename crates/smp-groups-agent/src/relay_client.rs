@@ -4,8 +4,7 @@
 //! reports its result, and every message a relay delivers on a subscribed
 //! queue, as [`RelayEvent`]s on the channel of its [`RelayContext`]. It never
 //! blocks the runtime: the network client ([`crate::NetworkRelay`]) runs each
-//! operation on its own task; the in-process client
-//! ([`crate::InProcessRelay`]) runs it at once.
+//! operation on its own task.
 
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ pub trait RelayClient: Send {
 /// What an agent gives the relay client it connects.
 #[derive(Debug)]
 pub struct RelayContext {
-    /// The agent's stable name (for logs, and the in-process relays' key hub).
+    /// The agent's stable name (for logs).
     pub identity: String,
     /// Where operation results and delivered messages go.
     pub events: UnboundedSender<RelayEvent>,

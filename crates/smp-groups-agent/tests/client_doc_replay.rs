@@ -1,7 +1,9 @@
 //! Docs that cannot drift: every example in docs/protocol-client.md (the
 //! fenced blocks after "## Examples") is a `transcript` block, replayed here
-//! against live agents, each served on a loopback TCP port over in-process
-//! relays; the agents' actual lines must be the document's, line by line.
+//! against live agents, each served on a loopback TCP port over relays in the
+//! test's process (real relays, reached by the agents' network client over
+//! in-memory pipes); the agents' actual lines must be the document's, line by
+//! line.
 //!
 //! Markup (also described in the document): a block opens with
 //! ```` ```transcript alice bob ```` naming its agents (alice and carol on
@@ -292,7 +294,7 @@ impl Session {
 
 /// An agent named `name` on `relay` served on a loopback port.
 async fn serve(
-    relays: &Arc<smp_groups_agent::InProcessRelay>,
+    relays: &Arc<smp_groups_agent::testing::MemoryRelays>,
     name: &str,
     relay: &str,
     approval: Option<usize>,
@@ -308,7 +310,7 @@ async fn serve(
 /// Replays `block`; panics listing every difference, with each session's
 /// actual lines.
 async fn replay(block: &Block) {
-    let relays = relays();
+    let relays = relays().await;
     let mut agents = Vec::new();
     let mut sessions: Vec<(String, Session)> = Vec::new();
     for (name, approval) in &block.agents {

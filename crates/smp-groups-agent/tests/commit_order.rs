@@ -17,17 +17,17 @@ use std::sync::{Arc, Mutex};
 use common::{RELAY_A, RELAY_B, WAIT, relays, temp_db};
 use smp_groups_agent::records::{encode_key, queue_key};
 use smp_groups_agent::{
-    Agent, AgentConfig, InProcessRelay, RelayClient, RelayConnector, RelayContext,
+    Agent, AgentConfig, NetworkRelay, RelayClient, RelayConnector, RelayContext,
 };
 use smp_groups_core::{Command, Config, Key, RelayOp};
 use smp_groups_store::Store;
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 
-/// The in-process relays, with every operation checked against the agent's
-/// database before it is performed.
+/// The real relay client (over the in-process relays' pipes), with every
+/// operation checked against the agent's database before it is performed.
 struct Watching {
-    inner: Arc<InProcessRelay>,
+    inner: NetworkRelay,
     db: PathBuf,
     problems: Arc<Mutex<Vec<String>>>,
 }
@@ -102,12 +102,12 @@ const BURST: usize = 120;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_act_only_after_their_commit_and_a_burst_is_group_committed() {
-    let hub = relays();
+    let hub = relays().await;
     let problems = Arc::new(Mutex::new(Vec::new()));
     let (db_a, db_b) = (temp_db("alice"), temp_db("bob"));
     let watch = |db: &PathBuf| -> Arc<dyn RelayConnector> {
         Arc::new(Watching {
-            inner: Arc::clone(&hub),
+            inner: hub.client(),
             db: db.clone(),
             problems: Arc::clone(&problems),
         })

@@ -323,7 +323,8 @@ mod api {
     use std::time::Duration;
 
     use super::common::{RELAY_A, RELAY_B, WAIT, relays, temp_db};
-    use smp_groups_agent::{Agent, AgentConfig, Error, EventStream, InProcessRelay};
+    use smp_groups_agent::testing::MemoryRelays;
+    use smp_groups_agent::{Agent, AgentConfig, Error, EventStream};
     use smp_groups_core::CommandError;
     use smp_groups_wire::base64url;
     use smp_groups_wire::client::{AgentEvent, MsgIntegrity, RcvdStatus};
@@ -358,7 +359,7 @@ mod api {
         name: &str,
         relay: &str,
         db: &std::path::Path,
-        relays: &std::sync::Arc<InProcessRelay>,
+        relays: &std::sync::Arc<MemoryRelays>,
     ) -> Agent {
         Agent::open(
             AgentConfig::new(name, relay, Some(db.to_path_buf())),
@@ -369,7 +370,7 @@ mod api {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn direct_messages_survive_restarts_of_both_members() {
-        let relays = relays();
+        let relays = relays().await;
         let (db_a, db_b) = (temp_db("alice-direct"), temp_db("bob-direct"));
         let a = open("alice", RELAY_A, &db_a, &relays);
         let b = open("bob", RELAY_B, &db_b, &relays);

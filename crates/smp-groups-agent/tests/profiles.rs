@@ -39,7 +39,7 @@ fn rows(e: &AgentEvent) -> Vec<smp_groups_wire::client::Row> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_and_profiles_over_the_text_protocol() {
-    let relays = relays();
+    let relays = relays().await;
     let (_agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
     let (_agent_c, addr_c) = serve_agent(&relays, "carol", RELAY_A).await;

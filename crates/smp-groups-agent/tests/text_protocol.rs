@@ -9,7 +9,7 @@ use smp_groups_wire::client::{AgentEvent, ErrorCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_group_flow_over_the_text_protocol() {
-    let relays = relays();
+    let relays = relays().await;
     let (_agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
     let (_agent_c, addr_c) = serve_agent(&relays, "carol", RELAY_A).await;
@@ -21,7 +21,7 @@ async fn every_group_flow_over_the_text_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_lines_get_errors_and_the_session_goes_on() {
-    let relays = relays();
+    let relays = relays().await;
     let (_agent, addr) = serve_agent(&relays, "dave", RELAY_A).await;
     let mut x = Client::connect(&addr, "x").await;
     let mut y = Client::connect(&addr, "y").await;
@@ -121,7 +121,7 @@ async fn a_deleted_peer_is_reported_as_a_fault() {
     use smp_groups_core::{FaultKind, FaultSource};
     use smp_groups_wire::client::{FaultKind as Kind, FaultSource as Source};
 
-    let relays = relays();
+    let relays = relays().await;
     let (agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
     let mut a = Client::connect(&addr_a, "alice").await;
@@ -193,7 +193,7 @@ async fn ask(x: &mut Client, corr: &str, rest: &str) -> AgentEvent {
 /// `CHECK` recorded by a peer, a pending invitation; errors for a bad group.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_queries_over_the_text_protocol() {
-    let relays = relays();
+    let relays = relays().await;
     let (_agent_a, addr_a) = serve_agent(&relays, "alice", RELAY_A).await;
     let (_agent_b, addr_b) = serve_agent(&relays, "bob", RELAY_B).await;
     let (_agent_c, addr_c) = serve_agent(&relays, "carol", RELAY_A).await;

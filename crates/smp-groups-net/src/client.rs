@@ -1,7 +1,8 @@
 //! The SMP client: one connection to a relay, shared by cheap clones of
 //! [`SmpClient`].
 //!
-//! [`SmpClient::connect`] connects over TCP, runs TLS and the SMP handshake, and starts
+//! [`SmpClient::connect`] connects over TCP (or [`SmpClient::connect_via`] over the
+//! stream of any [`Dialer`](crate::Dialer)), runs TLS and the SMP handshake, and starts
 //! one background task that owns the connection. Commands are queued to that task,
 //! which writes as many as fit into each block, matches responses to commands by their
 //! random correlation id, and sends relay events (`MSG`, `END`, `DELD`) to the event
@@ -25,7 +26,6 @@ use smp_groups_wire::smp::{
 };
 use smp_groups_wire::smp::{NewQueue, QueueReqData, SubscriptionMode};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{ReconnectConfig, SmpClientConfig};
@@ -33,6 +33,7 @@ pub use error::ClientError;
 pub use event::{ClientEvent, EventReceiver};
 pub use reconnect::ReconnectingClient;
 
+use crate::dial::{Dialer, TcpDialer};
 use worker::{CloseReason, Request, WorkerParts};
 
 /// A message taken with `GET`.
@@ -70,23 +71,24 @@ impl SmpClient {
         server: &ProtocolServer,
         config: SmpClientConfig,
     ) -> Result<Self, ClientError> {
+        Self::connect_via(&TcpDialer, server, config).await
+    }
+
+    /// [`connect`](Self::connect) over the stream `dialer` opens to `server`:
+    /// TLS with the key hash check and the SMP handshake run over it, all
+    /// within `config.connect_timeout`.
+    pub async fn connect_via(
+        dialer: &dyn Dialer,
+        server: &ProtocolServer,
+        config: SmpClientConfig,
+    ) -> Result<Self, ClientError> {
         let key_hash = server
             .key_hash
             .as_sha256()
             .ok_or(ClientError::Address("key hash is not 32 bytes"))?;
-        let port = server.port.number();
         let connect = async {
-            let mut last = ClientError::Address("no host");
-            for host in server.hosts() {
-                match TcpStream::connect((host.as_str(), port)).await {
-                    Ok(tcp) => {
-                        tcp.set_nodelay(true)?;
-                        return Self::handshake(tcp, key_hash, config.clone()).await;
-                    }
-                    Err(e) => last = e.into(),
-                }
-            }
-            Err(last)
+            let io = dialer.dial(server).await?;
+            Self::handshake(io, key_hash, config.clone()).await
         };
         tokio::time::timeout(config.connect_timeout, connect)
             .await

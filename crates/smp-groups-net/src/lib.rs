@@ -18,7 +18,8 @@
 //!   resubscribes.
 //!
 //! Everything is written against generic `AsyncRead + AsyncWrite + Unpin` streams, so it
-//! runs over TCP and over in-memory pipes alike.
+//! runs over TCP and over in-memory pipes alike; a [`Dialer`] says how a client obtains
+//! its stream to a relay ([`TcpDialer`] by default).
 //!
 //! # Example
 //!
@@ -44,6 +45,7 @@ mod cert;
 mod client;
 mod config;
 mod der;
+mod dial;
 mod error;
 mod handshake;
 mod identity;
@@ -59,6 +61,7 @@ pub use client::{
     SmpClient, SmpClientConfig,
 };
 pub use config::{ALPN_SMP, client_config, server_config};
+pub use dial::{BoxedStream, ByteStream, DialFuture, Dialer, TcpDialer};
 pub use error::{CertError, HandshakeError, NetError, SessionIdError};
 pub use identity::ServerIdentity;
 pub use session_id::client_finished_from_records;

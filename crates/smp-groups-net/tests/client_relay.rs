@@ -1,6 +1,7 @@
 //! The SMP client against this workspace's relay (`Relay::spawn_local`) on loopback:
 //! queues across connections, signed sends, `MSG` bodies opened with the queue's DH
-//! secret, `DELD` routed to the right queue.
+//! secret, `DELD` routed to the right queue; and over in-memory pipes (a [`Dialer`],
+//! `RelayHandle::serve_stream`), with reconnection and the relay's limits.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -9,8 +10,11 @@ use std::time::Duration;
 
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{nacl, rng, x25519};
-use smp_groups_net::{ClientError, ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
-use smp_groups_relay::Relay;
+use smp_groups_net::{
+    BoxedStream, ClientError, ClientEvent, DialFuture, Dialer, EventReceiver, ReconnectConfig,
+    ReconnectingClient, SmpClient, SmpClientConfig,
+};
+use smp_groups_relay::{Relay, ServerConfig, relay_address};
 use smp_groups_wire::smp::RcvMsgBody;
 use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, QueueIds, ServerMsg};
 
@@ -142,5 +146,153 @@ async fn queues_messages_and_events_through_the_relay() {
         }
         other => panic!("expected a clean close, got {other:?}"),
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A dialer of in-memory pipes to one relay: each pipe runs through a task
+/// the test can cut (both ends then see the connection end).
+#[derive(Debug)]
+struct PipeDialer {
+    relay: std::sync::Arc<smp_groups_relay::RelayHandle>,
+    dials: std::sync::atomic::AtomicUsize,
+    cuts: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl PipeDialer {
+    /// Cuts every pipe opened so far.
+    fn cut(&self) {
+        for t in self.cuts.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Dialer for PipeDialer {
+    fn dial<'a>(&'a self, _server: &'a ProtocolServer) -> DialFuture<'a> {
+        Box::pin(async move {
+            self.dials.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (client, mut near) = tokio::io::duplex(64 * 1024);
+            let (mut far, relay_end) = tokio::io::duplex(64 * 1024);
+            self.relay.serve_stream(relay_end).await.unwrap();
+            let pipe = tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut near, &mut far).await;
+            });
+            self.cuts.lock().unwrap().push(pipe);
+            Ok(Box::new(client) as BoxedStream)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_dialer_carries_every_connection_and_reconnection() {
+    let dir = std::env::temp_dir().join(format!("smp-groups-net-dialer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let relay = std::sync::Arc::new(Relay::spawn_local(&dir).await.unwrap());
+    // The relay's key hash with a host that does not resolve: only the dialer
+    // can reach it, and the client still checks the relay's certificate.
+    let address = relay_address(relay.key_hash(), "relay.invalid", 5223);
+    let (server, _) = ProtocolServer::parse_prefix(&address).unwrap();
+    let dialer = std::sync::Arc::new(PipeDialer {
+        relay: std::sync::Arc::clone(&relay),
+        dials: std::sync::atomic::AtomicUsize::new(0),
+        cuts: std::sync::Mutex::new(Vec::new()),
+    });
+    let cfg = ReconnectConfig {
+        client: SmpClientConfig::default(),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+    };
+    let rc = ReconnectingClient::connect_via(server.clone(), cfg, dialer.clone())
+        .await
+        .unwrap();
+    let mut events = rc.take_events().unwrap();
+    let mut r = rng::seeded(7);
+    let rk = SigningKey::generate(&mut r);
+    let dh = x25519::SecretKey::generate(&mut r);
+    let ids = rc.new_queue(&rk, &dh.public_key(), true).await.unwrap();
+    assert_eq!(relay.stats().await.connections, 1);
+
+    dialer.cut();
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Disconnected(_)
+    ));
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Reconnected {
+            resubscribed: 1,
+            failed: 0
+        }
+    ));
+    assert_eq!(
+        dialer.dials.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the reconnection went through the dialer"
+    );
+    // The resubscribed queue gets its messages on the new pipe.
+    let sender = SmpClient::connect_via(&*dialer, &server, SmpClientConfig::default())
+        .await
+        .unwrap();
+    sender
+        .send(ids.snd_id.as_slice(), None, MsgFlags::default(), b"piped")
+        .await
+        .unwrap();
+    let ClientEvent::Queue {
+        entity_id,
+        msg: ServerMsg::Msg { msg_id, body },
+    } = next_event(&mut events).await
+    else {
+        panic!("expected MSG")
+    };
+    assert_eq!(entity_id, ids.rcv_id.as_slice());
+    assert_eq!(open_body(&dh, &ids, msg_id.as_slice(), &body), b"piped");
+
+    // A relay with another identity behind the same dialer is refused by
+    // the certificate check, as over TCP.
+    let wrong = relay_address([7; 32], "relay.invalid", 5223);
+    let (wrong, _) = ProtocolServer::parse_prefix(&wrong).unwrap();
+    assert!(matches!(
+        SmpClient::connect_via(&*dialer, &wrong, SmpClientConfig::default()).await,
+        Err(ClientError::Handshake(_))
+    ));
+    drop((rc, sender));
+    dialer.cut();
+    drop(dialer);
+    if let Ok(relay) = std::sync::Arc::try_unwrap(relay) {
+        relay.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn streams_handed_to_the_relay_are_held_to_its_connection_limit() {
+    let dir =
+        std::env::temp_dir().join(format!("smp-groups-net-stream-cap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let relay = Relay::spawn_local_with(&dir, config).await.unwrap();
+    let cfg = SmpClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..SmpClientConfig::default()
+    };
+    let pipe = || async {
+        let (client, relay_end) = tokio::io::duplex(64 * 1024);
+        relay.serve_stream(relay_end).await.unwrap();
+        client
+    };
+    let first = SmpClient::handshake(pipe().await, relay.key_hash(), cfg.clone())
+        .await
+        .unwrap();
+    first.ping().await.unwrap();
+    // The one session is up: the next stream is closed at once.
+    let second = SmpClient::handshake(pipe().await, relay.key_hash(), cfg).await;
+    assert!(second.is_err(), "a second session over the limit");
+    let stats = relay.stats().await;
+    assert_eq!((stats.connections, stats.refused_connections), (1, 1));
+    drop(first);
+    relay.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,8 +10,9 @@
 //!   negotiated version ([`handle_batch`], [`encode_response`]), with the
 //!   signature and authenticator checks ([`SessionAuth`], [`verify_request`]);
 //! * the server: the SMP handshake and block transport on the relay side
-//!   ([`Relay`], [`Relay::spawn_local`], [`RelayHandle`]; `smp-relay` is the
-//!   same server as a binary);
+//!   ([`Relay`], [`Relay::spawn_local`], [`RelayHandle`], which also serves
+//!   streams connected otherwise than by TCP, [`RelayHandle::serve_stream`];
+//!   `smp-relay` is the same server as a binary);
 //! * SQLite persistence of queues and undelivered messages ([`Store`]).
 //!
 //! # Example

@@ -35,12 +35,13 @@ use smp_groups_crypto::clock::{Clock, SystemClock};
 use smp_groups_crypto::rng::{RandomSource, SharedRng, SystemRandom};
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_net::{
-    BlockReader, BlockWriter, NetError, ServerIdentity, SmpTlsStream, server_config,
+    BlockReader, BlockWriter, BoxedStream, ByteStream, NetError, ServerIdentity, SmpTlsStream,
+    server_config,
 };
 use smp_groups_wire::smp::{Host, KeyHash, Port, ProtocolServer};
 use smp_groups_wire::smp::{VersionRange, pack_batches};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -61,6 +62,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
 
 /// Default limit on handshakes in progress.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
+
+/// Streams handed to a running relay ([`RelayHandle::serve_stream`]) and not
+/// yet taken by its accept loop; beyond, the caller waits.
+const STREAM_QUEUE: usize = 64;
 
 /// File descriptors kept free for the store, the listener and logs when the
 /// connection limit is fitted under the process's descriptor limit.
@@ -136,6 +141,9 @@ pub enum ServerError {
     /// The listening socket could not be opened.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    /// The relay is stopping: it takes no more connections.
+    #[error("the relay is stopping")]
+    Stopped,
 }
 
 /// What a running relay has refused and holds.
@@ -421,6 +429,7 @@ impl Relay {
             clock: Arc::clone(&self.config.clock),
         });
         let (done_tx, done_rx) = oneshot::channel();
+        let (streams_tx, streams_rx) = mpsc::channel(STREAM_QUEUE);
         let state = self.state;
         let max_events = self.config.max_events;
         let counters = Arc::clone(&shared.counters);
@@ -432,6 +441,7 @@ impl Relay {
             })?;
         let server = Server {
             listener: self.listener,
+            streams: streams_rx,
             identity: self.identity,
             tls: self.tls,
             config: self.config,
@@ -442,6 +452,7 @@ impl Relay {
             addr,
             key_hash,
             shutdown: tx,
+            streams: streams_tx,
             shared,
             task,
         })
@@ -620,6 +631,8 @@ enum Routed {
 
 struct Server {
     listener: TcpListener,
+    /// Connected streams handed over with [`RelayHandle::serve_stream`].
+    streams: mpsc::Receiver<BoxedStream>,
     identity: Arc<ServerIdentity>,
     tls: Arc<rustls::ServerConfig>,
     config: ServerConfig,
@@ -631,7 +644,7 @@ type Handshakes = Arc<Mutex<VecDeque<(u64, oneshot::Sender<()>)>>>;
 
 impl Server {
     /// Serves until `shutdown` becomes true (or its sender is dropped).
-    async fn run(self, mut shutdown: watch::Receiver<bool>, store_done: oneshot::Receiver<()>) {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>, store_done: oneshot::Receiver<()>) {
         let mut conns = JoinSet::new();
         let mut sweep = tokio::time::interval(self.config.expiry_interval);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -652,48 +665,9 @@ impl Server {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         backoff = Duration::ZERO;
-                        let at_cap = counters.connections.load(Ordering::Relaxed)
-                            >= self.config.max_connections;
-                        let (evict_tx, evict_rx) = oneshot::channel();
-                        {
-                            let mut hs = lock(&handshakes);
-                            if at_cap && hs.is_empty() {
-                                drop(hs);
-                                refuse(&counters.refused, "connection refused", "max_connections sessions are open");
-                                drop(tcp);
-                                continue;
-                            }
-                            // Room for this handshake: the oldest ones are
-                            // dropped (silent connections cannot hold the
-                            // relay's slots against a client that talks).
-                            let over = (hs.len() + 1).saturating_sub(self.config.max_handshakes);
-                            for _ in 0..over.max(usize::from(at_cap)) {
-                                if hs.pop_front().is_some() {
-                                    refuse(&counters.evicted, "handshake dropped for a newer connection", "max_handshakes or max_connections reached");
-                                }
-                            }
-                            serial += 1;
-                            hs.push_back((serial, evict_tx));
-                        }
-                        counters.connections.fetch_add(1, Ordering::Relaxed);
                         let _ = tcp.set_nodelay(true);
-                        let ctx = ConnCtx {
-                            shared: Arc::clone(&self.shared),
-                            identity: Arc::clone(&self.identity),
-                            tls: Arc::clone(&self.tls),
-                            config: self.config.clone(),
-                            stop: shutdown.clone(),
-                        };
-                        let hs = Arc::clone(&handshakes);
-                        let id = serial;
-                        conns.spawn(async move {
-                            let shared = Arc::clone(&ctx.shared);
-                            match ctx.serve(tcp, evict_rx, hs, id).await {
-                                Ok(()) => tracing::debug!(%peer, "connection closed"),
-                                Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
-                            }
-                            shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
-                        });
+                        let peer = peer.to_string();
+                        self.admit(tcp, peer, &mut conns, &handshakes, &mut serial, &shutdown);
                     }
                     Err(e) => {
                         refuse(&counters.accept_errors, "accept failed; backing off", &e.to_string());
@@ -701,6 +675,10 @@ impl Server {
                         tokio::time::sleep(backoff).await;
                     }
                 },
+                Some(stream) = self.streams.recv() => {
+                    let peer = "in-process stream".to_owned();
+                    self.admit(stream, peer, &mut conns, &handshakes, &mut serial, &shutdown);
+                }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
@@ -716,6 +694,68 @@ impl Server {
         let _ = store_done.await;
         tracing::info!("relay stopped");
     }
+
+    /// Takes a new connection, TCP or handed over, within the connection
+    /// and handshake limits, and serves it on its own task.
+    fn admit<S: ByteStream>(
+        &self,
+        stream: S,
+        peer: String,
+        conns: &mut JoinSet<()>,
+        handshakes: &Handshakes,
+        serial: &mut u64,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let counters = &self.shared.counters;
+        let at_cap = counters.connections.load(Ordering::Relaxed) >= self.config.max_connections;
+        let (evict_tx, evict_rx) = oneshot::channel();
+        {
+            let mut hs = lock(handshakes);
+            if at_cap && hs.is_empty() {
+                drop(hs);
+                refuse(
+                    &counters.refused,
+                    "connection refused",
+                    "max_connections sessions are open",
+                );
+                drop(stream);
+                return;
+            }
+            // Room for this handshake: the oldest ones are dropped (silent
+            // connections cannot hold the relay's slots against a client
+            // that talks).
+            let over = (hs.len() + 1).saturating_sub(self.config.max_handshakes);
+            for _ in 0..over.max(usize::from(at_cap)) {
+                if hs.pop_front().is_some() {
+                    refuse(
+                        &counters.evicted,
+                        "handshake dropped for a newer connection",
+                        "max_handshakes or max_connections reached",
+                    );
+                }
+            }
+            *serial += 1;
+            hs.push_back((*serial, evict_tx));
+        }
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        let ctx = ConnCtx {
+            shared: Arc::clone(&self.shared),
+            identity: Arc::clone(&self.identity),
+            tls: Arc::clone(&self.tls),
+            config: self.config.clone(),
+            stop: shutdown.clone(),
+        };
+        let hs = Arc::clone(handshakes);
+        let id = *serial;
+        conns.spawn(async move {
+            let shared = Arc::clone(&ctx.shared);
+            match ctx.serve(stream, evict_rx, hs, id).await {
+                Ok(()) => tracing::debug!(%peer, "connection closed"),
+                Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
+            }
+            shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
 }
 
 /// A running relay.
@@ -724,6 +764,7 @@ pub struct RelayHandle {
     addr: SocketAddr,
     key_hash: [u8; 32],
     shutdown: watch::Sender<bool>,
+    streams: mpsc::Sender<BoxedStream>,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -748,6 +789,18 @@ impl RelayHandle {
     /// Its `smp://keyHash@host:port` address.
     pub fn address(&self) -> String {
         relay_address(self.key_hash, &self.addr.ip().to_string(), self.addr.port())
+    }
+
+    /// Serves `stream`, a byte stream already connected to a client (an
+    /// in-memory pipe, say), as it serves a connection accepted on its
+    /// socket: the same limits, TLS, SMP handshake and session. Waits while
+    /// many streams are waiting to be taken; fails once the relay is
+    /// stopping.
+    pub async fn serve_stream(&self, stream: impl ByteStream) -> Result<(), ServerError> {
+        self.streams
+            .send(Box::new(stream))
+            .await
+            .map_err(|_| ServerError::Stopped)
     }
 
     /// What it holds and has refused so far.
@@ -818,9 +871,9 @@ enum Ended {
 }
 
 impl ConnCtx {
-    async fn serve(
+    async fn serve<S: ByteStream>(
         mut self,
-        tcp: TcpStream,
+        stream: S,
         mut evict: oneshot::Receiver<()>,
         handshakes: Handshakes,
         id: u64,
@@ -832,7 +885,7 @@ impl ConnCtx {
         let versions = self.config.versions;
         let mut rng = SharedRng(Arc::clone(&self.config.random));
         let both = async move {
-            let tls = SmpTlsStream::accept(tcp, &tls_config)
+            let tls = SmpTlsStream::accept(stream, &tls_config)
                 .await
                 .map_err(TransportError::from)?;
             handshake(tls, &identity, versions, &mut rng).await

@@ -20,12 +20,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use smp_groups_agent::testing::procs::{Proc, build_binaries, spawn_agent, spawn_relay};
 use smp_groups_sync::{Action, DeviceId, Entry, Key, ProfileField, Replica, Session};
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, Transmission};
@@ -39,150 +38,33 @@ const WAIT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------
 // The binaries, and child processes.
 
-/// `smp-relay` and `smp-agent`, built from this workspace's sources in the
-/// profile the tests were built in (a no-op when up to date); the paths are
-/// taken from cargo's own report, so a stale binary is never used.
+/// `smp-relay` and `smp-agent`, built from this workspace's sources once per
+/// test process (`testing::procs::build_binaries`).
 fn binaries() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let own = PathBuf::from(env!("CARGO_BIN_EXE_smp-sync"));
-        let profile = match own
-            .parent()
-            .and_then(Path::file_name)
-            .and_then(|p| p.to_str())
-        {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let mut cmd = Command::new(env!("CARGO"));
-        // What cargo sets for a test run (the package's variables, OUT_DIR,
-        // the library path) would make the inner build's fingerprints
-        // differ from the outer one's, and rebuild everything every run.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-                || k == "OUT_DIR"
-                || k == "LD_LIBRARY_PATH"
-            {
-                cmd.env_remove(&*k);
-            }
-        }
-        let out = cmd
-            .args(["build", "-p", "smp-groups-relay", "--bin", "smp-relay"])
-            .args(["-p", "smp-groups-agent", "--bin", "smp-agent"])
-            .args([
-                "--profile",
-                profile,
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building smp-relay and smp-agent failed"
+        let own = Path::new(env!("CARGO_BIN_EXE_smp-sync"));
+        let mut bins = build_binaries(
+            own,
+            &[
+                ("smp-groups-relay", "smp-relay"),
+                ("smp-groups-agent", "smp-agent"),
+            ],
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let find = |name: &str| {
-            let exe = format!("{name}{}", std::env::consts::EXE_SUFFIX);
-            stdout
-                .lines()
-                .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
-                .find_map(|l| {
-                    let (_, rest) = l.split_once(r#""executable":""#)?;
-                    let (path, _) = rest.split_once('"')?;
-                    path.ends_with(&exe)
-                        .then(|| PathBuf::from(path.replace(r"\\", r"\")))
-                })
-                .unwrap_or_else(|| panic!("cargo reports no {name} executable"))
-        };
-        (find("smp-relay"), find("smp-agent"))
+        let agent = bins.remove(1);
+        (bins.remove(0), agent)
     })
-}
-
-/// A child process, killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    first_line: String,
-}
-
-impl Proc {
-    /// Starts `cmd`, returns once it printed its first stdout line; its
-    /// stderr goes to `log`.
-    fn start(mut cmd: Command, log: &Path) -> Self {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("the process starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        // Keep draining stdout so that the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
-            }
-        });
-        Self {
-            child,
-            first_line: line.trim().to_owned(),
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// `smp-relay --listen 127.0.0.1:0 --data DIR`; returns it and its address.
 fn relay(dir: &Path) -> (Proc, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut cmd = Command::new(&binaries().0);
-    cmd.args(["--listen", "127.0.0.1:0", "--data"]).arg(dir);
-    let p = Proc::start(cmd, &dir.with_extension("log"));
-    assert!(p.first_line.starts_with("smp://"), "{:?}", p.first_line);
-    let address = p.first_line.clone();
-    (p, address)
+    spawn_relay(&binaries().0, "127.0.0.1:0", dir)
 }
 
 /// `smp-agent serve --listen 127.0.0.1:0 --relay RELAY --db DB`; returns it,
 /// where it listens and its token.
 fn agent(name: &str, relay: &str, db: &Path) -> (Proc, std::net::SocketAddr, String) {
-    let mut cmd = Command::new(&binaries().1);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--relay", relay])
-        .args(["--identity", name])
-        .arg("--db")
-        .arg(db);
-    let p = Proc::start(cmd, &db.with_extension("log"));
-    let addr = p
-        .first_line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("smp-agent printed {:?}", p.first_line))
-        .parse()
-        .unwrap();
-    let mut token_file = db.as_os_str().to_owned();
-    token_file.push(".token");
-    let token = std::fs::read_to_string(&token_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    (p, addr, token)
+    spawn_agent(&binaries().1, name, relay, db, None, &[])
 }
 
 // ---------------------------------------------------------------------------

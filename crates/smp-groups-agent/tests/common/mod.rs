@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smp_groups_agent::{Agent, AgentConfig, InProcessRelay, NetworkRelay, RelayConnector, server};
+use smp_groups_agent::testing::MemoryRelays;
+use smp_groups_agent::{Agent, AgentConfig, NetworkRelay, RelayConnector, server};
 use smp_groups_relay::{Relay, RelayHandle};
 use smp_groups_wire::client::{AgentEvent, FrameLimits, LineDecoder, Transmission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,10 +18,12 @@ use tokio::net::TcpStream;
 pub const RELAY_A: &str = "smp://relay-a.test";
 pub const RELAY_B: &str = "smp://relay-b.test";
 
-pub fn relays() -> Arc<InProcessRelay> {
-    let r = InProcessRelay::new();
-    r.add_relay(RELAY_A).unwrap();
-    r.add_relay(RELAY_B).unwrap();
+/// Two relays in this process, `RELAY_A` and `RELAY_B`, reached by the
+/// agents' real client over in-memory pipes.
+pub async fn relays() -> Arc<MemoryRelays> {
+    let r = MemoryRelays::new();
+    r.add_relay(RELAY_A).await.unwrap();
+    r.add_relay(RELAY_B).await.unwrap();
     Arc::new(r)
 }
 
@@ -36,7 +39,7 @@ pub fn temp_db(name: &str) -> PathBuf {
 
 /// Opens an agent and serves it on a loopback port; returns the agent and the address.
 pub async fn serve_agent(
-    relays: &Arc<InProcessRelay>,
+    relays: &Arc<MemoryRelays>,
     name: &str,
     server_name: &str,
 ) -> (Agent, Endpoint) {

@@ -14,6 +14,7 @@ use super::SmpClient;
 use super::config::ReconnectConfig;
 use super::error::ClientError;
 use super::event::{ClientEvent, EventReceiver};
+use crate::dial::{Dialer, TcpDialer};
 
 /// Subscriptions to restore: recipient id to recipient key.
 type Subscriptions = HashMap<Vec<u8>, SigningKey>;
@@ -47,7 +48,17 @@ impl ReconnectingClient {
         server: ProtocolServer,
         config: ReconnectConfig,
     ) -> Result<Self, ClientError> {
-        let client = SmpClient::connect(&server, config.client.clone()).await?;
+        Self::connect_via(server, config, Arc::new(TcpDialer)).await
+    }
+
+    /// [`connect`](Self::connect) with every connection's stream opened by
+    /// `dialer`.
+    pub async fn connect_via(
+        server: ProtocolServer,
+        config: ReconnectConfig,
+        dialer: Arc<dyn Dialer>,
+    ) -> Result<Self, ClientError> {
+        let client = SmpClient::connect_via(&*dialer, &server, config.client.clone()).await?;
         let first_events = client.take_events().ok_or(ClientError::Closed)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -59,6 +70,7 @@ impl ReconnectingClient {
         tokio::spawn(supervise(
             server,
             config,
+            dialer,
             shared.clone(),
             first_events,
             events_tx,
@@ -177,6 +189,7 @@ impl ReconnectingClient {
 async fn supervise(
     server: ProtocolServer,
     config: ReconnectConfig,
+    dialer: Arc<dyn Dialer>,
     shared: Arc<Shared>,
     mut events: EventReceiver,
     out: mpsc::UnboundedSender<ClientEvent>,
@@ -217,7 +230,7 @@ async fn supervise(
                 _ = stopped.changed() => return,
             }
             let attempt = tokio::select! {
-                c = SmpClient::connect(&server, config.client.clone()) => c,
+                c = SmpClient::connect_via(&*dialer, &server, config.client.clone()) => c,
                 _ = stopped.changed() => return,
             };
             match attempt {
