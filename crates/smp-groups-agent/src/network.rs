@@ -32,7 +32,8 @@ use smp_groups_crypto::ed25519::{PublicKey, SigningKey};
 use smp_groups_crypto::rng::{RandomSource, SharedRng};
 use smp_groups_crypto::{nacl, x25519};
 use smp_groups_net::{
-    ClientError, ClientEvent, Dialer, EventReceiver, ReconnectConfig, ReconnectingClient, TcpDialer,
+    ClientError, ConnectionEvent, Dialer, EventReceiver, ReconnectConfig, ReconnectingClient,
+    TcpDialer,
 };
 use smp_groups_store::QueueKeys;
 use smp_groups_wire::smp::RcvMsgBody;
@@ -615,7 +616,7 @@ async fn deliver(
 ) {
     while let Some(event) = rx.recv().await {
         match event {
-            ClientEvent::Queue {
+            ConnectionEvent::Queue {
                 entity_id,
                 msg: ServerMsg::Msg { msg_id, body },
             } => {
@@ -647,7 +648,7 @@ async fn deliver(
             }
             // Another connection took the subscription (END), or the queue
             // was deleted (DELD): nothing more comes on it here.
-            ClientEvent::Queue {
+            ConnectionEvent::Queue {
                 entity_id,
                 msg: msg @ (ServerMsg::End | ServerMsg::Deld),
             } => {
@@ -658,26 +659,26 @@ async fn deliver(
                     "the relay ended a subscription"
                 );
             }
-            ClientEvent::Queue { msg, .. } => {
+            ConnectionEvent::Queue { msg, .. } => {
                 tracing::info!(server, event = msg.tag(), "queue event");
             }
             // After the agent stopped, its connections closing is no news.
-            ClientEvent::Disconnected(_) if events.is_closed() => return,
-            ClientEvent::Disconnected(ClientError::Transport(e))
+            ConnectionEvent::Disconnected(_) if events.is_closed() => return,
+            ConnectionEvent::Disconnected(ClientError::Transport(e))
                 if matches!(*e, smp_groups_net::NetError::Closed) =>
             {
                 tracing::info!(server, "the relay closed the connection");
             }
-            ClientEvent::Disconnected(e) => {
+            ConnectionEvent::Disconnected(e) => {
                 tracing::warn!(server, error = %e, "relay connection lost");
             }
-            ClientEvent::Reconnected {
+            ConnectionEvent::Reconnected {
                 resubscribed,
                 failed: 0,
             } => {
                 tracing::info!(server, resubscribed, "reconnected to the relay");
             }
-            ClientEvent::Reconnected {
+            ConnectionEvent::Reconnected {
                 resubscribed,
                 failed,
             } => {

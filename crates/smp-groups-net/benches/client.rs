@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{rng, x25519};
-use smp_groups_net::{ClientEvent, EventReceiver, SmpClient, SmpClientConfig};
+use smp_groups_net::{ConnectionEvent, EventReceiver, SmpClient, SmpClientConfig};
 use smp_groups_relay::Relay;
 use smp_groups_wire::smp::{MsgFlags, ProtocolServer, ServerMsg};
 
@@ -81,7 +81,7 @@ impl Recipient {
     /// The next `MSG` for the queue, acknowledged.
     async fn receive(&mut self) {
         let event = self.events.recv().await.unwrap();
-        let ClientEvent::Queue {
+        let ConnectionEvent::Queue {
             entity_id,
             msg: ServerMsg::Msg { msg_id, body },
         } = event

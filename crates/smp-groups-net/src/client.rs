@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::{ReconnectConfig, SmpClientConfig};
 pub use error::ClientError;
-pub use event::{ClientEvent, EventReceiver};
+pub use event::{ConnectionEvent, EventReceiver};
 pub use reconnect::ReconnectingClient;
 
 use crate::dial::{Dialer, TcpDialer};
@@ -281,7 +281,7 @@ impl SmpClient {
     }
 
     /// `SUB`: subscribes to the queue. A message waiting in it comes as a
-    /// [`ClientEvent::Queue`] `MSG`.
+    /// [`ConnectionEvent::Queue`] `MSG`.
     pub async fn sub(&self, rcv_id: &[u8], rcv_key: &SigningKey) -> Result<(), ClientError> {
         let cmd = Command::Recipient(RecipientCommand::Sub);
         self.expect_ok_or_msg(rcv_id, &cmd, rcv_key, "SUB").await
@@ -304,7 +304,7 @@ impl SmpClient {
     }
 
     /// `ACK`: acknowledges message `msg_id`. The next message, if any, comes as a
-    /// [`ClientEvent::Queue`] `MSG`.
+    /// [`ConnectionEvent::Queue`] `MSG`.
     pub async fn ack(
         &self,
         rcv_id: &[u8],

@@ -57,8 +57,8 @@ mod verify;
 
 pub use block::{BlockReader, BlockWriter, SmpTransport, TransportReader, TransportWriter};
 pub use client::{
-    ClientError, ClientEvent, EventReceiver, ReceivedMessage, ReconnectConfig, ReconnectingClient,
-    SmpClient, SmpClientConfig,
+    ClientError, ConnectionEvent, EventReceiver, ReceivedMessage, ReconnectConfig,
+    ReconnectingClient, SmpClient, SmpClientConfig,
 };
 pub use config::{ALPN_SMP, client_config, server_config};
 pub use dial::{BoxedStream, ByteStream, DialFuture, Dialer, TcpDialer};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{nacl, rng, x25519};
 use smp_groups_net::{
-    BoxedStream, ClientError, ClientEvent, DialFuture, Dialer, EventReceiver, ReconnectConfig,
+    BoxedStream, ClientError, ConnectionEvent, DialFuture, Dialer, EventReceiver, ReconnectConfig,
     ReconnectingClient, SmpClient, SmpClientConfig,
 };
 use smp_groups_relay::{Relay, ServerConfig, relay_address};
@@ -20,7 +20,7 @@ use smp_groups_wire::smp::{ErrorType, MsgFlags, ProtocolServer, QueueIds, Server
 
 const BOUND: Duration = Duration::from_secs(30);
 
-async fn next_event(events: &mut EventReceiver) -> ClientEvent {
+async fn next_event(events: &mut EventReceiver) -> ConnectionEvent {
     tokio::time::timeout(BOUND, events.recv())
         .await
         .expect("no event")
@@ -87,7 +87,7 @@ async fn queues_messages_and_events_through_the_relay() {
     }
     let mut got = BTreeSet::new();
     for _ in 0..n {
-        let ClientEvent::Queue {
+        let ConnectionEvent::Queue {
             entity_id,
             msg: ServerMsg::Msg { msg_id, body },
         } = next_event(&mut events).await
@@ -114,7 +114,7 @@ async fn queues_messages_and_events_through_the_relay() {
     // this connection gets END for it.
     other.sub(rcv, &rk).await.unwrap();
     match next_event(&mut events).await {
-        ClientEvent::Queue { entity_id, msg } => {
+        ConnectionEvent::Queue { entity_id, msg } => {
             assert_eq!((entity_id.as_slice(), msg), (rcv, ServerMsg::End));
         }
         e => panic!("expected END, got {e:?}"),
@@ -128,7 +128,7 @@ async fn queues_messages_and_events_through_the_relay() {
     // Another connection deleting a queue this one subscribes to: DELD for it.
     other.del(ids2.rcv_id.as_slice(), &rk2).await.unwrap();
     match next_event(&mut events).await {
-        ClientEvent::Queue { entity_id, msg } => {
+        ConnectionEvent::Queue { entity_id, msg } => {
             assert_eq!(
                 (entity_id.as_slice(), msg),
                 (ids2.rcv_id.as_slice(), ServerMsg::Deld)
@@ -141,7 +141,7 @@ async fn queues_messages_and_events_through_the_relay() {
     // client sees a clean close, not a dropped connection.
     relay.shutdown().await;
     match next_event(&mut events).await {
-        ClientEvent::Disconnected(ClientError::Transport(e)) => {
+        ConnectionEvent::Disconnected(ClientError::Transport(e)) => {
             assert!(matches!(*e, smp_groups_net::NetError::Closed), "{e}");
         }
         other => panic!("expected a clean close, got {other:?}"),
@@ -215,11 +215,11 @@ async fn a_dialer_carries_every_connection_and_reconnection() {
     dialer.cut();
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(_)
+        ConnectionEvent::Disconnected(_)
     ));
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Reconnected {
+        ConnectionEvent::Reconnected {
             resubscribed: 1,
             failed: 0
         }
@@ -237,7 +237,7 @@ async fn a_dialer_carries_every_connection_and_reconnection() {
         .send(ids.snd_id.as_slice(), None, MsgFlags::default(), b"piped")
         .await
         .unwrap();
-    let ClientEvent::Queue {
+    let ConnectionEvent::Queue {
         entity_id,
         msg: ServerMsg::Msg { msg_id, body },
     } = next_event(&mut events).await

@@ -13,7 +13,7 @@ use client_support::{Behaviour, PingReply, TestServer};
 use smp_groups_crypto::ed25519::SigningKey;
 use smp_groups_crypto::{rng, x25519};
 use smp_groups_net::{
-    ClientError, ClientEvent, EventReceiver, ReconnectConfig, ReconnectingClient, SmpClient,
+    ClientError, ConnectionEvent, EventReceiver, ReconnectConfig, ReconnectingClient, SmpClient,
     SmpClientConfig,
 };
 use smp_groups_wire::smp::{ErrorType, KeyHash, MsgFlags, ServerMsg, Version, VersionRange};
@@ -36,7 +36,7 @@ fn dh(seed: u64) -> x25519::PublicKey {
     x25519::SecretKey::generate(&mut rng::seeded(seed)).public_key()
 }
 
-async fn next_event(events: &mut EventReceiver) -> ClientEvent {
+async fn next_event(events: &mut EventReceiver) -> ConnectionEvent {
     tokio::time::timeout(BOUND, events.recv())
         .await
         .expect("no event")
@@ -46,7 +46,7 @@ async fn next_event(events: &mut EventReceiver) -> ClientEvent {
 /// The next queue event, as `(queue, msg id, body)` for `MSG`.
 async fn next_msg(events: &mut EventReceiver) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     match next_event(events).await {
-        ClientEvent::Queue {
+        ConnectionEvent::Queue {
             entity_id,
             msg: ServerMsg::Msg { msg_id, body },
         } => (entity_id, msg_id.as_slice().to_vec(), body),
@@ -286,7 +286,7 @@ async fn unanswered_keepalive_pings_close_the_connection() {
     let mut events = client.take_events().unwrap();
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(ClientError::KeepAlive(3))
+        ConnectionEvent::Disconnected(ClientError::KeepAlive(3))
     ));
     assert!(server.seen(|s| s.commands.iter().filter(|c| c.1 == "PING").count()) >= 3);
     assert!(matches!(
@@ -346,7 +346,7 @@ async fn malformed_block_closes_the_connection_with_a_typed_error() {
     assert!(matches!(client.ping().await, Err(ClientError::Protocol(_))));
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(ClientError::Protocol(_))
+        ConnectionEvent::Disconnected(ClientError::Protocol(_))
     ));
     assert!(client.is_closed());
     assert!(matches!(
@@ -365,7 +365,7 @@ async fn closing_every_handle_ends_the_connection() {
     drop(client);
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(ClientError::Closed)
+        ConnectionEvent::Disconnected(ClientError::Closed)
     ));
 }
 
@@ -396,11 +396,11 @@ async fn reconnecting_client_resubscribes() {
     server.drop_connections();
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(ClientError::Transport(_) | ClientError::Protocol(_))
+        ConnectionEvent::Disconnected(ClientError::Transport(_) | ClientError::Protocol(_))
     ));
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Reconnected {
+        ConnectionEvent::Reconnected {
             resubscribed: 2,
             failed: 0
         }
@@ -453,11 +453,11 @@ async fn a_resubscription_that_times_out_is_sent_again() {
     server.drop_connections();
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Disconnected(_)
+        ConnectionEvent::Disconnected(_)
     ));
     assert!(matches!(
         next_event(&mut events).await,
-        ClientEvent::Reconnected {
+        ConnectionEvent::Reconnected {
             resubscribed: 1,
             failed: 0
         }

@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_relay::SessionAuth;
 use smp_groups_relay::{AuthKey, Authorization, Command, NewQueue, QueueId, Reply, Request};
-use smp_groups_relay::{Durability, RelayConfig, RelayState, Session, Store};
+use smp_groups_relay::{Durability, QueueStore, RelayConfig, RelayState, Session};
 
 const BODY: usize = 16_000;
 
@@ -54,7 +54,7 @@ impl Drop for TempDir {
 fn setup(n: usize) -> Setup {
     let dir = std::env::temp_dir().join(format!("smp-relay-bench-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open_dir(&dir, Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
     let mut relay =
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(1))).unwrap();
     let session = |relay: &mut RelayState| Session {

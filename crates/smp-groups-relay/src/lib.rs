@@ -13,7 +13,7 @@
 //!   ([`Relay`], [`Relay::spawn_local`], [`RelayHandle`], which also serves
 //!   streams connected otherwise than by TCP, [`RelayHandle::serve_stream`];
 //!   `smp-relay` is the same server as a binary);
-//! * SQLite persistence of queues and undelivered messages ([`Store`]).
+//! * SQLite persistence of queues and undelivered messages ([`QueueStore`]).
 //!
 //! # Example
 //!
@@ -60,7 +60,7 @@ pub use server::{
 };
 pub use signal::shutdown_signal;
 pub use state::{BatchFailed, Refusals, RelayRng, RelayState, Session};
-pub use store::{Durability, SCHEMA_VERSION, STORE_FILE, Store, StoreError};
+pub use store::{Durability, QUEUE_STORE_VERSION, QueueStore, QueueStoreError, STORE_FILE};
 pub use types::{
     AuthKey, Authorization, CmdError, Command, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody,
     MsgId, NewQueue, Outcome, QueueId, QueueMode, QueueRecord, QueueStatus, Reply, Request,

@@ -50,7 +50,7 @@ use crate::auth::{AuthIndex, SessionAuth};
 use crate::protocol::{Prepared, encode_response, prepare_batch};
 use crate::ratelog::RateLog;
 use crate::state::{Refusals, RelayState, Session};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Durability, QueueStore, QueueStoreError};
 use crate::transport::{TransportError, handshake, relay_versions};
 use crate::types::{ConnId, ErrorCode, QueueId, Reply, Response};
 
@@ -137,7 +137,7 @@ pub enum ServerError {
     Identity(#[from] smp_groups_net::NetError),
     /// The store could not be opened.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    QueueStore(#[from] QueueStoreError),
     /// The listening socket could not be opened.
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
@@ -367,7 +367,7 @@ impl Relay {
     ) -> Result<Self, ServerError> {
         let identity = ServerIdentity::load_or_create(data_dir)?;
         let tls = Arc::new(server_config(&identity)?);
-        let store = Store::open_dir(data_dir, config.durability)?;
+        let store = QueueStore::open_dir(data_dir, config.durability)?;
         let state = RelayState::open(
             store,
             config.relay.clone(),

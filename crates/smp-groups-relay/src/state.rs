@@ -1,5 +1,5 @@
 //! The queue logic of the relay, free of sockets and clocks: requests in,
-//! responses and events out, with every change written to the [`Store`] in
+//! responses and events out, with every change written to the [`QueueStore`] in
 //! the transaction of the batch it belongs to.
 //!
 //! The rules follow the reference relay (`Server.hs`): credentials are checked
@@ -29,7 +29,7 @@ use smp_groups_crypto::{CryptoRng, RngCore, nacl, x25519};
 use crate::auth::{AuthIndex, IndexEntry, SessionAuth, Verified, password_matches, verify_request};
 use crate::config::{RCV_PADDED_LEN, RelayConfig, max_message_length};
 use crate::ratelog::RateLog;
-use crate::store::{FrontMessage, Store, StoreError};
+use crate::store::{FrontMessage, QueueStore, QueueStoreError};
 use crate::types::{
     AuthKey, CmdError, Command, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody, MsgId, NewQueue,
     Outcome, QueueId, QueueRecord, QueueStatus, Reply, Request, Response, StoredMessage,
@@ -120,7 +120,7 @@ pub struct BatchFailed {
 /// The relay's state: queues, connections and subscriptions.
 pub struct RelayState {
     config: RelayConfig,
-    store: Store,
+    store: QueueStore,
     rng: Box<dyn RelayRng>,
     queues: HashMap<QueueId, Queue>,
     senders: HashMap<QueueId, QueueId>,
@@ -130,7 +130,7 @@ pub struct RelayState {
     index: Arc<AuthIndex>,
     stored_messages: u64,
     stored_bytes: u64,
-    failure: Option<StoreError>,
+    failure: Option<QueueStoreError>,
     logs: RefusalLogs,
     /// Messages stored in this batch at the front of a queue whose
     /// subscriber was handed a delivery: their `MSG` is made from here, not
@@ -152,10 +152,10 @@ impl RelayState {
     /// The state held in `store`: its queues, their message counts and first
     /// messages (no bodies are read).
     pub fn open(
-        store: Store,
+        store: QueueStore,
         config: RelayConfig,
         rng: Box<dyn RelayRng>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, QueueStoreError> {
         let mut state = Self {
             config,
             store,
@@ -177,7 +177,7 @@ impl RelayState {
     }
 
     /// Replaces the queues in memory with those in the store.
-    fn load(&mut self) -> Result<(), StoreError> {
+    fn load(&mut self) -> Result<(), QueueStoreError> {
         let loaded = self.store.load()?;
         self.queues.clear();
         self.senders.clear();
@@ -375,7 +375,7 @@ impl RelayState {
     }
 
     /// Records a store failure: the batch will be rolled back.
-    fn fail(&mut self, e: StoreError) -> ErrorCode {
+    fn fail(&mut self, e: QueueStoreError) -> ErrorCode {
         tracing::error!(error = %e, "relay store failed");
         if self.failure.is_none() {
             self.failure = Some(e);
@@ -510,7 +510,7 @@ impl RelayState {
             };
             match self.store.insert_queue(&rec) {
                 Ok(()) => {}
-                Err(StoreError::Duplicate) => continue,
+                Err(QueueStoreError::Duplicate) => continue,
                 Err(e) => return Err(self.fail(e)),
             }
             self.senders.insert(sender_id, recipient_id);
@@ -859,7 +859,7 @@ impl RelayState {
     /// Deletes messages older than the configured lifetime from every queue
     /// (the periodic sweep), in a batch of its own; returns how many were
     /// deleted.
-    pub fn expire_messages(&mut self, now: i64) -> Result<usize, StoreError> {
+    pub fn expire_messages(&mut self, now: i64) -> Result<usize, QueueStoreError> {
         let Some(ttl) = self.config.message_ttl else {
             return Ok(0);
         };
@@ -886,13 +886,13 @@ impl RelayState {
         }
         match self.end_batch() {
             Ok(()) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-            Err(f) => Err(StoreError::Batch(f.cause)),
+            Err(f) => Err(QueueStoreError::Batch(f.cause)),
         }
     }
 
     /// Deletes the leading messages of `rid` sent before `old` (stopping at a
     /// quota marker, as the reference does).
-    fn expire_queue(&mut self, rid: QueueId, old: i64) -> Result<u64, StoreError> {
+    fn expire_queue(&mut self, rid: QueueId, old: i64) -> Result<u64, QueueStoreError> {
         let due = self
             .queues
             .get(&rid)
@@ -915,12 +915,12 @@ impl RelayState {
 
     /// Caps the store at `pages` pages, as a full disk would (for tests and
     /// fuzzing of store failures).
-    pub fn limit_store_pages(&self, pages: u32) -> Result<(), StoreError> {
+    pub fn limit_store_pages(&self, pages: u32) -> Result<(), QueueStoreError> {
         self.store.limit_pages(pages)
     }
 
     /// The stored messages of queue `rid`, oldest first (for checks).
-    pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, QueueStoreError> {
         self.store.messages(rid)
     }
 }

@@ -3,7 +3,7 @@
 //! Message bodies live here only: the relay keeps each queue's record, its
 //! message count and the id of its first message in memory, and reads a body
 //! when it delivers it. Every change made while handling a batch of commands
-//! is written inside one transaction ([`Store::begin`] .. [`Store::commit`]);
+//! is written inside one transaction ([`QueueStore::begin`] .. [`QueueStore::commit`]);
 //! the relay answers those commands only after the commit, so a restart (or a
 //! crash of the process) loses no accepted message and no queue.
 //! `PRAGMA user_version` holds the schema version; a store written by a newer
@@ -21,7 +21,7 @@ use crate::types::{
 };
 
 /// The schema version this relay writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const QUEUE_STORE_VERSION: i64 = 2;
 
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "relay.sqlite3";
@@ -29,7 +29,7 @@ pub const STORE_FILE: &str = "relay.sqlite3";
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub enum QueueStoreError {
     /// SQLite reported an error.
     #[error("relay store: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -100,7 +100,7 @@ pub struct LoadedQueue {
 
 /// The relay's SQLite store.
 #[derive(Debug)]
-pub struct Store {
+pub struct QueueStore {
     conn: Connection,
     in_batch: bool,
 }
@@ -158,12 +158,12 @@ const FRONT_SQL: &str =
 const FRONT_MESSAGE_SQL: &str = "SELECT msg_id, ts, quota, notification, body FROM messages
      WHERE recipient_id = ?1 ORDER BY seq LIMIT 1";
 
-fn corrupt(e: rusqlite::Error) -> StoreError {
+fn corrupt(e: rusqlite::Error) -> QueueStoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            StoreError::Corrupt(e.to_string())
+            QueueStoreError::Corrupt(e.to_string())
         }
-        _ => StoreError::Sqlite(e),
+        _ => QueueStoreError::Sqlite(e),
     }
 }
 
@@ -199,14 +199,14 @@ fn len_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn u64_col(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}")))
+fn u64_col(v: i64, what: &str) -> Result<u64, QueueStoreError> {
+    u64::try_from(v).map_err(|_| QueueStoreError::Corrupt(format!("negative {what}")))
 }
 
-impl Store {
+impl QueueStore {
     /// Opens (creating if needed) the store in directory `dir`.
-    pub fn open_dir(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+    pub fn open_dir(dir: &Path, durability: Durability) -> Result<Self, QueueStoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| QueueStoreError::Io {
             path: dir.to_path_buf(),
             source: e,
         })?;
@@ -214,8 +214,8 @@ impl Store {
     }
 
     /// Opens (creating if needed) the store in file `path`.
-    pub fn open_file(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        restrict_permissions(path).map_err(|source| StoreError::Io {
+    pub fn open_file(path: &Path, durability: Durability) -> Result<Self, QueueStoreError> {
+        restrict_permissions(path).map_err(|source| QueueStoreError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -224,19 +224,19 @@ impl Store {
     }
 
     /// A store that lives in memory only (tests and benchmarks).
-    pub fn in_memory() -> Result<Self, StoreError> {
+    pub fn in_memory() -> Result<Self, QueueStoreError> {
         Self::init(Connection::open_in_memory()?, Durability::Process, false)
     }
 
-    fn init(conn: Connection, durability: Durability, wal: bool) -> Result<Self, StoreError> {
+    fn init(conn: Connection, durability: Durability, wal: bool) -> Result<Self, QueueStoreError> {
         // The first statement that reads the file tells a non-database apart.
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerVersion {
+        if version > QUEUE_STORE_VERSION {
+            return Err(QueueStoreError::NewerVersion {
                 found: version,
-                supported: SCHEMA_VERSION,
+                supported: QUEUE_STORE_VERSION,
             });
         }
         if wal {
@@ -244,7 +244,7 @@ impl Store {
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(corrupt)?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Corrupt(format!(
+                return Err(QueueStoreError::Corrupt(format!(
                     "cannot switch the store to WAL mode (got {mode})"
                 )));
             }
@@ -268,7 +268,7 @@ impl Store {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(corrupt)?;
         if check != "ok" {
-            return Err(StoreError::Corrupt(check));
+            return Err(QueueStoreError::Corrupt(check));
         }
         if version == 0 {
             let tables: i64 = conn.query_row(
@@ -277,16 +277,16 @@ impl Store {
                 |r| r.get(0),
             )?;
             if tables != 0 {
-                return Err(StoreError::Corrupt(
+                return Err(QueueStoreError::Corrupt(
                     "the file is an SQLite database but not a relay store".into(),
                 ));
             }
             conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} PRAGMA user_version = {QUEUE_STORE_VERSION}; COMMIT;"
             ))?;
         } else if version == 1 {
             conn.execute_batch(&format!(
-                "BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = {QUEUE_STORE_VERSION}; COMMIT;"
             ))
             .map_err(corrupt)?;
         }
@@ -298,14 +298,14 @@ impl Store {
 
     /// Caps the database at `pages` pages (as a full disk would: writes
     /// beyond fail with `SQLITE_FULL`); for tests of store failures.
-    pub fn limit_pages(&self, pages: u32) -> Result<(), StoreError> {
+    pub fn limit_pages(&self, pages: u32) -> Result<(), QueueStoreError> {
         self.conn
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         Ok(())
     }
 
     /// Starts the transaction the next changes are written in.
-    pub fn begin(&mut self) -> Result<(), StoreError> {
+    pub fn begin(&mut self) -> Result<(), QueueStoreError> {
         if !self.in_batch {
             self.conn.prepare_cached("BEGIN")?.execute([])?;
             self.in_batch = true;
@@ -313,8 +313,8 @@ impl Store {
         Ok(())
     }
 
-    /// Commits the changes since [`Store::begin`].
-    pub fn commit(&mut self) -> Result<(), StoreError> {
+    /// Commits the changes since [`QueueStore::begin`].
+    pub fn commit(&mut self) -> Result<(), QueueStoreError> {
         if self.in_batch {
             self.in_batch = false;
             let done = self
@@ -329,7 +329,7 @@ impl Store {
         Ok(())
     }
 
-    /// Drops the changes since [`Store::begin`].
+    /// Drops the changes since [`QueueStore::begin`].
     pub fn rollback(&mut self) {
         if self.in_batch {
             self.in_batch = false;
@@ -341,7 +341,7 @@ impl Store {
     }
 
     /// Every queue, with its message count and first message (no bodies).
-    pub fn load(&self) -> Result<Vec<LoadedQueue>, StoreError> {
+    pub fn load(&self) -> Result<Vec<LoadedQueue>, QueueStoreError> {
         let mut out = Vec::new();
         let mut q = self.conn.prepare(
             "SELECT recipient_id, sender_id, recipient_key, rcv_dh_secret, sender_key, mode,
@@ -353,8 +353,9 @@ impl Store {
             let sender_id = id_col(&row.get::<_, Vec<u8>>(1)?, "sender id")?;
             let recipient_key = key_col(&row.get::<_, Vec<u8>>(2)?)?;
             let secret = zeroize_vec(row.get::<_, Vec<u8>>(3)?);
-            let rcv_dh_secret = DhSecret::from_slice(&secret)
-                .ok_or_else(|| StoreError::Corrupt("queue DH secret is not 32 bytes".into()))?;
+            let rcv_dh_secret = DhSecret::from_slice(&secret).ok_or_else(|| {
+                QueueStoreError::Corrupt("queue DH secret is not 32 bytes".into())
+            })?;
             let sender_key = match row.get::<_, Option<Vec<u8>>>(4)? {
                 Some(k) => Some(key_col(&k)?),
                 None => None,
@@ -363,12 +364,16 @@ impl Store {
                 None => None,
                 Some(0) => Some(QueueMode::Messaging),
                 Some(1) => Some(QueueMode::Contact),
-                Some(m) => return Err(StoreError::Corrupt(format!("unknown queue mode {m}"))),
+                Some(m) => return Err(QueueStoreError::Corrupt(format!("unknown queue mode {m}"))),
             };
             let status = match row.get::<_, i64>(6)? {
                 0 => QueueStatus::Active,
                 1 => QueueStatus::Off,
-                s => return Err(StoreError::Corrupt(format!("unknown queue status {s}"))),
+                s => {
+                    return Err(QueueStoreError::Corrupt(format!(
+                        "unknown queue status {s}"
+                    )));
+                }
             };
             let can_write = row.get::<_, i64>(7)? != 0;
             let count = u64_col(row.get(8)?, "message count")?;
@@ -399,7 +404,7 @@ impl Store {
     }
 
     /// The first message of a queue, without its body.
-    pub fn front(&self, rid: &QueueId) -> Result<Option<FrontMessage>, StoreError> {
+    pub fn front(&self, rid: &QueueId) -> Result<Option<FrontMessage>, QueueStoreError> {
         let row = self
             .conn
             .prepare_cached(FRONT_SQL)?
@@ -422,7 +427,7 @@ impl Store {
     }
 
     /// The first message of a queue with its body (read when it is delivered).
-    pub fn front_message(&self, rid: &QueueId) -> Result<Option<StoredMessage>, StoreError> {
+    pub fn front_message(&self, rid: &QueueId) -> Result<Option<StoredMessage>, QueueStoreError> {
         let row = self
             .conn
             .prepare_cached(FRONT_MESSAGE_SQL)?
@@ -454,7 +459,7 @@ impl Store {
     }
 
     /// Every message of a queue, oldest first (for tests and checks).
-    pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn messages(&self, rid: &QueueId) -> Result<Vec<StoredMessage>, QueueStoreError> {
         let mut m = self.conn.prepare_cached(
             "SELECT msg_id, ts, quota, notification, body FROM messages
              WHERE recipient_id = ?1 ORDER BY seq",
@@ -478,7 +483,7 @@ impl Store {
     }
 
     /// Adds a new queue.
-    pub fn insert_queue(&self, q: &QueueRecord) -> Result<(), StoreError> {
+    pub fn insert_queue(&self, q: &QueueRecord) -> Result<(), QueueStoreError> {
         let r = self
             .conn
             .prepare_cached(
@@ -500,14 +505,14 @@ impl Store {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                Err(StoreError::Duplicate)
+                Err(QueueStoreError::Duplicate)
             }
             Err(e) => Err(e.into()),
         }
     }
 
     /// Records the sender's key of a secured queue.
-    pub fn set_sender_key(&self, rid: &QueueId, key: &AuthKey) -> Result<(), StoreError> {
+    pub fn set_sender_key(&self, rid: &QueueId, key: &AuthKey) -> Result<(), QueueStoreError> {
         self.conn
             .prepare_cached("UPDATE queues SET sender_key = ?2 WHERE recipient_id = ?1")?
             .execute(params![rid.as_slice(), key.to_spki_der()])?;
@@ -515,7 +520,7 @@ impl Store {
     }
 
     /// Records a queue's status.
-    pub fn set_status(&self, rid: &QueueId, status: QueueStatus) -> Result<(), StoreError> {
+    pub fn set_status(&self, rid: &QueueId, status: QueueStatus) -> Result<(), QueueStoreError> {
         self.conn
             .prepare_cached("UPDATE queues SET status = ?2 WHERE recipient_id = ?1")?
             .execute(params![rid.as_slice(), status_col(status)])?;
@@ -523,7 +528,7 @@ impl Store {
     }
 
     /// Deletes a queue and its messages.
-    pub fn delete_queue(&self, rid: &QueueId) -> Result<(), StoreError> {
+    pub fn delete_queue(&self, rid: &QueueId) -> Result<(), QueueStoreError> {
         self.conn
             .prepare_cached("DELETE FROM messages WHERE recipient_id = ?1")?
             .execute(params![rid.as_slice()])?;
@@ -539,7 +544,7 @@ impl Store {
         rid: &QueueId,
         msg: &StoredMessage,
         can_write: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), QueueStoreError> {
         let (quota, notification, body): (i64, i64, &[u8]) = match &msg.body {
             MessageBody::Message { notification, body } => (0, i64::from(*notification), body),
             MessageBody::Quota => (1, 0, &[]),
@@ -572,7 +577,7 @@ impl Store {
 
     /// Removes the first message of a queue if its id is `id`; returns the
     /// removed body's length.
-    pub fn remove_front(&self, rid: &QueueId, id: &MsgId) -> Result<Option<u64>, StoreError> {
+    pub fn remove_front(&self, rid: &QueueId, id: &MsgId) -> Result<Option<u64>, QueueStoreError> {
         let removed: Option<i64> = self
             .conn
             .prepare_cached(
@@ -597,7 +602,7 @@ impl Store {
     /// Deletes the leading messages of a queue accepted before `old` (stopping
     /// at the quota marker, as the reference does); returns how many and their
     /// body bytes.
-    pub fn expire(&self, rid: &QueueId, old: i64) -> Result<(u64, u64), StoreError> {
+    pub fn expire(&self, rid: &QueueId, old: i64) -> Result<(u64, u64), QueueStoreError> {
         let mut stmt = self.conn.prepare_cached(
             "DELETE FROM messages WHERE recipient_id = ?1 AND seq < coalesce(
                (SELECT min(seq) FROM messages WHERE recipient_id = ?1 AND (quota = 1 OR ts >= ?2)),
@@ -627,7 +632,7 @@ impl Store {
     }
 
     /// How many messages are stored in all (for checks and reports).
-    pub fn message_count(&self) -> Result<u64, StoreError> {
+    pub fn message_count(&self) -> Result<u64, QueueStoreError> {
         let n: Option<i64> = self
             .conn
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
@@ -648,13 +653,13 @@ fn status_col(s: QueueStatus) -> i64 {
     }
 }
 
-fn id_col(b: &[u8], what: &str) -> Result<[u8; ID_LEN], StoreError> {
+fn id_col(b: &[u8], what: &str) -> Result<[u8; ID_LEN], QueueStoreError> {
     <[u8; ID_LEN]>::try_from(b)
-        .map_err(|_| StoreError::Corrupt(format!("{what} is {} bytes, not {ID_LEN}", b.len())))
+        .map_err(|_| QueueStoreError::Corrupt(format!("{what} is {} bytes, not {ID_LEN}", b.len())))
 }
 
-fn key_col(b: &[u8]) -> Result<AuthKey, StoreError> {
-    AuthKey::from_spki_der(b).ok_or_else(|| StoreError::Corrupt("unreadable queue key".into()))
+fn key_col(b: &[u8]) -> Result<AuthKey, QueueStoreError> {
+    AuthKey::from_spki_der(b).ok_or_else(|| QueueStoreError::Corrupt("unreadable queue key".into()))
 }
 
 #[cfg(test)]
@@ -690,7 +695,7 @@ mod tests {
     fn statements_are_not_compiled_again_per_queue() {
         let dir = std::env::temp_dir().join(format!("smp-relay-store-qpsg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut store = Store::open_dir(&dir, Durability::Process).unwrap();
+        let mut store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
         store.begin().unwrap();
         for n in 1..=3 {
             store.insert_queue(&queue(n)).unwrap();

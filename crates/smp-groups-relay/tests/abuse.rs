@@ -27,7 +27,7 @@ use common::temp_dir;
 use smp_groups_crypto::sbc::BLOCK_SIZE;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::{AuthKey, MessageBody, QueueRecord, QueueStatus, StoredMessage};
-use smp_groups_relay::{Durability, Store};
+use smp_groups_relay::{Durability, QueueStore};
 use smp_groups_relay::{Relay, ServerConfig};
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, Ed25519PublicKey, MsgFlags, RecipientCommand, SenderCommand,
@@ -407,7 +407,7 @@ async fn many_queues(queues: u32, body: usize) {
     let secret = srv.diffie_hellman(&dh.public_key());
     let t0 = Instant::now();
     {
-        let mut store = Store::open_dir(&dir, Durability::Process).unwrap();
+        let mut store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
         store.begin().unwrap();
         for q in 0..queues {
             let mut rid = [1u8; 24];

@@ -10,7 +10,7 @@ use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::Outcome;
 use smp_groups_relay::SessionAuth;
 use smp_groups_relay::handle_batch;
-use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
+use smp_groups_relay::{QueueStore, RelayConfig, RelayState, Session};
 use smp_groups_wire::ShortBytes;
 use smp_groups_wire::smp::{
     self as wsmp, AuthPublicKey, CommandError, Ed25519PublicKey, ErrorType, MsgFlags,
@@ -26,7 +26,7 @@ struct Client {
 
 fn relay() -> RelayState {
     RelayState::open(
-        Store::in_memory().unwrap(),
+        QueueStore::in_memory().unwrap(),
         RelayConfig::default(),
         Box::new(rng::seeded(9)),
     )

@@ -10,7 +10,7 @@ use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::{
     AuthKey, Authorization, CmdError, Command, ErrorCode, NewQueue, QueueMode, Reply, Response,
 };
-use smp_groups_relay::{RelayConfig, RelayState, Store};
+use smp_groups_relay::{QueueStore, RelayConfig, RelayState};
 
 #[test]
 fn whole_queue_lifecycle() {
@@ -579,7 +579,7 @@ fn new_queue_password() {
 fn restart_loses_nothing() {
     let dir = temp_dir("restart");
     let (q, ids_before) = {
-        let store = Store::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
+        let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
         let mut relay =
             RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(3))).unwrap();
         let s = session(&mut relay, None);
@@ -606,7 +606,7 @@ fn restart_loses_nothing() {
         let (id3, ..) = open_msg(&q, &only(&out));
         (q, id3)
     };
-    let store = Store::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
     let mut relay =
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(4))).unwrap();
     assert_eq!(relay.queue_count(), 1);
@@ -630,7 +630,7 @@ fn restart_loses_nothing() {
     assert_eq!(reply, Reply::Ok);
     assert_eq!(bodies, (2..10u8).map(|i| vec![i; 100]).collect::<Vec<_>>());
     drop(relay);
-    let store = Store::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
     assert_eq!(
         store.message_count().unwrap(),
         0,
@@ -643,7 +643,7 @@ fn restart_loses_nothing() {
 fn deleted_queue_stays_deleted_after_restart() {
     let dir = temp_dir("deleted");
     let q = {
-        let store = Store::open_dir(&dir, smp_groups_relay::Durability::Machine).unwrap();
+        let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Machine).unwrap();
         let mut relay =
             RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(5))).unwrap();
         let s = session(&mut relay, None);
@@ -658,7 +658,7 @@ fn deleted_queue_stays_deleted_after_restart() {
         );
         keep
     };
-    let store = Store::open_dir(&dir, smp_groups_relay::Durability::Machine).unwrap();
+    let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Machine).unwrap();
     let mut relay =
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(6))).unwrap();
     assert_eq!((relay.queue_count(), relay.message_count()), (1, 1));
@@ -672,7 +672,7 @@ fn deleted_queue_stays_deleted_after_restart() {
 fn off_survives_restart() {
     let dir = temp_dir("off");
     let q = {
-        let store = Store::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
+        let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
         let mut relay =
             RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(7))).unwrap();
         let s = session(&mut relay, None);
@@ -680,7 +680,7 @@ fn off_survives_restart() {
         relay.handle(&s, signed(&q.rcv_key, 2, &q.rid, Command::Off), 0);
         q
     };
-    let store = Store::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
     let mut relay =
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(8))).unwrap();
     let s = session(&mut relay, None);
@@ -819,7 +819,7 @@ fn queue_secret_is_not_in_debug_output() {
 /// once there is room again sends succeed.
 #[test]
 fn a_full_store_fails_the_batch_and_recovers() {
-    let store = Store::in_memory().unwrap();
+    let store = QueueStore::in_memory().unwrap();
     store.limit_pages(60).unwrap();
     let mut relay =
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(50))).unwrap();

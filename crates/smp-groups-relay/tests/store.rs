@@ -5,20 +5,26 @@
 mod common;
 
 use common::temp_dir;
-use smp_groups_relay::{Durability, Store, StoreError};
-use smp_groups_relay::{SCHEMA_VERSION, STORE_FILE};
+use smp_groups_relay::{Durability, QueueStore, QueueStoreError};
+use smp_groups_relay::{QUEUE_STORE_VERSION, STORE_FILE};
 
 #[test]
 fn newer_schema_is_refused() {
     let dir = temp_dir("newer");
-    drop(Store::open_dir(&dir, Durability::Process).unwrap());
+    drop(QueueStore::open_dir(&dir, Durability::Process).unwrap());
     let conn = rusqlite::Connection::open(dir.join(STORE_FILE)).unwrap();
-    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
-        .unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {}",
+        QUEUE_STORE_VERSION + 1
+    ))
+    .unwrap();
     drop(conn);
-    match Store::open_dir(&dir, Durability::Process) {
-        Err(StoreError::NewerVersion { found, supported }) => {
-            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+    match QueueStore::open_dir(&dir, Durability::Process) {
+        Err(QueueStoreError::NewerVersion { found, supported }) => {
+            assert_eq!(
+                (found, supported),
+                (QUEUE_STORE_VERSION + 1, QUEUE_STORE_VERSION)
+            );
         }
         other => panic!("expected NewerVersion, got {other:?}"),
     }
@@ -29,8 +35,8 @@ fn newer_schema_is_refused() {
 fn garbage_file_is_corrupt() {
     let dir = temp_dir("garbage");
     std::fs::write(dir.join(STORE_FILE), vec![0x5a; 8192]).unwrap();
-    let err = Store::open_dir(&dir, Durability::Process).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = QueueStore::open_dir(&dir, Durability::Process).unwrap_err();
+    assert!(matches!(err, QueueStoreError::Corrupt(_)), "{err:?}");
     assert!(err.to_string().contains("corrupt"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -42,15 +48,15 @@ fn foreign_database_is_refused() {
     conn.execute_batch("CREATE TABLE other (x INTEGER)")
         .unwrap();
     drop(conn);
-    let err = Store::open_dir(&dir, Durability::Process).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = QueueStore::open_dir(&dir, Durability::Process).unwrap_err();
+    assert!(matches!(err, QueueStoreError::Corrupt(_)), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn damaged_rows_are_reported() {
     let dir = temp_dir("rows");
-    drop(Store::open_dir(&dir, Durability::Process).unwrap());
+    drop(QueueStore::open_dir(&dir, Durability::Process).unwrap());
     let conn = rusqlite::Connection::open(dir.join(STORE_FILE)).unwrap();
     conn.execute(
         "INSERT INTO queues (recipient_id, sender_id, recipient_key, rcv_dh_secret, sender_key,
@@ -59,9 +65,9 @@ fn damaged_rows_are_reported() {
     )
     .unwrap();
     drop(conn);
-    let store = Store::open_dir(&dir, Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
     let err = store.load().unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, QueueStoreError::Corrupt(_)), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -101,7 +107,7 @@ fn version_1_store_is_migrated() {
         .unwrap();
     }
     drop(conn);
-    let store = Store::open_dir(&dir, Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
     let loaded = store.load().unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!((loaded[0].count, loaded[0].bytes), (3, 60));
@@ -112,7 +118,7 @@ fn version_1_store_is_migrated() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(v, QUEUE_STORE_VERSION);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -125,7 +131,7 @@ fn store_files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let dir = temp_dir("modes");
-    let store = Store::open_dir(&dir, Durability::Process).unwrap();
+    let store = QueueStore::open_dir(&dir, Durability::Process).unwrap();
     for suffix in ["", "-wal", "-shm"] {
         let p = dir.join(format!("{STORE_FILE}{suffix}"));
         assert_eq!(mode(&p), 0o600, "{}", p.display());
@@ -133,7 +139,7 @@ fn store_files_are_owner_only() {
     drop(store);
     let file = dir.join(STORE_FILE);
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    drop(Store::open_dir(&dir, Durability::Process).unwrap());
+    drop(QueueStore::open_dir(&dir, Durability::Process).unwrap());
     assert_eq!(mode(&file), 0o600);
     let _ = std::fs::remove_dir_all(&dir);
 }

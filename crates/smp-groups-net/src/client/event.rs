@@ -7,7 +7,7 @@ use super::error::ClientError;
 /// An event of a client connection.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum ClientEvent {
+pub enum ConnectionEvent {
     /// A relay event for a queue: `MSG` (also when it came as the response to `SUB` or
     /// `ACK`), `END` or `DELD`. `entity_id` is the recipient queue id.
     Queue {
@@ -32,4 +32,4 @@ pub enum ClientEvent {
 }
 
 /// The receiving end of a client's events.
-pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<ClientEvent>;
+pub type EventReceiver = tokio::sync::mpsc::UnboundedReceiver<ConnectionEvent>;

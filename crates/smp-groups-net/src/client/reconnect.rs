@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::SmpClient;
 use super::config::ReconnectConfig;
 use super::error::ClientError;
-use super::event::{ClientEvent, EventReceiver};
+use super::event::{ConnectionEvent, EventReceiver};
 use crate::dial::{Dialer, TcpDialer};
 
 /// Subscriptions to restore: recipient id to recipient key.
@@ -32,8 +32,8 @@ struct Shared {
 /// forgotten after `DEL`, `OFF`, `END` or `DELD`.
 ///
 /// Events of every connection go to one stream ([`take_events`](Self::take_events)),
-/// with [`ClientEvent::Disconnected`] when a connection ends and
-/// [`ClientEvent::Reconnected`] when the next one is up. Clones share the connection;
+/// with [`ConnectionEvent::Disconnected`] when a connection ends and
+/// [`ConnectionEvent::Reconnected`] when the next one is up. Clones share the connection;
 /// reconnecting stops when every clone is dropped.
 #[derive(Debug, Clone)]
 pub struct ReconnectingClient {
@@ -192,7 +192,7 @@ async fn supervise(
     dialer: Arc<dyn Dialer>,
     shared: Arc<Shared>,
     mut events: EventReceiver,
-    out: mpsc::UnboundedSender<ClientEvent>,
+    out: mpsc::UnboundedSender<ConnectionEvent>,
     mut stopped: watch::Receiver<()>,
 ) {
     loop {
@@ -203,8 +203,8 @@ async fn supervise(
                 _ = stopped.changed() => return,
             };
             let Some(event) = event else { break };
-            let ended = matches!(event, ClientEvent::Disconnected(_));
-            if let ClientEvent::Queue {
+            let ended = matches!(event, ConnectionEvent::Disconnected(_));
+            if let ConnectionEvent::Queue {
                 entity_id,
                 msg: ServerMsg::End | ServerMsg::Deld,
             } = &event
@@ -246,7 +246,7 @@ async fn supervise(
         if let Ok(mut c) = shared.current.lock() {
             *c = Some(client);
         }
-        let _ = out.send(ClientEvent::Reconnected {
+        let _ = out.send(ConnectionEvent::Reconnected {
             resubscribed,
             failed,
         });

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, interval_at};
 
 use super::error::ClientError;
-use super::event::ClientEvent;
+use super::event::ConnectionEvent;
 use crate::{BlockWriter, SmpTransport};
 
 /// The correlation id of a command: 24 random bytes.
@@ -86,7 +86,7 @@ struct KeepAlive {
 /// What the worker needs besides the connection.
 pub(crate) struct WorkerParts {
     pub(crate) commands: mpsc::Receiver<Request>,
-    pub(crate) events: mpsc::UnboundedSender<ClientEvent>,
+    pub(crate) events: mpsc::UnboundedSender<ConnectionEvent>,
     pub(crate) close: Arc<CloseReason>,
     pub(crate) keepalive: Option<Duration>,
     pub(crate) keepalive_max_missed: u32,
@@ -97,7 +97,7 @@ struct Worker<W> {
     version: Version,
     session_id: Vec<u8>,
     pending: HashMap<CorrId, Pending>,
-    events: mpsc::UnboundedSender<ClientEvent>,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
     keepalive: Option<KeepAlive>,
 }
 
@@ -168,7 +168,7 @@ where
             let _ = reply.send(Err(reason.clone()));
         }
     }
-    let _ = w.events.send(ClientEvent::Disconnected(reason));
+    let _ = w.events.send(ConnectionEvent::Disconnected(reason));
 }
 
 /// The next keep-alive tick, or never.
@@ -282,7 +282,7 @@ impl<W: AsyncWrite + Unpin> Worker<W> {
     }
 
     fn event(&self, entity_id: Vec<u8>, msg: ServerMsg) {
-        let _ = self.events.send(ClientEvent::Queue { entity_id, msg });
+        let _ = self.events.send(ConnectionEvent::Queue { entity_id, msg });
     }
 
     /// A keep-alive tick: counts an unanswered ping, and pings when nothing was written

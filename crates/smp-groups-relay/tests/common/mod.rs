@@ -8,7 +8,7 @@ use smp_groups_relay::SessionAuth;
 use smp_groups_relay::{
     AuthKey, Authorization, Command, ConnId, NewQueue, QueueId, QueueMode, Reply, Request, Response,
 };
-use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
+use smp_groups_relay::{QueueStore, RelayConfig, RelayState, Session};
 
 pub const SESSION_ID: [u8; 32] = [7; 32];
 
@@ -28,7 +28,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 pub fn relay(config: RelayConfig) -> RelayState {
     RelayState::open(
-        Store::in_memory().unwrap(),
+        QueueStore::in_memory().unwrap(),
         config,
         Box::new(rng::seeded(1)),
     )
