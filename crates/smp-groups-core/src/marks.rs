@@ -40,6 +40,12 @@ impl Agent {
         Some(c)
     }
 
+    /// Marks connection `id`'s record to be written, for a change that
+    /// leaves its outbox as it was (nothing more to send because of it).
+    pub(crate) fn mark_conn(&mut self, id: u64) {
+        self.dirty.insert(Key::Conn(id));
+    }
+
     /// Keeps received group invitation `id` until the client joins or
     /// rejects it; its record is marked to be written.
     pub(crate) fn keep_invitation(&mut self, id: String, invitation: RecvInvitation) {

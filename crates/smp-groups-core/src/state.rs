@@ -187,7 +187,7 @@ pub(crate) struct Conn {
     /// Pairwise: information from the peer.
     pub(crate) peer_info: Vec<u8>,
     /// Fragments being reassembled: message id -> (index, count, bytes).
-    pub(crate) frags: BTreeMap<u64, Vec<(u16, u16, Vec<u8>)>>,
+    pub(crate) frags: crate::conn::Reassembly,
     pub(crate) next_frag_id: u64,
     pub(crate) next_msg_id: u64,
     /// Pairwise messages received, waiting for the client's `ACK`: local id ->
@@ -240,7 +240,7 @@ impl Conn {
             in_flight: None,
             join_info: Vec::new(),
             peer_info: Vec::new(),
-            frags: BTreeMap::new(),
+            frags: crate::conn::Reassembly::default(),
             next_frag_id: 1,
             next_msg_id: 1,
             unacked: BTreeMap::new(),
