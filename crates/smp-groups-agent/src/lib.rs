@@ -15,7 +15,6 @@
 //!   (`LIST`, `PENDING`, `MEMBERS`, `STATUS`, `PROOF`) answered as rows.
 //! * [`records`]: the stored form of the core's records in the agent's
 //!   database.
-//! * [`demo`]: the scripted group run of `smp-agent demo`.
 //!
 //! # Example
 //!
@@ -85,7 +84,6 @@
 #![forbid(unsafe_code)]
 
 mod agent;
-pub mod demo;
 mod error;
 mod events;
 mod network;

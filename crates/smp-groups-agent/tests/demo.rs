@@ -2,11 +2,16 @@
 //! relays.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use smp_groups_agent::demo::Op;
+// The demo is part of the `smp-agent` binary, not of the library's API.
+#[allow(dead_code)]
+#[path = "../src/bin/smp-agent/demo.rs"]
+mod demo;
+
+use demo::Op;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_every_step_holds_for_four_members_and_two_messages() {
-    let report = smp_groups_agent::demo::run(4, 2, false).await.unwrap();
+    let report = demo::run(4, 2, false).await.unwrap();
     let failed: Vec<_> = report.steps.iter().filter(|s| !s.ok).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     // create, 3 adds, 4 x 2 sends, G_CHECK, remove, leave, delete.

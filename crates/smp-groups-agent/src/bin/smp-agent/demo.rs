@@ -19,15 +19,13 @@ use smp_groups_core::Config;
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 
-use crate::agent::{Agent, AgentConfig};
-use crate::error::Error;
-use crate::events::member_alias;
-use crate::network::NetworkRelay;
-use crate::runtime::Metrics;
+use smp_groups_agent::{Agent, AgentConfig, Error, Metrics, NetworkRelay};
 use smp_groups_relay::{Relay, RelayHandle};
+use smp_groups_wire::agent::MemberId;
+use smp_groups_wire::client::Alias;
 
 /// The number of relays the demo starts.
-pub const RELAYS: usize = 2;
+pub(crate) const RELAYS: usize = 2;
 
 /// How long one step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +69,7 @@ impl Member {
 /// What a step does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Op {
+pub(crate) enum Op {
     /// Member 0 creates the group.
     Create,
     /// Member 0 adds a member.
@@ -90,31 +88,31 @@ pub enum Op {
 
 /// The outcome of one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// What the step did.
-    pub name: String,
+    pub(crate) name: String,
     /// Its kind.
-    pub op: Op,
+    pub(crate) op: Op,
     /// The group size `n` its formulas use (after the add for an add,
     /// before the change otherwise).
-    pub n: u64,
+    pub(crate) n: u64,
     /// Agent envelopes its agents sent, from its start until every agent was
     /// idle again (without `G_CHECK`s, counted in their own step).
-    pub envelopes: u64,
+    pub(crate) envelopes: u64,
     /// The seed's formula and value, if it has one.
-    pub seed: Option<(String, u64)>,
+    pub(crate) seed: Option<(String, u64)>,
     /// The exact formula of `docs/costs.md` and its value.
-    pub expected: Option<(String, u64)>,
+    pub(crate) expected: Option<(String, u64)>,
     /// Whether every check of the step held.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// How long it took (until its checks held; for the `G_CHECK` round,
     /// until every agent was idle again).
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Step {
     /// Its time per envelope (`None` if it sent none).
-    pub fn per_envelope(&self) -> Option<Duration> {
+    pub(crate) fn per_envelope(&self) -> Option<Duration> {
         let n = u32::try_from(self.envelopes).ok().filter(|n| *n > 0)?;
         Some(self.elapsed / n)
     }
@@ -123,16 +121,16 @@ impl Step {
 /// How the time per envelope of an add grows with the group: the add at
 /// n = 8 (or the last add, in a smaller group) against the last add.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddScaling {
+pub(crate) struct AddScaling {
     /// The add at n = 8.
-    pub reference: Step,
+    pub(crate) reference: Step,
     /// The last add.
-    pub last: Step,
+    pub(crate) last: Step,
 }
 
 impl AddScaling {
     /// The last add's time per envelope over the reference's.
-    pub fn ratio(&self) -> Option<f64> {
+    pub(crate) fn ratio(&self) -> Option<f64> {
         let r = self.reference.per_envelope()?.as_secs_f64();
         let l = self.last.per_envelope()?.as_secs_f64();
         (r > 0.0).then(|| l / r)
@@ -141,23 +139,23 @@ impl AddScaling {
 
 /// The report of a demo run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Every step, in order.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 /// The add whose time per envelope the summary takes as reference.
-pub const REFERENCE_ADD: u64 = 8;
+pub(crate) const REFERENCE_ADD: u64 = 8;
 
 impl Report {
     /// True if every step passed.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         !self.steps.is_empty() && self.steps.iter().all(|s| s.ok)
     }
 
     /// The add at n = [`REFERENCE_ADD`] (the last add if the group stayed
     /// smaller) against the last add; `None` without an add.
-    pub fn add_scaling(&self) -> Option<AddScaling> {
+    pub(crate) fn add_scaling(&self) -> Option<AddScaling> {
         let adds: Vec<&Step> = self.steps.iter().filter(|s| s.op == Op::Add).collect();
         let last = (*adds.last()?).clone();
         let reference = adds
@@ -308,7 +306,7 @@ fn formula(text: &str, n: u64, f: impl Fn(u64) -> u64) -> Option<(String, u64)> 
 
 /// Runs the demo with `n` members and `m` messages from each, printing each
 /// step when `print` is set.
-pub async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
+pub(crate) async fn run(n: usize, m: usize, print: bool) -> Result<Report, Error> {
     let dir = std::env::temp_dir().join(format!(
         "smp-agent-demo-{}-{}",
         std::process::id(),
@@ -855,4 +853,9 @@ async fn delete(run: &mut Run, _left: usize) -> Result<(), Error> {
         elapsed,
     });
     Ok(())
+}
+
+/// The alias a member has in client events.
+fn member_alias(member: &MemberId) -> Option<Alias> {
+    Alias::new(member.to_base64url()).ok()
 }

@@ -9,12 +9,14 @@
 //!   in-process relays and checks every step's envelope count.
 #![forbid(unsafe_code)]
 
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use smp_groups_agent::{Agent, AgentConfig, NetworkRelay, demo, server};
+use smp_groups_agent::{Agent, AgentConfig, NetworkRelay, server};
 use smp_groups_core::{ReceiptPolicy, Settings};
 use smp_groups_wire::smp::ProtocolServer;
 
