@@ -75,22 +75,11 @@ impl Agent {
 mod tests {
     use crate::state::{AnchorRec, Member, MemberStatus};
     use crate::store::Key;
-    use crate::{Agent, Command, Config, Input, Output, Timestamp};
+    use crate::{Agent, Config, Input, Output, Timestamp};
 
     /// An agent with group `g` and one member `[1; 16]`, all stored.
     fn agent() -> Agent {
-        let mut a = Agent::new(Config::default());
-        a.handle(
-            Input::Command {
-                corr: "1".into(),
-                command: Command::NewGroup {
-                    alias: Some("g".into()),
-                    info: Vec::new(),
-                },
-            },
-            Timestamp::from_millis(1_000),
-            &mut smp_groups_crypto::rng::seeded(1),
-        );
+        let mut a = crate::group::testing::new_group(Config::default(), 1_000);
         if let Some(g) = a.groups.get_mut("g") {
             g.members.insert(
                 [1; 16],

@@ -239,7 +239,7 @@ mod tests {
         AnchorRec, Conn, ConnStatus, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Owner,
         PendingOp, Purpose,
     };
-    use crate::{Agent, Command, Config, Input, RelayOp, Timestamp};
+    use crate::{Agent, Config, Input, RelayOp, Timestamp};
 
     const T0: u64 = 1_000_000;
 
@@ -251,20 +251,7 @@ mod tests {
 
     /// An agent with one group `g` (no members yet), at time `T0`.
     fn with_group(cfg: Config) -> Agent {
-        let mut a = agent(cfg);
-        a.handle(
-            Input::Command {
-                corr: "1".into(),
-                command: Command::NewGroup {
-                    alias: Some("g".into()),
-                    info: Vec::new(),
-                },
-            },
-            Timestamp::from_millis(T0),
-            &mut smp_groups_crypto::rng::seeded(1),
-        );
-        while a.poll().is_some() {}
-        a
+        crate::group::testing::new_group(cfg, T0)
     }
 
     fn member(status: MemberStatus, since: u64) -> Member {

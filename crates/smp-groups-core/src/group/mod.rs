@@ -28,7 +28,7 @@ mod receipt;
 mod remove;
 mod send;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -9,9 +9,9 @@ use crate::{Agent, Command, Config, Event, Input, Output, Timestamp};
 /// The time of the agent's inputs.
 pub(crate) const NOW: u64 = 1_000_000;
 
-/// An agent holding group `g`, with the members `members` connected (full),
-/// member `i` on connection `10 + i`.
-pub(crate) fn group_with(cfg: Config, members: &[Mid]) -> Agent {
+/// An agent that created group `g` (no members yet) at time `now`, its
+/// outputs taken.
+pub(crate) fn new_group(cfg: Config, now: u64) -> Agent {
     let mut a = Agent::new(cfg);
     a.handle(
         Input::Command {
@@ -21,10 +21,17 @@ pub(crate) fn group_with(cfg: Config, members: &[Mid]) -> Agent {
                 info: Vec::new(),
             },
         },
-        Timestamp::from_millis(NOW),
+        Timestamp::from_millis(now),
         &mut smp_groups_crypto::rng::seeded(1),
     );
     while a.poll().is_some() {}
+    a
+}
+
+/// An agent holding group `g`, with the members `members` connected (full),
+/// member `i` on connection `10 + i`.
+pub(crate) fn group_with(cfg: Config, members: &[Mid]) -> Agent {
+    let mut a = new_group(cfg, NOW);
     for (i, x) in members.iter().enumerate() {
         let conn = 10 + i as u64;
         let owner = Owner::Member {
