@@ -34,7 +34,7 @@
 //! the client as [`Event::Fault`] (`docs/faults.md`).
 //!
 //! The semantics under concurrency are in `docs/groups.md`, the costs in
-//! `docs/costs.md`. With the `sim` feature, [`sim`] runs many agents against
+//! `docs/costs.md`. With the `sim` feature, `sim` runs many agents against
 //! in-memory relays with a virtual clock and seeded faults.
 //!
 //! # Example

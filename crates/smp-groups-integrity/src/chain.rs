@@ -12,7 +12,7 @@
 //! history. A member that joined later starts from an [`Anchor`] (the sender's own
 //! `(n, chain_n)` when the member connected to it) instead of `chain_0`.
 //!
-//! [`SenderChain`] keeps the head, a bounded window of recent points to compare
+//! `SenderChain` keeps the head, a bounded window of recent points to compare
 //! `G_CHECK` entries against, and a bounded buffer of messages that arrived ahead
 //! of a gap.
 
