@@ -24,7 +24,7 @@ use smp_groups_store::Store;
 use smp_groups_wire::base64url;
 use smp_groups_wire::client::AgentEvent;
 
-/// The real relay client (over the in-process relays' pipes), with every
+/// The real relay client (over in-memory pipes to relays in this process), with every
 /// operation checked against the agent's database before it is performed.
 struct Watching {
     inner: NetworkRelay,

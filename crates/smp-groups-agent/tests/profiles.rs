@@ -3,7 +3,7 @@
 //! they cause on the other members, byte for byte as written in
 //! docs/protocol-client.md, and the `profile=` field of `MEMBERS` rows; a
 //! member added afterwards gets the current values. Three agents on two
-//! in-process relays, each served on a loopback TCP port.
+//! relays in this process, each served on a loopback TCP port.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;

@@ -1,4 +1,4 @@
-//! End to end over the client text protocol: agents on two in-process relays,
+//! End to end over the client text protocol: agents on two relays in this process,
 //! each served on a loopback TCP port, driven by text lines.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::many_single_char_names)]
 

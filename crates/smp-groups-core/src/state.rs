@@ -186,7 +186,7 @@ pub(crate) struct Conn {
     pub(crate) join_info: Vec<u8>,
     /// Pairwise: information from the peer.
     pub(crate) peer_info: Vec<u8>,
-    /// Fragments being reassembled: message id -> (index, count, bytes).
+    /// Fragmented messages partly received.
     pub(crate) frags: crate::conn::Reassembly,
     pub(crate) next_frag_id: u64,
     pub(crate) next_msg_id: u64,

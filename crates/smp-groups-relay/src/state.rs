@@ -13,7 +13,7 @@
 //!
 //! Two ways in:
 //! * [`RelayState::handle`] checks a request and applies it in a transaction
-//!   of its own (tests, the in-process relay).
+//!   of its own (the relay's state tests and benchmarks).
 //! * The server checks requests on the connections' tasks
 //!   ([`crate::auth::verify_request`] against [`RelayState::index`]) and
 //!   applies many, from many connections, in one transaction on the store

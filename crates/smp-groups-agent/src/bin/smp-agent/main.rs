@@ -6,7 +6,8 @@
 //!   in `FILE.token`; its queues are on the first relay, reached over TLS.
 //!   It exits non-zero if a store failure stops the agent.
 //! * `smp-agent demo [--members N] [--messages M]` runs a scripted group on
-//!   in-process relays and checks every step's envelope count.
+//!   two relays embedded in the process (reached over TLS on loopback) and
+//!   checks every step's envelope count.
 #![forbid(unsafe_code)]
 
 mod demo;
