@@ -9,12 +9,12 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smp_groups_crypto::{ed25519, rng, x25519};
 use smp_groups_relay::SessionAuth;
-use smp_groups_relay::{AuthKey, Authorization, Command, NewQueue, QueueId, Reply, Request};
+use smp_groups_relay::{AuthKey, Authorization, NewQueue, QueueCommand, QueueId, Reply, Request};
 use smp_groups_relay::{Durability, QueueStore, RelayConfig, RelayState, Session};
 
 const BODY: usize = 16_000;
 
-fn signed(key: &ed25519::SigningKey, entity: &[u8], command: Command) -> Request {
+fn signed(key: &ed25519::SigningKey, entity: &[u8], command: QueueCommand) -> Request {
     let corr_id = vec![1; 24];
     let mut authorized = vec![3, 1, 2, 3, 24];
     authorized.extend_from_slice(&corr_id);
@@ -71,7 +71,7 @@ fn setup(n: usize) -> Setup {
         let rk = ed25519::SigningKey::generate(&mut r);
         let sk = ed25519::SigningKey::generate(&mut r);
         let dh = x25519::SecretKey::generate(&mut r);
-        let new = Command::New(NewQueue {
+        let new = QueueCommand::New(NewQueue {
             recipient_key: AuthKey::Ed25519(rk.public_key()),
             recipient_dh_key: dh.public_key(),
             basic_auth: None,
@@ -87,9 +87,9 @@ fn setup(n: usize) -> Setup {
         else {
             panic!("{out:?}")
         };
-        let key = Command::Key(AuthKey::Ed25519(sk.public_key()));
+        let key = QueueCommand::Key(AuthKey::Ed25519(sk.public_key()));
         relay.handle(&rcv, signed(&rk, &recipient_id, key), 0);
-        let send = Command::Send {
+        let send = QueueCommand::Send {
             notification: false,
             body: vec![0x55; BODY],
         };
@@ -122,7 +122,7 @@ fn send_msg_ack(s: &mut Setup) {
     for ((_, rk, rid), id) in s.queues.iter().zip(delivered) {
         let out = s
             .relay
-            .handle(&s.rcv, signed(rk, rid, Command::Ack(id.to_vec())), 1);
+            .handle(&s.rcv, signed(rk, rid, QueueCommand::Ack(id.to_vec())), 1);
         assert!(out.responses[0].reply == Reply::Ok, "ACK answered OK");
     }
 }

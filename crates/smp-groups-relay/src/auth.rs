@@ -11,7 +11,7 @@ use std::sync::{PoisonError, RwLock};
 use smp_groups_crypto::{ed25519, nacl, x25519};
 
 use crate::types::{
-    AuthKey, Authorization, CmdError, Command, ErrorCode, QueueId, QueueMode, Request,
+    AuthKey, Authorization, CmdError, ErrorCode, QueueCommand, QueueId, QueueMode, Request,
 };
 
 /// What a connection knows for checking authenticators:
@@ -214,19 +214,19 @@ pub fn verify_request(
         ErrorCode::Auth
     };
     let (rid, sender_key) = match &request.command {
-        Command::Ping | Command::NotServed(_) => (None, None),
-        Command::New(nq) => {
+        QueueCommand::Ping | QueueCommand::NotServed(_) => (None, None),
+        QueueCommand::New(nq) => {
             if !check(&nq.recipient_key) {
                 return Err(ErrorCode::Auth);
             }
             (None, None)
         }
-        cmd @ (Command::Send { .. } | Command::SKey(_)) => {
+        cmd @ (QueueCommand::Send { .. } | QueueCommand::SKey(_)) => {
             let Some(IndexEntry::Sender { rid, key, mode }) = index.get(&request.entity_id) else {
                 return Err(dummy());
             };
             let ok = match cmd {
-                Command::SKey(k) => {
+                QueueCommand::SKey(k) => {
                     let allowed =
                         mode == Some(QueueMode::Messaging) && key.is_none_or(|sk| sk == *k);
                     if !allowed {
@@ -267,17 +267,20 @@ pub fn verify_request(
 /// The `checkCredentials` rules: which commands need an authorization and an
 /// entity id, and which must have none.
 pub(crate) fn check_credentials(
-    cmd: &Command,
+    cmd: &QueueCommand,
     auth: &Authorization,
     entity: &[u8],
 ) -> Result<(), CmdError> {
     let has_auth = auth.is_present();
     match cmd {
-        Command::New(_) if !has_auth => Err(CmdError::NoAuth),
-        Command::New(_) if !entity.is_empty() => Err(CmdError::HasAuth),
-        Command::Send { .. } if entity.is_empty() => Err(CmdError::NoEntity),
-        Command::Ping if has_auth || !entity.is_empty() => Err(CmdError::HasAuth),
-        Command::New(_) | Command::Send { .. } | Command::Ping | Command::NotServed(_) => Ok(()),
+        QueueCommand::New(_) if !has_auth => Err(CmdError::NoAuth),
+        QueueCommand::New(_) if !entity.is_empty() => Err(CmdError::HasAuth),
+        QueueCommand::Send { .. } if entity.is_empty() => Err(CmdError::NoEntity),
+        QueueCommand::Ping if has_auth || !entity.is_empty() => Err(CmdError::HasAuth),
+        QueueCommand::New(_)
+        | QueueCommand::Send { .. }
+        | QueueCommand::Ping
+        | QueueCommand::NotServed(_) => Ok(()),
         _ if !has_auth || entity.is_empty() => Err(CmdError::NoAuth),
         _ => Ok(()),
     }

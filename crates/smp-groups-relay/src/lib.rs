@@ -62,7 +62,7 @@ pub use signal::shutdown_signal;
 pub use state::{BatchFailed, Refusals, RelayRng, RelayState, Session};
 pub use store::{Durability, QUEUE_STORE_VERSION, QueueStore, QueueStoreError, STORE_FILE};
 pub use types::{
-    AuthKey, Authorization, CmdError, Command, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody,
-    MsgId, NewQueue, Outcome, QueueId, QueueMode, QueueRecord, QueueStatus, Reply, Request,
+    AuthKey, Authorization, CmdError, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody, MsgId,
+    NewQueue, Outcome, QueueCommand, QueueId, QueueMode, QueueRecord, QueueStatus, Reply, Request,
     Response, StoredMessage,
 };

@@ -18,7 +18,7 @@ use smp_groups_wire::{Decode, Error as WireError, Reader, ShortBytes};
 use crate::auth::{AuthIndex, Verified, verify_request};
 use crate::state::{RelayState, Session};
 use crate::types::{
-    AuthKey, Authorization, CmdError, Command, ErrorCode, NewQueue, Outcome, QueueMode, Reply,
+    AuthKey, Authorization, CmdError, ErrorCode, NewQueue, Outcome, QueueCommand, QueueMode, Reply,
     Request, Response,
 };
 
@@ -107,7 +107,7 @@ fn auth_key(k: wsmp::AuthPublicKey) -> AuthKey {
 }
 
 /// Decodes a command at version `v`.
-pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdError> {
+pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<QueueCommand, CmdError> {
     use wsmp::{RecipientCommand as R, SenderCommand as S};
     let tag_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
     let tag = bytes.get(..tag_end).unwrap_or_default();
@@ -125,7 +125,7 @@ pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdErr
             ..
         }) => {
             return match NOT_SERVED.iter().find(|t| t.as_bytes() == tag) {
-                Some(t) => Ok(Command::NotServed(t)),
+                Some(t) => Ok(QueueCommand::NotServed(t)),
                 None => Err(CmdError::Unknown),
             };
         }
@@ -140,9 +140,9 @@ pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdErr
                     Some(QueueReqData::Messaging(Some(_)) | QueueReqData::Contact(Some(_)))
                 )
             {
-                return Ok(Command::NotServed("NEW"));
+                return Ok(QueueCommand::NotServed("NEW"));
             }
-            Command::New(NewQueue {
+            QueueCommand::New(NewQueue {
                 recipient_key: auth_key(nq.rcv_auth_key),
                 recipient_dh_key: x25519::PublicKey::from_bytes(nq.rcv_dh_key.0),
                 basic_auth: nq.basic_auth.map(|a| a.as_slice().to_vec()),
@@ -153,28 +153,28 @@ pub(crate) fn decode_command(v: Version, bytes: &[u8]) -> Result<Command, CmdErr
                 }),
             })
         }
-        wsmp::Command::Recipient(R::Sub) => Command::Sub,
-        wsmp::Command::Recipient(R::Key(k)) => Command::Key(auth_key(k)),
-        wsmp::Command::Recipient(R::Get) => Command::Get,
-        wsmp::Command::Recipient(R::Ack(id)) => Command::Ack(id.into_vec()),
-        wsmp::Command::Recipient(R::Off) => Command::Off,
-        wsmp::Command::Recipient(R::Del) => Command::Del,
-        wsmp::Command::Sender(S::SKey(k)) => Command::SKey(auth_key(k)),
-        wsmp::Command::Sender(S::Send { flags, body }) => Command::Send {
+        wsmp::Command::Recipient(R::Sub) => QueueCommand::Sub,
+        wsmp::Command::Recipient(R::Key(k)) => QueueCommand::Key(auth_key(k)),
+        wsmp::Command::Recipient(R::Get) => QueueCommand::Get,
+        wsmp::Command::Recipient(R::Ack(id)) => QueueCommand::Ack(id.into_vec()),
+        wsmp::Command::Recipient(R::Off) => QueueCommand::Off,
+        wsmp::Command::Recipient(R::Del) => QueueCommand::Del,
+        wsmp::Command::Sender(S::SKey(k)) => QueueCommand::SKey(auth_key(k)),
+        wsmp::Command::Sender(S::Send { flags, body }) => QueueCommand::Send {
             notification: flags.notification,
             body,
         },
-        wsmp::Command::Ping => Command::Ping,
+        wsmp::Command::Ping => QueueCommand::Ping,
         _ => return Err(CmdError::Unknown),
     })
 }
 
 /// `SEND flags SP body` with a body longer than the version allows.
-fn decode_large_send(bytes: &[u8]) -> Option<Command> {
+fn decode_large_send(bytes: &[u8]) -> Option<QueueCommand> {
     let mut r = Reader::new(bytes.strip_prefix(b"SEND ")?);
     let flags = MsgFlags::decode(&mut r).ok()?;
     r.literal(b" ", "SEND body").ok()?;
-    Some(Command::Send {
+    Some(QueueCommand::Send {
         notification: flags.notification,
         body: r.rest().to_vec(),
     })

@@ -31,8 +31,8 @@ use crate::config::{RCV_PADDED_LEN, RelayConfig, max_message_length};
 use crate::ratelog::RateLog;
 use crate::store::{FrontMessage, QueueStore, QueueStoreError};
 use crate::types::{
-    AuthKey, CmdError, Command, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody, MsgId, NewQueue,
-    Outcome, QueueId, QueueRecord, QueueStatus, Reply, Request, Response, StoredMessage,
+    AuthKey, CmdError, ConnId, DhSecret, ErrorCode, ID_LEN, MessageBody, MsgId, NewQueue, Outcome,
+    QueueCommand, QueueId, QueueRecord, QueueStatus, Reply, Request, Response, StoredMessage,
 };
 
 /// A random generator the relay can own and move between threads.
@@ -407,26 +407,28 @@ impl RelayState {
         };
         self.conns.entry(conn).or_default();
         let result = match (command, rid) {
-            (Command::Ping, _) => Ok(Reply::Pong),
-            (Command::NotServed(_), _) => Err(ErrorCode::Cmd(CmdError::Prohibited)),
-            (Command::New(nq), _) => self.create_queue(conn, &nq),
+            (QueueCommand::Ping, _) => Ok(Reply::Pong),
+            (QueueCommand::NotServed(_), _) => Err(ErrorCode::Cmd(CmdError::Prohibited)),
+            (QueueCommand::New(nq), _) => self.create_queue(conn, &nq),
             // Deleted after the request was checked: as an unknown queue.
             (_, None) => Err(ErrorCode::Auth),
             (_, Some(rid)) if !self.queues.contains_key(&rid) => Err(ErrorCode::Auth),
-            (Command::Sub, Some(rid)) => match self.subscribe_cmd(conn, rid, &mut out.events) {
-                Ok(msg) => {
-                    reply(&mut out, Reply::Subscribed);
-                    if let Some(m) = msg {
-                        out.responses.push(Response::event(&rid, m));
+            (QueueCommand::Sub, Some(rid)) => {
+                match self.subscribe_cmd(conn, rid, &mut out.events) {
+                    Ok(msg) => {
+                        reply(&mut out, Reply::Subscribed);
+                        if let Some(m) = msg {
+                            out.responses.push(Response::event(&rid, m));
+                        }
+                        return out;
                     }
-                    return out;
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
-            (Command::Get, Some(rid)) => self.get_cmd(conn, rid),
-            (Command::Ack(id), Some(rid)) => self.ack_cmd(conn, rid, &id),
-            (Command::Key(k) | Command::SKey(k), Some(rid)) => self.secure(rid, k),
-            (Command::Send { notification, body }, Some(rid)) => {
+            }
+            (QueueCommand::Get, Some(rid)) => self.get_cmd(conn, rid),
+            (QueueCommand::Ack(id), Some(rid)) => self.ack_cmd(conn, rid, &id),
+            (QueueCommand::Key(k) | QueueCommand::SKey(k), Some(rid)) => self.secure(rid, k),
+            (QueueCommand::Send { notification, body }, Some(rid)) => {
                 if self.queues.get(&rid).map(|q| q.rec.sender_key) == Some(sender_key) {
                     self.send_cmd(version, rid, notification, body, now, &mut out.deliveries)
                 } else {
@@ -434,8 +436,8 @@ impl RelayState {
                     Err(ErrorCode::Auth)
                 }
             }
-            (Command::Off, Some(rid)) => self.off_cmd(rid),
-            (Command::Del, Some(rid)) => self.del_cmd(conn, rid, &mut out.events),
+            (QueueCommand::Off, Some(rid)) => self.off_cmd(rid),
+            (QueueCommand::Del, Some(rid)) => self.del_cmd(conn, rid, &mut out.events),
         };
         reply(&mut out, result.unwrap_or_else(Reply::Err));
         out

@@ -183,7 +183,7 @@ pub struct NewQueue {
 
 /// A client command, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
+pub enum QueueCommand {
     /// Create a queue.
     New(NewQueue),
     /// Subscribe to a queue (recipient).
@@ -228,7 +228,7 @@ pub struct Request {
     /// is checked.
     pub authorized: Vec<u8>,
     /// The command.
-    pub command: Command,
+    pub command: QueueCommand,
 }
 
 /// `CMD` error details.

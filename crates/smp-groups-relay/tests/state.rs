@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::{
-    AuthKey, Authorization, CmdError, Command, ErrorCode, NewQueue, QueueMode, Reply, Response,
+    AuthKey, Authorization, CmdError, ErrorCode, NewQueue, QueueCommand, QueueMode, Reply, Response,
 };
 use smp_groups_relay::{QueueStore, RelayConfig, RelayState};
 
@@ -25,7 +25,7 @@ fn whole_queue_lifecycle() {
     assert!(out.events.is_empty(), "nobody is subscribed yet");
 
     // KEY by the recipient secures the queue with the sender's key.
-    let key = Command::Key(AuthKey::Ed25519(q.snd_key.public_key()));
+    let key = QueueCommand::Key(AuthKey::Ed25519(q.snd_key.public_key()));
     assert_eq!(
         only(&relay.handle(&rcv, signed(&q.rcv_key, 3, &q.rid, key.clone()), 101)),
         Reply::Ok
@@ -36,7 +36,7 @@ fn whole_queue_lifecycle() {
         Reply::Ok
     );
     let other = ed25519::SigningKey::generate(&mut rng::seeded(99));
-    let key2 = Command::Key(AuthKey::Ed25519(other.public_key()));
+    let key2 = QueueCommand::Key(AuthKey::Ed25519(other.public_key()));
     assert_eq!(
         only(&relay.handle(&rcv, signed(&q.rcv_key, 5, &q.rid, key2), 101)),
         Reply::Err(ErrorCode::Auth)
@@ -51,7 +51,7 @@ fn whole_queue_lifecycle() {
     assert_eq!(only(&out), Reply::Ok);
 
     // SUB answers and delivers the first message.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 8, &q.rid, Command::Sub), 104);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 8, &q.rid, QueueCommand::Sub), 104);
     assert_eq!(out.responses.len(), 2);
     assert_eq!(out.responses[0].reply, Reply::Subscribed);
     assert_eq!(out.responses[0].corr_id, vec![8; 24]);
@@ -64,13 +64,13 @@ fn whole_queue_lifecycle() {
     // answers with the next message.
     let out = relay.handle(
         &rcv,
-        signed(&q.rcv_key, 9, &q.rid, Command::Ack(vec![0; 24])),
+        signed(&q.rcv_key, 9, &q.rid, QueueCommand::Ack(vec![0; 24])),
         105,
     );
     assert_eq!(only(&out), Reply::Err(ErrorCode::NoMsg));
     let out = relay.handle(
         &rcv,
-        signed(&q.rcv_key, 10, &q.rid, Command::Ack(id1.clone())),
+        signed(&q.rcv_key, 10, &q.rid, QueueCommand::Ack(id1.clone())),
         105,
     );
     let (id2, ts2, _, body) = open_msg(&q, &only(&out));
@@ -82,9 +82,17 @@ fn whole_queue_lifecycle() {
     assert_eq!((ts2, body.as_slice()), (103, &b"second"[..]));
     assert_ne!(id1, id2);
     // ACK of an already acknowledged message.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 11, &q.rid, Command::Ack(id1)), 105);
+    let out = relay.handle(
+        &rcv,
+        signed(&q.rcv_key, 11, &q.rid, QueueCommand::Ack(id1)),
+        105,
+    );
     assert_eq!(only(&out), Reply::Err(ErrorCode::NoMsg));
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 12, &q.rid, Command::Ack(id2)), 105);
+    let out = relay.handle(
+        &rcv,
+        signed(&q.rcv_key, 12, &q.rid, QueueCommand::Ack(id2)),
+        105,
+    );
     assert_eq!(only(&out), Reply::Ok);
 
     // A message to an idle subscribed queue is delivered as an event.
@@ -94,7 +102,7 @@ fn whole_queue_lifecycle() {
             &q.snd_key,
             13,
             &q.sid,
-            Command::Send {
+            QueueCommand::Send {
                 notification: true,
                 body: b"third".to_vec(),
             },
@@ -112,20 +120,28 @@ fn whole_queue_lifecycle() {
     assert_eq!(only(&out), Reply::Ok);
     assert!(out.events.is_empty());
     // GET is prohibited on a subscribed connection.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 15, &q.rid, Command::Get), 107);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 15, &q.rid, QueueCommand::Get), 107);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Cmd(CmdError::Prohibited)));
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 16, &q.rid, Command::Ack(id3)), 107);
+    let out = relay.handle(
+        &rcv,
+        signed(&q.rcv_key, 16, &q.rid, QueueCommand::Ack(id3)),
+        107,
+    );
     assert_eq!(open_msg(&q, &only(&out)).3, b"fourth");
 
     // OFF: sending is refused, the recipient still works.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 17, &q.rid, Command::Off), 108);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 17, &q.rid, QueueCommand::Off), 108);
     assert_eq!(only(&out), Reply::Ok);
     let out = relay.handle(&snd, signed(&q.snd_key, 18, &q.sid, send(b"late")), 108);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
 
     // DEL by the recipient on another connection: the subscriber gets DELD.
     let rcv2 = session(&mut relay, None);
-    let out = relay.handle(&rcv2, signed(&q.rcv_key, 19, &q.rid, Command::Del), 109);
+    let out = relay.handle(
+        &rcv2,
+        signed(&q.rcv_key, 19, &q.rid, QueueCommand::Del),
+        109,
+    );
     assert_eq!(only(&out), Reply::Ok);
     assert_eq!(
         events_for(&out, rcv.conn),
@@ -134,7 +150,7 @@ fn whole_queue_lifecycle() {
     assert_eq!(relay.queue_count(), 0);
     assert_eq!(relay.message_count(), 0);
     // The queue is gone for both parties.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 20, &q.rid, Command::Sub), 110);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 20, &q.rid, QueueCommand::Sub), 110);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     let out = relay.handle(&snd, signed(&q.snd_key, 21, &q.sid, send(b"x")), 110);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
@@ -146,7 +162,7 @@ fn sender_secures_with_skey() {
     let rcv = session(&mut relay, None);
     let snd = session(&mut relay, None);
     let q = new_queue(&mut relay, &rcv, 11, true, Some(QueueMode::Messaging));
-    let skey = Command::SKey(AuthKey::Ed25519(q.snd_key.public_key()));
+    let skey = QueueCommand::SKey(AuthKey::Ed25519(q.snd_key.public_key()));
     // SKEY must be signed by the key it sets.
     let wrong = ed25519::SigningKey::generate(&mut rng::seeded(5));
     assert_eq!(
@@ -162,7 +178,7 @@ fn sender_secures_with_skey() {
         only(&relay.handle(&snd, signed(&q.snd_key, 4, &q.sid, skey), 1)),
         Reply::Ok
     );
-    let skey2 = Command::SKey(AuthKey::Ed25519(wrong.public_key()));
+    let skey2 = QueueCommand::SKey(AuthKey::Ed25519(wrong.public_key()));
     assert_eq!(
         only(&relay.handle(&snd, signed(&wrong, 5, &q.sid, skey2), 1)),
         Reply::Err(ErrorCode::Auth)
@@ -175,7 +191,7 @@ fn sender_secures_with_skey() {
 
     // A queue without the messaging mode cannot be secured by the sender.
     let q2 = new_queue(&mut relay, &rcv, 12, false, None);
-    let skey = Command::SKey(AuthKey::Ed25519(q2.snd_key.public_key()));
+    let skey = QueueCommand::SKey(AuthKey::Ed25519(q2.snd_key.public_key()));
     assert_eq!(
         only(&relay.handle(&snd, signed(&q2.snd_key, 7, &q2.sid, skey), 1)),
         Reply::Err(ErrorCode::Auth)
@@ -200,9 +216,9 @@ fn second_subscriber_ends_the_first() {
     let q = new_queue(&mut relay, &a, 14, false, None);
     relay.handle(&snd, unsigned(2, &q.sid, send(b"m1")), 1);
 
-    let out = relay.handle(&a, signed(&q.rcv_key, 3, &q.rid, Command::Sub), 2);
+    let out = relay.handle(&a, signed(&q.rcv_key, 3, &q.rid, QueueCommand::Sub), 2);
     let (id1, ..) = open_msg(&q, &out.responses[1].reply);
-    let out = relay.handle(&b, signed(&q.rcv_key, 4, &q.rid, Command::Sub), 3);
+    let out = relay.handle(&b, signed(&q.rcv_key, 4, &q.rid, QueueCommand::Sub), 3);
     assert_eq!(out.responses[0].reply, Reply::Subscribed);
     assert_eq!(
         open_msg(&q, &out.responses[1].reply).0,
@@ -218,24 +234,24 @@ fn second_subscriber_ends_the_first() {
     // a no longer holds the subscription.
     let out = relay.handle(
         &a,
-        signed(&q.rcv_key, 5, &q.rid, Command::Ack(id1.clone())),
+        signed(&q.rcv_key, 5, &q.rid, QueueCommand::Ack(id1.clone())),
         4,
     );
     assert_eq!(only(&out), Reply::Err(ErrorCode::NoMsg));
-    let out = relay.handle(&b, signed(&q.rcv_key, 6, &q.rid, Command::Ack(id1)), 4);
+    let out = relay.handle(&b, signed(&q.rcv_key, 6, &q.rid, QueueCommand::Ack(id1)), 4);
     assert_eq!(only(&out), Reply::Ok);
     let out = relay.handle(&snd, unsigned(7, &q.sid, send(b"m2")), 5);
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.events[0].0, b.conn);
 
     // SUB again on the same connection re-sends the unacknowledged message.
-    let out = relay.handle(&b, signed(&q.rcv_key, 8, &q.rid, Command::Sub), 6);
+    let out = relay.handle(&b, signed(&q.rcv_key, 8, &q.rid, QueueCommand::Sub), 6);
     assert_eq!(open_msg(&q, &out.responses[1].reply).3, b"m2");
     assert!(out.events.is_empty(), "no END to itself");
 
     // After b disconnects, nothing is delivered until someone subscribes.
     relay.disconnect(b.conn);
-    let out = relay.handle(&b, signed(&q.rcv_key, 9, &q.rid, Command::Get), 7);
+    let out = relay.handle(&b, signed(&q.rcv_key, 9, &q.rid, QueueCommand::Get), 7);
     assert_eq!(open_msg(&q, &only(&out)).3, b"m2");
 }
 
@@ -244,11 +260,11 @@ fn get_and_its_rules() {
     let mut relay = relay(RelayConfig::default());
     let rcv = session(&mut relay, None);
     let q = new_queue(&mut relay, &rcv, 15, false, None);
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 2, &q.rid, Command::Get), 1);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 2, &q.rid, QueueCommand::Get), 1);
     assert_eq!(only(&out), Reply::Ok, "empty queue");
     relay.handle(&rcv, unsigned(3, &q.sid, send(b"a")), 1);
     relay.handle(&rcv, unsigned(4, &q.sid, send(b"b")), 1);
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 5, &q.rid, Command::Get), 2);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 5, &q.rid, QueueCommand::Get), 2);
     assert_eq!(
         out.responses[0].corr_id,
         vec![5; 24],
@@ -257,27 +273,31 @@ fn get_and_its_rules() {
     let (id, _, _, body) = open_msg(&q, &only(&out));
     assert_eq!(body, b"a");
     // GET again without ACK returns the same message.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 6, &q.rid, Command::Get), 2);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 6, &q.rid, QueueCommand::Get), 2);
     assert_eq!(open_msg(&q, &only(&out)).0, id);
     // SUB after GET on the same connection is prohibited.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 7, &q.rid, Command::Sub), 2);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 7, &q.rid, QueueCommand::Sub), 2);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Cmd(CmdError::Prohibited)));
     // ACK after GET answers OK, without the next message.
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 8, &q.rid, Command::Ack(id)), 2);
+    let out = relay.handle(
+        &rcv,
+        signed(&q.rcv_key, 8, &q.rid, QueueCommand::Ack(id)),
+        2,
+    );
     assert_eq!(only(&out), Reply::Ok);
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 9, &q.rid, Command::Get), 2);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 9, &q.rid, QueueCommand::Get), 2);
     assert_eq!(open_msg(&q, &only(&out)).3, b"b");
     // ACK with an empty id acknowledges whatever was delivered.
     let out = relay.handle(
         &rcv,
-        signed(&q.rcv_key, 10, &q.rid, Command::Ack(vec![])),
+        signed(&q.rcv_key, 10, &q.rid, QueueCommand::Ack(vec![])),
         2,
     );
     assert_eq!(only(&out), Reply::Ok);
     // ACK with nothing delivered.
     let out = relay.handle(
         &rcv,
-        signed(&q.rcv_key, 11, &q.rid, Command::Ack(vec![1; 24])),
+        signed(&q.rcv_key, 11, &q.rid, QueueCommand::Ack(vec![1; 24])),
         2,
     );
     assert_eq!(only(&out), Reply::Err(ErrorCode::NoMsg));
@@ -311,7 +331,7 @@ fn quota_then_marker_then_recovery() {
         "three messages and the quota marker"
     );
 
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 5, &q.rid, Command::Sub), 13);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 5, &q.rid, QueueCommand::Sub), 13);
     let mut reply = out.responses[1].reply.clone();
     let mut got = Vec::new();
     for corr in 6..10u8 {
@@ -322,7 +342,11 @@ fn quota_then_marker_then_recovery() {
             only(&relay.handle(&rcv, unsigned(50 + corr, &q.sid, send(b"x")), 14)),
             Reply::Err(ErrorCode::Quota)
         );
-        let out = relay.handle(&rcv, signed(&q.rcv_key, corr, &q.rid, Command::Ack(id)), 14);
+        let out = relay.handle(
+            &rcv,
+            signed(&q.rcv_key, corr, &q.rid, QueueCommand::Ack(id)),
+            14,
+        );
         reply = only(&out);
     }
     assert_eq!(reply, Reply::Ok);
@@ -359,7 +383,7 @@ fn messages_expire() {
     assert_eq!(relay.message_count(), 2);
     // The periodic sweep at 1160 removes "mid" (before 1060) and keeps "new".
     assert_eq!(relay.expire_messages(1160).unwrap(), 1);
-    let out = relay.handle(&rcv, signed(&q.rcv_key, 4, &q.rid, Command::Get), 1160);
+    let out = relay.handle(&rcv, signed(&q.rcv_key, 4, &q.rid, QueueCommand::Get), 1160);
     assert_eq!(open_msg(&q, &only(&out)).3, b"new");
     assert_eq!(relay.expire_messages(1160).unwrap(), 0);
     assert_eq!(relay.expire_messages(1221).unwrap(), 1);
@@ -372,7 +396,7 @@ fn credentials_are_checked_first() {
     let s = session(&mut relay, None);
     let q = new_queue(&mut relay, &s, 18, false, None);
     let k = &q.rcv_key;
-    let new = Command::New(NewQueue {
+    let new = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::Ed25519(k.public_key()),
         recipient_dh_key: q.rcv_dh.public_key(),
         basic_auth: None,
@@ -393,23 +417,23 @@ fn credentials_are_checked_first() {
         cmd_err(CmdError::NoEntity)
     );
     assert_eq!(
-        only(&relay.handle(&s, signed(k, 4, &[], Command::Ping), 0)),
+        only(&relay.handle(&s, signed(k, 4, &[], QueueCommand::Ping), 0)),
         cmd_err(CmdError::HasAuth)
     );
     assert_eq!(
-        only(&relay.handle(&s, unsigned(5, &q.rid, Command::Ping), 0)),
+        only(&relay.handle(&s, unsigned(5, &q.rid, QueueCommand::Ping), 0)),
         cmd_err(CmdError::HasAuth)
     );
     assert_eq!(
-        only(&relay.handle(&s, unsigned(6, &[], Command::Ping), 0)),
+        only(&relay.handle(&s, unsigned(6, &[], QueueCommand::Ping), 0)),
         Reply::Pong
     );
     for cmd in [
-        Command::Sub,
-        Command::Get,
-        Command::Off,
-        Command::Del,
-        Command::Ack(vec![]),
+        QueueCommand::Sub,
+        QueueCommand::Get,
+        QueueCommand::Off,
+        QueueCommand::Del,
+        QueueCommand::Ack(vec![]),
     ] {
         assert_eq!(
             only(&relay.handle(&s, unsigned(7, &q.rid, cmd.clone()), 0)),
@@ -421,16 +445,20 @@ fn credentials_are_checked_first() {
         );
     }
     // Unknown queue: AUTH, the same as a wrong key.
-    let out = relay.handle(&s, signed(k, 9, &[5; 24], Command::Sub), 0);
+    let out = relay.handle(&s, signed(k, 9, &[5; 24], QueueCommand::Sub), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     assert_eq!(out.responses[0].entity_id, vec![5; 24]);
-    let out = relay.handle(&s, signed(k, 10, &[5; 3], Command::Sub), 0);
+    let out = relay.handle(&s, signed(k, 10, &[5; 3], QueueCommand::Sub), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // A recipient command addressed by the sender id is an unknown queue too.
-    let out = relay.handle(&s, signed(k, 11, &q.sid, Command::Sub), 0);
+    let out = relay.handle(&s, signed(k, 11, &q.sid, QueueCommand::Sub), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // Commands this relay does not serve.
-    let out = relay.handle(&s, signed(k, 12, &q.rid, Command::NotServed("NKEY")), 0);
+    let out = relay.handle(
+        &s,
+        signed(k, 12, &q.rid, QueueCommand::NotServed("NKEY")),
+        0,
+    );
     assert_eq!(only(&out), cmd_err(CmdError::Prohibited));
 }
 
@@ -440,14 +468,14 @@ fn bad_signature_is_refused() {
     let s = session(&mut relay, None);
     let q = new_queue(&mut relay, &s, 19, false, None);
     // Signed by the wrong key.
-    let out = relay.handle(&s, signed(&q.snd_key, 2, &q.rid, Command::Sub), 0);
+    let out = relay.handle(&s, signed(&q.snd_key, 2, &q.rid, QueueCommand::Sub), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // The right key over other bytes.
-    let mut req = signed(&q.rcv_key, 3, &q.rid, Command::Sub);
+    let mut req = signed(&q.rcv_key, 3, &q.rid, QueueCommand::Sub);
     req.authorized.push(0);
     assert_eq!(only(&relay.handle(&s, req, 0)), Reply::Err(ErrorCode::Auth));
     // A flipped signature bit.
-    let mut req = signed(&q.rcv_key, 4, &q.rid, Command::Sub);
+    let mut req = signed(&q.rcv_key, 4, &q.rid, QueueCommand::Sub);
     if let Authorization::Ed25519(sig) = &req.auth {
         let mut b = sig.to_bytes();
         b[10] ^= 1;
@@ -455,11 +483,11 @@ fn bad_signature_is_refused() {
     }
     assert_eq!(only(&relay.handle(&s, req, 0)), Reply::Err(ErrorCode::Auth));
     // An Ed448 signature never verifies here.
-    let mut req = signed(&q.rcv_key, 5, &q.rid, Command::Sub);
+    let mut req = signed(&q.rcv_key, 5, &q.rid, QueueCommand::Sub);
     req.auth = Authorization::Unsupported;
     assert_eq!(only(&relay.handle(&s, req, 0)), Reply::Err(ErrorCode::Auth));
     // NEW signed by a key other than the one it registers.
-    let new = Command::New(NewQueue {
+    let new = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::Ed25519(q.rcv_key.public_key()),
         recipient_dh_key: q.rcv_dh.public_key(),
         basic_auth: None,
@@ -469,7 +497,7 @@ fn bad_signature_is_refused() {
     let out = relay.handle(&s, signed(&q.snd_key, 6, &[], new), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // The correct signature still works.
-    let out = relay.handle(&s, signed(&q.rcv_key, 7, &q.rid, Command::Sub), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 7, &q.rid, QueueCommand::Sub), 0);
     assert_eq!(out.responses[0].reply, Reply::Subscribed);
 }
 
@@ -482,7 +510,7 @@ fn authenticators_use_the_session_key() {
     let no_key = session(&mut relay, None);
     let rcv_auth = x25519::SecretKey::generate(&mut r);
     let rcv_dh = x25519::SecretKey::generate(&mut r);
-    let make = |corr: u8, entity: &[u8], cmd: Command, key: &x25519::SecretKey| {
+    let make = |corr: u8, entity: &[u8], cmd: QueueCommand, key: &x25519::SecretKey| {
         let corr_id = vec![corr; 24];
         let authorized = authorized(&corr_id, entity, b"cmd");
         let a = nacl::cb_authenticator(
@@ -499,7 +527,7 @@ fn authenticators_use_the_session_key() {
             command: cmd,
         }
     };
-    let new = Command::New(NewQueue {
+    let new = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::X25519(rcv_auth.public_key()),
         recipient_dh_key: rcv_dh.public_key(),
         basic_auth: None,
@@ -513,14 +541,14 @@ fn authenticators_use_the_session_key() {
     let Reply::Ids { recipient_id, .. } = only(&out) else {
         panic!("{out:?}")
     };
-    let out = relay.handle(&s, make(3, &recipient_id, Command::Get, &rcv_auth), 0);
+    let out = relay.handle(&s, make(3, &recipient_id, QueueCommand::Get, &rcv_auth), 0);
     assert_eq!(only(&out), Reply::Ok);
     // Made with another key.
-    let out = relay.handle(&s, make(4, &recipient_id, Command::Get, &rcv_dh), 0);
+    let out = relay.handle(&s, make(4, &recipient_id, QueueCommand::Get, &rcv_dh), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // An Ed25519 signature for an X25519 queue key.
     let ed = ed25519::SigningKey::generate(&mut r);
-    let out = relay.handle(&s, signed(&ed, 5, &recipient_id, Command::Get), 0);
+    let out = relay.handle(&s, signed(&ed, 5, &recipient_id, QueueCommand::Get), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
 }
 
@@ -539,7 +567,7 @@ fn large_messages_are_refused_by_version() {
     let out = relay.handle(&s, unsigned(4, &q.sid, send(&[0; 16089])), 0);
     assert_eq!(only(&out), Reply::Err(ErrorCode::LargeMsg));
     // The largest body still fits the delivered box.
-    let out = relay.handle(&s, signed(&q.rcv_key, 5, &q.rid, Command::Get), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 5, &q.rid, QueueCommand::Get), 0);
     assert_eq!(open_msg(&q, &only(&out)).3.len(), 16048);
 }
 
@@ -553,7 +581,7 @@ fn new_queue_password() {
     let k = ed25519::SigningKey::generate(&mut rng::seeded(22));
     let dh = x25519::SecretKey::generate(&mut rng::seeded(23));
     let new = |basic_auth: Option<&[u8]>| {
-        Command::New(NewQueue {
+        QueueCommand::New(NewQueue {
             recipient_key: AuthKey::Ed25519(k.public_key()),
             recipient_dh_key: dh.public_key(),
             basic_auth: basic_auth.map(<[u8]>::to_vec),
@@ -584,7 +612,7 @@ fn restart_loses_nothing() {
             RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(3))).unwrap();
         let s = session(&mut relay, None);
         let q = new_queue(&mut relay, &s, 24, false, None);
-        let key = Command::Key(AuthKey::Ed25519(q.snd_key.public_key()));
+        let key = QueueCommand::Key(AuthKey::Ed25519(q.snd_key.public_key()));
         assert_eq!(
             only(&relay.handle(&s, signed(&q.rcv_key, 1, &q.rid, key), 0)),
             Reply::Ok
@@ -598,11 +626,11 @@ fn restart_loses_nothing() {
             assert_eq!(only(&out), Reply::Ok);
         }
         // Deliver and acknowledge the first two.
-        let out = relay.handle(&s, signed(&q.rcv_key, 3, &q.rid, Command::Sub), 30);
+        let out = relay.handle(&s, signed(&q.rcv_key, 3, &q.rid, QueueCommand::Sub), 30);
         let (id, ..) = open_msg(&q, &out.responses[1].reply);
-        let out = relay.handle(&s, signed(&q.rcv_key, 4, &q.rid, Command::Ack(id)), 30);
+        let out = relay.handle(&s, signed(&q.rcv_key, 4, &q.rid, QueueCommand::Ack(id)), 30);
         let (id, ..) = open_msg(&q, &only(&out));
-        let out = relay.handle(&s, signed(&q.rcv_key, 5, &q.rid, Command::Ack(id)), 30);
+        let out = relay.handle(&s, signed(&q.rcv_key, 5, &q.rid, QueueCommand::Ack(id)), 30);
         let (id3, ..) = open_msg(&q, &only(&out));
         (q, id3)
     };
@@ -615,7 +643,7 @@ fn restart_loses_nothing() {
     // The queue is still secured.
     let out = relay.handle(&s, unsigned(6, &q.sid, send(b"x")), 40);
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
-    let out = relay.handle(&s, signed(&q.rcv_key, 7, &q.rid, Command::Sub), 40);
+    let out = relay.handle(&s, signed(&q.rcv_key, 7, &q.rid, QueueCommand::Sub), 40);
     let mut reply = out.responses[1].reply.clone();
     let mut bodies = Vec::new();
     for corr in 0..8u8 {
@@ -625,7 +653,11 @@ fn restart_loses_nothing() {
         }
         assert_eq!(ts, 12 + i64::from(corr));
         bodies.push(body);
-        reply = only(&relay.handle(&s, signed(&q.rcv_key, corr, &q.rid, Command::Ack(id)), 41));
+        reply = only(&relay.handle(
+            &s,
+            signed(&q.rcv_key, corr, &q.rid, QueueCommand::Ack(id)),
+            41,
+        ));
     }
     assert_eq!(reply, Reply::Ok);
     assert_eq!(bodies, (2..10u8).map(|i| vec![i; 100]).collect::<Vec<_>>());
@@ -651,9 +683,9 @@ fn deleted_queue_stays_deleted_after_restart() {
         let keep = new_queue(&mut relay, &s, 26, false, None);
         relay.handle(&s, unsigned(1, &q.sid, send(b"gone")), 0);
         relay.handle(&s, unsigned(1, &keep.sid, send(b"kept")), 0);
-        relay.handle(&s, signed(&q.rcv_key, 2, &q.rid, Command::Off), 0);
+        relay.handle(&s, signed(&q.rcv_key, 2, &q.rid, QueueCommand::Off), 0);
         assert_eq!(
-            only(&relay.handle(&s, signed(&q.rcv_key, 3, &q.rid, Command::Del), 0)),
+            only(&relay.handle(&s, signed(&q.rcv_key, 3, &q.rid, QueueCommand::Del), 0)),
             Reply::Ok
         );
         keep
@@ -663,7 +695,7 @@ fn deleted_queue_stays_deleted_after_restart() {
         RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(6))).unwrap();
     assert_eq!((relay.queue_count(), relay.message_count()), (1, 1));
     let s = session(&mut relay, None);
-    let out = relay.handle(&s, signed(&q.rcv_key, 4, &q.rid, Command::Get), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 4, &q.rid, QueueCommand::Get), 0);
     assert_eq!(open_msg(&q, &only(&out)).3, b"kept");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -677,7 +709,7 @@ fn off_survives_restart() {
             RelayState::open(store, RelayConfig::default(), Box::new(rng::seeded(7))).unwrap();
         let s = session(&mut relay, None);
         let q = new_queue(&mut relay, &s, 27, false, Some(QueueMode::Messaging));
-        relay.handle(&s, signed(&q.rcv_key, 2, &q.rid, Command::Off), 0);
+        relay.handle(&s, signed(&q.rcv_key, 2, &q.rid, QueueCommand::Off), 0);
         q
     };
     let store = QueueStore::open_dir(&dir, smp_groups_relay::Durability::Process).unwrap();
@@ -689,8 +721,8 @@ fn off_survives_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn new_cmd(k: &ed25519::SigningKey, dh: &x25519::SecretKey) -> Command {
-    Command::New(NewQueue {
+fn new_cmd(k: &ed25519::SigningKey, dh: &x25519::SecretKey) -> QueueCommand {
+    QueueCommand::New(NewQueue {
         recipient_key: AuthKey::Ed25519(k.public_key()),
         recipient_dh_key: dh.public_key(),
         basic_auth: None,
@@ -750,9 +782,9 @@ fn stored_bytes_limit_refuses_send() {
     assert_eq!((relay.message_count(), relay.stored_bytes()), (2, 2_000));
     assert_eq!(relay.refusals().stored_bytes, 1);
     // A GET and its ACK free 1 000 bytes.
-    let out = relay.handle(&s, signed(&q.rcv_key, 13, &q.rid, Command::Get), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 13, &q.rid, QueueCommand::Get), 0);
     let (id, ..) = open_msg(&q, &only(&out));
-    let out = relay.handle(&s, signed(&q.rcv_key, 14, &q.rid, Command::Ack(id)), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 14, &q.rid, QueueCommand::Ack(id)), 0);
     assert_eq!(only(&out), Reply::Ok);
     let out = relay.handle(&s, unsigned(15, &q.sid, send(&[9; 1_000])), 0);
     assert_eq!(only(&out), Reply::Ok);
@@ -769,7 +801,7 @@ fn small_order_keys_are_refused() {
     let s = session(&mut relay, Some(server.clone()));
     let k = ed25519::SigningKey::generate(&mut rng::seeded(45));
     let low = x25519::PublicKey::from_bytes([0; 32]);
-    let cmd = Command::New(NewQueue {
+    let cmd = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::Ed25519(k.public_key()),
         recipient_dh_key: low,
         basic_auth: None,
@@ -780,7 +812,7 @@ fn small_order_keys_are_refused() {
     assert_eq!(only(&out), Reply::Err(ErrorCode::Auth));
     // An authenticator "made" with the all-zero shared secret.
     let dh = x25519::SecretKey::generate(&mut rng::seeded(46));
-    let cmd = Command::New(NewQueue {
+    let cmd = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::X25519(low),
         recipient_dh_key: dh.public_key(),
         basic_auth: None,
@@ -844,10 +876,14 @@ fn a_full_store_fails_the_batch_and_recovers() {
     assert_eq!(relay.messages(&q.rid).unwrap().len(), accepted);
     // Still serving: the first message is delivered again on SUB (what was
     // delivered before may not have been committed), and acknowledged.
-    let out = relay.handle(&s, signed(&q.rcv_key, 200, &q.rid, Command::Sub), 0);
+    let out = relay.handle(&s, signed(&q.rcv_key, 200, &q.rid, QueueCommand::Sub), 0);
     let (id, _, _, body) = open_msg(&q, &out.responses[1].reply);
     assert_eq!(body, vec![0u8; 8_000]);
-    let out = relay.handle(&s, signed(&q.rcv_key, 201, &q.rid, Command::Ack(id)), 0);
+    let out = relay.handle(
+        &s,
+        signed(&q.rcv_key, 201, &q.rid, QueueCommand::Ack(id)),
+        0,
+    );
     assert!(matches!(only(&out), Reply::Msg { .. }));
     // Room again: a send fits.
     let out = relay.handle(&s, unsigned(202, &q.sid, send(&[1; 8_000])), 0);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
 use smp_groups_relay::SessionAuth;
 use smp_groups_relay::{
-    AuthKey, Authorization, Command, ConnId, NewQueue, QueueId, QueueMode, Reply, Request, Response,
+    AuthKey, Authorization, ConnId, NewQueue, QueueCommand, QueueId, QueueMode, Reply, Request,
+    Response,
 };
 use smp_groups_relay::{QueueStore, RelayConfig, RelayState, Session};
 
@@ -56,7 +57,12 @@ pub fn authorized(corr: &[u8], entity: &[u8], cmd: &[u8]) -> Vec<u8> {
     v
 }
 
-pub fn signed(key: &ed25519::SigningKey, corr: u8, entity: &[u8], command: Command) -> Request {
+pub fn signed(
+    key: &ed25519::SigningKey,
+    corr: u8,
+    entity: &[u8],
+    command: QueueCommand,
+) -> Request {
     let corr_id = vec![corr; 24];
     let authorized = authorized(&corr_id, entity, format!("{command:?}").as_bytes());
     Request {
@@ -68,7 +74,7 @@ pub fn signed(key: &ed25519::SigningKey, corr: u8, entity: &[u8], command: Comma
     }
 }
 
-pub fn unsigned(corr: u8, entity: &[u8], command: Command) -> Request {
+pub fn unsigned(corr: u8, entity: &[u8], command: QueueCommand) -> Request {
     let corr_id = vec![corr; 24];
     let authorized = authorized(&corr_id, entity, format!("{command:?}").as_bytes());
     Request {
@@ -107,7 +113,7 @@ pub fn new_queue(
     let rcv_key = ed25519::SigningKey::generate(&mut r);
     let rcv_dh = x25519::SecretKey::generate(&mut r);
     let snd_key = ed25519::SigningKey::generate(&mut r);
-    let cmd = Command::New(NewQueue {
+    let cmd = QueueCommand::New(NewQueue {
         recipient_key: AuthKey::Ed25519(rcv_key.public_key()),
         recipient_dh_key: rcv_dh.public_key(),
         basic_auth: None,
@@ -160,8 +166,8 @@ pub fn open_msg(q: &TestQueue, reply: &Reply) -> (Vec<u8>, i64, bool, Vec<u8>) {
     (msg_id.to_vec(), ts, flag, plain[10..].to_vec())
 }
 
-pub fn send(body: &[u8]) -> Command {
-    Command::Send {
+pub fn send(body: &[u8]) -> QueueCommand {
+    QueueCommand::Send {
         notification: false,
         body: body.to_vec(),
     }
