@@ -13,13 +13,13 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use smp_groups_crypto::{ed25519, nacl, rng, x25519};
-use smp_groups_relay::{SessionAuth, verify_request};
 use smp_groups_relay::handle_batch;
 use smp_groups_relay::{
-    AuthKey, Authorization, Command, ConnId, MessageBody, NewQueue, QueueId, QueueMode, Reply,
+    AuthKey, Authorization, ConnId, MessageBody, NewQueue, QueueCommand, QueueId, QueueMode, Reply,
     Request, Response,
 };
-use smp_groups_relay::{RelayConfig, RelayState, Session, Store};
+use smp_groups_relay::{QueueStore, RelayConfig, RelayState, Session};
+use smp_groups_relay::{SessionAuth, verify_request};
 
 const QUOTA: usize = 4;
 const CONNS: usize = 3;
@@ -127,7 +127,7 @@ fn session(relay: &mut RelayState, version: u16) -> Session {
 
 impl World {
     fn new() -> Self {
-        let store = Store::in_memory().expect("in-memory store");
+        let store = QueueStore::in_memory().expect("in-memory store");
         let config = RelayConfig {
             quota: QUOTA,
             message_ttl: None,
@@ -171,7 +171,7 @@ impl World {
         &mut self,
         key: Option<&ed25519::SigningKey>,
         entity: &[u8],
-        command: Command,
+        command: QueueCommand,
     ) -> Request {
         self.corr += 1;
         let mut corr_id = vec![0u8; 24];
@@ -206,7 +206,7 @@ impl World {
             } => {
                 let k = self.key(key).clone();
                 let dh = x25519::SecretKey::generate(&mut rng::seeded(u64::from(self.corr)));
-                let cmd = Command::New(NewQueue {
+                let cmd = QueueCommand::New(NewQueue {
                     recipient_key: AuthKey::Ed25519(k.public_key()),
                     recipient_dh_key: if low_dh {
                         x25519::PublicKey::from_bytes([0; 32])
@@ -230,7 +230,7 @@ impl World {
                 let (rid, k) = (self.queues[i].rid, self.key(key).clone());
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Sub),
+                    self.request(Some(&k), &rid, QueueCommand::Sub),
                     Some(i),
                 )
             }
@@ -240,7 +240,7 @@ impl World {
                 let k = self.keys[0].clone();
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Get),
+                    self.request(Some(&k), &rid, QueueCommand::Get),
                     Some(i),
                 )
             }
@@ -255,7 +255,7 @@ impl World {
                 let k = self.keys[0].clone();
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Ack(id)),
+                    self.request(Some(&k), &rid, QueueCommand::Ack(id)),
                     Some(i),
                 )
             }
@@ -266,7 +266,7 @@ impl World {
                 let k = self.keys[0].clone();
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Key(sk)),
+                    self.request(Some(&k), &rid, QueueCommand::Key(sk)),
                     Some(i),
                 )
             }
@@ -274,7 +274,7 @@ impl World {
                 let i = self.q(q)?;
                 let sid = self.queues[i].sid;
                 let k = self.key(key).clone();
-                let cmd = Command::SKey(AuthKey::Ed25519(k.public_key()));
+                let cmd = QueueCommand::SKey(AuthKey::Ed25519(k.public_key()));
                 (self.conn(conn), self.request(Some(&k), &sid, cmd), Some(i))
             }
             Op::Send { conn, q, len, sign } => {
@@ -284,7 +284,7 @@ impl World {
                 let mut body = self.body_seq.to_be_bytes().to_vec();
                 body.resize(usize::from(len % 17_000).max(4), 0xab);
                 let k = sign.map(|s| self.key(s).clone());
-                let cmd = Command::Send {
+                let cmd = QueueCommand::Send {
                     notification: len % 2 == 0,
                     body,
                 };
@@ -300,7 +300,7 @@ impl World {
                 let k = self.keys[0].clone();
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Off),
+                    self.request(Some(&k), &rid, QueueCommand::Off),
                     Some(i),
                 )
             }
@@ -310,13 +310,13 @@ impl World {
                 let k = self.key(key).clone();
                 (
                     self.conn(conn),
-                    self.request(Some(&k), &rid, Command::Del),
+                    self.request(Some(&k), &rid, QueueCommand::Del),
                     Some(i),
                 )
             }
             Op::Ping { conn } => (
                 self.conn(conn),
-                self.request(None, &[], Command::Ping),
+                self.request(None, &[], QueueCommand::Ping),
                 None,
             ),
             _ => return None,
@@ -405,14 +405,14 @@ fn check_answer(
     };
     let after = stored(w, i);
     match (&req.command, &first.reply) {
-        (Command::Send { body, .. }, Reply::Ok) => {
+        (QueueCommand::Send { body, .. }, Reply::Ok) => {
             assert_eq!(after.len(), before.len() + 1, "SEND OK stores one message");
             match &after.last().expect("stored").body {
                 MessageBody::Message { body: b, .. } => assert_eq!(b, body),
                 MessageBody::Quota => panic!("SEND OK stored a quota marker"),
             }
         }
-        (Command::Send { .. }, Reply::Err(_)) => {
+        (QueueCommand::Send { .. }, Reply::Err(_)) => {
             assert!(after.len() <= before.len() + 1);
             if after.len() == before.len() + 1 {
                 assert!(matches!(
@@ -421,7 +421,7 @@ fn check_answer(
                 ));
             }
         }
-        (Command::Ack(id), Reply::Ok | Reply::Msg { .. }) => {
+        (QueueCommand::Ack(id), Reply::Ok | Reply::Msg { .. }) => {
             let acked_first = before
                 .first()
                 .is_some_and(|m| m.id.as_slice() == id.as_slice());
@@ -436,7 +436,7 @@ fn check_answer(
                 "ACK removes the acknowledged first message only"
             );
         }
-        (Command::Del, Reply::Ok) => assert!(after.is_empty()),
+        (QueueCommand::Del, Reply::Ok) => assert!(after.is_empty()),
         _ => {}
     }
 }
@@ -537,9 +537,10 @@ fuzz_target!(|input: Input| {
                 let before = qi.map(|i| stored(&w, i));
                 let out = w.relay.handle(&s, req.clone(), 0);
                 record_new(&mut w, &out.responses);
-                let failed = out.responses.first().is_some_and(|r| {
-                    r.reply == Reply::Err(smp_groups_relay::ErrorCode::Internal)
-                });
+                let failed = out
+                    .responses
+                    .first()
+                    .is_some_and(|r| r.reply == Reply::Err(smp_groups_relay::ErrorCode::Internal));
                 if !failed {
                     check_answer(&mut w, &req, qi, before, &out.responses);
                 }
