@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::api::{ClientEvent, Command, CommandError, Event};
 use crate::config::Config;
 use crate::fault::{At, FaultKind, FaultSource, RefusalCounts};
+use crate::record::encode;
 use crate::relay::{OpId, RelayError, RelayEvent, RelayOp};
 use crate::state::{
     Conn, Group, MemberRecIn, MemberRecOut, Meta, Mid, PendingOp, Purpose, RecvInvitation,
@@ -840,21 +841,24 @@ impl Agent {
     /// Every record of the agent's current state, as a store that applied
     /// every batch so far holds them. Restoring from these gives this agent.
     pub fn records(&self) -> Vec<(Key, Vec<u8>)> {
+        fn put<T: Serialize>(out: &mut Vec<(Key, Vec<u8>)>, key: Key, value: &T) {
+            if let Some(v) = encode(&key, value) {
+                out.push((key, v));
+            }
+        }
         let mut out = Vec::new();
-        out.extend(
-            encode(&Meta {
-                config: self.cfg.clone(),
-                next_id: self.next_id,
-            })
-            .map(|v| (Key::Meta, v)),
-        );
+        let meta = Meta {
+            config: self.cfg.clone(),
+            next_id: self.next_id,
+        };
+        put(&mut out, Key::Meta, &meta);
         for (id, c) in &self.conns {
-            out.extend(encode(c).map(|v| (Key::Conn(*id), v)));
+            put(&mut out, Key::Conn(*id), c);
         }
         for (a, g) in &self.groups {
             let mut shell = g.clone();
             let _ = shell.integrity.take_members();
-            out.extend(encode(&shell).map(|v| (Key::Group(a.clone()), v)));
+            put(&mut out, Key::Group(a.clone()), &shell);
             for (mid, m) in &g.members {
                 let rec = MemberRecOut {
                     member: m,
@@ -862,39 +866,34 @@ impl Agent {
                         .integrity
                         .member_state(smp_groups_wire::agent::MemberId(*mid)),
                 };
-                out.extend(encode(&rec).map(|v| (Key::Member(a.clone(), *mid), v)));
+                put(&mut out, Key::Member(a.clone(), *mid), &rec);
             }
             for (id, r) in &g.history {
-                out.extend(encode(r).map(|v| (Key::Sent(a.clone(), *id), v)));
+                put(&mut out, Key::Sent(a.clone(), *id), r);
             }
             if !g.direct.is_empty() {
-                out.extend(encode(&g.direct).map(|v| (Key::Direct(a.clone()), v)));
+                put(&mut out, Key::Direct(a.clone()), &g.direct);
             }
             for (seq, r) in &g.shared {
-                out.extend(encode(r).map(|v| (Key::Shared(a.clone(), *seq), v)));
+                put(&mut out, Key::Shared(a.clone(), *seq), r);
             }
             if g.profiles != crate::profile::Profiles::default() {
-                out.extend(encode(&g.profiles).map(|v| (Key::Profiles(a.clone()), v)));
+                put(&mut out, Key::Profiles(a.clone()), &g.profiles);
             }
             for (n, u) in g.proofs.units() {
-                out.extend(encode(u).map(|v| (Key::Proof(a.clone(), *n), v)));
+                put(&mut out, Key::Proof(a.clone(), *n), u);
             }
             for (id, to) in g.proofs.noted() {
-                out.extend(encode(to).map(|v| (Key::ProofSent(a.clone(), *id), v)));
+                put(&mut out, Key::ProofSent(a.clone(), *id), to);
             }
         }
         for (i, r) in &self.invitations {
-            out.extend(encode(r).map(|v| (Key::Invitation(i.clone()), v)));
+            put(&mut out, Key::Invitation(i.clone()), r);
         }
         for (id, p) in &self.ops {
-            out.extend(encode(p).map(|v| (Key::Op(id.0), v)));
+            put(&mut out, Key::Op(id.0), p);
         }
-        out.into_iter()
-            .map(|(k, v)| {
-                let v = crate::record::seal(&k, v);
-                (k, v)
-            })
-            .collect()
+        out
     }
 
     /// A group's record (without its members) and the records of the members
@@ -912,15 +911,12 @@ impl Agent {
         };
         let changed = g.integrity.take_changed();
         let states = g.integrity.take_members();
-        let shell = encode(&*g);
+        let key = Key::Group(alias.to_owned());
+        let shell = encode(&key, &*g);
         g.integrity.restore_members(states);
         match shell {
-            Some(v) => {
-                let key = Key::Group(alias.to_owned());
-                let v = crate::record::seal(&key, v);
-                batch.puts.push((key, v));
-            }
-            None => batch.deletes.push(Key::Group(alias.to_owned())),
+            Some(v) => batch.puts.push((key, v)),
+            None => batch.deletes.push(key),
         }
         let mut now = BTreeMap::new();
         for (mid, m) in &g.members {
@@ -931,9 +927,8 @@ impl Agent {
                     member: m,
                     integrity: g.integrity.member_state(id),
                 };
-                if let Some(v) = encode(&rec) {
-                    let key = Key::Member(alias.to_owned(), *mid);
-                    let v = crate::record::seal(&key, v);
+                let key = Key::Member(alias.to_owned(), *mid);
+                if let Some(v) = encode(&key, &rec) {
                     batch.puts.push((key, v));
                 }
             }
@@ -972,49 +967,51 @@ impl Agent {
                 _ => {}
             }
             let value = match &key {
-                Key::Meta => encode(&Meta {
-                    config: self.cfg.clone(),
-                    next_id: self.next_id,
-                }),
-                Key::Conn(id) => self.conns.get(id).and_then(encode),
+                Key::Meta => encode(
+                    &key,
+                    &Meta {
+                        config: self.cfg.clone(),
+                        next_id: self.next_id,
+                    },
+                ),
+                Key::Conn(id) => self.conns.get(id).and_then(|v| encode(&key, v)),
                 Key::Group(_) | Key::Member(..) => continue,
-                Key::Invitation(i) => self.invitations.get(i).and_then(encode),
-                Key::Op(id) => self.ops.get(&OpId(*id)).and_then(encode),
-                Key::Profiles(alias) => {
-                    self.groups.get(alias).map(|g| &g.profiles).and_then(encode)
-                }
+                Key::Invitation(i) => self.invitations.get(i).and_then(|v| encode(&key, v)),
+                Key::Op(id) => self.ops.get(&OpId(*id)).and_then(|v| encode(&key, v)),
+                Key::Profiles(alias) => self
+                    .groups
+                    .get(alias)
+                    .map(|g| &g.profiles)
+                    .and_then(|v| encode(&key, v)),
                 Key::Shared(alias, seq) => self
                     .groups
                     .get(alias)
                     .and_then(|g| g.shared.get(seq))
-                    .and_then(encode),
+                    .and_then(|v| encode(&key, v)),
                 Key::Sent(alias, id) => self
                     .groups
                     .get(alias)
                     .and_then(|g| g.history.get(id))
-                    .and_then(encode),
+                    .and_then(|v| encode(&key, v)),
                 Key::Direct(alias) => self
                     .groups
                     .get(alias)
                     .map(|g| &g.direct)
                     .filter(|d| !d.is_empty())
-                    .and_then(encode),
+                    .and_then(|v| encode(&key, v)),
                 Key::Proof(alias, n) => self
                     .groups
                     .get(alias)
                     .and_then(|g| g.proofs.unit(*n))
-                    .and_then(encode),
+                    .and_then(|v| encode(&key, v)),
                 Key::ProofSent(alias, id) => self
                     .groups
                     .get(alias)
                     .and_then(|g| g.proofs.recipients(*id))
-                    .and_then(encode),
+                    .and_then(|v| encode(&key, v)),
             };
             match value {
-                Some(v) => {
-                    let v = crate::record::seal(&key, v);
-                    batch.puts.push((key, v));
-                }
+                Some(v) => batch.puts.push((key, v)),
                 None => batch.deletes.push(key),
             }
         }
@@ -1035,12 +1032,6 @@ impl Agent {
             .get_mut(alias)
             .ok_or_else(|| CommandError::NoGroup(alias.to_owned()))
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
-    // Serialization of these plain records cannot fail; if it ever did, the
-    // record is written as absent rather than as garbage.
-    postcard::to_allocvec(value).ok()
 }
 
 /// Read-only views for drivers and tests.

@@ -73,7 +73,7 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{AnchorRec, Member, MemberStatus};
+    use crate::state::MemberStatus;
     use crate::store::Key;
     use crate::{Agent, Config, Input, Output, Timestamp};
 
@@ -83,19 +83,7 @@ mod tests {
         if let Some(g) = a.groups.get_mut("g") {
             g.members.insert(
                 [1; 16],
-                Member {
-                    conn: None,
-                    status: MemberStatus::Pending,
-                    signing_key: None,
-                    profile: Vec::new(),
-                    since: 1_000,
-                    introduced_by: None,
-                    my_anchor: AnchorRec::Genesis,
-                    peer_anchor: None,
-                    announced: false,
-                    receipts: Vec::new(),
-                    receipts_due: None,
-                },
+                crate::group::testing::member(None, MemberStatus::Pending, 1_000),
             );
         }
         a.touch_group("g");

@@ -1,7 +1,7 @@
 //! Stored records, each with its own layout version.
 //!
 //! Every value the core stores is one byte, the layout version of its kind of
-//! record ([`layout`]), then the record (postcard). [`crate::Agent::restore`]
+//! record ([`layout`]), then the record (postcard; [`encode`]). [`crate::Agent::restore`]
 //! reads each value through [`open`]: a record of an older layout is brought
 //! to the current one by [`migrate`], one step per version, and a record of a
 //! layout this code does not know is refused, never guessed at.
@@ -50,10 +50,11 @@ pub const fn layout(key: &Key) -> u8 {
     }
 }
 
-/// `body` as stored under `key`: its layout version, then the record.
-pub(crate) fn seal(key: &Key, mut body: Vec<u8>) -> Vec<u8> {
-    body.insert(0, layout(key));
-    body
+/// `value` as stored under `key`: its layout version, then the record, in
+/// one buffer. Serialization of these plain records cannot fail; if it ever
+/// did, the record is written as absent rather than as garbage.
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &Key, value: &T) -> Option<Vec<u8>> {
+    postcard::to_extend(value, vec![layout(key)]).ok()
 }
 
 /// Why a stored value could not be opened.
@@ -132,7 +133,9 @@ pub(crate) fn migrate(key: &Key, from: u8, body: &[u8]) -> Result<Vec<u8>, Strin
     }
 }
 
-/// A connection invitation as layout 1 stored it (postcard).
+/// A connection invitation as layout 1 stored it (postcard; the tests write
+/// it too).
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Deserialize)]
 struct InviteV1 {
     server: String,
@@ -141,7 +144,9 @@ struct InviteV1 {
     anchor: Option<AnchorRec>,
 }
 
-/// Join information as layout 1 stored it (postcard).
+/// Join information as layout 1 stored it (postcard; the tests write it
+/// too).
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Deserialize)]
 struct JoinV1 {
     sender_key: [u8; 32],
@@ -231,29 +236,11 @@ fn envelope_v1_to_wire(bytes: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Serialize;
     use smp_groups_wire::decode_all;
 
-    #[derive(Serialize)]
-    struct InviteV1Out<'a> {
-        server: &'a str,
-        snd_id: Vec<u8>,
-        params: Vec<u8>,
-        anchor: Option<AnchorRec>,
-    }
-
-    #[derive(Serialize)]
-    struct JoinV1Out {
-        sender_key: [u8; 32],
-        reply_auth: [u8; 32],
-        member: Option<(Mid, [u8; 32], Vec<u8>)>,
-        anchor: Option<AnchorRec>,
-        info: Vec<u8>,
-    }
-
     fn invite_v1() -> Vec<u8> {
-        postcard::to_allocvec(&InviteV1Out {
-            server: "smp://k@relay.test",
+        postcard::to_allocvec(&InviteV1 {
+            server: "smp://k@relay.test".to_owned(),
             snd_id: vec![5; 24],
             params: vec![1, 2, 3],
             anchor: Some(AnchorRec::At(4, [6; 32])),
@@ -261,8 +248,8 @@ mod tests {
         .expect("encodes")
     }
 
-    fn join_v1() -> JoinV1Out {
-        JoinV1Out {
+    fn join_v1() -> JoinV1 {
+        JoinV1 {
             sender_key: [1; 32],
             reply_auth: [2; 32],
             member: Some(([3; 16], [4; 32], b"me".to_vec())),
@@ -274,8 +261,8 @@ mod tests {
     #[test]
     fn every_value_starts_with_its_layout() {
         let key = Key::Conn(1);
-        assert_eq!(seal(&key, vec![9, 9]), vec![2, 9, 9]);
-        assert_eq!(seal(&Key::Meta, vec![]), vec![1]);
+        assert_eq!(encode(&key, &[9u8, 9]), Some(vec![2, 9, 9]));
+        assert_eq!(encode(&Key::Meta, &()), Some(vec![1]));
         let (body, migrated) = open(&key, &[2, 9, 9], VERSIONED_SCHEMA).expect("opens");
         assert_eq!((body, migrated), (vec![9, 9], false));
     }

@@ -213,7 +213,7 @@ impl Agent {
             }
             Timer::Join(group) => {
                 tracing::warn!(group, "our join did not complete in time: leaving");
-                self.abandon_join(&group);
+                self.leave_group(&group);
             }
             Timer::Deletion(group) => self.check_delete_done(&group),
             Timer::Receipts(group, x) => self.send_receipts(&group, x),
@@ -236,8 +236,8 @@ mod tests {
 
     use super::{Timer, TimerKind};
     use crate::state::{
-        AnchorRec, Conn, ConnStatus, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Owner,
-        PendingOp, Purpose,
+        Conn, ConnStatus, GroupStatus, JoinTrack, Member, MemberStatus, Mid, Owner, PendingOp,
+        Purpose,
     };
     use crate::{Agent, Config, Input, RelayOp, Timestamp};
 
@@ -255,19 +255,7 @@ mod tests {
     }
 
     fn member(status: MemberStatus, since: u64) -> Member {
-        Member {
-            conn: None,
-            status,
-            signing_key: None,
-            profile: Vec::new(),
-            since,
-            introduced_by: None,
-            my_anchor: AnchorRec::Genesis,
-            peer_anchor: None,
-            announced: false,
-            receipts: Vec::new(),
-            receipts_due: None,
-        }
+        crate::group::testing::member(None, status, since)
     }
 
     fn add_member(a: &mut Agent, x: Mid, m: Member) {
@@ -488,8 +476,8 @@ mod tests {
         assert_eq!(a.next_deadline(), None);
     }
 
-    /// The handshake side fires its connection timers itself: it must agree
-    /// with the table on when they are due.
+    /// The connection timers (a closing connection's linger, a gone peer's
+    /// grace) fire when the table says, and are disarmed by firing.
     #[test]
     fn connection_timers_fire_when_the_table_says() {
         let cfg = Config {

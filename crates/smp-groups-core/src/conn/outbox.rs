@@ -297,7 +297,7 @@ impl Agent {
                         .is_some_and(crate::state::Group::joining)
                     {
                         tracing::warn!(group, member = %smp_groups_wire::agent::MemberId(member), "a member refused our connection while we join: leaving");
-                        self.abandon_join(&group);
+                        self.leave_group(&group);
                         return;
                     }
                     self.close_member(&group, member);

@@ -197,7 +197,7 @@ impl Agent {
                 .iter()
                 .map(|x| (*x, g.members.get(x).and_then(|m| m.conn)))
                 .collect();
-            let new_info = self.member_info_pub(group, member);
+            let new_info = self.member_info(group, member);
             for (_, c) in conns {
                 if let (Some(c), Some(info)) = (c, new_info.clone()) {
                     self.enqueue(c, &AMessage::Group(GroupEnvelope::Intro(info)), Note::None);
@@ -206,7 +206,7 @@ impl Agent {
             for (x, inv) in fwd {
                 if let (Some(c), Some(info), Ok(invitation)) = (
                     target,
-                    self.member_info_pub(group, x),
+                    self.member_info(group, x),
                     smp_groups_wire::agent::Invitation::new(inv),
                 ) {
                     let env = GroupEnvelope::Fwd {
@@ -400,28 +400,6 @@ impl Agent {
             member_id: MemberId(member),
             signing_key: key,
             profile: Profile::new(profile).ok()?,
-        })
-    }
-
-    pub(crate) fn member_info_pub(
-        &self,
-        group: &str,
-        member: Mid,
-    ) -> Option<smp_groups_wire::agent::MemberInfo> {
-        let g = self.groups.get(group)?;
-        let (key, profile) = if member == g.me {
-            (
-                *g.signing_key.public_key().as_bytes(),
-                g.profiles.mine.clone(),
-            )
-        } else {
-            let m = g.members.get(&member)?;
-            (m.signing_key.unwrap_or([0; 32]), m.profile.clone())
-        };
-        Some(smp_groups_wire::agent::MemberInfo {
-            member_id: MemberId(member),
-            signing_key: key,
-            profile: smp_groups_wire::agent::Profile::new(profile).ok()?,
         })
     }
 

@@ -368,16 +368,4 @@ impl Agent {
             );
         }
     }
-
-    /// Leaves a group whose join cannot complete: `LEFT` to every member we
-    /// reached, then forget it.
-    pub(crate) fn abandon_join(&mut self, group: &str) {
-        let conns = self.member_conns(group);
-        self.send_left(group);
-        self.drop_group(group, &conns);
-        self.event(Event::Left {
-            group: group.to_owned(),
-            member: None,
-        });
-    }
 }

@@ -7,8 +7,9 @@ use crate::api::{CommandError, Event};
 use crate::state::{GroupStatus, Mid, Note};
 
 impl Agent {
-    pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
-        self.group_mut(group)?;
+    /// Leaves `group`: `LEFT` to every member we reached, then forget it
+    /// (the client's `LEAVE`, or our join that cannot complete).
+    pub(crate) fn leave_group(&mut self, group: &str) {
         let conns = self.member_conns(group);
         self.send_left(group);
         self.drop_group(group, &conns);
@@ -16,6 +17,11 @@ impl Agent {
             group: group.to_owned(),
             member: None,
         });
+    }
+
+    pub(crate) fn cmd_leave(&mut self, group: &str) -> Result<Event, CommandError> {
+        self.group_mut(group)?;
+        self.leave_group(group);
         Ok(Event::Ok {
             alias: group.to_owned(),
         })

@@ -205,7 +205,7 @@ impl Agent {
             .as_ref()
             .is_some_and(|j| j.introducer == x && !j.done);
         if abandon {
-            self.abandon_join(group);
+            self.leave_group(group);
             return;
         }
         if let Some(c) = offered {

@@ -49,24 +49,27 @@ pub(crate) fn group_with(cfg: Config, members: &[Mid]) -> Agent {
             None,
         );
         g.had_members = true;
-        g.insert_member(
-            *x,
-            Member {
-                conn: Some(conn),
-                status: MemberStatus::Full,
-                signing_key: None,
-                profile: Vec::new(),
-                since: NOW,
-                introduced_by: None,
-                my_anchor: AnchorRec::Genesis,
-                peer_anchor: None,
-                announced: false,
-                receipts: Vec::new(),
-                receipts_due: None,
-            },
-        );
+        g.insert_member(*x, member(Some(conn), MemberStatus::Full, NOW));
     }
     a
+}
+
+/// A member as the tests hold it: on connection `conn` if any, in `status`
+/// since `since`, with no key or profile, its chain from genesis.
+pub(crate) fn member(conn: Option<u64>, status: MemberStatus, since: u64) -> Member {
+    Member {
+        conn,
+        status,
+        signing_key: None,
+        profile: Vec::new(),
+        since,
+        introduced_by: None,
+        my_anchor: AnchorRec::Genesis,
+        peer_anchor: None,
+        announced: false,
+        receipts: Vec::new(),
+        receipts_due: None,
+    }
 }
 
 /// Member `from` sends `env` on its connection (`10 + i`).
