@@ -581,7 +581,7 @@ async fn connection(shared: &Arc<Shared>, server: &str) -> Result<ReconnectingCl
         return Err(local(RelayError::Auth, "not an SMP relay address"));
     };
     let connecting =
-        ReconnectingClient::connect_via(address, shared.config.clone(), Arc::clone(&shared.dialer));
+        ReconnectingClient::connect_via(Arc::clone(&shared.dialer), address, shared.config.clone());
     let client = match connecting.await {
         Ok(c) => c,
         Err(e) => {

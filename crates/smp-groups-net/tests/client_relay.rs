@@ -202,7 +202,7 @@ async fn a_dialer_carries_every_connection_and_reconnection() {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
     };
-    let rc = ReconnectingClient::connect_via(server.clone(), cfg, dialer.clone())
+    let rc = ReconnectingClient::connect_via(dialer.clone(), server.clone(), cfg)
         .await
         .unwrap();
     let mut events = rc.take_events().unwrap();

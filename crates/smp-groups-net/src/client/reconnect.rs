@@ -48,15 +48,15 @@ impl ReconnectingClient {
         server: ProtocolServer,
         config: ReconnectConfig,
     ) -> Result<Self, ClientError> {
-        Self::connect_via(server, config, Arc::new(TcpDialer)).await
+        Self::connect_via(Arc::new(TcpDialer), server, config).await
     }
 
     /// [`connect`](Self::connect) with every connection's stream opened by
     /// `dialer`.
     pub async fn connect_via(
+        dialer: Arc<dyn Dialer>,
         server: ProtocolServer,
         config: ReconnectConfig,
-        dialer: Arc<dyn Dialer>,
     ) -> Result<Self, ClientError> {
         let client = SmpClient::connect_via(&*dialer, &server, config.client.clone()).await?;
         let first_events = client.take_events().ok_or(ClientError::Closed)?;
